@@ -1,0 +1,105 @@
+"""API Gateway HTTP API (payload format 2.0) events and responses, as Lambda sees them.
+
+Shape: https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-develop-integrations-lambda.html
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl
+
+ROUTES = (("POST", "/v1/notifications"), ("GET", "/v1/notifications/{id}"))
+
+
+def _route_key(method: str, path: str) -> tuple[str, dict[str, str] | None]:
+    for route_method, template in ROUTES:
+        if route_method != method:
+            continue
+        want, got = template.strip("/").split("/"), path.strip("/").split("/")
+        if len(want) != len(got):
+            continue
+        params = {w[1:-1]: g for w, g in zip(want, got, strict=True) if w.startswith("{")}
+        if all(w == g for w, g in zip(want, got, strict=True) if not w.startswith("{")):
+            return f"{method} {template}", params or None
+    return "$default", None
+
+
+def http_api_event(
+    method: str,
+    path: str,
+    *,
+    body: bytes | str | None = None,
+    headers: Mapping[str, str] | None = None,
+    query: str = "",
+    source_ip: str = "127.0.0.1",
+) -> dict[str, Any]:
+    """The event API Gateway HTTP API sends to a Lambda proxy integration (payload 2.0)."""
+    lowered = {k.lower(): v for k, v in (headers or {}).items()}
+    route_key, params = _route_key(method, path)
+    raw = body.encode() if isinstance(body, str) else body
+    is_text = raw is None or _is_text(lowered.get("content-type", ""))
+    now = time.time()
+    event: dict[str, Any] = {
+        "version": "2.0",
+        "routeKey": route_key,
+        "rawPath": path,
+        "rawQueryString": query,
+        "headers": lowered,
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "local",
+            "domainName": "127.0.0.1",
+            "domainPrefix": "127",
+            "http": {
+                "method": method,
+                "path": path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": source_ip,
+                "userAgent": lowered.get("user-agent", ""),
+            },
+            "requestId": str(uuid.uuid4()),
+            "routeKey": route_key,
+            "stage": "$default",
+            "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
+            "timeEpoch": int(now * 1000),
+        },
+        "isBase64Encoded": not is_text,
+    }
+    if query:
+        event["queryStringParameters"] = dict(parse_qsl(query, keep_blank_values=True))
+    if params:
+        event["pathParameters"] = params
+    if raw is not None:
+        event["body"] = raw.decode("utf-8") if is_text else base64.b64encode(raw).decode()
+    return event
+
+
+def _is_text(content_type: str) -> bool:
+    kind = content_type.split(";")[0].strip().lower()
+    return kind.startswith("text/") or kind.endswith("json") or kind in ("application/x-www-form-urlencoded", "")
+
+
+@dataclass(frozen=True)
+class HttpResult:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def http_result(response: Mapping[str, Any]) -> HttpResult:
+    """Read a Lambda proxy response (payload 2.0) the way API Gateway does."""
+    body = response.get("body") or ""
+    raw = base64.b64decode(body) if response.get("isBase64Encoded") else body.encode()
+    headers = {k.lower(): str(v) for k, v in (response.get("headers") or {}).items()}
+    for name, values in (response.get("multiValueHeaders") or {}).items():
+        headers[name.lower()] = ",".join(values)
+    return HttpResult(status=int(response.get("statusCode", 200)), headers=headers, body=raw)

@@ -1,0 +1,79 @@
+"""The AWS resources the functions expect, created in moto (tests) or the moto server (local stack).
+
+Names and shapes match template.yaml: the idempotency table (key ``id``, TTL ``expiration``), the status table
+(``notification_id`` + ``channel``), a verified SES identity and the Slack and webhook secrets.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+IDEMPOTENCY_TABLE = "notifications-idempotency"
+STATUS_TABLE = "notifications-status"
+SENDER_ADDRESS = "orders@shop.example"
+SLACK_SECRET = "notifications/slack-webhook"
+WEBHOOK_SECRET = "notifications/webhook"
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    slack_webhook_url: str = "http://127.0.0.1:3001/slack"
+    webhook_url: str = "http://127.0.0.1:3001/webhook"
+    webhook_signing_key: str = "local-signing-key"
+
+
+def create_all(session: Any, endpoints: Endpoints = Endpoints()) -> None:
+    """Create every resource; already existing ones are left as they are."""
+    ddb = session.client("dynamodb")
+    existing = set(ddb.list_tables()["TableNames"])
+    if IDEMPOTENCY_TABLE not in existing:
+        ddb.create_table(
+            TableName=IDEMPOTENCY_TABLE,
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        ddb.update_time_to_live(
+            TableName=IDEMPOTENCY_TABLE, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiration"}
+        )
+    if STATUS_TABLE not in existing:
+        ddb.create_table(
+            TableName=STATUS_TABLE,
+            KeySchema=[
+                {"AttributeName": "notification_id", "KeyType": "HASH"},
+                {"AttributeName": "channel", "KeyType": "RANGE"},
+            ],
+            AttributeDefinitions=[
+                {"AttributeName": "notification_id", "AttributeType": "S"},
+                {"AttributeName": "channel", "AttributeType": "S"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+    session.client("sesv2").create_email_identity(EmailIdentity=SENDER_ADDRESS)
+    secrets = session.client("secretsmanager")
+    for name, value in (
+        (SLACK_SECRET, {"url": endpoints.slack_webhook_url}),
+        (WEBHOOK_SECRET, {"url": endpoints.webhook_url, "signing_key": endpoints.webhook_signing_key}),
+    ):
+        try:
+            secrets.create_secret(Name=name, SecretString=json.dumps(value))
+        except secrets.exceptions.ResourceExistsException:
+            secrets.put_secret_value(SecretId=name, SecretString=json.dumps(value))
+
+
+def function_environment(bootstrap: str) -> dict[str, str]:
+    """The environment every function gets locally (template.yaml sets the same names in AWS)."""
+    return {
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "KAFKA_SECURITY_PROTOCOL": "PLAINTEXT",
+        "STATUS_TABLE_NAME": STATUS_TABLE,
+        "IDEMPOTENCY_TABLE_NAME": IDEMPOTENCY_TABLE,
+        "EMAIL_FROM_ADDRESS": SENDER_ADDRESS,
+        "SLACK_WEBHOOK_SECRET_ID": SLACK_SECRET,
+        "WEBHOOK_SECRET_ID": WEBHOOK_SECRET,
+        "POWERTOOLS_SERVICE_NAME": "purchase-notifications",
+        "POWERTOOLS_METRICS_NAMESPACE": "PurchaseNotifications",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+    }

@@ -1,0 +1,51 @@
+"""Reading records back from Kafka as the codec's ``KafkaRecord`` (for the emulator, tools and tests)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from notifications.kafka.msk_event import KafkaRecord
+
+_TIMESTAMP_TYPES = {0: "CREATE_TIME", 1: "LOG_APPEND_TIME"}
+
+
+def to_kafka_record(record: Any) -> KafkaRecord:
+    """A kafka-python ``ConsumerRecord`` as the record a Lambda Kafka event carries."""
+    return KafkaRecord(
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        timestamp=int(record.timestamp),
+        timestamp_type=_TIMESTAMP_TYPES.get(record.timestamp_type, "CREATE_TIME"),
+        key=record.key,
+        value=record.value,
+        headers=tuple((name, value or b"") for name, value in record.headers),
+    )
+
+
+def read_topic(
+    bootstrap: str,
+    topic: str,
+    *,
+    until: Callable[[list[KafkaRecord]], bool],
+    where: Callable[[KafkaRecord], bool] = lambda _: True,
+    timeout: float = 30.0,
+) -> list[KafkaRecord]:
+    """Every record of ``topic`` from the beginning that matches ``where``, read until ``until`` holds."""
+    from kafka import KafkaConsumer, TopicPartition  # noqa: PLC0415
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap.split(","), enable_auto_commit=False, group_id=None)
+    try:
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        found: list[KafkaRecord] = []
+        deadline = time.monotonic() + timeout
+        while not until(found) and time.monotonic() < deadline:
+            for batch in consumer.poll(timeout_ms=200).values():
+                found.extend(r for r in map(to_kafka_record, batch) if where(r))
+        return found
+    finally:
+        consumer.close()

@@ -1,0 +1,28 @@
+"""Sender Lambda (one function per channel, chosen by ``CHANNEL``): MSK event -> provider, partial batch response."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.kafka_event import KafkaEventRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from notifications.delivery import delivery_runtime
+from notifications.kafka.msk_event import decode_record
+from notifications.observability import logger, metrics, tracer
+
+processor = BatchProcessor(event_type=EventType.Kafka)
+
+
+def record_handler(record: KafkaEventRecord) -> None:
+    delivery_runtime().deliver(decode_record(record.raw_event))
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    delivery_runtime().bind(context)
+    return process_partial_response(  # type: ignore[return-value]
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )

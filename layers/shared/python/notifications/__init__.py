@@ -1,0 +1,1 @@
+"""Shared package of the purchase-notification functions (deployed as a Lambda layer)."""

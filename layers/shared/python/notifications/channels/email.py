@@ -1,0 +1,78 @@
+"""Email through Amazon SES v2 (``SendEmail`` with simple content: subject, HTML and text bodies)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import BaseModel, ValidationError
+
+from notifications import aws
+from notifications.channels.base import Receipt, register, render
+from notifications.errors import PermanentDeliveryError, TransientDeliveryError
+from notifications.models import Channel, ChannelMessage, Email
+from notifications.settings import SenderSettings
+
+# SES v2 error codes: https://docs.aws.amazon.com/ses/latest/APIReference-V2/API_SendEmail.html#API_SendEmail_Errors
+_PERMANENT = frozenset(
+    {
+        "AccountSuspendedException",
+        "MailFromDomainNotVerifiedException",
+        "MessageRejected",
+        "NotFoundException",
+        "BadRequestException",
+        "SendingPausedException",
+    }
+)
+
+
+class EmailRecipient(BaseModel):
+    address: Email
+
+
+class EmailSender:
+    channel = Channel.EMAIL
+
+    def __init__(self, settings: SenderSettings, ses: Any) -> None:
+        assert settings.email_from_address  # guaranteed by SenderSettings validation
+        self._from = settings.email_from_address
+        self._configuration_set = settings.ses_configuration_set
+        self._ses = ses
+
+    def send(self, message: ChannelMessage) -> Receipt:
+        try:
+            recipient = EmailRecipient(address=message.recipient or "")
+        except ValidationError as exc:
+            raise PermanentDeliveryError("invalid email recipient") from exc
+        locale = message.locale
+        request: dict[str, Any] = {
+            "FromEmailAddress": self._from,
+            "Destination": {"ToAddresses": [recipient.address]},
+            "Content": {
+                "Simple": {
+                    "Subject": {"Data": render(self.channel, locale, "subject.txt", message), "Charset": "UTF-8"},
+                    "Body": {
+                        "Text": {"Data": render(self.channel, locale, "body.txt", message), "Charset": "UTF-8"},
+                        "Html": {"Data": render(self.channel, locale, "body.html", message), "Charset": "UTF-8"},
+                    },
+                }
+            },
+            "EmailTags": [{"Name": "notification_id", "Value": str(message.notification_id)}],
+        }
+        if self._configuration_set:
+            request["ConfigurationSetName"] = self._configuration_set
+        try:
+            response = self._ses.send_email(**request)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "Unknown")
+            if code in _PERMANENT:
+                raise PermanentDeliveryError(f"SES rejected the message: {code}", provider_code=code) from exc
+            raise TransientDeliveryError(f"SES call failed: {code}", provider_code=code) from exc
+        except BotoCoreError as exc:
+            raise TransientDeliveryError(f"SES unreachable: {type(exc).__name__}") from exc
+        return Receipt(provider_message_id=response.get("MessageId"))
+
+
+@register(Channel.EMAIL)
+def create(settings: SenderSettings) -> EmailSender:
+    return EmailSender(settings, aws.client("sesv2"))

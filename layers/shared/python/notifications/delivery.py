@@ -1,0 +1,122 @@
+"""Sender domain: deliver one channel message effectively once and say per record what must be retried.
+
+- A send is idempotent on notification id + channel + recipient (Powertools Idempotency on DynamoDB): a
+  redelivered record replays the stored receipt instead of calling the provider again.
+- Transient provider errors raise, so ``BatchProcessor`` reports the record in ``batchItemFailures``.
+- Permanent errors and unreadable records go to the DLQ (the record is then done) and mark the status failed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, IdempotencyConfig
+from aws_lambda_powertools.utilities.idempotency.idempotency import idempotent_function
+from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from notifications import aws
+from notifications.channels import ChannelSender, Receipt, channel_sender
+from notifications.errors import PermanentDeliveryError, PoisonRecordError, TransientDeliveryError
+from notifications.kafka.msk_event import KafkaRecord
+from notifications.kafka.producer import KafkaPublisher, Publisher, publish_one
+from notifications.models import CHANNEL_SCHEMA, ChannelMessage
+from notifications.observability import logger, metrics
+from notifications.records import dead_letter, decode_envelope
+from notifications.settings import SenderSettings, sender_settings
+from notifications.status import DynamoStatusStore, StatusStore
+
+
+@dataclass
+class DeliveryService:
+    settings: SenderSettings
+    sender: ChannelSender
+    status: StatusStore
+    publisher: Publisher
+    persistence: BasePersistenceLayer
+
+    def __post_init__(self) -> None:
+        self._config = IdempotencyConfig(
+            event_key_jmespath="key",
+            raise_on_no_idempotency_key=True,
+            expires_after_seconds=self.settings.idempotency_ttl_seconds,
+        )
+        self._send_once = idempotent_function(
+            data_keyword_argument="delivery",
+            persistence_store=self.persistence,
+            config=self._config,
+        )(self._send)
+
+    def bind(self, context: LambdaContext | None) -> None:
+        """Let in-flight idempotency records expire with the invocation (a crashed send is retried later)."""
+        if context is not None:
+            self._config.register_lambda_context(context)
+
+    def _send(self, *, delivery: dict[str, Any], message: ChannelMessage) -> dict[str, Any]:
+        receipt = self.sender.send(message)
+        return {"provider_message_id": receipt.provider_message_id}
+
+    def _dead_letter(self, record: KafkaRecord, reason: str) -> None:
+        # Raises BrokerUnavailableError when the DLQ write is not acknowledged: the record is then retried.
+        publish_one(
+            self.publisher,
+            dead_letter(record, reason, topic=self.settings.topic_dlq, stage=f"sender-{self.settings.channel.value}"),
+        )
+
+    def deliver(self, record: KafkaRecord) -> None:
+        """Handle one record; raise to have it (and the rest of its partition) redelivered."""
+        try:
+            message = decode_envelope(record, ChannelMessage, CHANNEL_SCHEMA)
+            if message.channel != self.settings.channel:
+                raise PoisonRecordError(f"channel {message.channel.value!r} on the {self.settings.channel.value} topic")
+        except PoisonRecordError as exc:
+            logger.warning("poison record to DLQ", source=record.partition_id, offset=record.offset, reason=exc.reason)
+            metrics.add_metric(name="SenderPoisonRecords", unit="Count", value=1)
+            self._dead_letter(record, exc.reason)
+            return
+        log = {
+            "notification_id": str(message.notification_id),
+            "channel": message.channel.value,
+            "order_id": message.purchase.order_id,
+        }
+        try:
+            stored = self._send_once(delivery={"key": message.delivery_key}, message=message)
+        except TransientDeliveryError as exc:
+            logger.warning("transient delivery failure, will retry", reason=exc.reason, extra=log)
+            metrics.add_metric(name="DeliveryTransientFailures", unit="Count", value=1)
+            self._record(self.status.record_failure, message.notification_id, message.channel, exc.reason, final=False)
+            raise
+        except PermanentDeliveryError as exc:
+            logger.warning("permanent delivery failure, to DLQ", reason=exc.reason, extra=log)
+            metrics.add_metric(name="DeliveryPermanentFailures", unit="Count", value=1)
+            self._dead_letter(record, exc.reason)
+            self._record(self.status.record_failure, message.notification_id, message.channel, exc.reason, final=True)
+            return
+        receipt = Receipt(provider_message_id=stored.get("provider_message_id"))
+        self._record(self.status.record_sent, message.notification_id, message.channel, receipt.provider_message_id)
+        logger.info("delivered", provider_message_id=receipt.provider_message_id, extra=log)
+        metrics.add_metric(name="Delivered", unit="Count", value=1)
+
+    @staticmethod
+    def _record(write: Callable[..., None], *args: Any, **kwargs: Any) -> None:
+        # The status table is a view: a failed write must not turn a finished delivery into a retry.
+        try:
+            write(*args, **kwargs)
+        except Exception:
+            logger.exception("status write failed")
+
+
+@cache
+def delivery_runtime() -> DeliveryService:
+    settings = sender_settings()
+    dynamodb = aws.client("dynamodb")
+    return DeliveryService(
+        settings=settings,
+        sender=channel_sender(settings),
+        status=DynamoStatusStore(settings.status_table_name, dynamodb),
+        publisher=KafkaPublisher(settings),
+        persistence=DynamoDBPersistenceLayer(table_name=settings.idempotency_table_name, boto3_client=dynamodb),
+    )

@@ -1,0 +1,76 @@
+"""Fanout domain: one ``notification.channel/v1`` message per requested channel, acknowledged before success.
+
+Records are sent together and their acknowledgements awaited together, so a batch costs one round trip to the
+broker, not one per record. A record whose sends fail is reported failed (the event-source mapping redelivers it
+and everything after it; senders deduplicate). A record that can never be read goes to the DLQ instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache
+
+from notifications.errors import PoisonRecordError
+from notifications.kafka.msk_event import KafkaRecord
+from notifications.kafka.producer import KafkaPublisher, OutgoingRecord, Publisher
+from notifications.models import CHANNEL_SCHEMA, REQUESTED_SCHEMA, NotificationRequested, channel_messages
+from notifications.observability import CORRELATION_HEADER, logger, metrics
+from notifications.records import dead_letter, decode_envelope
+from notifications.settings import FanoutSettings, fanout_settings
+
+_PASSED_ON = frozenset({"x-amzn-trace-id", "traceparent"})
+
+
+@dataclass
+class FanoutService:
+    settings: FanoutSettings
+    publisher: Publisher
+
+    def outgoing(self, record: KafkaRecord) -> list[OutgoingRecord]:
+        """What one source record turns into: its channel messages, or one dead letter."""
+        try:
+            envelope = decode_envelope(record, NotificationRequested, REQUESTED_SCHEMA)
+        except PoisonRecordError as exc:
+            logger.warning("poison record to DLQ", source=record.partition_id, offset=record.offset, reason=exc.reason)
+            metrics.add_metric(name="FanoutPoisonRecords", unit="Count", value=1)
+            return [dead_letter(record, exc.reason, topic=self.settings.topic_dlq, stage="fanout")]
+        passed_on = tuple((k, v) for k, v in record.headers if k in _PASSED_ON)
+        headers = (
+            (CORRELATION_HEADER, envelope.correlation_id.encode()),
+            ("schema", CHANNEL_SCHEMA.encode()),
+            *passed_on,
+        )
+        return [
+            OutgoingRecord(
+                topic=self.settings.channel_topic(message.channel),
+                key=str(message.notification_id).encode(),
+                value=message.to_json(),
+                headers=headers,
+            )
+            for message in channel_messages(envelope)
+        ]
+
+    def process(self, records: Sequence[KafkaRecord]) -> list[KafkaRecord]:
+        """Fan out a batch; answer the records that must be retried."""
+        plan = [(record, self.outgoing(record)) for record in records]
+        results = iter(self.publisher.publish_all([out for _, outs in plan for out in outs]))
+        failed: list[KafkaRecord] = []
+        for record, outs in plan:
+            errors = [err for err in (next(results) for _ in outs) if err is not None]
+            if errors:
+                logger.warning(
+                    "fanout sends failed, record will be retried",
+                    source=record.partition_id,
+                    offset=record.offset,
+                    error=f"{type(errors[0]).__name__}: {errors[0]}",
+                )
+                failed.append(record)
+        metrics.add_metric(name="FanoutRecords", unit="Count", value=len(records) - len(failed))
+        return failed
+
+
+@cache
+def fanout_runtime() -> FanoutService:
+    settings = fanout_settings()
+    return FanoutService(settings=settings, publisher=KafkaPublisher(settings))

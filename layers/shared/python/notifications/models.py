@@ -1,0 +1,385 @@
+"""Versioned contracts shared by every function: the HTTP request, the Kafka envelopes and the status view.
+
+Money is a decimal string, never a float. Schema names are part of the wire format: a consumer rejects a record
+whose ``schema`` it does not know instead of guessing.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Literal
+from uuid import UUID
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
+
+REQUESTED_SCHEMA = "notification.requested/v1"
+CHANNEL_SCHEMA = "notification.channel/v1"
+
+
+class Channel(StrEnum):
+    EMAIL = "email"
+    SLACK = "slack"
+    SMS = "sms"
+    WEBHOOK = "webhook"
+
+
+# Channels whose recipient is the customer (an address in the request); the others are operator configuration.
+CUSTOMER_ADDRESSED = {Channel.EMAIL: "email", Channel.SMS: "phone"}
+
+# ISO 4217 active codes (https://www.iso.org/iso-4217-currency-codes.html).
+ISO_4217 = frozenset(
+    [
+        "AED",
+        "AFN",
+        "ALL",
+        "AMD",
+        "ANG",
+        "AOA",
+        "ARS",
+        "AUD",
+        "AWG",
+        "AZN",
+        "BAM",
+        "BBD",
+        "BDT",
+        "BGN",
+        "BHD",
+        "BIF",
+        "BMD",
+        "BND",
+        "BOB",
+        "BRL",
+        "BSD",
+        "BTN",
+        "BWP",
+        "BYN",
+        "BZD",
+        "CAD",
+        "CDF",
+        "CHF",
+        "CLP",
+        "CNY",
+        "COP",
+        "CRC",
+        "CUP",
+        "CVE",
+        "CZK",
+        "DJF",
+        "DKK",
+        "DOP",
+        "DZD",
+        "EGP",
+        "ERN",
+        "ETB",
+        "EUR",
+        "FJD",
+        "FKP",
+        "GBP",
+        "GEL",
+        "GHS",
+        "GIP",
+        "GMD",
+        "GNF",
+        "GTQ",
+        "GYD",
+        "HKD",
+        "HNL",
+        "HTG",
+        "HUF",
+        "IDR",
+        "ILS",
+        "INR",
+        "IQD",
+        "IRR",
+        "ISK",
+        "JMD",
+        "JOD",
+        "JPY",
+        "KES",
+        "KGS",
+        "KHR",
+        "KMF",
+        "KPW",
+        "KRW",
+        "KWD",
+        "KYD",
+        "KZT",
+        "LAK",
+        "LBP",
+        "LKR",
+        "LRD",
+        "LSL",
+        "LYD",
+        "MAD",
+        "MDL",
+        "MGA",
+        "MKD",
+        "MMK",
+        "MNT",
+        "MOP",
+        "MRU",
+        "MUR",
+        "MVR",
+        "MWK",
+        "MXN",
+        "MYR",
+        "MZN",
+        "NAD",
+        "NGN",
+        "NIO",
+        "NOK",
+        "NPR",
+        "NZD",
+        "OMR",
+        "PAB",
+        "PEN",
+        "PGK",
+        "PHP",
+        "PKR",
+        "PLN",
+        "PYG",
+        "QAR",
+        "RON",
+        "RSD",
+        "RUB",
+        "RWF",
+        "SAR",
+        "SBD",
+        "SCR",
+        "SDG",
+        "SEK",
+        "SGD",
+        "SHP",
+        "SLE",
+        "SOS",
+        "SRD",
+        "SSP",
+        "STN",
+        "SVC",
+        "SYP",
+        "SZL",
+        "THB",
+        "TJS",
+        "TMT",
+        "TND",
+        "TOP",
+        "TRY",
+        "TTD",
+        "TWD",
+        "TZS",
+        "UAH",
+        "UGX",
+        "USD",
+        "UYU",
+        "UZS",
+        "VES",
+        "VND",
+        "VUV",
+        "WST",
+        "XAF",
+        "XCD",
+        "XCG",
+        "XOF",
+        "XPF",
+        "YER",
+        "ZAR",
+        "ZMW",
+        "ZWG",
+    ]
+)
+
+_MONEY = re.compile(r"^\d{1,12}(\.\d{1,4})?$")
+_EMAIL = re.compile(
+    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
+)
+_E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+
+
+def _money(value: str) -> str:
+    if not _MONEY.match(value):
+        raise ValueError("must be a decimal string such as '49.90'")
+    return value
+
+
+def _currency(value: str) -> str:
+    if value not in ISO_4217:
+        raise ValueError("must be an ISO 4217 currency code such as 'EUR'")
+    return value
+
+
+def _email(value: str) -> str:
+    if len(value) > 254 or not _EMAIL.match(value):
+        raise ValueError("must be a valid email address")
+    return value
+
+
+def _e164(value: str) -> str:
+    if not _E164.match(value):
+        raise ValueError("must be an E.164 phone number such as '+4915112345678'")
+    return value
+
+
+Money = Annotated[str, Field(strict=True), AfterValidator(_money)]
+Currency = Annotated[str, Field(strict=True), AfterValidator(_currency)]
+Email = Annotated[str, Field(strict=True), AfterValidator(_email)]
+Phone = Annotated[str, Field(strict=True), AfterValidator(_e164)]
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Locale = Literal["en", "de"]
+
+
+class Contract(BaseModel):
+    """Base of every boundary model: unknown fields are an error, instances are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Item(Contract):
+    sku: Text
+    name: Text
+    quantity: Annotated[int, Field(strict=True, gt=0, le=10_000)]
+    unit_price: Money
+
+
+class Purchase(Contract):
+    order_id: Text
+    purchased_at: AwareDatetime
+    currency: Currency
+    total: Money
+    items: Annotated[list[Item], Field(min_length=1, max_length=100)]
+
+
+class Customer(Contract):
+    id: Text
+    name: Text
+    email: Email | None = None
+    phone: Phone | None = None
+
+
+class NotificationRequest(Contract):
+    """Body of ``POST /v1/notifications``."""
+
+    id: UUID
+    purchase: Purchase
+    customer: Customer
+    channels: Annotated[list[Channel], Field(min_length=1, max_length=4)] | None = None
+    locale: Locale = "en"
+
+    @model_validator(mode="after")
+    def _channels_have_addresses(self) -> NotificationRequest:
+        for channel in self.channels or ():
+            field = CUSTOMER_ADDRESSED.get(channel)
+            if field and getattr(self.customer, field) is None:
+                raise ValueError(f"channel '{channel}' needs customer.{field}")
+        if self.channels is not None and len(set(self.channels)) != len(self.channels):
+            raise ValueError("channels must not repeat")
+        if not self.requested_channels():
+            raise ValueError("no channel: give customer.email or customer.phone, or list channels")
+        return self
+
+    def requested_channels(self) -> list[Channel]:
+        """The channels asked for, or by default every channel the customer has an address for."""
+        if self.channels is not None:
+            return list(self.channels)
+        return [ch for ch, field in CUSTOMER_ADDRESSED.items() if getattr(self.customer, field) is not None]
+
+
+class NotificationRequested(Contract):
+    """Kafka envelope ``notification.requested/v1`` on the requested topic (key: notification id)."""
+
+    schema_: Literal["notification.requested/v1"] = Field(default="notification.requested/v1", alias="schema")
+    notification_id: UUID
+    correlation_id: str
+    accepted_at: AwareDatetime
+    channels: list[Channel]
+    locale: Locale
+    purchase: Purchase
+    customer: Customer
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json(by_alias=True).encode()
+
+
+class ChannelMessage(Contract):
+    """Kafka message ``notification.channel/v1``: one per notification and channel on ``notifications.<channel>``."""
+
+    schema_: Literal["notification.channel/v1"] = Field(default="notification.channel/v1", alias="schema")
+    notification_id: UUID
+    correlation_id: str
+    channel: Channel
+    # The customer's address for customer-addressed channels; None where the target is operator configuration.
+    recipient: str | None
+    locale: Locale
+    purchase: Purchase
+    customer: Customer
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json(by_alias=True).encode()
+
+    @property
+    def delivery_key(self) -> str:
+        """What makes a send unique: notification, channel and recipient."""
+        return f"{self.notification_id}:{self.channel}:{self.recipient or '-'}"
+
+
+def channel_messages(envelope: NotificationRequested) -> list[ChannelMessage]:
+    """The fan-out mapping: one channel message per requested channel."""
+    return [
+        ChannelMessage(
+            notification_id=envelope.notification_id,
+            correlation_id=envelope.correlation_id,
+            channel=channel,
+            recipient=getattr(envelope.customer, CUSTOMER_ADDRESSED[channel])
+            if channel in CUSTOMER_ADDRESSED
+            else None,
+            locale=envelope.locale,
+            purchase=envelope.purchase,
+            customer=envelope.customer,
+        )
+        for channel in envelope.channels
+    ]
+
+
+class DeliveryState(StrEnum):
+    ACCEPTED = "accepted"
+    QUEUED = "queued"
+    SENT = "sent"
+    FAILED = "failed"
+    DEAD = "dead"
+
+
+class ChannelStatus(BaseModel):
+    channel: Channel
+    state: DeliveryState
+    attempts: int = 0
+    last_error: str | None = None
+    provider_message_id: str | None = None
+    updated_at: datetime | None = None
+
+
+class NotificationStatus(BaseModel):
+    id: UUID
+    channels: list[ChannelStatus]
+
+
+class Accepted(BaseModel):
+    """Body of the 202 answer."""
+
+    id: UUID
+    status: Literal["accepted"] = "accepted"
+    channels: list[Channel]
+    correlation_id: str
+    accepted_at: datetime

@@ -1,0 +1,169 @@
+"""Delivery status per notification and channel (DynamoDB table keyed by notification_id, channel)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any, Protocol
+from uuid import UUID
+
+from notifications.models import Channel, ChannelStatus, DeliveryState, NotificationStatus
+
+_MAX_ERROR = 500
+
+
+class StatusStore(Protocol):
+    """Port: where ingest, fanout and senders record what happened to each channel of a notification."""
+
+    def record_accepted(self, notification_id: UUID, channels: Sequence[Channel]) -> None: ...
+
+    def record_sent(self, notification_id: UUID, channel: Channel, provider_message_id: str | None) -> None: ...
+
+    def record_failure(self, notification_id: UUID, channel: Channel, reason: str, *, final: bool) -> None: ...
+
+    def get(self, notification_id: UUID) -> NotificationStatus | None: ...
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class DynamoStatusStore:
+    """StatusStore on DynamoDB. Writes never move a channel backwards (a late 'accepted' cannot undo 'sent')."""
+
+    def __init__(self, table_name: str, dynamodb: Any, clock: Callable[[], datetime] = _now) -> None:
+        self._table = table_name
+        self._ddb = dynamodb
+        self._clock = clock
+
+    def _update(
+        self,
+        notification_id: UUID,
+        channel: Channel,
+        expression: str,
+        values: dict[str, Any],
+        condition: str | None = None,
+    ) -> None:
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "Key": {"notification_id": {"S": str(notification_id)}, "channel": {"S": channel.value}},
+            "UpdateExpression": expression,
+            "ExpressionAttributeNames": {"#state": "state"},
+            "ExpressionAttributeValues": {":now": {"S": self._clock().isoformat()}, **values},
+        }
+        if condition:
+            kwargs["ConditionExpression"] = condition
+        try:
+            self._ddb.update_item(**kwargs)
+        except self._ddb.exceptions.ConditionalCheckFailedException:
+            return
+
+    def record_accepted(self, notification_id: UUID, channels: Sequence[Channel]) -> None:
+        for channel in channels:
+            self._update(
+                notification_id,
+                channel,
+                "SET #state = if_not_exists(#state, :accepted), attempts = if_not_exists(attempts, :zero), "
+                "updated_at = if_not_exists(updated_at, :now)",
+                {":accepted": {"S": DeliveryState.ACCEPTED.value}, ":zero": {"N": "0"}},
+            )
+
+    def record_sent(self, notification_id: UUID, channel: Channel, provider_message_id: str | None) -> None:
+        self._update(
+            notification_id,
+            channel,
+            "SET #state = :sent, provider_message_id = :pid, updated_at = :now, "
+            "attempts = if_not_exists(attempts, :zero) + :one REMOVE last_error",
+            {
+                ":sent": {"S": DeliveryState.SENT.value},
+                ":pid": {"S": provider_message_id or ""},
+                ":zero": {"N": "0"},
+                ":one": {"N": "1"},
+            },
+            condition="attribute_not_exists(#state) OR #state <> :sent",
+        )
+
+    def record_failure(self, notification_id: UUID, channel: Channel, reason: str, *, final: bool) -> None:
+        expression = "SET last_error = :reason, updated_at = :now, attempts = if_not_exists(attempts, :zero) + :one"
+        values: dict[str, Any] = {
+            ":reason": {"S": reason[:_MAX_ERROR]},
+            ":zero": {"N": "0"},
+            ":one": {"N": "1"},
+            ":sent": {"S": DeliveryState.SENT.value},
+        }
+        if final:
+            expression += ", #state = :failed"
+            values[":failed"] = {"S": DeliveryState.FAILED.value}
+        self._update(
+            notification_id, channel, expression, values, condition="attribute_not_exists(#state) OR #state <> :sent"
+        )
+
+    def get(self, notification_id: UUID) -> NotificationStatus | None:
+        response = self._ddb.query(
+            TableName=self._table,
+            KeyConditionExpression="notification_id = :id",
+            ExpressionAttributeValues={":id": {"S": str(notification_id)}},
+            ConsistentRead=True,
+        )
+        items = response.get("Items", [])
+        if not items:
+            return None
+        return NotificationStatus(id=notification_id, channels=[_channel_status(item) for item in items])
+
+
+def _channel_status(item: dict[str, Any]) -> ChannelStatus:
+    def text(name: str) -> str | None:
+        value = item.get(name, {}).get("S")
+        return value or None
+
+    updated = text("updated_at")
+    return ChannelStatus(
+        channel=Channel(item["channel"]["S"]),
+        state=DeliveryState(item["state"]["S"]),
+        attempts=int(item.get("attempts", {}).get("N", "0")),
+        last_error=text("last_error"),
+        provider_message_id=text("provider_message_id"),
+        updated_at=datetime.fromisoformat(updated) if updated else None,
+    )
+
+
+class InMemoryStatusStore:
+    """StatusStore for unit tests and benchmarks that leave DynamoDB out."""
+
+    def __init__(self) -> None:
+        self.items: dict[tuple[UUID, Channel], ChannelStatus] = {}
+
+    def record_accepted(self, notification_id: UUID, channels: Sequence[Channel]) -> None:
+        for channel in channels:
+            self.items.setdefault(
+                (notification_id, channel), ChannelStatus(channel=channel, state=DeliveryState.ACCEPTED)
+            )
+
+    def record_sent(self, notification_id: UUID, channel: Channel, provider_message_id: str | None) -> None:
+        old = self.items.get((notification_id, channel))
+        if old and old.state == DeliveryState.SENT:
+            return
+        self.items[(notification_id, channel)] = ChannelStatus(
+            channel=channel,
+            state=DeliveryState.SENT,
+            attempts=(old.attempts if old else 0) + 1,
+            provider_message_id=provider_message_id,
+            updated_at=_now(),
+        )
+
+    def record_failure(self, notification_id: UUID, channel: Channel, reason: str, *, final: bool) -> None:
+        old = self.items.get((notification_id, channel)) or ChannelStatus(channel=channel, state=DeliveryState.ACCEPTED)
+        if old.state == DeliveryState.SENT:
+            return
+        self.items[(notification_id, channel)] = old.model_copy(
+            update={
+                "attempts": old.attempts + 1,
+                "last_error": reason[:_MAX_ERROR],
+                "updated_at": _now(),
+                "state": DeliveryState.FAILED if final else old.state,
+            }
+        )
+
+    def get(self, notification_id: UUID) -> NotificationStatus | None:
+        channels = [s for (nid, _), s in self.items.items() if nid == notification_id]
+        return NotificationStatus(id=notification_id, channels=channels) if channels else None

@@ -1,0 +1,93 @@
+"""The sender reports exactly the failed record of a batch, in AWS's Kafka itemIdentifier shape."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+
+from devstack.lambda_context import LocalLambdaContext
+from notifications import delivery
+from notifications.channels import Receipt
+from notifications.errors import TransientDeliveryError
+from notifications.kafka.msk_event import KafkaRecord, build_event
+from notifications.models import Channel, ChannelMessage, NotificationRequest, NotificationRequested, channel_messages
+from notifications.settings import SenderSettings
+from notifications.status import InMemoryStatusStore
+from tests.support import MemoryPublisher, sample_request
+
+ARN = "arn:aws:kafka:us-east-1:123456789012:cluster/c/abc-1"
+
+
+class FlakySender:
+    """ChannelSender fake: fails transiently for the given order ids, records every successful send."""
+
+    channel = Channel.EMAIL
+
+    def __init__(self, failing_orders: set[str]) -> None:
+        self.failing_orders = failing_orders
+        self.sent: list[ChannelMessage] = []
+
+    def send(self, message: ChannelMessage) -> Receipt:
+        if message.purchase.order_id in self.failing_orders:
+            raise TransientDeliveryError("provider timed out")
+        self.sent.append(message)
+        return Receipt(provider_message_id=f"msg-{len(self.sent)}")
+
+
+def email_message(**changes) -> ChannelMessage:
+    request = NotificationRequest.model_validate(sample_request(channels=["email"], **changes))
+    envelope = NotificationRequested(
+        notification_id=request.id, correlation_id="c-1", accepted_at="2026-11-21T10:00:00Z",
+        channels=request.requested_channels(), locale=request.locale, purchase=request.purchase,
+        customer=request.customer,
+    )
+    return channel_messages(envelope)[0]
+
+
+def test_one_of_three_failing_is_the_only_item_failure(moto_aws, monkeypatch):
+    import sender_handler
+
+    # Given three email messages on partition 2, the second failing transiently
+    messages = [email_message() for _ in range(3)]
+    failing = messages[1].purchase.order_id
+    sender = FlakySender({failing})
+    settings = SenderSettings.from_env({
+        "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1", "CHANNEL": "email", "EMAIL_FROM_ADDRESS": "orders@shop.example",
+        "STATUS_TABLE_NAME": "notifications-status", "IDEMPOTENCY_TABLE_NAME": "notifications-idempotency",
+    })
+    status = InMemoryStatusStore()
+    service = delivery.DeliveryService(
+        settings=settings, sender=sender, status=status, publisher=MemoryPublisher(),
+        persistence=DynamoDBPersistenceLayer(table_name="notifications-idempotency",
+                                             boto3_client=moto_aws.client("dynamodb")),
+    )
+    monkeypatch.setattr(sender_handler, "delivery_runtime", lambda: service)
+    records = [
+        KafkaRecord(topic="notifications.email", partition=2, offset=40 + i, timestamp=1, key=str(m.notification_id).encode(),
+                    value=m.to_json())
+        for i, m in enumerate(messages)
+    ]
+
+    # When the batch is handled
+    result = sender_handler.handler(build_event(records, bootstrap_servers="b:9098", event_source_arn=ARN),
+                                    LocalLambdaContext("email-sender"))
+
+    # Then exactly the failed record is reported, and the other two were sent once
+    assert result == {"batchItemFailures": [{"itemIdentifier": {"partition": "notifications.email-2", "offset": 41}}]}
+    assert [m.purchase.order_id for m in sender.sent] == [messages[0].purchase.order_id, messages[2].purchase.order_id]
+    failed_status = status.get(messages[1].notification_id)
+    assert failed_status is not None and failed_status.channels[0].last_error == "provider timed out"
+
+    # When the ESM redelivers from the failed offset (41 and 42) and the provider recovers
+    sender.failing_orders.clear()
+    result = sender_handler.handler(build_event(records[1:], bootstrap_servers="b:9098", event_source_arn=ARN),
+                                    LocalLambdaContext("email-sender"))
+
+    # Then the retried one is sent and the already-sent one is not sent again
+    assert result == {"batchItemFailures": []}
+    assert sorted(m.purchase.order_id for m in sender.sent) == sorted(m.purchase.order_id for m in messages)
+    assert len(sender.sent) == 3
+    assert json.loads(records[0].value)["schema"] == "notification.channel/v1"
+    assert uuid.UUID(str(messages[0].notification_id))
