@@ -1,0 +1,39 @@
+# Two entry points (see README): `make run` starts the local stack and pushes purchases through it,
+# `make test` installs everything and runs lint, types and every test suite against a real Kafka broker.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+
+.PHONY: run test install tools lint unit integration e2e bench clean
+
+run: install
+	$(BIN)/python -m devstack up --demo
+
+test: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/python -m devstack.broker fetch
+	$(BIN)/python -m pytest
+
+install: tools $(VENV)/.installed
+
+# Java 17 and Maven fetch and run Apache Kafka; installed from Debian when missing (needs root or sudo).
+tools:
+	@command -v java >/dev/null && command -v mvn >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update && $$SUDO apt-get install -y --no-install-recommends openjdk-17-jre-headless maven; }
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 is required"'
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+bench: install
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .devstack .aws-sam .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,75 @@
+"""Shared pieces of the benchmarks: a broker for the run, percentiles, the machine description, report sections."""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import statistics
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+REPORT = ROOT / "docs" / "performance.md"
+
+# The handler modules live in their function folders, as Lambda sees them.
+for _folder in ("ingest", "fanout", "senders"):
+    if str(ROOT / "functions" / _folder) not in sys.path:
+        sys.path.insert(0, str(ROOT / "functions" / _folder))
+
+
+@contextmanager
+def kafka_for_bench() -> Iterator[str]:
+    """``KAFKA_BOOTSTRAP_SERVERS`` if set, else a fresh single-node broker in a temporary folder."""
+    from devstack.broker import KafkaBroker, wait_until_ready  # noqa: PLC0415
+
+    given = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if given:
+        wait_until_ready(given, timeout=60)
+        yield given
+        return
+    with tempfile.TemporaryDirectory(prefix="bench-kafka-") as data:
+        broker = KafkaBroker(Path(data))
+        bootstrap = broker.start(timeout=120)
+        try:
+            yield bootstrap
+        finally:
+            broker.stop()
+
+
+def percentile(values: list[float], pct: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(pct / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def machine() -> str:
+    model = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{os.cpu_count()} cores, {model}, Python {platform.python_version()}, {platform.system()}"
+
+
+def write_section(name: str, body: str) -> None:
+    """Replace (or append) the report section between ``<!-- bench:name -->`` markers."""
+    start, end = f"<!-- bench:{name} -->", f"<!-- /bench:{name} -->"
+    text = REPORT.read_text() if REPORT.exists() else "# Performance\n\nFigures from `make bench`.\n"
+    block = f"{start}\n{body.strip()}\n{end}"
+    pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.S)
+    text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
+    REPORT.parent.mkdir(exist_ok=True)
+    REPORT.write_text(text)
