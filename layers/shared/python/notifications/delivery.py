@@ -2,14 +2,16 @@
 
 - A send is idempotent on notification id + channel + recipient (Powertools Idempotency on DynamoDB): a
   redelivered record replays the stored receipt instead of calling the provider again.
-- Transient provider errors raise, so ``BatchProcessor`` reports the record in ``batchItemFailures``.
+- Transient provider errors are retried a few times with backoff inside the invocation (while time allows);
+  if they persist the record raises, so ``BatchProcessor`` reports it in ``batchItemFailures``.
 - Permanent errors and unreadable records go to the DLQ (the record is then done) and mark the status failed.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
@@ -29,6 +31,9 @@ from notifications.records import dead_letter, decode_envelope
 from notifications.settings import SenderSettings, sender_settings
 from notifications.status import DynamoStatusStore, StatusStore
 
+_MAX_IN_PROCESS_WAIT = 2.0  # a longer Retry-After is honoured by the event-source mapping's retry instead
+_RESERVE_SECONDS = 5.0  # left for the provider call, status writes and the batch response
+
 
 @dataclass
 class DeliveryService:
@@ -37,6 +42,7 @@ class DeliveryService:
     status: StatusStore
     publisher: Publisher
     persistence: BasePersistenceLayer
+    _context: LambdaContext | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self._config = IdempotencyConfig(
@@ -52,12 +58,37 @@ class DeliveryService:
 
     def bind(self, context: LambdaContext | None) -> None:
         """Let in-flight idempotency records expire with the invocation (a crashed send is retried later)."""
+        self._context = context
         if context is not None:
             self._config.register_lambda_context(context)
 
     def _send(self, *, delivery: dict[str, Any], message: ChannelMessage) -> dict[str, Any]:
-        receipt = self.sender.send(message)
-        return {"provider_message_id": receipt.provider_message_id}
+        attempt = 1
+        while True:
+            try:
+                receipt = self.sender.send(message)
+            except TransientDeliveryError as exc:
+                delay = self._backoff(attempt, exc)
+                if delay is None:
+                    raise
+                time.sleep(delay)
+                attempt += 1
+                continue
+            return {"provider_message_id": receipt.provider_message_id}
+
+    def _backoff(self, attempt: int, exc: TransientDeliveryError) -> float | None:
+        """Seconds to wait before the next attempt, or None to give up and let the event-source mapping retry."""
+        if attempt >= self.settings.provider_attempts:
+            return None
+        delay: float = self.settings.provider_backoff_seconds * float(2 ** (attempt - 1))
+        if exc.retry_after is not None:
+            if exc.retry_after > _MAX_IN_PROCESS_WAIT:
+                return None
+            delay = max(delay, exc.retry_after)
+        context = self._context
+        if context is not None and context.get_remaining_time_in_millis() < (delay + _RESERVE_SECONDS) * 1000:
+            return None
+        return delay
 
     def _dead_letter(self, record: KafkaRecord, reason: str) -> None:
         # Raises BrokerUnavailableError when the DLQ write is not acknowledged: the record is then retried.

@@ -68,11 +68,18 @@ class SenderSettings(KafkaSettings):
     idempotency_table_name: str
     idempotency_ttl_seconds: int = Field(default=7 * 24 * 3600, gt=0)
     provider_timeout_seconds: float = Field(default=5.0, gt=0, le=30)
+    # Transient provider errors are retried inside the invocation this many times in all, with a short backoff,
+    # before the record is reported failed: a reported failure makes the event-source mapping redeliver the
+    # record and every later record of its partition.
+    provider_attempts: int = Field(default=3, ge=1, le=10)
+    provider_backoff_seconds: float = Field(default=0.05, ge=0, le=5)
     email_from_address: str | None = None
     ses_configuration_set: str | None = None
     slack_webhook_secret_id: str | None = None
     webhook_secret_id: str | None = None
     sms_sender_id: str | None = None
+    # Longer SMS texts are cut (with an ellipsis) to at most this many concatenated parts.
+    sms_max_parts: int = Field(default=3, ge=1, le=10)
 
     @model_validator(mode="after")
     def _channel_is_configured(self) -> Self:
