@@ -1,0 +1,161 @@
+"""Fixtures and helpers for checking template.yaml / samconfig.toml without AWS.
+
+``load_template`` reads CloudFormation YAML including the short intrinsic tags (!Ref, !Sub, !GetAtt, !If, ...),
+turning them into their long JSON form (``{"Ref": ...}``, ``{"Fn::GetAtt": [...]}``).
+``kafka_triggers`` collects every Kafka trigger per function, whether it is written as a plain
+AWS::Lambda::EventSourceMapping or as a SAM ``MSK`` / ``SelfManagedKafka`` event, with its settings resolved
+for one cluster type; the local runner needs exactly the same view.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "template.yaml"
+SAMCONFIG = ROOT / "samconfig.toml"
+CHANNELS = ("email", "slack", "sms", "webhook")
+SAM_FUNCTION = "AWS::Serverless::Function"
+ESM = "AWS::Lambda::EventSourceMapping"
+
+
+class CfnLoader(yaml.SafeLoader):
+    """SafeLoader that understands CloudFormation short-form intrinsic functions."""
+
+
+def _intrinsic(loader: CfnLoader, tag_suffix: str, node: yaml.Node) -> dict[str, Any]:
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+    if tag_suffix == "Ref":
+        return {"Ref": value}
+    if tag_suffix == "GetAtt" and isinstance(value, str):
+        return {"Fn::GetAtt": value.split(".", 1)}
+    if tag_suffix == "Condition":
+        return {"Condition": value}
+    return {f"Fn::{tag_suffix}": value}
+
+
+CfnLoader.add_multi_constructor("!", _intrinsic)
+
+
+def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
+    with path.open(encoding="utf-8") as handle:
+        document: dict[str, Any] = yaml.load(handle, Loader=CfnLoader)
+    return document
+
+
+def resolve(value: Any, conditions: dict[str, bool]) -> Any:
+    """Pick Fn::If branches for the given condition values and drop AWS::NoValue (other intrinsics stay)."""
+    if isinstance(value, dict):
+        if set(value) == {"Fn::If"}:
+            name, when_true, when_false = value["Fn::If"]
+            return resolve(when_true if conditions[name] else when_false, conditions)
+        out = {}
+        for key, item in value.items():
+            resolved = resolve(item, conditions)
+            if resolved != {"Ref": "AWS::NoValue"}:
+                out[key] = resolved
+        return out
+    if isinstance(value, list):
+        return [item for item in (resolve(v, conditions) for v in value) if item != {"Ref": "AWS::NoValue"}]
+    return value
+
+
+def conditions_for(cluster_type: str = "MSK", auth_mode: str = "IAM") -> dict[str, bool]:
+    return {
+        "IsMsk": cluster_type == "MSK",
+        "IsSelfManaged": cluster_type == "SelfManaged",
+        "UseJwtAuth": auth_mode == "JWT",
+        "IsProd": False,
+        "HasSesConfigurationSet": False,
+        "HasAlarmTopic": False,
+    }
+
+
+def functions(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {name: res for name, res in template["Resources"].items() if res["Type"] == SAM_FUNCTION}
+
+
+def function_environment(template: dict[str, Any], function: str, cluster_type: str = "MSK") -> dict[str, Any]:
+    """Environment variables a function gets: Globals merged with its own (function values win)."""
+    glob = template.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {})
+    own = template["Resources"][function]["Properties"].get("Environment", {}).get("Variables", {})
+    merged: dict[str, Any] = resolve({**glob, **own}, conditions_for(cluster_type))
+    return merged
+
+
+def kafka_triggers(template: dict[str, Any], cluster_type: str = "MSK") -> dict[str, list[dict[str, Any]]]:
+    """{function logical id: [trigger settings]} with ConsumerGroupId lifted to the top level."""
+    conditions = conditions_for(cluster_type)
+    found: dict[str, list[dict[str, Any]]] = {}
+    for name, res in template["Resources"].items():
+        if res["Type"] == ESM:
+            props = resolve(res["Properties"], conditions)
+            target = props["FunctionName"]
+            function = str(target["Ref"]) if isinstance(target, dict) else str(target)
+        elif res["Type"] == SAM_FUNCTION:
+            for event in res["Properties"].get("Events", {}).values():
+                if event["Type"] in ("MSK", "SelfManagedKafka"):
+                    props = resolve(event["Properties"], conditions)
+                    found.setdefault(name, []).append({**props, "Type": event["Type"]})
+            continue
+        else:
+            continue
+        config = (
+            props.get("AmazonManagedKafkaEventSourceConfig") or props.get("SelfManagedKafkaEventSourceConfig") or {}
+        )
+        if "ConsumerGroupId" in config:
+            props["ConsumerGroupId"] = config["ConsumerGroupId"]
+        found.setdefault(function, []).append({**props, "Resource": name})
+    return found
+
+
+@pytest.fixture(scope="session")
+def template() -> dict[str, Any]:
+    return load_template()
+
+
+@pytest.fixture(scope="session")
+def samconfig() -> dict[str, Any]:
+    with SAMCONFIG.open("rb") as handle:
+        return tomllib.load(handle)
+
+
+@pytest.fixture(scope="session")
+def sam() -> str:
+    candidates = [ROOT / ".venv" / "bin" / "sam", shutil.which("sam")]
+    for candidate in candidates:
+        if candidate and Path(candidate).exists():
+            return str(candidate)
+    pytest.skip("SAM CLI not installed")
+
+
+@pytest.fixture
+def sam_env(tmp_path: Path) -> dict[str, str]:
+    """Environment for sam subprocesses: no telemetry, a region and dummy credentials, no real AWS needed."""
+    env = dict(os.environ)
+    env.update(
+        {
+            "SAM_CLI_TELEMETRY": "0",
+            "SAM_CLI_CONTAINER_CONNECTION_TIMEOUT": "1",
+            "AWS_DEFAULT_REGION": "eu-central-1",
+            "AWS_REGION": "eu-central-1",
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "HOME": env.get("HOME", str(tmp_path)),
+        }
+    )
+    # sam runs `make` for the layers, and the layers' Makefiles run `python3 -m pip`: use this venv's Python.
+    env["PATH"] = f"{ROOT / '.venv' / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+    return env

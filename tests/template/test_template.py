@@ -1,0 +1,431 @@
+"""template.yaml and samconfig.toml: structure, the guarantees the template carries, `sam validate`, `sam build`.
+
+No AWS account is needed: the sam subprocesses get a region and dummy credentials. `sam build` needs PyPI (or
+a pip index) for the dependencies layer.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.template.conftest import (
+    CHANNELS,
+    ROOT,
+    TEMPLATE,
+    CfnLoader,
+    conditions_for,
+    function_environment,
+    functions,
+    kafka_triggers,
+    load_template,
+    resolve,
+)
+
+KAFKA_FUNCTIONS = {
+    "FanoutFunction": "notifications.requested",
+    "EmailSenderFunction": "notifications.email",
+    "SlackSenderFunction": "notifications.slack",
+    "SmsSenderFunction": "notifications.sms",
+    "WebhookSenderFunction": "notifications.webhook",
+}
+LITERAL_TRIGGER_SETTINGS = {
+    "Topics": list,
+    "StartingPosition": str,
+    "BatchSize": int,
+    "MaximumBatchingWindowInSeconds": int,
+    "ConsumerGroupId": str,
+    "FunctionResponseTypes": list,
+    "MaximumRetryAttempts": int,
+    "MaximumRecordAgeInSeconds": int,
+    "BisectBatchOnFunctionError": bool,
+}
+
+
+def _code_dir(props: dict[str, Any]) -> Path:
+    return ROOT / str(props["CodeUri"])
+
+
+# ------------------------------------------------------------------ loader
+
+
+def test_loader_understands_short_intrinsics() -> None:
+    doc = yaml.load(
+        "a: !Ref X\nb: !GetAtt T.Arn\nc: !Sub 'x-${Y}'\nd: !If [C, 1, !Ref AWS::NoValue]\ne: !Split [',', !Ref L]\n",
+        Loader=CfnLoader,
+    )
+    assert doc["a"] == {"Ref": "X"}
+    assert doc["b"] == {"Fn::GetAtt": ["T", "Arn"]}
+    assert doc["c"] == {"Fn::Sub": "x-${Y}"}
+    assert doc["d"] == {"Fn::If": ["C", 1, {"Ref": "AWS::NoValue"}]}
+    assert doc["e"] == {"Fn::Split": [",", {"Ref": "L"}]}
+    assert load_template(TEMPLATE)["Transform"] == "AWS::Serverless-2016-10-31"
+
+
+# ------------------------------------------------------------------ functions and code
+
+
+def test_every_function_handler_exists_at_its_code_uri(template: dict[str, Any]) -> None:
+    missing = []
+    for name, res in functions(template).items():
+        props = res["Properties"]
+        module, _, attribute = props["Handler"].rpartition(".")
+        source = _code_dir(props) / (module.replace(".", "/") + ".py")
+        if not source.is_file():
+            missing.append(f"{name}: {source.relative_to(ROOT)}")
+        elif not re.search(rf"^def {attribute}\(", source.read_text(encoding="utf-8"), re.MULTILINE):
+            missing.append(f"{name}: no `def {attribute}(` in {source.relative_to(ROOT)}")
+    assert not missing, missing
+
+
+def test_expected_functions_and_handlers(template: dict[str, Any]) -> None:
+    fns = functions(template)
+    assert fns["IngestFunction"]["Properties"]["CodeUri"].rstrip("/") == "functions/ingest"
+    assert fns["IngestFunction"]["Properties"]["Handler"] == "ingest_handler.handler"
+    assert fns["FanoutFunction"]["Properties"]["CodeUri"].rstrip("/") == "functions/fanout"
+    assert fns["FanoutFunction"]["Properties"]["Handler"] == "fanout_handler.handler"
+    assert fns["TopicsFunction"]["Properties"]["Handler"] == "topics_handler.handler"
+    routes = {
+        (event["Properties"]["Method"].upper(), event["Properties"]["Path"])
+        for event in fns["IngestFunction"]["Properties"]["Events"].values()
+        if event["Type"] == "HttpApi"
+    }
+    assert routes == {("POST", "/v1/notifications"), ("GET", "/v1/notifications/{id}")}
+
+
+def test_globals_runtime_is_python313_arm64_with_json_logs_and_tracing(template: dict[str, Any]) -> None:
+    glob = template["Globals"]["Function"]
+    assert glob["Runtime"] == "python3.13"
+    assert glob["Architectures"] == ["arm64"]
+    assert glob["LoggingConfig"]["LogFormat"] == "JSON"
+    assert glob["Tracing"] == "Active"
+    for name, res in functions(template).items():
+        props = res["Properties"]
+        assert props.get("Runtime", glob["Runtime"]) == "python3.13", name
+        assert props.get("Architectures", glob["Architectures"]) == ["arm64"], name
+
+
+def test_every_function_runs_in_the_vpc(template: dict[str, Any]) -> None:
+    """Guards checkov's CKV_AWS_117, waived only because checkov 3.1 ignores SAM Globals."""
+    glob_vpc = template["Globals"]["Function"].get("VpcConfig")
+    assert glob_vpc == {"SubnetIds": {"Ref": "SubnetIds"}, "SecurityGroupIds": {"Ref": "SecurityGroupIds"}}
+    for name, res in functions(template).items():
+        assert res["Properties"].get("VpcConfig", glob_vpc), name
+
+
+def test_layers_build_with_makefiles_and_do_not_ship_boto3() -> None:
+    template = load_template()
+    for layer, content in (("SharedLayer", "layers/shared"), ("DepsLayer", "layers/deps")):
+        res = template["Resources"][layer]
+        assert res["Properties"]["ContentUri"].rstrip("/") == content
+        assert res["Metadata"]["BuildMethod"] == "makefile"
+        makefile = (ROOT / content / "Makefile").read_text(encoding="utf-8")
+        assert f"build-{layer}:" in makefile
+    deps = (ROOT / "layers/deps/Makefile").read_text(encoding="utf-8")
+    for flag in ("--platform", "manylinux2014_aarch64", "--python-version", "3.13", "--only-binary=:all:"):
+        assert flag in deps
+    requirements = (ROOT / "layers/deps/requirements.txt").read_text(encoding="utf-8").lower()
+    assert not re.search(r"^\s*boto3", requirements, re.MULTILINE)
+
+
+# ------------------------------------------------------------------ Kafka triggers
+
+
+@pytest.mark.parametrize("cluster_type", ["MSK", "SelfManaged"])
+def test_kafka_functions_report_batch_item_failures_and_dead_letter(
+    template: dict[str, Any], cluster_type: str
+) -> None:
+    triggers = kafka_triggers(template, cluster_type)
+    assert set(triggers) == set(KAFKA_FUNCTIONS)
+    for function, topic in KAFKA_FUNCTIONS.items():
+        (trigger,) = triggers[function]
+        assert trigger["Topics"] == [topic]
+        assert trigger["FunctionResponseTypes"] == ["ReportBatchItemFailures"], function
+        assert trigger["DestinationConfig"]["OnFailure"]["Destination"] == "kafka://notifications.dlq", function
+        assert trigger["StartingPosition"] == "TRIM_HORIZON"
+        # Retries, bisect and Kafka destinations need provisioned mode.
+        assert trigger["ProvisionedPollerConfig"]
+        if cluster_type == "MSK":
+            assert trigger["EventSourceArn"] == {"Ref": "KafkaClusterArn"}
+            assert "SelfManagedEventSource" not in trigger
+        else:
+            assert "EventSourceArn" not in trigger
+            assert trigger["SelfManagedEventSource"]["Endpoints"]["KafkaBootstrapServers"]
+            types = {conf["Type"] for conf in trigger["SourceAccessConfigurations"]}
+            assert {"SASL_SCRAM_512_AUTH", "VPC_SUBNET", "VPC_SECURITY_GROUP"} <= types
+
+
+def test_trigger_settings_are_literal_for_the_local_runner(template: dict[str, Any]) -> None:
+    """The local runner reads these from template.yaml; an intrinsic here would hide the value from it."""
+    consumer_groups = set()
+    for function, (trigger,) in kafka_triggers(template).items():
+        for key, kind in LITERAL_TRIGGER_SETTINGS.items():
+            assert isinstance(trigger.get(key), kind), f"{function}.{key} = {trigger.get(key)!r}"
+        assert isinstance(trigger["DestinationConfig"]["OnFailure"]["Destination"], str)
+        assert 60 <= trigger["MaximumRecordAgeInSeconds"] <= 604800 or trigger["MaximumRecordAgeInSeconds"] == -1
+        consumer_groups.add(trigger["ConsumerGroupId"])
+        raw = template["Resources"][trigger["Resource"]]["Properties"]
+        assert "Fn::If" not in str({k: raw[k] for k in LITERAL_TRIGGER_SETTINGS if k in raw}), function
+    assert len(consumer_groups) == len(KAFKA_FUNCTIONS), "consumer groups must be unique per function"
+    # The same consumer group whichever cluster type is deployed.
+    assert {f: t[0]["ConsumerGroupId"] for f, t in kafka_triggers(template, "SelfManaged").items()} == {
+        f: t[0]["ConsumerGroupId"] for f, t in kafka_triggers(template, "MSK").items()
+    }
+
+
+def test_every_channel_has_a_sender_a_topic_and_a_trigger(template: dict[str, Any]) -> None:
+    fns = functions(template)
+    topics = template["Resources"]["KafkaTopics"]["Properties"]["Topics"]
+    assert {"notifications.requested", "notifications.dlq"} <= set(topics)
+    triggers = kafka_triggers(template)
+    senders = {}
+    for name, res in fns.items():
+        channel = res["Properties"].get("Environment", {}).get("Variables", {}).get("CHANNEL")
+        if channel:
+            senders[channel] = name
+            assert res["Properties"]["CodeUri"].rstrip("/") == "functions/senders", name
+            assert res["Properties"]["Handler"] == "sender_handler.handler", name
+    assert set(senders) == set(CHANNELS)
+    for channel in CHANNELS:
+        assert f"notifications.{channel}" in topics, channel
+        assert [t["Topics"] for t in triggers[senders[channel]]] == [[f"notifications.{channel}"]], channel
+        assert triggers[senders[channel]][0]["ConsumerGroupId"] == f"notifications-sender-{channel}"
+
+
+def test_topic_custom_resource(template: dict[str, Any]) -> None:
+    topics = template["Resources"]["KafkaTopics"]
+    assert topics["Type"].startswith("Custom::")
+    props = topics["Properties"]
+    assert props["ServiceToken"] == {"Fn::GetAtt": ["TopicsFunction", "Arn"]}
+    assert props["Partitions"] == {"Ref": "TopicPartitions"}
+    assert props["ReplicationFactor"] == 3
+    assert props["MinInsyncReplicas"] == 2
+    for (trigger,) in kafka_triggers(template).values():
+        assert "KafkaTopics" in template["Resources"][trigger["Resource"]].get("DependsOn", "")
+
+
+# ------------------------------------------------------------------ environment, IAM, data
+
+
+def test_shared_settings_come_from_globals(template: dict[str, Any]) -> None:
+    for function in functions(template):
+        env = function_environment(template, function)
+        assert env["KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
+        assert env["KAFKA_SASL_MECHANISM"] == "AWS_MSK_IAM"
+        assert env["TOPIC_REQUESTED"] == "notifications.requested"
+        assert env["TOPIC_PREFIX"] == "notifications."
+        assert env["TOPIC_DLQ"] == "notifications.dlq"
+        assert env["POWERTOOLS_LOGGER_LOG_EVENT"] == "false"
+        for name in (
+            "KAFKA_BOOTSTRAP_SERVERS",
+            "STATUS_TABLE_NAME",
+            "IDEMPOTENCY_TABLE_NAME",
+            "POWERTOOLS_SERVICE_NAME",
+            "POWERTOOLS_METRICS_NAMESPACE",
+            "POWERTOOLS_LOG_LEVEL",
+        ):
+            assert env.get(name), f"{function}: {name}"
+
+
+# Place for the check "every environment variable the code reads is set" (lands with the settings model):
+# for each function, compare the required fields of its settings class in notifications.settings
+# (IngestSettings / FanoutSettings / SenderSettings per CHANNEL) with function_environment(template, function).
+
+
+def test_secrets_are_passed_by_reference(template: dict[str, Any]) -> None:
+    params = template["Parameters"]
+    for name in ("SlackWebhookSecretArn", "WebhookSecretArn", "KafkaScramSecretArn"):
+        assert "secretsmanager" in params[name]["AllowedPattern"], name
+    for function in functions(template):
+        for key, value in function_environment(template, function, "SelfManaged").items():
+            if re.search(r"SECRET|PASSWORD|TOKEN|WEBHOOK_URL", key):
+                assert isinstance(value, dict) and "Ref" in value, f"{function}.{key} must reference a parameter"
+
+
+def _policy_statements(template: dict[str, Any], cluster_type: str) -> list[tuple[str, dict[str, Any]]]:
+    resources = resolve(template["Resources"], conditions_for(cluster_type))
+    found = []
+    for name, res in resources.items():
+        documents = []
+        if res["Type"] == "AWS::IAM::ManagedPolicy":
+            documents.append(res["Properties"]["PolicyDocument"])
+        elif res["Type"] == "AWS::Serverless::Function":
+            documents += [p for p in res["Properties"].get("Policies", []) if isinstance(p, dict) and "Statement" in p]
+        for document in documents:
+            found += [(name, statement) for statement in document["Statement"]]
+    return found
+
+
+@pytest.mark.parametrize("cluster_type", ["MSK", "SelfManaged"])
+def test_least_privilege(template: dict[str, Any], cluster_type: str) -> None:
+    statements = _policy_statements(template, cluster_type)
+    assert statements
+    # Only actions without resource-level permissions may use Resource "*".
+    star_ok = {"sns:Publish", "ec2:DescribeVpcs", "ec2:DescribeSecurityGroups"}
+    for name, statement in statements:
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        assert statement["Effect"] == "Allow"
+        assert not [a for a in actions if "*" in a], f"{name}: wildcard action {actions}"
+        if "*" in resources:
+            assert set(actions) <= star_ok, f"{name}: Resource * for {actions}"
+    sms = [s for n, s in statements if n == "SmsSenderFunction" and s["Action"] == "sns:Publish"]
+    assert sms and sms[0]["Resource"] == "*"
+    assert not [s for n, s in statements if n != "SmsSenderFunction" and "sns:Publish" in str(s["Action"])]
+
+
+def test_tables_have_pitr_sse_on_demand_and_expected_keys(template: dict[str, Any]) -> None:
+    res = template["Resources"]
+    for name in ("IdempotencyTable", "StatusTable"):
+        props = res[name]["Properties"]
+        assert props["BillingMode"] == "PAY_PER_REQUEST"
+        assert props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+        assert props["SSESpecification"]["SSEEnabled"] is True
+    idem = res["IdempotencyTable"]["Properties"]
+    assert idem["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
+    assert idem["TimeToLiveSpecification"] == {"AttributeName": "expiration", "Enabled": True}
+    status = res["StatusTable"]["Properties"]
+    assert status["KeySchema"] == [
+        {"AttributeName": "notification_id", "KeyType": "HASH"},
+        {"AttributeName": "channel", "KeyType": "RANGE"},
+    ]
+
+
+def test_alarms_cover_errors_and_offset_lag_per_function_and_the_dlq(template: dict[str, Any]) -> None:
+    alarms = [r["Properties"] for r in template["Resources"].values() if r["Type"] == "AWS::CloudWatch::Alarm"]
+
+    def watched(metric: str) -> set[str]:
+        return {
+            a["Dimensions"][0]["Value"]["Ref"]
+            for a in alarms
+            if a.get("MetricName") == metric and a.get("Namespace") == "AWS/Lambda"
+        }
+
+    assert set(functions(template)) <= watched("Errors")
+    assert set(KAFKA_FUNCTIONS) <= watched("OffsetLag")
+    assert any("dlq" in a.get("AlarmDescription", "").lower() for a in alarms)
+
+
+def test_dlq_alarm_watches_metrics_the_code_emits(template: dict[str, Any]) -> None:
+    alarm = template["Resources"]["DlqGrowthAlarm"]["Properties"]
+    watched = {m["MetricStat"]["Metric"]["MetricName"] for m in alarm["Metrics"] if "MetricStat" in m}
+    namespaces = {m["MetricStat"]["Metric"]["Namespace"] for m in alarm["Metrics"] if "MetricStat" in m}
+    source = "\n".join(
+        p.read_text(encoding="utf-8") for p in (ROOT / "layers/shared/python/notifications").rglob("*.py")
+    )
+    emitted = set(re.findall(r'add_metric\(name="(\w+)"', source))
+    assert watched and watched <= emitted, watched - emitted
+    glob_env = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert namespaces == {glob_env["POWERTOOLS_METRICS_NAMESPACE"]}
+    services = {
+        d["Value"] for m in alarm["Metrics"] if "MetricStat" in m for d in m["MetricStat"]["Metric"]["Dimensions"]
+    }
+    assert services == {glob_env["POWERTOOLS_SERVICE_NAME"]}
+    for function in functions(template):
+        assert (
+            function_environment(template, function)["POWERTOOLS_SERVICE_NAME"] == glob_env["POWERTOOLS_SERVICE_NAME"]
+        )
+
+
+def test_outputs(template: dict[str, Any]) -> None:
+    outputs = template["Outputs"]
+    for name in (
+        "ApiUrl",
+        "StatusTableName",
+        "IdempotencyTableName",
+        "IngestFunctionName",
+        "FanoutFunctionName",
+        "EmailSenderFunctionName",
+        "SlackSenderFunctionName",
+        "SmsSenderFunctionName",
+        "WebhookSenderFunctionName",
+    ):
+        assert name in outputs, name
+
+
+# ------------------------------------------------------------------ samconfig.toml
+
+
+def test_samconfig_environments(template: dict[str, Any], samconfig: dict[str, Any]) -> None:
+    assert samconfig["version"] == 0.1
+    declared = set(template["Parameters"])
+    required = {name for name, p in template["Parameters"].items() if "Default" not in p}
+    for env in ("default", "dev", "staging", "prod"):
+        section = samconfig[env]
+        assert section["global"]["parameters"]["stack_name"]
+        assert section["global"]["parameters"]["region"]
+        build = section["build"]["parameters"]
+        assert build["cached"] is True and build["parallel"] is True
+        deploy = section["deploy"]["parameters"]
+        assert "CAPABILITY_IAM" in deploy["capabilities"]
+        overrides = dict(item.split("=", 1) for item in deploy["parameter_overrides"])
+        assert set(overrides) <= declared, set(overrides) - declared
+        assert required <= set(overrides), required - set(overrides)
+        for name, value in overrides.items():
+            spec = template["Parameters"][name]
+            if "AllowedValues" in spec:
+                assert value in [str(v) for v in spec["AllowedValues"]], (env, name, value)
+            if "AllowedPattern" in spec:
+                assert re.fullmatch(spec["AllowedPattern"], value), (env, name, value)
+    assert samconfig["prod"]["deploy"]["parameters"]["confirm_changeset"] is True
+    assert len({samconfig[e]["global"]["parameters"]["stack_name"] for e in ("dev", "staging", "prod")}) == 3
+
+
+# ------------------------------------------------------------------ SAM CLI
+
+
+def test_sam_validate_lint(sam: str, sam_env: dict[str, str]) -> None:
+    result = subprocess.run(
+        [sam, "validate", "--lint", "--template-file", str(TEMPLATE)],
+        cwd=ROOT,
+        env=sam_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_sam_build(sam: str, sam_env: dict[str, str], tmp_path: Path) -> None:
+    build_dir = tmp_path / "build"
+    result = subprocess.run(
+        [
+            sam,
+            "build",
+            "--template-file",
+            str(TEMPLATE),
+            "--build-dir",
+            str(build_dir),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "--cached",
+            "--parallel",
+        ],
+        cwd=ROOT,
+        env=sam_env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    built = load_template(build_dir / "template.yaml")
+    for name, res in functions(template := load_template()).items():
+        handler_module = res["Properties"]["Handler"].rpartition(".")[0]
+        assert (build_dir / name / f"{handler_module}.py").is_file(), name
+    assert set(functions(built)) == set(functions(template))
+    shared = build_dir / "SharedLayer" / "python" / "notifications"
+    assert (shared / "__init__.py").is_file()
+    assert not list(shared.rglob("__pycache__"))
+    deps = build_dir / "DepsLayer" / "python"
+    for package in ("aws_lambda_powertools", "aws_xray_sdk", "kafka", "pydantic", "pydantic_core", "jinja2"):
+        assert (deps / package).is_dir(), package
+    assert list((deps / "pydantic_core").glob("*cpython-313-aarch64-linux-gnu.so")), "not built for the runtime"
+    for runtime_provided in ("boto3", "botocore"):
+        assert not (deps / runtime_provided).exists(), runtime_provided

@@ -1,0 +1,247 @@
+"""The KafkaTopics custom resource handler: idempotent create, grow, never delete, always answer CloudFormation."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from tests.template.conftest import ROOT
+
+TOPICS = [
+    "notifications.requested",
+    "notifications.email",
+    "notifications.slack",
+    "notifications.sms",
+    "notifications.webhook",
+    "notifications.dlq",
+]
+
+
+def _load_handler() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("topics_handler", ROOT / "functions/topics/topics_handler.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+topics_handler = _load_handler()
+
+
+class FakeAdmin:
+    """The KafkaAdminClient calls the handler makes, against an in-memory cluster."""
+
+    def __init__(self, existing: dict[str, int] | None = None, hang: bool = False, **config: Any) -> None:
+        self.config = config
+        self.topics = dict(existing or {})
+        self.created: dict[str, dict[str, Any]] = {}
+        self.hang = hang
+        self.closed = False
+
+    def list_topics(self) -> list[str]:
+        if self.hang:
+            time.sleep(30)
+        return list(self.topics)
+
+    def create_topics(self, spec: dict[str, dict[str, Any]], timeout_ms: int, raise_errors: bool) -> dict[str, Any]:
+        assert raise_errors is False
+        result = []
+        for name, options in spec.items():
+            code = 36 if name in self.topics else 0
+            self.topics.setdefault(name, options["num_partitions"])
+            self.created[name] = options
+            result.append({"name": name, "error_code": code, "error_message": None})
+        return {"topics": result}
+
+    def describe_topics(self, names: list[str]) -> list[dict[str, Any]]:
+        return [{"name": n, "error_code": 0, "partitions": [{}] * self.topics[n]} for n in names]
+
+    def create_partitions(self, grow: dict[str, int], timeout_ms: int) -> None:
+        self.topics.update(grow)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class _Recorder(BaseHTTPRequestHandler):
+    received: list[dict[str, Any]] = []  # noqa: RUF012 - shared by design for the test server
+
+    def do_PUT(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        _Recorder.received.append(json.loads(body))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def response_url() -> Iterator[str]:
+    _Recorder.received = []
+    server = HTTPServer(("127.0.0.1", 0), _Recorder)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/response"
+    server.shutdown()
+    server.server_close()
+
+
+class _Context:
+    def __init__(self, remaining_ms: int = 120_000) -> None:
+        self.remaining_ms = remaining_ms
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms
+
+
+def _event(request_type: str, url: str, **props: Any) -> dict[str, Any]:
+    properties = {
+        "BootstrapServers": "b-1:9098,b-2:9098",
+        "SecurityProtocol": "SASL_SSL",
+        "SaslMechanism": "AWS_MSK_IAM",
+        "Topics": TOPICS,
+        "Partitions": "6",  # CloudFormation passes every property as a string
+        "ReplicationFactor": "3",
+        "MinInsyncReplicas": "2",
+        **props,
+    }
+    event = {
+        "RequestType": request_type,
+        "ResponseURL": url,
+        "StackId": "arn:aws:cloudformation:eu-central-1:111111111111:stack/s/1",
+        "RequestId": "req-1",
+        "LogicalResourceId": "KafkaTopics",
+        "ResourceType": "Custom::KafkaTopics",
+        "ResourceProperties": properties,
+    }
+    if request_type != "Create":
+        event["PhysicalResourceId"] = "KafkaTopics-kafka-topics"
+    return event
+
+
+def test_create_makes_missing_topics_with_rf_and_min_isr(response_url: str) -> None:
+    admins: list[FakeAdmin] = []
+
+    def factory(**config: Any) -> FakeAdmin:
+        admins.append(FakeAdmin({"notifications.requested": 6}, **config))
+        return admins[-1]
+
+    topics_handler.handler(_event("Create", response_url), _Context(), admin_factory=factory)
+
+    (response,) = _Recorder.received
+    assert response["Status"] == "SUCCESS", response
+    assert response["PhysicalResourceId"] == "KafkaTopics-kafka-topics"
+    admin = admins[0]
+    assert admin.config["security_protocol"] == "SASL_SSL"
+    assert admin.config["sasl_mechanism"] == "AWS_MSK_IAM"
+    assert admin.config["bootstrap_servers"] == ["b-1:9098", "b-2:9098"]
+    assert set(admin.created) == set(TOPICS) - {"notifications.requested"}
+    for options in admin.created.values():
+        assert options == {"num_partitions": 6, "replication_factor": 3, "configs": {"min.insync.replicas": "2"}}
+    assert admin.closed
+    assert response["Data"]["Created"].split(",") == [t for t in TOPICS if t != "notifications.requested"]
+
+
+def test_update_is_idempotent_and_grows_partitions(response_url: str) -> None:
+    existing = dict.fromkeys(TOPICS, 3) | {"notifications.dlq": 12}
+    admin = FakeAdmin(existing)
+    topics_handler.handler(_event("Update", response_url), _Context(), admin_factory=lambda **_: admin)
+
+    (response,) = _Recorder.received
+    assert response["Status"] == "SUCCESS"
+    assert response["PhysicalResourceId"] == "KafkaTopics-kafka-topics"
+    assert admin.created == {}
+    assert admin.topics["notifications.email"] == 6
+    assert admin.topics["notifications.dlq"] == 12  # never shrunk
+
+
+def test_delete_never_touches_kafka(response_url: str) -> None:
+    def factory(**_: Any) -> FakeAdmin:
+        raise AssertionError("Delete must not connect to Kafka")
+
+    topics_handler.handler(_event("Delete", response_url), _Context(), admin_factory=factory)
+    (response,) = _Recorder.received
+    assert response["Status"] == "SUCCESS"
+
+
+def test_errors_become_failed_responses(response_url: str) -> None:
+    def factory(**_: Any) -> FakeAdmin:
+        raise ConnectionError("no brokers reachable")
+
+    topics_handler.handler(_event("Create", response_url), _Context(), admin_factory=factory)
+    (response,) = _Recorder.received
+    assert response["Status"] == "FAILED"
+    assert "no brokers reachable" in response["Reason"]
+
+
+def test_invalid_min_isr_is_rejected(response_url: str) -> None:
+    topics_handler.handler(
+        _event("Create", response_url, MinInsyncReplicas="4"), _Context(), admin_factory=lambda **_: FakeAdmin()
+    )
+    (response,) = _Recorder.received
+    assert response["Status"] == "FAILED"
+    assert "MinInsyncReplicas" in response["Reason"]
+
+
+def test_answers_before_the_function_times_out(response_url: str) -> None:
+    # 15 s left, 10 s margin -> 5 s budget; the fake admin hangs for 30 s.
+    started = time.monotonic()
+    topics_handler.handler(
+        _event("Create", response_url), _Context(remaining_ms=15_000), admin_factory=lambda **_: FakeAdmin(hang=True)
+    )
+    assert time.monotonic() - started < 10
+    (response,) = _Recorder.received
+    assert response["Status"] == "FAILED"
+    assert "did not answer" in response["Reason"]
+
+
+@pytest.mark.integration
+def test_against_a_real_broker(response_url: str, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """kafka-python's real KafkaAdminClient: create, re-run (idempotent), grow; single broker so RF 1."""
+    import os
+
+    from devstack.broker import KafkaBroker
+
+    bootstrap = os.environ.get("KAFKA_TEST_BOOTSTRAP_SERVERS")
+    broker = None
+    if not bootstrap:
+        broker = KafkaBroker(tmp_path_factory.mktemp("kafka-topics"))
+        bootstrap = broker.start(timeout=120)
+    prefix = f"cr{time.monotonic_ns()}."
+    names = [prefix + t for t in TOPICS]
+    base = {"SecurityProtocol": "PLAINTEXT", "SaslMechanism": "", "BootstrapServers": bootstrap, "Topics": names}
+    try:
+        for partitions in ("2", "2", "4"):
+            _Recorder.received = []
+            event = _event("Update", response_url, **base, Partitions=partitions, ReplicationFactor="1")
+            event["ResourceProperties"]["MinInsyncReplicas"] = "1"
+            topics_handler.handler(event, _Context(), admin_factory=topics_handler._default_admin_factory)
+            (response,) = _Recorder.received
+            assert response["Status"] == "SUCCESS", response
+
+        from kafka import KafkaAdminClient
+
+        assert set(response["Data"]["Grown"].split(",")) == set(names)
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+        try:
+            deadline = time.monotonic() + 15  # broker metadata catches up with the controller asynchronously
+            while True:
+                described = {t["name"]: len(t["partitions"]) for t in admin.describe_topics(names)}
+                if described == dict.fromkeys(names, 4) or time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
+        finally:
+            admin.close()
+        assert described == dict.fromkeys(names, 4)
+    finally:
+        if broker is not None:
+            broker.stop()
