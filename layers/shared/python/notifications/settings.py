@@ -33,7 +33,9 @@ class _EnvModel(BaseModel):
 class KafkaSettings(_EnvModel):
     kafka_bootstrap_servers: str
     kafka_security_protocol: Literal["PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
-    kafka_sasl_mechanism: Literal["AWS_MSK_IAM"] | None = None
+    kafka_sasl_mechanism: Literal["AWS_MSK_IAM", "SCRAM-SHA-512"] | None = None
+    # Self-managed Kafka with SASL/SCRAM: a Secrets Manager secret {"username": ..., "password": ...}.
+    kafka_sasl_secret_arn: str | None = None
     # Upper bound for one publish: metadata wait plus every acknowledgement.
     kafka_send_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
     topic_requested: str = "notifications.requested"
@@ -44,6 +46,8 @@ class KafkaSettings(_EnvModel):
     def _sasl_needs_mechanism(self) -> Self:
         if self.kafka_security_protocol == "SASL_SSL" and self.kafka_sasl_mechanism is None:
             raise ValueError("KAFKA_SASL_MECHANISM is required with SASL_SSL")
+        if self.kafka_sasl_mechanism == "SCRAM-SHA-512" and not self.kafka_sasl_secret_arn:
+            raise ValueError("KAFKA_SASL_SECRET_ARN is required with SCRAM-SHA-512")
         return self
 
     def channel_topic(self, channel: Channel) -> str:

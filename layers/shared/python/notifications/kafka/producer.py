@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -58,7 +59,19 @@ def producer_config(settings: KafkaSettings) -> dict[str, Any]:
     if settings.kafka_sasl_mechanism:
         # kafka-python signs AWS_MSK_IAM with botocore's default credential chain (the function's role).
         config["sasl_mechanism"] = settings.kafka_sasl_mechanism
+    if settings.kafka_sasl_mechanism == "SCRAM-SHA-512" and settings.kafka_sasl_secret_arn:
+        username, password = scram_credentials(settings.kafka_sasl_secret_arn)
+        config["sasl_plain_username"] = username
+        config["sasl_plain_password"] = password
     return config
+
+
+def scram_credentials(secret_arn: str) -> tuple[str, str]:
+    """Username and password from a SASL/SCRAM secret (the JSON shape MSK and Lambda use)."""
+    from notifications import aws  # noqa: PLC0415 - only self-managed clusters need Secrets Manager
+
+    secret = json.loads(aws.client("secretsmanager").get_secret_value(SecretId=secret_arn)["SecretString"])
+    return str(secret["username"]), str(secret["password"])
 
 
 class KafkaPublisher:
