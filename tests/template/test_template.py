@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
+from notifications.settings import FanoutSettings, IngestSettings, SenderSettings
 from tests.template.conftest import (
     CHANNELS,
     ROOT,
@@ -232,9 +233,29 @@ def test_shared_settings_come_from_globals(template: dict[str, Any]) -> None:
             assert env.get(name), f"{function}: {name}"
 
 
-# Place for the check "every environment variable the code reads is set" (lands with the settings model):
-# for each function, compare the required fields of its settings class in notifications.settings
-# (IngestSettings / FanoutSettings / SenderSettings per CHANNEL) with function_environment(template, function).
+SETTINGS_BY_HANDLER = {
+    "ingest_handler.handler": IngestSettings,
+    "fanout_handler.handler": FanoutSettings,
+    "sender_handler.handler": SenderSettings,
+}
+
+
+@pytest.mark.parametrize("cluster_type", ["MSK", "SelfManaged"])
+def test_every_setting_a_function_reads_is_set(template: dict[str, Any], cluster_type: str) -> None:
+    """Each function's environment validates against the settings model its handler reads (values that CloudFormation
+    resolves at deploy time stand in as placeholders)."""
+    checked = set()
+    for function, resource in functions(template).items():
+        model = SETTINGS_BY_HANDLER.get(resource["Properties"]["Handler"])
+        if model is None:
+            continue
+        env = {
+            k: (v if isinstance(v, str) else f"deploy-time-{k.lower()}")
+            for k, v in function_environment(template, function, cluster_type).items()
+        }
+        model.from_env(env)  # raises ConfigurationError naming what is missing or wrong
+        checked.add(model)
+    assert checked == set(SETTINGS_BY_HANDLER.values())
 
 
 def test_secrets_are_passed_by_reference(template: dict[str, Any]) -> None:
