@@ -13,6 +13,9 @@ from notifications.kafka.producer import OutgoingRecord
 
 M = TypeVar("M", bound=BaseModel)
 
+# No valid envelope comes near this: ingest caps request bodies at 64 KiB.
+MAX_ENVELOPE_BYTES = 256 * 1024
+
 DLQ_REASON = "dlq-reason"
 DLQ_SOURCE_TOPIC = "dlq-source-topic"
 DLQ_SOURCE_PARTITION = "dlq-source-partition"
@@ -25,6 +28,8 @@ def decode_envelope(record: KafkaRecord, model: type[M], schema: str) -> M:
     """The record's value as ``model``, or ``PoisonRecordError`` saying exactly why it can never be read."""
     if not record.value:
         raise PoisonRecordError("empty value")
+    if len(record.value) > MAX_ENVELOPE_BYTES:
+        raise PoisonRecordError(f"value of {len(record.value)} bytes exceeds the {MAX_ENVELOPE_BYTES}-byte limit")
     try:
         data = json.loads(record.value)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
