@@ -23,8 +23,12 @@ COUNT = 10
 
 
 def _post(handler, body: dict, key: str):
-    event = http_api_event("POST", "/v1/notifications", body=json.dumps(body),
-                           headers={"content-type": "application/json", "idempotency-key": key})
+    event = http_api_event(
+        "POST",
+        "/v1/notifications",
+        body=json.dumps(body),
+        headers={"content-type": "application/json", "idempotency-key": key},
+    )
     return http_result(handler(event, LocalLambdaContext("ingest")))
 
 
@@ -68,12 +72,21 @@ def test_outage_answers_503_then_retries_deliver_once(tmp_path: Path, moto_aws, 
 
         # And everything that reached Kafka is delivered exactly once
         ids = {b["id"].encode() for b in bodies} | {warm["id"].encode()}
-        requested = read_topic(bootstrap, "notifications.requested", where=lambda r: r.key in ids,
-                               until=lambda found: len({r.key for r in found}) >= len(ids))
-        assert fanout_handler.handler(build_event(requested, bootstrap_servers=bootstrap, event_source_arn=ARN),
-                                      LocalLambdaContext("fanout")) == {"batchItemFailures": []}
-        emails = read_topic(bootstrap, "notifications.email", where=lambda r: r.key in ids,
-                            until=lambda found: len({r.key for r in found}) >= len(ids))
+        requested = read_topic(
+            bootstrap,
+            "notifications.requested",
+            where=lambda r: r.key in ids,
+            until=lambda found: len({r.key for r in found}) >= len(ids),
+        )
+        assert fanout_handler.handler(
+            build_event(requested, bootstrap_servers=bootstrap, event_source_arn=ARN), LocalLambdaContext("fanout")
+        ) == {"batchItemFailures": []}
+        emails = read_topic(
+            bootstrap,
+            "notifications.email",
+            where=lambda r: r.key in ids,
+            until=lambda found: len({r.key for r in found}) >= len(ids),
+        )
         monkeypatch.setenv("CHANNEL", "email")
         event = build_event(emails, bootstrap_servers=bootstrap, event_source_arn=ARN)
         assert sender_handler.handler(event, LocalLambdaContext("email")) == {"batchItemFailures": []}

@@ -39,8 +39,12 @@ class FlakySender:
 def email_message(**changes) -> ChannelMessage:
     request = NotificationRequest.model_validate(sample_request(channels=["email"], **changes))
     envelope = NotificationRequested(
-        notification_id=request.id, correlation_id="c-1", accepted_at="2026-11-21T10:00:00Z",
-        channels=request.requested_channels(), locale=request.locale, purchase=request.purchase,
+        notification_id=request.id,
+        correlation_id="c-1",
+        accepted_at="2026-11-21T10:00:00Z",
+        channels=request.requested_channels(),
+        locale=request.locale,
+        purchase=request.purchase,
         customer=request.customer,
     )
     return channel_messages(envelope)[0]
@@ -53,26 +57,42 @@ def test_one_of_three_failing_is_the_only_item_failure(moto_aws, monkeypatch):
     messages = [email_message() for _ in range(3)]
     failing = messages[1].purchase.order_id
     sender = FlakySender({failing})
-    settings = SenderSettings.from_env({
-        "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1", "CHANNEL": "email", "EMAIL_FROM_ADDRESS": "orders@shop.example",
-        "STATUS_TABLE_NAME": "notifications-status", "IDEMPOTENCY_TABLE_NAME": "notifications-idempotency",
-    })
+    settings = SenderSettings.from_env(
+        {
+            "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1",
+            "CHANNEL": "email",
+            "EMAIL_FROM_ADDRESS": "orders@shop.example",
+            "STATUS_TABLE_NAME": "notifications-status",
+            "IDEMPOTENCY_TABLE_NAME": "notifications-idempotency",
+        }
+    )
     status = InMemoryStatusStore()
     service = delivery.DeliveryService(
-        settings=settings, sender=sender, status=status, publisher=MemoryPublisher(),
-        persistence=DynamoDBPersistenceLayer(table_name="notifications-idempotency",
-                                             boto3_client=moto_aws.client("dynamodb")),
+        settings=settings,
+        sender=sender,
+        status=status,
+        publisher=MemoryPublisher(),
+        persistence=DynamoDBPersistenceLayer(
+            table_name="notifications-idempotency", boto3_client=moto_aws.client("dynamodb")
+        ),
     )
     monkeypatch.setattr(sender_handler, "delivery_runtime", lambda: service)
     records = [
-        KafkaRecord(topic="notifications.email", partition=2, offset=40 + i, timestamp=1, key=str(m.notification_id).encode(),
-                    value=m.to_json())
+        KafkaRecord(
+            topic="notifications.email",
+            partition=2,
+            offset=40 + i,
+            timestamp=1,
+            key=str(m.notification_id).encode(),
+            value=m.to_json(),
+        )
         for i, m in enumerate(messages)
     ]
 
     # When the batch is handled
-    result = sender_handler.handler(build_event(records, bootstrap_servers="b:9098", event_source_arn=ARN),
-                                    LocalLambdaContext("email-sender"))
+    result = sender_handler.handler(
+        build_event(records, bootstrap_servers="b:9098", event_source_arn=ARN), LocalLambdaContext("email-sender")
+    )
 
     # Then exactly the failed record is reported, and the other two were sent once
     assert result == {"batchItemFailures": [{"itemIdentifier": {"partition": "notifications.email-2", "offset": 41}}]}
@@ -82,8 +102,9 @@ def test_one_of_three_failing_is_the_only_item_failure(moto_aws, monkeypatch):
 
     # When the ESM redelivers from the failed offset (41 and 42) and the provider recovers
     sender.failing_orders.clear()
-    result = sender_handler.handler(build_event(records[1:], bootstrap_servers="b:9098", event_source_arn=ARN),
-                                    LocalLambdaContext("email-sender"))
+    result = sender_handler.handler(
+        build_event(records[1:], bootstrap_servers="b:9098", event_source_arn=ARN), LocalLambdaContext("email-sender")
+    )
 
     # Then the retried one is sent and the already-sent one is not sent again
     assert result == {"batchItemFailures": []}

@@ -63,7 +63,27 @@ _ENV = ImmutableSandboxedEnvironment(
 )
 
 
+def escape_mrkdwn(value: object) -> str:
+    """Slack's escaping: only ``&``, ``<`` and ``>`` (so ``<!channel>`` in a name cannot mention anyone)."""
+    return str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+# Slack mrkdwn templates (``*.mrkdwn``): every ``{{ value }}`` is escaped, the template's own markup is kept.
+_MRKDWN_ENV = ImmutableSandboxedEnvironment(
+    loader=FileSystemLoader(TEMPLATES),
+    autoescape=False,
+    finalize=escape_mrkdwn,
+    undefined=StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
 def render(channel: Channel, locale: str, name: str, message: ChannelMessage) -> str:
-    """Render ``templates/<channel>/<locale>/<name>`` with the message (HTML templates are autoescaped)."""
-    template = _ENV.get_template(f"{channel.value}/{locale}/{name}")
+    """Render ``templates/<channel>/<locale>/<name>`` with the message.
+
+    Values are escaped for the template's format: HTML for ``*.html``, Slack's for ``*.mrkdwn``, none for text.
+    """
+    env = _MRKDWN_ENV if name.endswith(".mrkdwn") else _ENV
+    template = env.get_template(f"{channel.value}/{locale}/{name}")
     return template.render(purchase=message.purchase, customer=message.customer, message=message).strip()

@@ -1,0 +1,295 @@
+"""An HTTP endpoint on 127.0.0.1 that plays Slack's incoming webhook or a webhook receiver.
+
+It records every POST (path, headers, JSON body, what it answered), can be told to fail (the next N requests or
+a fraction of them, with a chosen status and ``Retry-After``), to answer late (client timeouts) or to drop the
+connection, and, given the signing key, verifies ``Webhook-Signature`` on its own (answering 401 when it does not
+match), independently of the sender's code.
+
+Library use::
+
+    with DeliveryReceiver(signing_key="local-signing-key") as receiver:
+        receiver.fail_next(1, status=429, retry_after=7)
+        ...  # point the sender at receiver.url("/webhook")
+        assert len(receiver.accepted()) == 1
+
+CLI (the local stack's default Slack and webhook endpoint)::
+
+    python -m devstack.receivers --port 3001 --signing-key local-signing-key
+
+prints one JSON line per request.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import hmac
+import json
+import random
+import signal
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import FrameType, TracebackType
+from typing import Any
+
+HOST = "127.0.0.1"
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One request as received, and the status it was answered with (0: connection dropped)."""
+
+    path: str
+    headers: dict[str, str]  # lower-case names
+    body: bytes
+    status: int
+    signature_ok: bool | None  # None when the receiver has no signing key
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+    @property
+    def accepted(self) -> bool:
+        return 200 <= self.status < 300
+
+
+@dataclass(frozen=True)
+class _Failure:
+    status: int
+    retry_after: str | None
+
+
+def verify_signature(signing_key: str, headers: dict[str, str], body: bytes, *, tolerance: float, now: float) -> bool:
+    """``Webhook-Signature: v1=<hex HMAC-SHA256(key, "<Webhook-Timestamp>.<body>")>``, timestamp within tolerance."""
+    timestamp, given = headers.get("webhook-timestamp", ""), headers.get("webhook-signature", "")
+    if not timestamp.isdigit() or not given.startswith("v1=") or abs(now - int(timestamp)) > tolerance:
+        return False
+    expected = hmac.new(signing_key.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, given.removeprefix("v1="))
+
+
+class DeliveryReceiver:
+    def __init__(
+        self,
+        port: int = 0,
+        *,
+        signing_key: str | None = None,
+        tolerance_seconds: float = 300.0,
+        seed: int = 0,
+        on_delivery: Callable[[Delivery], None] | None = None,
+    ) -> None:
+        self._port = port
+        self.signing_key = signing_key
+        self._tolerance = tolerance_seconds
+        self._random = random.Random(seed)  # noqa: S311 - failure injection, not cryptography
+        self._on_delivery = on_delivery
+        self._lock = threading.Condition()
+        self._deliveries: list[Delivery] = []
+        self._failures: deque[_Failure] = deque()
+        self._fraction: tuple[float, _Failure] | None = None
+        self._delays: deque[float] = deque()
+        self._drops = 0
+        self._stopping = threading.Event()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------------------------
+
+    def start(self) -> DeliveryReceiver:
+        handler = _handler_for(self)
+        self._server = ThreadingHTTPServer((HOST, self._port), handler)
+        self._server.daemon_threads = True
+        self._port = int(self._server.server_address[1])
+        self._stopping.clear()
+        self._thread = threading.Thread(target=self._server.serve_forever, name="delivery-receiver", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()  # releases requests held by answer_late
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    def __enter__(self) -> DeliveryReceiver:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    def url(self, path: str = "/") -> str:
+        return f"http://{HOST}:{self._port}{path}"
+
+    # -- behaviour ---------------------------------------------------------------------------------------------
+
+    def fail_next(self, count: int, status: int = 503, retry_after: float | str | None = None) -> None:
+        """Answer the next ``count`` requests with ``status`` (and ``Retry-After`` when given)."""
+        with self._lock:
+            value = None if retry_after is None else str(retry_after)
+            self._failures.extend(_Failure(status, value) for _ in range(count))
+
+    def fail_fraction(self, fraction: float, status: int = 503, retry_after: float | str | None = None) -> None:
+        """Answer about ``fraction`` of the requests (seeded, so repeatable) with ``status``; 0 stops it."""
+        with self._lock:
+            value = None if retry_after is None else str(retry_after)
+            self._fraction = (fraction, _Failure(status, value)) if fraction > 0 else None
+
+    def answer_late(self, count: int, seconds: float) -> None:
+        """Hold each of the next ``count`` requests ``seconds`` before answering (to make clients time out)."""
+        with self._lock:
+            self._delays.extend(seconds for _ in range(count))
+
+    def drop_next(self, count: int) -> None:
+        """Close the connection of the next ``count`` requests without answering."""
+        with self._lock:
+            self._drops += count
+
+    def reset(self) -> None:
+        """Forget deliveries and pending failures."""
+        with self._lock:
+            self._deliveries.clear()
+            self._failures.clear()
+            self._fraction = None
+            self._delays.clear()
+            self._drops = 0
+
+    # -- what happened -----------------------------------------------------------------------------------------
+
+    def deliveries(self, path: str | None = None) -> list[Delivery]:
+        """Every request received (on ``path`` if given), in arrival order."""
+        with self._lock:
+            return [d for d in self._deliveries if path is None or d.path == path]
+
+    def accepted(self, path: str | None = None) -> list[Delivery]:
+        """The requests answered 2xx."""
+        return [d for d in self.deliveries(path) if d.accepted]
+
+    def wait_for(self, count: int, timeout: float = 30.0, path: str | None = None) -> list[Delivery]:
+        """Block until ``count`` requests were accepted (or ``timeout`` passed); answer the accepted ones."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while True:
+                found = [d for d in self._deliveries if d.accepted and (path is None or d.path == path)]
+                remaining = deadline - time.monotonic()
+                if len(found) >= count or remaining <= 0:
+                    return found
+                self._lock.wait(remaining)
+
+    # -- request handling (server threads) ---------------------------------------------------------------------
+
+    def _decide(self) -> tuple[float, bool, _Failure | None]:
+        with self._lock:
+            delay = self._delays.popleft() if self._delays else 0.0
+            if self._drops:
+                self._drops -= 1
+                return delay, True, None
+            if self._failures:
+                return delay, False, self._failures.popleft()
+            if self._fraction is not None and self._random.random() < self._fraction[0]:
+                return delay, False, self._fraction[1]
+            return delay, False, None
+
+    def _record(self, delivery: Delivery) -> None:
+        with self._lock:
+            self._deliveries.append(delivery)
+            self._lock.notify_all()
+        if self._on_delivery is not None:
+            self._on_delivery(delivery)
+
+    def _handle(self, request: BaseHTTPRequestHandler) -> None:
+        length = int(request.headers.get("Content-Length") or 0)
+        body = request.rfile.read(length)
+        headers = {name.lower(): value for name, value in request.headers.items()}
+        delay, drop, failure = self._decide()
+        if delay:
+            self._stopping.wait(delay)
+        signature_ok = None
+        if self.signing_key is not None:
+            signature_ok = verify_signature(self.signing_key, headers, body, tolerance=self._tolerance, now=time.time())
+        if drop:
+            self._record(Delivery(request.path, headers, body, 0, signature_ok))
+            request.close_connection = True
+            return
+        extra: dict[str, str] = {}
+        if failure is not None:
+            status, answer = failure.status, b"failure_injected"
+            if failure.retry_after is not None:
+                extra["Retry-After"] = failure.retry_after
+        elif signature_ok is False:
+            status, answer = 401, b"invalid_signature"
+        else:
+            status, answer = 200, b"ok"
+        with self._lock:
+            number = len(self._deliveries) + 1
+        # Slack answers with a request id header; harmless for the webhook role.
+        extra["X-Slack-Req-Id"] = f"req-{number}"
+        # Recorded before answering: once a client has its answer, the receiver already knows what it answered.
+        self._record(Delivery(request.path, headers, body, status, signature_ok))
+        request.send_response(status)
+        for name, value in {"Content-Type": "text/plain", "Content-Length": str(len(answer)), **extra}.items():
+            request.send_header(name, value)
+        request.end_headers()
+        request.wfile.write(answer)
+
+
+def _handler_for(receiver: DeliveryReceiver) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            receiver._handle(self)
+
+        def do_GET(self) -> None:  # readiness probe
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"up")
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+    return Handler
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m devstack.receivers", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--port", type=int, default=3001, help="port on 127.0.0.1 (default: %(default)s)")
+    parser.add_argument("--signing-key", help="verify Webhook-Signature with this key (401 when it does not match)")
+    args = parser.parse_args(argv)
+
+    def show(delivery: Delivery) -> None:
+        line = {"path": delivery.path, "status": delivery.status, "signature_ok": delivery.signature_ok}
+        try:
+            line["body"] = delivery.json()
+        except ValueError:
+            line["body"] = delivery.body.decode("utf-8", "replace")
+        print(json.dumps(line, ensure_ascii=False), flush=True)
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    with DeliveryReceiver(args.port, signing_key=args.signing_key, on_delivery=show) as receiver:
+        print(f"receiving on {receiver.url()}", file=sys.stderr, flush=True)
+        stop.wait()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

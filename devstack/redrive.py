@@ -1,0 +1,261 @@
+"""Redrive: look at ``notifications.dlq`` and put chosen records back on the topic they came from.
+
+    python -m devstack.redrive list [--limit N]
+    python -m devstack.redrive replay --offset N [--offset M ...] [--dry-run]
+    python -m devstack.redrive replay --all [--dry-run]
+
+``list`` prints, per dead letter: its DLQ position (the offset, ``partition:offset`` beyond partition 0), the
+source topic/partition/offset, the stage that dead-lettered it, the reason and the key. ``replay`` publishes the
+record's key, value and headers, without the ``dlq-*`` headers, to the topic named by ``dlq-source-topic``
+(acks=all, every acknowledgement checked). Replaying twice is safe: senders deduplicate on the delivery key, so a
+notification already sent is not sent again.
+
+The broker is ``--bootstrap``, else ``KAFKA_BOOTSTRAP_SERVERS``, else the local broker started by
+``python -m devstack.broker start``. ``KAFKA_SECURITY_PROTOCOL``/``KAFKA_SASL_MECHANISM`` and ``TOPIC_DLQ`` are
+read as the functions read them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+from notifications.errors import ConfigurationError
+from notifications.kafka.msk_event import KafkaRecord
+from notifications.kafka.producer import KafkaPublisher, OutgoingRecord, Publisher
+from notifications.records import (
+    DLQ_HEADERS,
+    DLQ_REASON,
+    DLQ_SOURCE_OFFSET,
+    DLQ_SOURCE_PARTITION,
+    DLQ_SOURCE_TOPIC,
+    DLQ_STAGE,
+)
+from notifications.settings import KafkaSettings
+
+
+class RedriveError(Exception):
+    """The DLQ cannot be read or a request cannot be carried out."""
+
+
+def _text(value: bytes | None) -> str:
+    return "" if value is None else value.decode("utf-8", "replace")
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    record: KafkaRecord
+
+    @property
+    def position(self) -> str:
+        """How ``list`` shows it and ``--offset`` takes it."""
+        if self.record.partition == 0:
+            return str(self.record.offset)
+        return f"{self.record.partition}:{self.record.offset}"
+
+    @property
+    def source_topic(self) -> str | None:
+        return _text(self.record.header(DLQ_SOURCE_TOPIC)) or None
+
+    @property
+    def source(self) -> str:
+        if self.source_topic is None:
+            return "?"
+        partition = _text(self.record.header(DLQ_SOURCE_PARTITION))
+        offset = _text(self.record.header(DLQ_SOURCE_OFFSET))
+        return f"{self.source_topic}/{partition}/{offset}"
+
+    @property
+    def reason(self) -> str:
+        return _text(self.record.header(DLQ_REASON)) or "?"
+
+    @property
+    def stage(self) -> str:
+        return _text(self.record.header(DLQ_STAGE)) or "?"
+
+    def replay_record(self) -> OutgoingRecord:
+        """The record as it was before it was dead-lettered."""
+        if self.source_topic is None:
+            raise RedriveError(f"DLQ record {self.position} has no {DLQ_SOURCE_TOPIC} header; it cannot be replayed")
+        return OutgoingRecord(
+            topic=self.source_topic,
+            key=self.record.key,
+            value=self.record.value or b"",
+            headers=tuple((name, value) for name, value in self.record.headers if name not in DLQ_HEADERS),
+        )
+
+
+def parse_position(text: str) -> tuple[int, int]:
+    """``N`` (partition 0) or ``P:N`` as (partition, offset)."""
+    partition, _, offset = text.rpartition(":")
+    try:
+        return (int(partition) if partition else 0), int(offset)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an offset: {text!r} (N or PARTITION:N)") from None
+
+
+def kafka_settings(bootstrap: str | None = None) -> KafkaSettings:
+    """The functions' Kafka settings from the environment; the bootstrap as documented in the module."""
+    env = dict(os.environ)
+    if bootstrap:
+        env["KAFKA_BOOTSTRAP_SERVERS"] = bootstrap
+    elif not env.get("KAFKA_BOOTSTRAP_SERVERS"):
+        from devstack.broker import DEFAULT_DATA_DIR, BrokerError, KafkaBroker  # noqa: PLC0415
+
+        broker = KafkaBroker(DEFAULT_DATA_DIR)
+        if broker.pid is None:
+            raise RedriveError(
+                "no broker: set KAFKA_BOOTSTRAP_SERVERS or start one with `python -m devstack.broker start`"
+            )
+        try:
+            env["KAFKA_BOOTSTRAP_SERVERS"] = broker.bootstrap
+        except BrokerError as exc:
+            raise RedriveError(str(exc)) from exc
+    try:
+        return KafkaSettings.from_env(env)
+    except ConfigurationError as exc:
+        raise RedriveError(str(exc)) from exc
+
+
+def read_to_end(
+    settings: KafkaSettings, topic: str, *, last: int | None = None, timeout: float = 30.0
+) -> list[KafkaRecord]:
+    """Every record of ``topic`` up to its current end (the ``last`` N per partition if given), in partition and
+    offset order. Reads exactly to the end offsets seen at the start, so the answer is complete, not a sample."""
+    from kafka import KafkaConsumer, TopicPartition  # noqa: PLC0415
+
+    from devstack.consume import to_kafka_record  # noqa: PLC0415
+
+    config: dict[str, Any] = {
+        "bootstrap_servers": settings.kafka_bootstrap_servers.split(","),
+        "enable_auto_commit": False,
+        "group_id": None,
+        "security_protocol": settings.kafka_security_protocol,
+    }
+    if settings.kafka_sasl_mechanism:
+        config["sasl_mechanism"] = settings.kafka_sasl_mechanism
+    consumer = KafkaConsumer(**config)
+    try:
+        numbers = consumer.partitions_for_topic(topic)
+        if not numbers:
+            raise RedriveError(f"topic {topic} does not exist")
+        partitions = [TopicPartition(topic, p) for p in sorted(numbers)]
+        consumer.assign(partitions)
+        begin = consumer.beginning_offsets(partitions)
+        end = consumer.end_offsets(partitions)
+        for tp in partitions:
+            consumer.seek(tp, begin[tp] if last is None else max(begin[tp], end[tp] - last))
+        found: list[KafkaRecord] = []
+        deadline = time.monotonic() + timeout
+        while any(consumer.position(tp) < end[tp] for tp in partitions):
+            if time.monotonic() > deadline:
+                raise RedriveError(f"{topic} was not read to its end within {timeout:.0f} s")
+            for tp, batch in consumer.poll(timeout_ms=500).items():
+                found.extend(to_kafka_record(r) for r in batch if r.offset < end[tp])
+        return sorted(found, key=lambda r: (r.partition, r.offset))
+    finally:
+        consumer.close()
+
+
+def read_dead_letters(settings: KafkaSettings, *, last: int | None = None) -> list[DeadLetter]:
+    """The DLQ up to its current end (the ``last`` N per partition if given)."""
+    return [DeadLetter(record) for record in read_to_end(settings, settings.topic_dlq, last=last)]
+
+
+def select(dead_letters: Sequence[DeadLetter], positions: Sequence[tuple[int, int]]) -> list[DeadLetter]:
+    """The dead letters at ``positions``, in the order asked; an unknown position is an error."""
+    by_position = {(d.record.partition, d.record.offset): d for d in dead_letters}
+    missing = [f"{p}:{o}" if p else str(o) for p, o in positions if (p, o) not in by_position]
+    if missing:
+        raise RedriveError(f"no DLQ record at {', '.join(missing)}")
+    return [by_position[position] for position in dict.fromkeys(positions)]
+
+
+def replay(dead_letters: Sequence[DeadLetter], publisher: Publisher) -> list[Exception | None]:
+    """Publish every dead letter back to its source; one result per dead letter (None: acknowledged)."""
+    plan: list[tuple[int, OutgoingRecord]] = []
+    results: list[Exception | None] = [None] * len(dead_letters)
+    for index, dead_letter in enumerate(dead_letters):
+        try:
+            plan.append((index, dead_letter.replay_record()))
+        except RedriveError as exc:
+            results[index] = exc
+    for (index, _), error in zip(plan, publisher.publish_all([record for _, record in plan]), strict=True):
+        results[index] = error
+    return results
+
+
+def _print_list(dead_letters: Sequence[DeadLetter], out: TextIO) -> None:
+    print("OFFSET\tSOURCE\tSTAGE\tREASON\tKEY", file=out)
+    for d in dead_letters:
+        print(f"{d.position}\t{d.source}\t{d.stage}\t{d.reason}\t{_text(d.record.key)}", file=out)
+
+
+def _cmd_list(args: argparse.Namespace, out: TextIO) -> int:
+    settings = kafka_settings(args.bootstrap)
+    dead_letters = read_dead_letters(settings, last=args.limit)
+    if args.limit is not None:  # the newest N over all partitions
+        dead_letters = sorted(dead_letters, key=lambda d: d.record.timestamp)[-args.limit :]
+        dead_letters.sort(key=lambda d: (d.record.partition, d.record.offset))
+    _print_list(dead_letters, out)
+    return 0
+
+
+def _cmd_replay(args: argparse.Namespace, out: TextIO) -> int:
+    settings = kafka_settings(args.bootstrap)
+    dead_letters = read_dead_letters(settings)
+    chosen = list(dead_letters) if args.all else select(dead_letters, args.offset)
+    if args.dry_run:
+        for d in chosen:
+            target = d.source_topic or "(not replayable: no source topic)"
+            print(f"would replay {d.position} -> {target} key={_text(d.record.key)}", file=out)
+        return 0
+    publisher = KafkaPublisher(settings)
+    try:
+        results = replay(chosen, publisher)
+    finally:
+        publisher.close()
+    failed = 0
+    for d, error in zip(chosen, results, strict=True):
+        if error is None:
+            print(f"replayed {d.position} -> {d.source_topic} key={_text(d.record.key)}", file=out)
+        else:
+            failed += 1
+            print(f"NOT replayed {d.position}: {type(error).__name__}: {error}", file=out)
+    print(f"{len(chosen) - failed} replayed, {failed} failed", file=out)
+    return 1 if failed else 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m devstack.redrive", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--bootstrap", help="Kafka bootstrap servers (default: KAFKA_BOOTSTRAP_SERVERS, else local)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    listing = sub.add_parser("list", help="print the dead letters")
+    listing.add_argument("--limit", type=int, help="only the N most recent")
+    listing.set_defaults(func=_cmd_list)
+    replaying = sub.add_parser("replay", help="publish dead letters back to their source topic")
+    which = replaying.add_mutually_exclusive_group(required=True)
+    which.add_argument("--offset", type=parse_position, action="append", help="DLQ offset (N or PARTITION:N)")
+    which.add_argument("--all", action="store_true", help="every dead letter")
+    replaying.add_argument("--dry-run", action="store_true", help="show what would be replayed, publish nothing")
+    replaying.set_defaults(func=_cmd_replay)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        result: int = args.func(args, out or sys.stdout)
+    except RedriveError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,121 @@
+"""HTTPS POST for the HTTP channels (Slack, webhook) and the one place an HTTP answer becomes a delivery error.
+
+- 2xx is delivered.
+- 408, 425, 429 and 5xx are transient (``Retry-After``, seconds or an HTTP date, is passed on as ``retry_after``);
+  so are network errors and timeouts.
+- Every other status is permanent (400, 401, 403, 404, 410, 413, 422, ...), redirects included: a POST is never
+  followed to another URL, the configured URL must be the final one.
+
+Plain ``urllib.request`` with a timeout: no extra dependency in the Lambda layer.
+"""
+
+from __future__ import annotations
+
+import http.client
+import re
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.message import Message
+from email.utils import parsedate_to_datetime
+from urllib.parse import urlsplit
+
+from notifications.errors import PermanentDeliveryError, TransientDeliveryError
+
+_MAX_ANSWER_BYTES = 64 * 1024
+_LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+_TRANSIENT_4XX = frozenset({408, 425, 429})
+# Short machine-readable answers such as Slack's ``channel_not_found`` are kept in the reason; anything else is not.
+_ERROR_TOKEN = re.compile(rb"^[A-Za-z0-9_.-]{1,64}$")
+USER_AGENT = "purchase-notifications/1"
+
+
+@dataclass(frozen=True)
+class HttpAnswer:
+    status: int
+    headers: Mapping[str, str] = field(default_factory=dict)  # lower-case names
+    body: bytes = b""
+
+
+def check_url(url: str) -> str:
+    """``url`` if it may receive deliveries: https, or http to this machine only (the local stack)."""
+    parts = urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return url
+    if parts.scheme == "http" and parts.hostname in _LOOPBACK:
+        return url
+    raise ValueError("must be an https URL (plain http only for 127.0.0.1 or localhost)")
+
+
+def parse_retry_after(value: str | None, now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> float | None:
+    """Seconds to wait from a ``Retry-After`` value (delta-seconds or HTTP date); None when absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - now()).total_seconds())
+
+
+def raise_for_status(provider: str, answer: HttpAnswer) -> None:
+    """Nothing for 2xx; otherwise the typed delivery error for ``answer.status``."""
+    status = answer.status
+    if 200 <= status < 300:
+        return
+    token = answer.body.strip()
+    detail = f" ({token.decode()})" if _ERROR_TOKEN.match(token) else ""
+    reason = f"{provider} answered HTTP {status}{detail}"
+    code = f"HTTP {status}"
+    if status in _TRANSIENT_4XX or status >= 500:
+        raise TransientDeliveryError(
+            reason, provider_code=code, retry_after=parse_retry_after(answer.headers.get("retry-after"))
+        )
+    raise PermanentDeliveryError(reason, provider_code=code)
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects())
+
+
+def _headers(message: Message) -> dict[str, str]:
+    return {name.lower(): value for name, value in message.items()}
+
+
+def post(url: str, body: bytes, headers: Mapping[str, str], *, timeout: float, provider: str) -> HttpAnswer:
+    """POST ``body`` as JSON; the answer when it is 2xx, else ``TransientDeliveryError``/``PermanentDeliveryError``."""
+    try:
+        check_url(url)
+    except ValueError as exc:
+        raise TransientDeliveryError(f"{provider} URL refused: {exc}", provider_code="config") from exc
+    request = urllib.request.Request(  # noqa: S310 - the scheme is checked above (https, or http to loopback)
+        url,
+        data=body,
+        method="POST",
+        headers={"Content-Type": "application/json; charset=utf-8", "User-Agent": USER_AGENT, **headers},
+    )
+    try:
+        with _OPENER.open(request, timeout=timeout) as response:
+            answer = HttpAnswer(response.status, _headers(response.headers), response.read(_MAX_ANSWER_BYTES))
+    except urllib.error.HTTPError as exc:
+        with exc:
+            answer = HttpAnswer(exc.code, _headers(exc.headers), exc.read(_MAX_ANSWER_BYTES))
+    except (OSError, http.client.HTTPException) as exc:  # URLError, timeouts, refused and reset connections
+        raise TransientDeliveryError(f"{provider} unreachable: {type(exc).__name__}", provider_code="network") from exc
+    raise_for_status(provider, answer)
+    return answer
+
+
+Post = Callable[..., HttpAnswer]
+"""The shape of ``post``, so a channel can be handed a fake in unit tests."""

@@ -1,0 +1,87 @@
+"""Slack through an incoming webhook: a Block Kit message posted to the URL kept in Secrets Manager.
+
+The target is operator configuration (``ChannelMessage.recipient`` is None): secret ``{"url": "https://hooks..."}``.
+Texts come from ``templates/slack/<locale>/``: ``header.txt`` (plain text), ``body.mrkdwn`` and ``context.mrkdwn``
+(values escaped the Slack way, so a customer name cannot mention ``@channel`` or inject links).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from aws_lambda_powertools.utilities.parameters import SecretsProvider
+from pydantic import AfterValidator, BaseModel, ConfigDict
+
+from notifications import aws
+from notifications.channels import http
+from notifications.channels.base import Receipt, escape_mrkdwn, register, render
+from notifications.channels.secret import CachedSecret
+from notifications.models import Channel, ChannelMessage
+from notifications.settings import SenderSettings
+
+# Block Kit limits: https://docs.slack.dev/reference/block-kit/blocks
+_HEADER_MAX = 150
+_TEXT_MAX = 3000
+
+
+class SlackTarget(BaseModel):
+    """The secret's content."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    url: Annotated[str, AfterValidator(http.check_url)]
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def slack_message(message: ChannelMessage) -> dict[str, Any]:
+    """The Block Kit payload: header, body section, context line, and ``text`` as the notification fallback."""
+    channel, locale = Channel.SLACK, message.locale
+    header = _cut(render(channel, locale, "header.txt", message), _HEADER_MAX)
+    return {
+        "text": escape_mrkdwn(header),
+        "blocks": [
+            {"type": "header", "text": {"type": "plain_text", "text": header, "emoji": True}},
+            {
+                "type": "section",
+                "text": {"type": "mrkdwn", "text": _cut(render(channel, locale, "body.mrkdwn", message), _TEXT_MAX)},
+            },
+            {
+                "type": "context",
+                "elements": [
+                    {"type": "mrkdwn", "text": _cut(render(channel, locale, "context.mrkdwn", message), _TEXT_MAX)}
+                ],
+            },
+        ],
+    }
+
+
+class SlackSender:
+    channel = Channel.SLACK
+
+    def __init__(
+        self, settings: SenderSettings, target: CachedSecret[SlackTarget], post: http.Post = http.post
+    ) -> None:
+        self._timeout = settings.provider_timeout_seconds
+        self._target = target
+        self._post = post
+
+    def send(self, message: ChannelMessage) -> Receipt:
+        body = json.dumps(slack_message(message), ensure_ascii=False).encode()
+
+        def deliver(target: SlackTarget) -> Receipt:
+            answer = self._post(target.url, body, {}, timeout=self._timeout, provider="slack")
+            # Incoming webhooks answer "ok" and no message id; Slack's request id is what support can trace.
+            return Receipt(provider_message_id=answer.headers.get("x-slack-req-id"))
+
+        return self._target.call(deliver)
+
+
+@register(Channel.SLACK)
+def create(settings: SenderSettings) -> SlackSender:
+    assert settings.slack_webhook_secret_id  # guaranteed by SenderSettings validation
+    source = SecretsProvider(boto3_client=aws.client("secretsmanager"))
+    return SlackSender(settings, CachedSecret(source, settings.slack_webhook_secret_id, SlackTarget))

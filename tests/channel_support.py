@@ -1,0 +1,60 @@
+"""Helpers for the channel and delivery tests: channel messages, sender settings, Kafka records."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from devstack import aws_resources
+from notifications.kafka.msk_event import KafkaRecord
+from notifications.models import Channel, ChannelMessage, NotificationRequest, NotificationRequested, channel_messages
+from notifications.settings import SenderSettings
+from tests.support import sample_request
+
+CLUSTER_ARN = "arn:aws:kafka:us-east-1:123456789012:cluster/notifications/abcd1234-0000-0000-0000-000000000000-1"
+
+
+def requested(**changes: Any) -> NotificationRequested:
+    """The fanout input for a sample request (all four channels unless ``channels`` is given)."""
+    changes.setdefault("channels", [c.value for c in Channel])
+    request = NotificationRequest.model_validate(sample_request(**changes))
+    return NotificationRequested(
+        notification_id=request.id,
+        correlation_id="corr-test",
+        accepted_at="2026-11-21T10:00:01Z",
+        channels=request.requested_channels(),
+        locale=request.locale,
+        purchase=request.purchase,
+        customer=request.customer,
+    )
+
+
+def channel_message(channel: Channel, **changes: Any) -> ChannelMessage:
+    """The message fanout produces for ``channel`` from a sample request changed by ``changes``."""
+    return channel_messages(requested(channels=[channel.value], **changes))[0]
+
+
+def sender_settings(channel: Channel, **env: str) -> SenderSettings:
+    """The local function environment for the sender of ``channel``, with ``env`` on top."""
+    values = {**aws_resources.function_environment("127.0.0.1:1"), "CHANNEL": channel.value, **env}
+    return SenderSettings.from_env(values)
+
+
+def kafka_record(topic: str, offset: int, value: bytes, *, key: bytes | None = b"k", partition: int = 0) -> KafkaRecord:
+    return KafkaRecord(
+        topic=topic, partition=partition, offset=offset, timestamp=1_790_000_000_000, key=key, value=value
+    )
+
+
+def message_record(message: ChannelMessage, offset: int, *, partition: int = 0) -> KafkaRecord:
+    return kafka_record(
+        f"notifications.{message.channel.value}",
+        offset,
+        message.to_json(),
+        key=str(message.notification_id).encode(),
+        partition=partition,
+    )
+
+
+# The HTTP channels' split, as the integration tests drive it through a real socket.
+PERMANENT_STATUSES = [400, 401, 403, 404, 410, 413, 422, 302]
+TRANSIENT_STATUSES = [408, 429, 500, 502, 503, 504]

@@ -1,0 +1,209 @@
+"""Sender guarantees: one send per notification and channel across redeliveries; poison records to the DLQ.
+
+The real delivery domain and sender handler, Powertools idempotency on (in-process moto) DynamoDB, and fakes for
+the provider, the broker and the status table.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+
+from devstack import aws_resources
+from devstack.lambda_context import LocalLambdaContext
+from notifications import delivery
+from notifications.channels import Receipt
+from notifications.errors import PermanentDeliveryError, TransientDeliveryError
+from notifications.kafka.msk_event import build_event
+from notifications.models import Channel, ChannelMessage, DeliveryState
+from notifications.status import InMemoryStatusStore
+from tests.channel_support import CLUSTER_ARN, channel_message, kafka_record, message_record, sender_settings
+from tests.support import MemoryPublisher
+
+
+class RecordingSender:
+    """ChannelSender fake: counts provider calls per delivery key; fails for chosen order ids."""
+
+    def __init__(self, channel: Channel) -> None:
+        self.channel = channel
+        self.sent: list[str] = []
+        self.transient: set[str] = set()
+        self.permanent: set[str] = set()
+
+    def send(self, message: ChannelMessage) -> Receipt:
+        if message.purchase.order_id in self.transient:
+            raise TransientDeliveryError("provider timed out", retry_after=3)
+        if message.purchase.order_id in self.permanent:
+            raise PermanentDeliveryError("recipient rejected")
+        self.sent.append(message.delivery_key)
+        return Receipt(provider_message_id=f"p-{len(self.sent)}")
+
+
+@pytest.fixture
+def sender_stack(moto_aws, monkeypatch):
+    """Build the sender function for a channel around fakes; answers (invoke, sender, publisher, status)."""
+
+    def build(channel: Channel):
+        import sender_handler
+
+        sender = RecordingSender(channel)
+        publisher = MemoryPublisher()
+        status = InMemoryStatusStore()
+        service = delivery.DeliveryService(
+            settings=sender_settings(channel),
+            sender=sender,
+            status=status,
+            publisher=publisher,
+            persistence=DynamoDBPersistenceLayer(
+                table_name=aws_resources.IDEMPOTENCY_TABLE, boto3_client=moto_aws.client("dynamodb")
+            ),
+        )
+        monkeypatch.setattr(sender_handler, "delivery_runtime", lambda: service)
+
+        def invoke(records):
+            event = build_event(records, bootstrap_servers="b-1:9098", event_source_arn=CLUSTER_ARN)
+            return sender_handler.handler(event, LocalLambdaContext(f"{channel.value}-sender"))
+
+        return invoke, sender, publisher, status
+
+    return build
+
+
+def failure(record):
+    return {"itemIdentifier": {"partition": record.partition_id, "offset": record.offset}}
+
+
+@pytest.mark.parametrize("channel", list(Channel))
+def test_a_redelivered_batch_sends_each_notification_once(sender_stack, channel):
+    # Given a batch of three messages on two partitions
+    invoke, sender, _, _ = sender_stack(channel)
+    messages = [channel_message(channel) for _ in range(3)]
+    batch = [message_record(m, 100 + i, partition=i % 2) for i, m in enumerate(messages)]
+
+    # When the same batch arrives twice (a retried invocation)
+    first = invoke(batch)
+    second = invoke(batch)
+
+    # Then both invocations succeed and the provider was called once per notification
+    assert first == second == {"batchItemFailures": []}
+    assert sorted(sender.sent) == sorted(m.delivery_key for m in messages)
+
+
+@pytest.mark.parametrize("channel", list(Channel))
+def test_a_partial_failure_then_redelivery_of_the_later_records_sends_each_once(sender_stack, channel):
+    # Given four messages on one partition, the second failing transiently
+    invoke, sender, _, status = sender_stack(channel)
+    messages = [channel_message(channel) for _ in range(4)]
+    batch = [message_record(m, 200 + i) for i, m in enumerate(messages)]
+    sender.transient.add(messages[1].purchase.order_id)
+
+    # When the batch is handled
+    result = invoke(batch)
+
+    # Then only the failed record is reported, its status says why (not final), and the others were sent
+    assert result == {"batchItemFailures": [failure(batch[1])]}
+    assert sorted(sender.sent) == sorted(m.delivery_key for m in (messages[0], messages[2], messages[3]))
+    view = status.get(messages[1].notification_id)
+    assert view is not None and view.channels[0].last_error == "provider timed out"
+    assert view.channels[0].state != DeliveryState.FAILED
+
+    # When the event-source mapping redelivers from the failed offset on, and the provider has recovered
+    sender.transient.clear()
+    result = invoke(batch[1:])
+
+    # Then everything is done and every notification was sent exactly once
+    assert result == {"batchItemFailures": []}
+    assert sorted(sender.sent) == sorted(m.delivery_key for m in messages)
+    view = status.get(messages[1].notification_id)
+    assert view is not None and view.channels[0].state == DeliveryState.SENT
+
+
+def poison_batch(channel: Channel):
+    """Good messages around every kind of record a sender can never deliver, and the expected DLQ reasons."""
+    good = [channel_message(channel) for _ in range(2)]
+    other = next(c for c in Channel if c != channel)
+    sample = json.loads(good[0].to_json())
+    topic = f"notifications.{channel.value}"
+    poison = {
+        b"not-json": (b"{not json", "value is not JSON"),
+        b"empty": (b"", "empty value"),
+        b"v2": (json.dumps(sample | {"schema": "notification.channel/v2"}).encode(), "unsupported schema"),
+        b"unknown-channel": (
+            json.dumps(sample | {"channel": "pager"}).encode(),
+            "invalid notification.channel/v1: channel",
+        ),
+        b"mismatch": (channel_message(other).to_json(), f"channel '{other.value}' on the {channel.value} topic"),
+        b"invalid": (json.dumps({k: v for k, v in sample.items() if k != "purchase"}).encode(), "purchase"),
+    }
+    records = [message_record(good[0], 0)]
+    records += [kafka_record(topic, i + 1, value, key=key) for i, (key, (value, _)) in enumerate(poison.items())]
+    records.append(message_record(good[1], len(records)))
+    return good, records, {key: reason for key, (_, reason) in poison.items()}
+
+
+@pytest.mark.parametrize("channel", list(Channel))
+def test_poison_records_go_to_the_dlq_with_reason_and_source_and_the_rest_is_delivered(sender_stack, channel):
+    # Given a batch with a poison record of every kind between two good messages
+    invoke, sender, publisher, _ = sender_stack(channel)
+    good, records, reasons = poison_batch(channel)
+
+    # When the sender handles it
+    result = invoke(records)
+
+    # Then nothing is retried, both good messages were sent, and every poison record is in the DLQ as it was
+    assert result == {"batchItemFailures": []}
+    assert sender.sent == [m.delivery_key for m in good]
+    dead = {d.key: d for d in publisher.on("notifications.dlq")}
+    assert set(dead) == set(reasons)
+    for record in records[1:-1]:
+        letter = dead[record.key]
+        headers = dict(letter.headers)
+        assert letter.value == (record.value or b"")
+        assert reasons[record.key] in headers["dlq-reason"].decode()
+        assert headers["dlq-source-topic"] == f"notifications.{channel.value}".encode()
+        assert headers["dlq-source-partition"] == b"0"
+        assert headers["dlq-source-offset"] == str(record.offset).encode()
+        assert headers["dlq-stage"] == f"sender-{channel.value}".encode()
+
+
+def test_a_permanent_provider_error_dead_letters_the_record_and_marks_it_failed(sender_stack):
+    # Given two messages, the provider rejecting the first for good
+    invoke, sender, publisher, status = sender_stack(Channel.SMS)
+    messages = [channel_message(Channel.SMS) for _ in range(2)]
+    sender.permanent.add(messages[0].purchase.order_id)
+    batch = [message_record(m, i) for i, m in enumerate(messages)]
+
+    # When the batch is handled
+    result = invoke(batch)
+
+    # Then the rejected one is in the DLQ with the provider's reason and marked failed, the other was sent
+    assert result == {"batchItemFailures": []}
+    [letter] = publisher.on("notifications.dlq")
+    assert dict(letter.headers)["dlq-reason"] == b"recipient rejected"
+    assert sender.sent == [messages[1].delivery_key]
+    view = status.get(messages[0].notification_id)
+    assert view is not None and view.channels[0].last_error == "recipient rejected"
+    assert view.channels[0].state == DeliveryState.FAILED
+
+    # When the same batch is redelivered
+    assert invoke(batch) == {"batchItemFailures": []}
+
+    # Then the good one is not sent again
+    assert sender.sent == [messages[1].delivery_key]
+
+
+def test_a_poison_record_is_retried_when_the_dlq_does_not_acknowledge(sender_stack, monkeypatch):
+    # Given a DLQ that does not acknowledge
+    invoke, sender, publisher, _ = sender_stack(Channel.EMAIL)
+    publisher.fail_topics.add("notifications.dlq")
+    good = channel_message(Channel.EMAIL)
+    batch = [kafka_record("notifications.email", 0, b"nope", key=b"bad"), message_record(good, 1)]
+
+    # When the batch is handled
+    result = invoke(batch)
+
+    # Then the poison record is reported failed instead of being dropped, and the good one was sent
+    assert result == {"batchItemFailures": [failure(batch[0])]}
+    assert sender.sent == [good.delivery_key]
