@@ -1,0 +1,166 @@
+"""One function of template.yaml in its own process: a local Lambda execution environment and its trigger.
+
+    python -m devstack.function_worker <FunctionLogicalId> [--http-port N] [--ready-fd FD]
+
+The process imports the function's handler from its ``CodeUri`` and runs what triggers it in template.yaml:
+
+- Kafka event-source mappings (one :class:`devstack.esm.KafkaEventSourceMapping` each; invocations one at a
+  time, as one execution environment runs one invocation at a time);
+- HTTP API events: an API Gateway HTTP API on 127.0.0.1 (``--http-port``, 0 = a free port; with ``--reuse-port``
+  several environments share the port).
+
+Several processes of one function are several execution environments: Kafka-triggered ones share the mapping's
+consumer group (Kafka gives each its partitions), HTTP ones share the port.
+
+The environment is the function's (the local stack builds it: see ``devstack.stack``). Settings and clients are
+cached per process, exactly as per Lambda execution environment, which is why every function gets a process.
+When ready, one JSON line ``{"function": ..., "port": ...}`` is written to ``--ready-fd``. SIGTERM stops it
+cleanly (consumers leave their groups, nothing uncommitted is lost). Started by the stack (``--ready-fd``), SIGINT
+is left to the parent, which stops its workers in order; run by hand, Ctrl-C stops it. It also stops when its
+parent goes away.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from functools import partial
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from devstack.esm import Handler, KafkaEventSourceMapping, retry_delay
+from devstack.http_server import HttpApiServer
+from devstack.template_config import DEFAULT_TEMPLATE, FunctionSpec, load_template
+
+log = logging.getLogger("devstack.worker")
+
+BACKOFF_ENV = "DEVSTACK_RETRY_BACKOFF_SECONDS"
+
+
+def load_handler(spec: FunctionSpec) -> Handler:
+    """Import ``Handler`` from ``CodeUri`` as the Lambda runtime does."""
+    code = str(spec.code_uri)
+    if code not in sys.path:
+        sys.path.insert(0, code)
+    module = importlib.import_module(spec.handler_module)
+    handler: Handler = getattr(module, spec.handler_function)
+    return handler
+
+
+def _watch_parent(parent: int, stop: threading.Event) -> None:
+    while not stop.wait(1.0):
+        if os.getppid() != parent:
+            log.warning("parent process went away; stopping")
+            stop.set()
+
+
+def _signal_ready(fd: int | None, info: dict[str, Any]) -> None:
+    if fd is None:
+        return
+    with os.fdopen(fd, "w") as ready:
+        ready.write(json.dumps(info) + "\n")
+
+
+def serve(
+    spec: FunctionSpec, stop: threading.Event, *, http_port: int | None, ready_fd: int | None, reuse_port: bool = False
+) -> int:
+    handler = load_handler(spec)
+    if spec.kafka_triggers:
+        bootstrap = os.environ["KAFKA_BOOTSTRAP_SERVERS"]
+        from notifications.kafka.producer import KafkaPublisher  # noqa: PLC0415
+        from notifications.settings import KafkaSettings  # noqa: PLC0415
+
+        publisher = KafkaPublisher(KafkaSettings(kafka_bootstrap_servers=bootstrap))
+        backoff = partial(retry_delay, base=float(os.environ.get(BACKOFF_ENV, "0.5")))
+        lock = threading.Lock()
+        mappings = [
+            KafkaEventSourceMapping(
+                trigger,
+                handler,
+                bootstrap=bootstrap,
+                destination=publisher,
+                timeout_seconds=spec.timeout_seconds,
+                backoff=backoff,
+                invoke_lock=lock,
+            )
+            for trigger in spec.kafka_triggers
+            if trigger.enabled
+        ]
+        failed: list[BaseException] = []
+
+        def run(mapping: KafkaEventSourceMapping) -> None:
+            try:
+                mapping.run(stop)
+            except BaseException as exc:
+                log.exception("%s stopped on an error", mapping.trigger.name)
+                failed.append(exc)
+                stop.set()
+
+        threads = [threading.Thread(target=run, args=(m,), name=m.trigger.name) for m in mappings]
+        for thread in threads:
+            thread.start()
+        while not stop.is_set() and not all(m.assigned.is_set() for m in mappings):
+            stop.wait(0.1)
+        if not stop.is_set():
+            _signal_ready(
+                ready_fd, {"function": spec.logical_id, "topics": [t for m in mappings for t in m.trigger.topics]}
+            )
+        for thread in threads:
+            thread.join()
+        publisher.close()
+        return 1 if failed else 0
+    if spec.http_routes:
+        api = HttpApiServer(
+            handler,
+            function_name=spec.logical_id,
+            timeout_seconds=spec.timeout_seconds,
+            port=http_port or 0,
+            reuse_port=reuse_port,
+        ).start()
+        _signal_ready(ready_fd, {"function": spec.logical_id, "port": api.port})
+        stop.wait()
+        api.stop()
+        return 0
+    log.error("%s has no Kafka trigger and no HTTP API event: nothing runs it locally", spec.logical_id)
+    return 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m devstack.function_worker", description=__doc__.split("\n\n")[0])
+    parser.add_argument("function", help="logical id of an AWS::Serverless::Function in the template")
+    parser.add_argument("--template", type=Path, default=DEFAULT_TEMPLATE)
+    parser.add_argument("--http-port", type=int, default=None, help="port of the HTTP API (HTTP-triggered functions)")
+    parser.add_argument("--ready-fd", type=int, default=None, help="write one JSON line here when ready")
+    parser.add_argument(
+        "--reuse-port", action="store_true", help="share --http-port with other environments (SO_REUSEPORT)"
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("kafka").setLevel(logging.WARNING)
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    if args.ready_fd is not None:
+        # Started by the local stack: Ctrl-C reaches the whole process group, and the stack stops us in order.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    else:
+        signal.signal(signal.SIGINT, on_signal)
+    threading.Thread(target=_watch_parent, args=(os.getppid(), stop), daemon=True).start()
+    spec = load_template(args.template).function(args.function)
+    return serve(spec, stop, http_port=args.http_port, ready_fd=args.ready_fd, reuse_port=args.reuse_port)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,146 @@
+"""A local API Gateway HTTP API: HTTP requests in, payload-2.0 Lambda proxy events to the handler, responses out.
+
+One execution environment: invocations run one at a time, as Lambda runs one request per environment (the
+handler's module-level state, e.g. the Powertools resolver's current event, is not shared between requests).
+Several environments (processes) can serve one port with ``reuse_port`` (SO_REUSEPORT, Linux).
+Like API Gateway, a handler error answers 500 ``{"message": "Internal Server Error"}`` and a body over 10 MB
+answers 413.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import urlsplit
+
+from devstack.apigw import HttpResult, http_api_event, http_result
+from devstack.lambda_context import LocalLambdaContext
+
+log = logging.getLogger("devstack.api")
+
+HOST = "127.0.0.1"
+MAX_PAYLOAD_BYTES = 10 * 1024 * 1024  # HTTP API quota
+Handler = Callable[[dict[str, Any], Any], Any]
+
+
+def _error(status: int, message: str) -> HttpResult:
+    return HttpResult(status, {"content-type": "application/json"}, json.dumps({"message": message}).encode())
+
+
+class HttpApiServer:
+    """Serves every method and path on 127.0.0.1:``port`` through ``handler`` (port 0 picks a free one)."""
+
+    def __init__(
+        self,
+        handler: Handler,
+        *,
+        function_name: str,
+        timeout_seconds: float = 30.0,
+        port: int = 3000,
+        reuse_port: bool = False,
+    ) -> None:
+        if reuse_port and not hasattr(socket, "SO_REUSEPORT"):
+            raise ValueError("several HTTP API environments on one port need SO_REUSEPORT (Linux)")
+        self._reuse_port = reuse_port
+        self._handler = handler
+        self._function_name = function_name
+        self._timeout = timeout_seconds
+        self._port = port
+        self._lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self._port}"
+
+    def start(self) -> HttpApiServer:
+        server = ThreadingHTTPServer((HOST, self._port), _request_handler(self), bind_and_activate=False)
+        server.daemon_threads = True
+        if self._reuse_port:  # several execution environments behind one port; the kernel spreads connections
+            server.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        try:
+            server.server_bind()
+            server.server_activate()
+        except OSError:
+            server.server_close()
+            raise
+        self._server = server
+        self._port = int(server.server_address[1])
+        self._thread = threading.Thread(target=self._server.serve_forever, name="http-api", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    def invoke(self, method: str, target: str, headers: dict[str, str], body: bytes | None) -> HttpResult:
+        """What API Gateway answers for one request."""
+        parts = urlsplit(target)
+        event = http_api_event(method, parts.path or "/", body=body, headers=headers, query=parts.query)
+        context = LocalLambdaContext(self._function_name, timeout_seconds=self._timeout)
+        with self._lock:
+            try:
+                response = self._handler(event, context)
+                result = http_result(json.loads(json.dumps(response)))
+            except Exception:
+                log.exception("%s failed", self._function_name)
+                return _error(500, "Internal Server Error")
+        result.headers.setdefault("content-type", "application/json")
+        result.headers["apigw-requestid"] = event["requestContext"]["requestId"]
+        return result
+
+
+def _request_handler(api: HttpApiServer) -> type[BaseHTTPRequestHandler]:
+    class RequestHandler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, as API Gateway offers
+
+        def _serve(self) -> None:
+            started = time.perf_counter()
+            headers: dict[str, str] = {}
+            for name, value in self.headers.items():  # repeated headers are joined, as API Gateway does
+                key = name.lower()
+                headers[key] = f"{headers[key]},{value}" if key in headers else value
+            length = int(headers.get("content-length") or 0)
+            if "chunked" in headers.get("transfer-encoding", ""):
+                result = _error(411, "Length Required")
+                self.close_connection = True
+            elif length > MAX_PAYLOAD_BYTES:
+                result = _error(413, "Request Entity Too Large")
+                self.close_connection = True
+            else:
+                body = self.rfile.read(length) if length else None
+                result = api.invoke(self.command, self.path, headers, body)
+            self.send_response(result.status)
+            for name, value in result.headers.items():
+                if name not in ("content-length", "connection", "transfer-encoding"):
+                    self.send_header(name, value)
+            self.send_header("Content-Length", str(len(result.body)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(result.body)
+            elapsed = (time.perf_counter() - started) * 1000
+            log.info("%s %s %d %.1fms", self.command, urlsplit(self.path).path, result.status, elapsed)
+
+        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve  # noqa: N815
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return  # one line per request is logged by _serve
+
+    return RequestHandler

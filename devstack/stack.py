@@ -1,0 +1,530 @@
+"""The whole product on one machine: Kafka, AWS APIs (moto), Slack/webhook receivers and every function.
+
+What runs (``LocalStack.start``), each announced by one progress line:
+
+1. Kafka: the local KRaft broker (data in ``<data_dir>/kafka``, port 9092 unless taken; a restart reuses the data
+   dir and its port), or the cluster named by ``KAFKA_BOOTSTRAP_SERVERS``. Topics from ``devstack.topics``.
+2. AWS: a moto server on 127.0.0.1 (DynamoDB, SES, SNS, Secrets Manager) with the project's resources.
+3. Receivers: a Slack incoming webhook and a signature-checking webhook endpoint (``devstack.receivers``).
+4. Functions from template.yaml, each in its own process (``devstack.function_worker``): the ingest behind a local
+   HTTP API, the fanout and one sender per channel behind local Kafka event-source mappings. A function whose
+   process dies gets a new one, as Lambda starts a new execution environment.
+
+Each function's environment is what template.yaml gives it literally, then the local wiring
+(``aws_resources.function_environment``), then ``AWS_ENDPOINT_URL`` (moto) with dummy credentials. Function logs
+(JSON, as CloudWatch would hold them) go to ``<data_dir>/logs/<FunctionLogicalId>.log``; ``<data_dir>/stack.json``
+says where everything listens while the stack runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import logging
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import IO, Any
+
+from devstack import aws_resources
+from devstack.broker import KafkaBroker, ensure_topics, is_fetched, wait_until_ready
+from devstack.receivers import DeliveryReceiver
+from devstack.template_config import DEFAULT_TEMPLATE, FunctionSpec, load_template
+from devstack.topics import TOPICS
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA_DIR = REPO_ROOT / ".devstack"
+HOST = "127.0.0.1"
+REGION = "us-east-1"
+DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+# Variables of the orchestrating process that must not leak into a function's environment.
+_NOT_INHERITED = ("AWS_", "KAFKA_", "POWERTOOLS_", "TOPIC_", "_X_AMZN", "DEVSTACK_")
+
+
+class StackError(RuntimeError):
+    """Something of the local stack could not start."""
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    data_dir: Path = DEFAULT_DATA_DIR
+    template: Path = DEFAULT_TEMPLATE
+    api_port: int = 3000  # exact (0: any free port)
+    broker_port: int = 9092  # preferred; another free port when taken
+    moto_port: int = 5000  # preferred
+    slack_port: int = 3001  # preferred
+    webhook_port: int = 3002  # preferred
+    bootstrap: str | None = None  # an existing Kafka cluster instead of the local broker
+    retry_backoff_seconds: float = 0.5  # first back-off of a failing partition (doubles, capped at 10 s)
+    # Execution environments (processes) per function: the ingest's share the API port (Linux), those of a
+    # Kafka-triggered function share its consumer group, at most one per partition.
+    concurrency: int = 1
+    ready_timeout_seconds: float = 120.0
+
+
+@dataclass
+class StackInfo:
+    """Where everything listens; written to ``<data_dir>/stack.json`` while the stack runs."""
+
+    api_url: str
+    bootstrap: str
+    aws_endpoint: str
+    slack_url: str
+    webhook_url: str
+    logs_dir: str
+    channels: list[str]
+    functions: dict[str, int] = field(default_factory=dict)  # logical id -> pid
+
+    @classmethod
+    def read(cls, data_dir: Path = DEFAULT_DATA_DIR) -> StackInfo | None:
+        try:
+            return cls(**json.loads((data_dir / "stack.json").read_text()))
+        except (OSError, ValueError, TypeError):
+            return None
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((HOST, port))
+        except OSError:
+            return False
+    return True
+
+
+def preferred_port(port: int) -> int:
+    """``port`` if it is free, else any free port (0 means any)."""
+    return port if port and port_free(port) else free_port()
+
+
+def channel_available(channel: str) -> bool:
+    """True when the shared package has a sender module for the channel."""
+    return importlib.util.find_spec(f"notifications.channels.{channel}") is not None
+
+
+def function_environment(
+    spec: FunctionSpec, *, bootstrap: str, aws_endpoint: str, base: Mapping[str, str], backoff: float
+) -> dict[str, str]:
+    """The environment a function runs with locally (see the module docstring for the order)."""
+    env = {k: v for k, v in base.items() if not k.startswith(_NOT_INHERITED)}
+    env.update(spec.environment)
+    env.update(aws_resources.function_environment(bootstrap))
+    env.update(DUMMY_CREDENTIALS)
+    env.update(
+        {
+            "AWS_ENDPOINT_URL": aws_endpoint,
+            "AWS_REGION": REGION,
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_LAMBDA_FUNCTION_NAME": spec.logical_id,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_mb),
+            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+            "PYTHONUNBUFFERED": "1",
+            "DEVSTACK_RETRY_BACKOFF_SECONDS": str(backoff),
+        }
+    )
+    return env
+
+
+class _EndpointSession:
+    """The ``client(service)`` of a boto3 session, aimed at the moto server (for ``aws_resources.create_all``)."""
+
+    def __init__(self, endpoint: str) -> None:
+        import boto3  # noqa: PLC0415
+
+        self._session = boto3.Session(
+            region_name=REGION,
+            aws_access_key_id=DUMMY_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=DUMMY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        )
+        self._endpoint = endpoint
+
+    def client(self, service: str) -> Any:
+        return self._session.client(service, endpoint_url=self._endpoint)  # type: ignore[call-overload]
+
+
+def _wait_ready_line(proc: subprocess.Popen[bytes], fd: int, timeout: float, what: str) -> dict[str, Any]:
+    """Read the one JSON line a child writes on its ready pipe."""
+    deadline = time.monotonic() + timeout
+    data = b""
+    with os.fdopen(fd, "rb", buffering=0) as pipe:
+        while b"\n" not in data:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise StackError(f"{what} not ready after {timeout:.0f}s")
+            readable, _, _ = select.select([pipe], [], [], min(remaining, 0.5))
+            if readable:
+                chunk = pipe.read(4096)
+                if not chunk:
+                    break
+                data += chunk
+            elif proc.poll() is not None:
+                break
+    if b"\n" not in data:
+        raise StackError(f"{what} exited with code {proc.wait()} before it was ready")
+    info: dict[str, Any] = json.loads(data.split(b"\n", 1)[0])
+    return info
+
+
+def _spawn(args: Sequence[str], *, env: Mapping[str, str], log: IO[bytes]) -> tuple[subprocess.Popen[bytes], int]:
+    read_fd, write_fd = os.pipe()
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, *args, "--ready-fd", str(write_fd)],
+            env=dict(env),
+            cwd=REPO_ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            pass_fds=(write_fd,),
+        )
+    except BaseException:
+        os.close(read_fd)
+        raise
+    finally:
+        os.close(write_fd)
+    return proc, read_fd
+
+
+def _terminate(proc: subprocess.Popen[bytes], timeout: float) -> int:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+    return proc.returncode
+
+
+@dataclass
+class _Worker:
+    spec: FunctionSpec
+    args: list[str]
+    env: dict[str, str]
+    log_path: Path
+    proc: subprocess.Popen[bytes] | None = None
+    ready_fd: int | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+    restarts: int = 0
+
+    def spawn(self) -> None:
+        with self.log_path.open("ab") as log:
+            self.proc, self.ready_fd = _spawn(self.args, env=self.env, log=log)
+
+    def wait_ready(self, timeout: float) -> dict[str, Any]:
+        assert self.proc is not None
+        assert self.ready_fd is not None
+        fd, self.ready_fd = self.ready_fd, None
+        try:
+            self.info = _wait_ready_line(self.proc, fd, timeout, self.spec.logical_id)
+        except StackError as exc:
+            raise StackError(f"{exc}; see {self.log_path}") from None
+        return self.info
+
+
+class LocalStack:
+    """Start with :meth:`start`, stop with :meth:`stop` (also as a context manager)."""
+
+    def __init__(self, config: StackConfig = StackConfig(), progress: Callable[[str], None] = print) -> None:
+        self.config = config
+        self.progress = progress
+        self.data_dir = config.data_dir.resolve()
+        self.logs_dir = self.data_dir / "logs"
+        self.broker: KafkaBroker | None = None
+        self.slack: DeliveryReceiver | None = None
+        self.webhook: DeliveryReceiver | None = None
+        self.info: StackInfo | None = None
+        self.workers: dict[str, _Worker] = {}
+        self._own_broker = False
+        self._moto: subprocess.Popen[bytes] | None = None
+        self._stopping = threading.Event()
+        self._supervisor: threading.Thread | None = None
+
+    # -- start ---------------------------------------------------------------
+
+    def start(self) -> StackInfo:
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> StackInfo:
+        if self.config.api_port and not port_free(self.config.api_port):
+            raise StackError(f"port {self.config.api_port} is taken (choose another with --port)")
+        self.logs_dir.mkdir(parents=True, exist_ok=True)
+        template = load_template(self.config.template)
+        bootstrap = self._start_kafka()
+        ensure_topics(bootstrap, TOPICS)
+        self.progress(f"topics: {', '.join(f'{name} ({n})' for name, n in TOPICS.items())}")
+        aws_endpoint = self._start_moto()
+        endpoints = self._start_receivers()
+        aws_resources.create_all(_EndpointSession(aws_endpoint), endpoints)
+        self.progress(
+            f"aws: tables {aws_resources.STATUS_TABLE}, {aws_resources.IDEMPOTENCY_TABLE}; SES identity "
+            f"{aws_resources.SENDER_ADDRESS}; secrets {aws_resources.SLACK_SECRET}, {aws_resources.WEBHOOK_SECRET}"
+        )
+        channels = self._start_functions(template.functions.values(), bootstrap, aws_endpoint)
+        ingest = next((w for w in self.workers.values() if "port" in w.info), None)
+        if ingest is None:
+            raise StackError("no function with an HTTP API event in the template")
+        self.info = StackInfo(
+            api_url=f"http://{HOST}:{ingest.info['port']}",
+            bootstrap=bootstrap,
+            aws_endpoint=aws_endpoint,
+            slack_url=endpoints.slack_webhook_url,
+            webhook_url=endpoints.webhook_url,
+            logs_dir=str(self.logs_dir),
+            channels=channels,
+            functions={fid: w.proc.pid for fid, w in self.workers.items() if w.proc is not None},
+        )
+        (self.data_dir / "stack.json").write_text(json.dumps(asdict(self.info), indent=2) + "\n")
+        self._supervisor = threading.Thread(target=self._supervise, name="supervisor", daemon=True)
+        self._supervisor.start()
+        self.progress(f"ready: POST {self.info.api_url}/v1/notifications (channels: {', '.join(channels)})")
+        return self.info
+
+    def _start_kafka(self) -> str:
+        if self.config.bootstrap:
+            self.progress(f"kafka: using {self.config.bootstrap} (KAFKA_BOOTSTRAP_SERVERS)")
+            wait_until_ready(self.config.bootstrap, 60)
+            return self.config.bootstrap
+        kafka_dir = self.data_dir / "kafka"
+        broker = KafkaBroker(kafka_dir)
+        if broker.is_running():
+            self.broker = broker
+            bootstrap = broker.start()
+            self.progress(f"kafka: broker already running at {bootstrap} (pid {broker.pid}); leaving it running")
+            return bootstrap
+        if broker.state_file.exists():
+            port = broker.port if port_free(broker.port) else free_port()
+            action = "restarting broker (data kept)"
+        else:
+            port = preferred_port(self.config.broker_port)
+            action = "starting a new broker"
+        if not is_fetched():
+            self.progress("kafka: fetching Apache Kafka from Maven Central (first run only) ...")
+        self.progress(f"kafka: {action} in {kafka_dir} ...")
+        self.broker = KafkaBroker(kafka_dir, port=port)
+        self._own_broker = True
+        bootstrap = self.broker.start(timeout=self.config.ready_timeout_seconds)
+        self.progress(f"kafka: ready at {bootstrap} (pid {self.broker.pid}, log {self.broker.log_file})")
+        return bootstrap
+
+    def _start_moto(self) -> str:
+        port = preferred_port(self.config.moto_port)
+        with (self.logs_dir / "moto.log").open("ab") as log:
+            proc, fd = _spawn(["-m", "devstack.stack", "moto-server", "--port", str(port)], env=os.environ, log=log)
+        self._moto = proc
+        _wait_ready_line(proc, fd, 60, "moto server")
+        endpoint = f"http://{HOST}:{port}"
+        self.progress(f"aws: moto server at {endpoint} (DynamoDB, SES, SNS, Secrets Manager)")
+        return endpoint
+
+    def _start_receivers(self) -> aws_resources.Endpoints:
+        key = aws_resources.Endpoints().webhook_signing_key
+        with (self.logs_dir / "receivers.log").open("a") as log:
+            log.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%S')} receivers started\n")
+        self.slack = DeliveryReceiver(preferred_port(self.config.slack_port), on_delivery=self._log_delivery).start()
+        self.webhook = DeliveryReceiver(
+            preferred_port(self.config.webhook_port), signing_key=key, on_delivery=self._log_delivery
+        ).start()
+        endpoints = aws_resources.Endpoints(
+            slack_webhook_url=self.slack.url("/slack"),
+            webhook_url=self.webhook.url("/webhook"),
+            webhook_signing_key=key,
+        )
+        self.progress(f"receivers: Slack {endpoints.slack_webhook_url}, webhook {endpoints.webhook_url}")
+        return endpoints
+
+    def _log_delivery(self, delivery: Any) -> None:
+        with (self.logs_dir / "receivers.log").open("a") as log:
+            log.write(
+                json.dumps(
+                    {"time": time.time(), "path": delivery.path, "status": delivery.status, "bytes": len(delivery.body)}
+                )
+                + "\n"
+            )
+
+    def _start_functions(self, specs: Any, bootstrap: str, aws_endpoint: str) -> list[str]:
+        channels: list[str] = []
+        concurrency = max(1, self.config.concurrency)
+        api_port = self.config.api_port
+        if concurrency > 1 and not api_port:
+            api_port = free_port()  # every ingest environment binds the same port
+        for spec in specs:
+            args = ["-m", "devstack.function_worker", spec.logical_id, "--template", str(self.config.template)]
+            channel = spec.environment.get("CHANNEL")
+            if spec.kafka_triggers:
+                if channel and not channel_available(channel):
+                    self.progress(f"functions: {spec.logical_id} skipped (no notifications.channels.{channel} module)")
+                    continue
+                topics = [t for trigger in spec.kafka_triggers for t in trigger.topics]
+                what = f"{', '.join(topics)} -> {spec.logical_id}"
+                # More environments than partitions would sit idle in the consumer group.
+                environments = min(concurrency, max(TOPICS.get(t, 1) for t in topics))
+                if channel:
+                    channels.append(channel)
+            elif spec.http_routes:
+                args += ["--http-port", str(api_port)] + (["--reuse-port"] if concurrency > 1 else [])
+                what = f"HTTP API -> {spec.logical_id}"
+                environments = concurrency
+            else:
+                self.progress(f"functions: {spec.logical_id} not started (no Kafka trigger or HTTP API event)")
+                continue
+            env = function_environment(
+                spec,
+                bootstrap=bootstrap,
+                aws_endpoint=aws_endpoint,
+                base=os.environ,
+                backoff=self.config.retry_backoff_seconds,
+            )
+            for number in range(1, environments + 1):
+                name = spec.logical_id if number == 1 else f"{spec.logical_id}-{number}"
+                worker = _Worker(spec, args, env, self.logs_dir / f"{name}.log")
+                worker.info = {"what": what}
+                worker.spawn()
+                self.workers[name] = worker
+        for name, worker in self.workers.items():  # started in parallel, awaited in order
+            what = worker.info["what"]
+            info = worker.wait_ready(self.config.ready_timeout_seconds)
+            where = f" at http://{HOST}:{info['port']}" if "port" in info else ""
+            assert worker.proc is not None
+            label = f" [{name}]" if name != worker.spec.logical_id else ""
+            self.progress(f"functions: {what}{where}{label} (pid {worker.proc.pid}, log {worker.log_path})")
+        return channels
+
+    # -- run -----------------------------------------------------------------
+
+    def _supervise(self) -> None:
+        while not self._stopping.wait(0.5):
+            for worker in list(self.workers.values()):
+                if self._stopping.is_set() or worker.proc is None or worker.proc.poll() is None:
+                    continue
+                code = worker.proc.returncode
+                worker.restarts += 1
+                self.progress(
+                    f"functions: {worker.log_path.stem} exited (code {code}); starting a new execution environment"
+                )
+                try:
+                    worker.spawn()
+                    worker.wait_ready(self.config.ready_timeout_seconds)
+                except StackError as exc:
+                    self.progress(f"functions: {exc}")
+                    continue
+                if self.info is not None and worker.proc is not None:
+                    self.info.functions[worker.log_path.stem] = worker.proc.pid
+
+    def processes(self) -> dict[str, int]:
+        """Process ids of what runs: ``moto``, ``kafka`` (when started here) and every function environment."""
+        found = {name: w.proc.pid for name, w in self.workers.items() if w.proc is not None}
+        if self._moto is not None:
+            found["moto"] = self._moto.pid
+        pid = self.broker.pid if self.broker is not None else None
+        if pid is not None:
+            found["kafka"] = pid
+        return found
+
+    def kill_function(self, name: str) -> int:
+        """SIGKILL a function's process (chaos; ``<LogicalId>`` or ``<LogicalId>-<n>`` for the n-th environment);
+        the supervisor starts a new one. Answers the killed pid."""
+        proc = self.workers[name].proc
+        assert proc is not None
+        proc.kill()
+        proc.wait(10)
+        return proc.pid
+
+    # -- stop ----------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Functions first (consumers leave their groups), then receivers, moto, and Kafka with SIGTERM."""
+        self._stopping.set()
+        if self._supervisor is not None:
+            self._supervisor.join(timeout=30)
+            self._supervisor = None
+        if self.workers:
+            self.progress(f"stopping: functions ({', '.join(self.workers)})")
+            for worker in self.workers.values():
+                if worker.ready_fd is not None:
+                    os.close(worker.ready_fd)
+                    worker.ready_fd = None
+                if worker.proc is not None and worker.proc.poll() is None:
+                    worker.proc.send_signal(signal.SIGTERM)
+            for worker in self.workers.values():
+                if worker.proc is not None:
+                    _terminate(worker.proc, 20)
+            self.workers.clear()
+        for receiver in (self.slack, self.webhook):
+            if receiver is not None:
+                receiver.stop()
+        self.slack = self.webhook = None
+        if self._moto is not None:
+            self.progress("stopping: moto server")
+            _terminate(self._moto, 10)
+            self._moto = None
+        if self.broker is not None and self._own_broker:
+            self.progress("stopping: kafka (SIGTERM, data kept)")
+            self.broker.stop()
+        self.broker = None
+        (self.data_dir / "stack.json").unlink(missing_ok=True)
+        self.info = None
+
+    def __enter__(self) -> LocalStack:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+# --------------------------------------------------------------------------- moto server process
+
+
+def _serve_moto(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m devstack.stack moto-server")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--ready-fd", type=int, required=True)
+    args = parser.parse_args(argv)
+    from moto.server import ThreadedMotoServer  # noqa: PLC0415
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no access log line per AWS call
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the stack stops us after the functions
+    parent = os.getppid()
+    server = ThreadedMotoServer(ip_address=HOST, port=args.port, verbose=False)
+    server.start()
+    with os.fdopen(args.ready_fd, "w") as ready:
+        ready.write(json.dumps({"port": server.get_host_and_port()[1]}) + "\n")
+    while not stop.wait(1.0):
+        if os.getppid() != parent:
+            break
+    server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["moto-server"]:
+        sys.exit(_serve_moto(sys.argv[2:]))
+    sys.exit("usage: python -m devstack.stack moto-server --port N --ready-fd FD (use python -m devstack up)")
