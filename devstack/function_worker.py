@@ -37,6 +37,7 @@ from types import FrameType
 from typing import Any
 
 from devstack.esm import Handler, KafkaEventSourceMapping, retry_delay
+from devstack.faults import install_from_env
 from devstack.http_server import HttpApiServer
 from devstack.template_config import DEFAULT_TEMPLATE, FunctionSpec, load_template
 
@@ -73,6 +74,8 @@ def serve(
     spec: FunctionSpec, stop: threading.Event, *, http_port: int | None, ready_fd: int | None, reuse_port: bool = False
 ) -> int:
     handler = load_handler(spec)
+    if spec.environment.get("CHANNEL") and (rate := install_from_env()):
+        log.warning("chaos: %s's provider fails %.0f%% of calls transiently", spec.logical_id, rate * 100)
     if spec.kafka_triggers:
         bootstrap = os.environ["KAFKA_BOOTSTRAP_SERVERS"]
         from notifications.kafka.producer import KafkaPublisher  # noqa: PLC0415

@@ -49,13 +49,16 @@ class Delivery:
     body: bytes
     status: int
     signature_ok: bool | None  # None when the receiver has no signing key
+    # A repeat of an ``Idempotency-Key`` this receiver already accepted: answered 2xx, not a new delivery
+    # (what a webhook consumer honouring the key does).
+    replay: bool = False
 
     def json(self) -> Any:
         return json.loads(self.body)
 
     @property
     def accepted(self) -> bool:
-        return 200 <= self.status < 300
+        return 200 <= self.status < 300 and not self.replay
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,7 @@ class DeliveryReceiver:
         self._on_delivery = on_delivery
         self._lock = threading.Condition()
         self._deliveries: list[Delivery] = []
+        self._accepted_keys: set[str] = set()
         self._failures: deque[_Failure] = deque()
         self._fraction: tuple[float, _Failure] | None = None
         self._delays: deque[float] = deque()
@@ -163,6 +167,7 @@ class DeliveryReceiver:
         """Forget deliveries and pending failures."""
         with self._lock:
             self._deliveries.clear()
+            self._accepted_keys.clear()
             self._failures.clear()
             self._fraction = None
             self._delays.clear()
@@ -178,6 +183,10 @@ class DeliveryReceiver:
     def accepted(self, path: str | None = None) -> list[Delivery]:
         """The requests answered 2xx."""
         return [d for d in self.deliveries(path) if d.accepted]
+
+    def replays(self, path: str | None = None) -> list[Delivery]:
+        """The requests that repeated an accepted ``Idempotency-Key`` (answered 2xx, not delivered again)."""
+        return [d for d in self.deliveries(path) if d.replay]
 
     def wait_for(self, count: int, timeout: float = 30.0, path: str | None = None) -> list[Delivery]:
         """Block until ``count`` requests were accepted (or ``timeout`` passed); answer the accepted ones."""
@@ -234,12 +243,18 @@ class DeliveryReceiver:
             status, answer = 401, b"invalid_signature"
         else:
             status, answer = 200, b"ok"
+        key = headers.get("idempotency-key")
         with self._lock:
             number = len(self._deliveries) + 1
+            replay = status == 200 and key is not None and key in self._accepted_keys
+            if status == 200 and key is not None:
+                self._accepted_keys.add(key)
+        if replay:
+            answer = b"duplicate_ignored"
         # Slack answers with a request id header; harmless for the webhook role.
         extra["X-Slack-Req-Id"] = f"req-{number}"
         # Recorded before answering: once a client has its answer, the receiver already knows what it answered.
-        self._record(Delivery(request.path, headers, body, status, signature_ok))
+        self._record(Delivery(request.path, headers, body, status, signature_ok, replay=replay))
         request.send_response(status)
         for name, value in {"Content-Type": "text/plain", "Content-Length": str(len(answer)), **extra}.items():
             request.send_header(name, value)

@@ -18,6 +18,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, IdempotencyConfig
 from aws_lambda_powertools.utilities.idempotency.idempotency import idempotent_function
 from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
+from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from notifications import aws
@@ -35,6 +36,11 @@ _MAX_IN_PROCESS_WAIT = 2.0  # a longer Retry-After is honoured by the event-sour
 _RESERVE_SECONDS = 5.0  # left for the provider call, status writes and the batch response
 
 
+def _mark_replay(response: Any, idempotent_data: DataRecord) -> Any:
+    """Idempotency response hook: the stored receipt of an earlier send, marked as such."""
+    return {**response, "replayed": True}
+
+
 @dataclass
 class DeliveryService:
     settings: SenderSettings
@@ -49,6 +55,7 @@ class DeliveryService:
             event_key_jmespath="key",
             raise_on_no_idempotency_key=True,
             expires_after_seconds=self.settings.idempotency_ttl_seconds,
+            response_hook=_mark_replay,
         )
         self._send_once = idempotent_function(
             data_keyword_argument="delivery",
@@ -128,6 +135,10 @@ class DeliveryService:
             return
         receipt = Receipt(provider_message_id=stored.get("provider_message_id"))
         self._record(self.status.record_sent, message.notification_id, message.channel, receipt.provider_message_id)
+        if stored.get("replayed"):
+            logger.info("already delivered, not sent again", provider_message_id=receipt.provider_message_id, extra=log)
+            metrics.add_metric(name="RedeliveriesSkipped", unit="Count", value=1)
+            return
         logger.info("delivered", provider_message_id=receipt.provider_message_id, extra=log)
         metrics.add_metric(name="Delivered", unit="Count", value=1)
 
