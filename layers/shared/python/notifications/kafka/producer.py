@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -99,7 +100,7 @@ class KafkaPublisher:
         try:
             producer = self._get_producer()
         except Exception as exc:
-            return [exc] * len(records)
+            return [exc] * len(records)  # no producer yet: the next call tries again
         futures: list[Any] = []
         first_error: Exception | None = None
         for record in records:
@@ -124,7 +125,18 @@ class KafkaPublisher:
                 results.append(None)
             except Exception as exc:
                 results.append(exc)
+        if any(results):
+            # A producer that missed its deadline may never recover by itself (an idempotent producer whose
+            # batches expired during a broker restart keeps waiting on their sequence numbers): start afresh.
+            self._discard()
         return results
+
+    def _discard(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            # It is being thrown away and its records were reported failed: a failing close changes nothing.
+            with contextlib.suppress(Exception):
+                producer.close(timeout=0)
 
     def close(self, timeout: float = 5.0) -> None:
         if self._producer is not None:
