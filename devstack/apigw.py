@@ -81,7 +81,7 @@ def http_api_event(
 
 
 def _is_text(content_type: str) -> bool:
-    kind = content_type.split(";")[0].strip().lower()
+    kind = content_type.split(";", maxsplit=1)[0].strip().lower()
     return kind.startswith("text/") or kind.endswith("json") or kind in ("application/x-www-form-urlencoded", "")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from notifications.fanout import fanout_runtime
 from notifications.kafka.msk_event import read_event
 from notifications.observability import logger, metrics, tracer

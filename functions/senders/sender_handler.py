@@ -7,6 +7,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.kafka_event import KafkaEventRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from notifications.delivery import delivery_runtime
 from notifications.kafka.msk_event import decode_record
 from notifications.observability import logger, metrics, tracer

@@ -32,8 +32,12 @@ def test_one_purchase_is_delivered_as_exactly_one_email(kafka_env, moto_aws, mon
     # When the shop posts it
     response = http_result(
         ingest_handler.handler(
-            http_api_event("POST", "/v1/notifications", body=json.dumps(body),
-                           headers={"content-type": "application/json", "x-correlation-id": "corr-flow-1"}),
+            http_api_event(
+                "POST",
+                "/v1/notifications",
+                body=json.dumps(body),
+                headers={"content-type": "application/json", "x-correlation-id": "corr-flow-1"},
+            ),
             LocalLambdaContext("ingest"),
         )
     )

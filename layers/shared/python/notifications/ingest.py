@@ -3,32 +3,51 @@
 A request is accepted only after Kafka acknowledged the ``notification.requested/v1`` record (acks=all).
 Client retries with the same key replay the first answer; a failed attempt leaves no idempotency record, so
 the retry goes through.
+
+Powertools Idempotency (and with it boto3) is imported when the runtime is first built, not at import: the
+handler module stays cheap to import, and every client is still created once per execution environment.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, IdempotencyConfig
-from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
-from aws_lambda_powertools.utilities.idempotency.idempotency import idempotent_function
-from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
-from aws_lambda_powertools.utilities.typing import LambdaContext
-
-from notifications import aws
+from notifications.errors import NotificationError
 from notifications.kafka.producer import KafkaPublisher, OutgoingRecord, Publisher, publish_one
 from notifications.models import Accepted, NotificationRequest, NotificationRequested, NotificationStatus
 from notifications.observability import CORRELATION_HEADER, logger, metrics
 from notifications.settings import IngestSettings, ingest_settings
 from notifications.status import DynamoStatusStore, StatusStore
 
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
+    from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
 TRACE_HEADER = "x-amzn-trace-id"
+SCHEMA_HEADER = "schema"
+# Ingest publishes one record per request and waits for its acknowledgement: lingering for a batch that never
+# grows only adds latency (``linger_ms`` is a pure delay here), so its producer sends at once.
+PRODUCER_OVERRIDES: dict[str, Any] = {"linger_ms": 0}
+
+
+class IdempotencyKeyReusedError(NotificationError):
+    """The idempotency key was used before with a different payload."""
+
+
+class RequestInFlightError(NotificationError):
+    """A request with the same idempotency key is being processed right now."""
+
+
+class StoreUnavailableError(NotificationError):
+    """The idempotency or status store failed; nothing may be reported as accepted."""
 
 
 def _now() -> datetime:
@@ -58,7 +77,8 @@ class IngestService:
             purchase=request.purchase,
             customer=request.customer,
         )
-        headers = [(CORRELATION_HEADER, correlation_id.encode()), ("schema", b"notification.requested/v1")]
+        headers = [(CORRELATION_HEADER, correlation_id.encode()), (SCHEMA_HEADER, b"notification.requested/v1")]
+        # Set by the Lambda runtime for each invocation (not configuration).
         trace = os.environ.get("_X_AMZN_TRACE_ID")
         if trace:
             headers.append((TRACE_HEADER, trace.encode()))
@@ -85,7 +105,10 @@ class IngestService:
         )
 
     def status_of(self, notification_id: UUID) -> NotificationStatus | None:
-        return self.status.get(notification_id)
+        try:
+            return self.status.get(notification_id)
+        except Exception as exc:
+            raise StoreUnavailableError(f"status read failed: {type(exc).__name__}") from exc
 
 
 def _mark_replay(response: Any, idempotent_data: DataRecord) -> Any:
@@ -93,10 +116,17 @@ def _mark_replay(response: Any, idempotent_data: DataRecord) -> Any:
 
 
 class IdempotentIngest:
-    """Wraps ``IngestService.accept`` in Powertools Idempotency keyed by the client's key, checking the payload."""
+    """``IngestService.accept`` under Powertools Idempotency, keyed by the client's key, checking the payload."""
 
     def __init__(self, service: IngestService, persistence: BasePersistenceLayer) -> None:
+        from aws_lambda_powertools.utilities.idempotency import (  # noqa: PLC0415 - see the module docstring
+            IdempotencyConfig,
+            exceptions,
+            idempotent_function,
+        )
+
         self.service = service
+        self._errors = exceptions
         self._config = IdempotencyConfig(
             event_key_jmespath="key",
             payload_validation_jmespath="payload",
@@ -117,23 +147,54 @@ class IdempotentIngest:
     def accept(
         self, request: NotificationRequest, key: str, correlation_id: str, context: LambdaContext | None
     ) -> AcceptOutcome:
+        """Publish once per key, or replay the first answer; raise a typed error for every refusal."""
         if context is not None:
+            # In-flight records expire with this invocation, so a crashed attempt does not block the key for long.
             self._config.register_lambda_context(context)
-        submission = {"key": key, "payload": request.model_dump(mode="json"), "correlation_id": correlation_id}
-        result = dict(self._accept(submission=submission, request=request))
+        # The payload enters the idempotency record as a digest of its canonical JSON: Powertools deep-copies and
+        # hashes the data it is given on every call, and a 64-character digest is cheaper to copy than the request.
+        digest = hashlib.sha256(request.model_dump_json().encode()).hexdigest()
+        submission = {"key": key, "payload": digest, "correlation_id": correlation_id}
+        errors = self._errors
+        try:
+            result = dict(self._accept(submission=submission, request=request))
+        except errors.IdempotencyValidationError as exc:
+            raise IdempotencyKeyReusedError(key) from exc
+        except errors.IdempotencyAlreadyInProgressError as exc:
+            raise RequestInFlightError(key) from exc
+        except (errors.IdempotencyPersistenceLayerError, errors.IdempotencyInconsistentStateError) as exc:
+            raise StoreUnavailableError(str(exc)) from exc
         replayed = bool(result.pop("replayed", False))
         return AcceptOutcome(accepted=Accepted.model_validate(result), replayed=replayed)
+
+
+def build_ingest(
+    settings: IngestSettings, publisher: Publisher, status: StatusStore, persistence: BasePersistenceLayer
+) -> IdempotentIngest:
+    return IdempotentIngest(IngestService(settings=settings, publisher=publisher, status=status), persistence)
+
+
+def ingest_producer(**config: Any) -> Any:
+    """The Kafka producer ingest publishes with: the shared durable settings plus ``PRODUCER_OVERRIDES``."""
+    from kafka import KafkaProducer  # noqa: PLC0415 - on first use, as in KafkaPublisher
+
+    return KafkaProducer(**{**config, **PRODUCER_OVERRIDES})
 
 
 @cache
 def ingest_runtime() -> IdempotentIngest:
     """The ingest service with its clients, created once per execution environment."""
+    from aws_lambda_powertools.utilities.idempotency import (  # noqa: PLC0415 - see the module docstring
+        DynamoDBPersistenceLayer,
+    )
+
+    from notifications import aws  # noqa: PLC0415 - botocore, on first use too
+
     settings = ingest_settings()
     dynamodb = aws.client("dynamodb")
-    service = IngestService(
-        settings=settings,
-        publisher=KafkaPublisher(settings),
+    return build_ingest(
+        settings,
+        publisher=KafkaPublisher(settings, factory=ingest_producer),
         status=DynamoStatusStore(settings.status_table_name, dynamodb),
+        persistence=DynamoDBPersistenceLayer(table_name=settings.idempotency_table_name, boto3_client=dynamodb),
     )
-    persistence = DynamoDBPersistenceLayer(table_name=settings.idempotency_table_name, boto3_client=dynamodb)
-    return IdempotentIngest(service, persistence)

@@ -16,6 +16,7 @@ from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -198,17 +199,26 @@ ISO_4217 = frozenset(
     ]
 )
 
-_MONEY = re.compile(r"^\d{1,12}(\.\d{1,4})?$")
+# Patterns are ASCII-only and checked with fullmatch (``\d`` would take any Unicode digit, ``$`` a trailing newline).
+# They are also the JSON Schema patterns of the published API document.
+_MONEY = re.compile(r"^[0-9]{1,12}(\.[0-9]{1,4})?$")
 _EMAIL = re.compile(
     r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
 )
-_E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+_E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
+# Text is stripped of Unicode White_Space; what is left must not be empty.
+_NOT_BLANK = r"[^\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
 
 
 def _money(value: str) -> str:
-    if not _MONEY.match(value):
+    if not _MONEY.fullmatch(value):
         raise ValueError("must be a decimal string such as '49.90'")
     return value
+
+
+def _whole(value: object) -> object:
+    """JSON does not tell 2 from 2.0: a whole float counts as an integer; anything else is left to strict int."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 def _currency(value: str) -> str:
@@ -218,22 +228,28 @@ def _currency(value: str) -> str:
 
 
 def _email(value: str) -> str:
-    if len(value) > 254 or not _EMAIL.match(value):
+    if len(value) > 254 or not _EMAIL.fullmatch(value):
         raise ValueError("must be a valid email address")
     return value
 
 
 def _e164(value: str) -> str:
-    if not _E164.match(value):
+    if not _E164.fullmatch(value):
         raise ValueError("must be an E.164 phone number such as '+4915112345678'")
     return value
 
 
-Money = Annotated[str, Field(strict=True), AfterValidator(_money)]
-Currency = Annotated[str, Field(strict=True), AfterValidator(_currency)]
-Email = Annotated[str, Field(strict=True), AfterValidator(_email)]
-Phone = Annotated[str, Field(strict=True), AfterValidator(_e164)]
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Money = Annotated[str, Field(strict=True, json_schema_extra={"pattern": _MONEY.pattern}), AfterValidator(_money)]
+Currency = Annotated[str, Field(strict=True, json_schema_extra={"enum": sorted(ISO_4217)}), AfterValidator(_currency)]
+Email = Annotated[
+    str, Field(strict=True, json_schema_extra={"pattern": _EMAIL.pattern, "maxLength": 254}), AfterValidator(_email)
+]
+Phone = Annotated[str, Field(strict=True, json_schema_extra={"pattern": _E164.pattern}), AfterValidator(_e164)]
+Text = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+    Field(json_schema_extra={"pattern": _NOT_BLANK}),
+]
 Locale = Literal["en", "de"]
 
 
@@ -246,7 +262,7 @@ class Contract(BaseModel):
 class Item(Contract):
     sku: Text
     name: Text
-    quantity: Annotated[int, Field(strict=True, gt=0, le=10_000)]
+    quantity: Annotated[int, Field(strict=True, gt=0, le=10_000), BeforeValidator(_whole)]
     unit_price: Money
 
 

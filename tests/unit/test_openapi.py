@@ -1,0 +1,114 @@
+"""The committed OpenAPI document is current, valid OpenAPI 3.1, and describes everything the API can answer."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+from openapi_spec_validator import validate
+
+from notifications import http_api
+from notifications.openapi import build_document, render
+from tests.support import sample_request
+
+DOCUMENT = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
+POST = ("/v1/notifications", "post")
+GET = ("/v1/notifications/{id}", "get")
+
+
+@pytest.fixture(scope="module")
+def document() -> dict:
+    return json.loads(DOCUMENT.read_text())
+
+
+def test_the_committed_document_is_up_to_date():
+    assert DOCUMENT.read_text() == render(), (
+        "docs/openapi.json is out of date: run `python -m notifications.openapi > docs/openapi.json`"
+    )
+
+
+def test_it_is_valid_openapi_3_1(document):
+    assert document["openapi"].startswith("3.1")
+    validate(document)
+
+
+def test_paths_are_exactly_the_route_table(document):
+    routes = {(op.path, op.method.lower()) for op in http_api.OPERATIONS}
+    documented = {(path, method) for path, item in document["paths"].items() for method in item}
+    assert documented == routes == {POST, GET}
+
+
+@pytest.mark.parametrize(
+    ("route", "statuses"),
+    [
+        (POST, {"202", "400", "409", "413", "415", "422", "500", "503"}),
+        (GET, {"200", "400", "404", "500", "503"}),
+    ],
+)
+def test_every_status_the_operation_can_answer_is_documented(document, route, statuses):
+    path, method = route
+    assert set(document["paths"][path][method]["responses"]) == statuses
+
+
+def test_every_error_code_of_each_operation_is_documented_under_its_status(document):
+    for op in http_api.OPERATIONS:
+        responses = document["paths"][op.path][op.method.lower()]["responses"]
+        for kind in op.errors:
+            schema = responses[str(kind.status.value)]["content"]["application/json"]["schema"]
+            assert kind.code in schema["allOf"][1]["properties"]["error"]["properties"]["code"]["enum"]
+
+
+def test_every_declared_error_kind_is_reachable_from_an_operation_or_is_the_405():
+    declared = {v for v in vars(http_api).values() if isinstance(v, http_api.ErrorKind)}
+    used = {kind for op in http_api.OPERATIONS for kind in op.errors}
+    # A method a path does not offer has no operation to document it under; the document's description names it.
+    assert declared - used == {http_api.METHOD_NOT_ALLOWED}
+    assert "405" in build_document()["info"]["description"]
+
+
+def test_headers_are_documented(document):
+    post = document["paths"]["/v1/notifications"]["post"]
+    parameters = [p["$ref"].rsplit("/", 1)[1] for p in post["parameters"]]
+    components = document["components"]["parameters"]
+    assert {components[p]["name"] for p in parameters} == {"Idempotency-Key", "X-Correlation-Id"}
+    accepted = post["responses"]["202"]["headers"]
+    assert {"X-Correlation-Id", "Location", "Idempotent-Replayed"} <= set(accepted)
+    assert accepted["Idempotent-Replayed"]["required"] is False
+    assert post["responses"]["503"]["headers"]["Retry-After"]["required"] is True
+    assert post["responses"]["409"]["headers"]["Retry-After"]["required"] is False
+    for path_item in document["paths"].values():
+        for operation in path_item.values():
+            for response in operation["responses"].values():
+                assert response["headers"]["X-Correlation-Id"]["required"] is True
+
+
+def _request_validator(document: dict) -> jsonschema.Draft202012Validator:
+    schema = {"$ref": "#/components/schemas/NotificationRequest", "components": document["components"]}
+    return jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
+
+
+def test_the_request_schema_accepts_what_the_model_accepts(document):
+    validator = _request_validator(document)
+    without_channels = sample_request(customer={"id": "c", "name": "Bo", "phone": "+4915112345678"})
+    del without_channels["channels"]
+    for body in (sample_request(), sample_request(channels=["email"]), without_channels):
+        assert list(validator.iter_errors(body)) == []
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"channels": ["sms", "sms"]},
+        {"channels": ["sms"], "customer": {"id": "c", "name": "Ada", "email": "ada@example.com"}},
+        {"channels": ["email"], "customer": {"id": "c", "name": "Ada", "email": None}},
+        {"channels": None, "customer": {"id": "c", "name": "Ada"}},
+        {"customer": {"id": "c", "name": "Ada", "email": "ada@example.com", "phone": "+49 151"}},
+        {"purchase": {**sample_request()["purchase"], "total": "49,90"}},
+        {"purchase": {**sample_request()["purchase"], "currency": "XXY"}},
+        {"locale": "fr"},
+    ],
+)
+def test_the_request_schema_rejects_what_the_model_rejects(document, change):
+    assert list(_request_validator(document).iter_errors(sample_request(**change))) != []
