@@ -534,13 +534,24 @@ class KafkaEventSourceMapping:
             consumer.pause(TopicPartition(*partition))
             self._paused_until[partition] = time.monotonic() + seconds
 
+    # When the current poll started (None while invoking or committing). A poll never takes longer than the
+    # batching window plus half a second; the worker's watchdog replaces an environment whose poll hangs
+    # (kafka-python 3.0's consumer can hang in poll after the broker restarts).
+    polling_since: float | None = None
+
+    def stalled_for(self) -> float:
+        started = self.polling_since
+        return 0.0 if started is None else time.monotonic() - started
+
     def run(self, stop: threading.Event) -> None:
         """Poll and invoke until ``stop`` is set; the consumer leaves its group cleanly."""
         consumer = self._consumer()
         try:
             while not stop.is_set():
                 self._resume_due(consumer)
+                self.polling_since = time.monotonic()
                 polled = self._gather(consumer, stop)
+                self.polling_since = None
                 if not polled or stop.is_set():
                     continue  # records polled while stopping are not committed: the next run gets them
                 records = [to_kafka_record(r) for r in polled]

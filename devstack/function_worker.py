@@ -44,6 +44,7 @@ from devstack.template_config import DEFAULT_TEMPLATE, FunctionSpec, load_templa
 log = logging.getLogger("devstack.worker")
 
 BACKOFF_ENV = "DEVSTACK_RETRY_BACKOFF_SECONDS"
+STALLED_POLL_SECONDS = 45.0
 
 
 def load_handler(spec: FunctionSpec) -> Handler:
@@ -61,6 +62,18 @@ def _watch_parent(parent: int, stop: threading.Event) -> None:
         if os.getppid() != parent:
             log.warning("parent process went away; stopping")
             stop.set()
+
+
+def _watchdog(mappings: Sequence[KafkaEventSourceMapping], stop: threading.Event) -> None:
+    """End the process when a mapping's poll hangs; the stack starts a new execution environment, whose consumer
+    resumes from the committed offsets (nothing is lost; redelivered records are deduplicated downstream)."""
+    while not stop.wait(5.0):
+        for mapping in mappings:
+            if mapping.stalled_for() > STALLED_POLL_SECONDS:
+                log.error(
+                    "%s: poll hung for %.0f s; replacing this environment", mapping.trigger.name, mapping.stalled_for()
+                )
+                os._exit(75)
 
 
 def _signal_ready(fd: int | None, info: dict[str, Any]) -> None:
@@ -110,6 +123,7 @@ def serve(
         threads = [threading.Thread(target=run, args=(m,), name=m.trigger.name) for m in mappings]
         for thread in threads:
             thread.start()
+        threading.Thread(target=_watchdog, args=(mappings, stop), name="poll-watchdog", daemon=True).start()
         while not stop.is_set() and not all(m.assigned.is_set() for m in mappings):
             stop.wait(0.1)
         if not stop.is_set():
