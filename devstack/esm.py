@@ -448,6 +448,14 @@ class KafkaEventSourceMapping:
 
     def handle(self, records: Sequence[KafkaRecord]) -> Decision:
         """Invoke the function for a polled batch and decide (no Kafka I/O; the runner applies the decision)."""
+        self.invoking = True
+        try:
+            return self._handle(records)
+        finally:
+            self.invoking = False
+            self.last_invocation = time.monotonic()
+
+    def _handle(self, records: Sequence[KafkaRecord]) -> Decision:
         plan = plan_batch(self.rules, records, int(self._clock() * 1000))
         outcome: Outcome | None = None
         if plan.invoke:
@@ -534,14 +542,21 @@ class KafkaEventSourceMapping:
             consumer.pause(TopicPartition(*partition))
             self._paused_until[partition] = time.monotonic() + seconds
 
-    # When the current poll started (None while invoking or committing). A poll never takes longer than the
-    # batching window plus half a second; the worker's watchdog replaces an environment whose poll hangs
-    # (kafka-python 3.0's consumer can hang in poll after the broker restarts).
+    # When the current poll started (None while invoking or committing), and when the function was last invoked.
+    # The worker's watchdog replaces an environment that stops making progress: kafka-python 3.0's consumer can
+    # stop fetching after the broker restarts.
     polling_since: float | None = None
 
+    last_invocation: float = 0.0
+    invoking: bool = False
+
     def stalled_for(self) -> float:
-        started = self.polling_since
-        return 0.0 if started is None else time.monotonic() - started
+        """Seconds this mapping has made no progress: a poll that does not return, or a partition waiting for a
+        retry (back-off is at most 10 s) that is never redelivered (its fetch never resumes)."""
+        now = time.monotonic()
+        polling = 0.0 if self.polling_since is None else now - self.polling_since
+        waiting = now - self.last_invocation if self._state.retries and not self.invoking else 0.0
+        return max(polling, waiting)
 
     def run(self, stop: threading.Event) -> None:
         """Poll and invoke until ``stop`` is set; the consumer leaves its group cleanly."""

@@ -44,7 +44,7 @@ from devstack.template_config import DEFAULT_TEMPLATE, FunctionSpec, load_templa
 log = logging.getLogger("devstack.worker")
 
 BACKOFF_ENV = "DEVSTACK_RETRY_BACKOFF_SECONDS"
-STALLED_POLL_SECONDS = 45.0
+STALLED_SECONDS = 45.0
 
 
 def load_handler(spec: FunctionSpec) -> Handler:
@@ -65,11 +65,11 @@ def _watch_parent(parent: int, stop: threading.Event) -> None:
 
 
 def _watchdog(mappings: Sequence[KafkaEventSourceMapping], stop: threading.Event) -> None:
-    """End the process when a mapping's poll hangs; the stack starts a new execution environment, whose consumer
-    resumes from the committed offsets (nothing is lost; redelivered records are deduplicated downstream)."""
+    """End the process when a mapping stops making progress; the stack starts a new execution environment,
+    whose consumer resumes from the committed offsets (nothing is lost; redeliveries are deduplicated)."""
     while not stop.wait(5.0):
         for mapping in mappings:
-            if mapping.stalled_for() > STALLED_POLL_SECONDS:
+            if mapping.stalled_for() > STALLED_SECONDS:
                 log.error(
                     "%s: poll hung for %.0f s; replacing this environment", mapping.trigger.name, mapping.stalled_for()
                 )
