@@ -4,16 +4,19 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
+# checkov pins many libraries of its own, so it gets a virtualenv of its own.
+CHECKOV := .venv-checkov/bin/checkov
 
 .PHONY: run test install tools lint unit integration e2e bench clean
 
 run: install
 	$(BIN)/python -m devstack up --demo
 
-test: install
+test: install $(CHECKOV)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(CHECKOV) -f template.yaml --config-file .checkov.yaml
 	$(BIN)/python -m devstack.broker fetch
 	$(BIN)/python -m pytest
 
@@ -32,8 +35,13 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
+$(CHECKOV):
+	$(PYTHON) -m venv .venv-checkov
+	.venv-checkov/bin/pip install --quiet --upgrade pip
+	.venv-checkov/bin/pip install --quiet 'checkov>=3.3,<4'
+
 bench: install
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .devstack .aws-sam .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-checkov .devstack .aws-sam .pytest_cache .mypy_cache .ruff_cache

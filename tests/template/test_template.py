@@ -112,7 +112,7 @@ def test_globals_runtime_is_python313_arm64_with_json_logs_and_tracing(template:
 
 
 def test_every_function_runs_in_the_vpc(template: dict[str, Any]) -> None:
-    """Guards checkov's CKV_AWS_117, waived only because checkov 3.1 ignores SAM Globals."""
+    """Every function runs in the VPC (checkov CKV_AWS_117 checks it too; this also covers SAM Globals)."""
     glob_vpc = template["Globals"]["Function"].get("VpcConfig")
     assert glob_vpc == {"SubnetIds": {"Ref": "SubnetIds"}, "SecurityGroupIds": {"Ref": "SecurityGroupIds"}}
     for name, res in functions(template).items():
