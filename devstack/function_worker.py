@@ -71,7 +71,9 @@ def _watchdog(mappings: Sequence[KafkaEventSourceMapping], stop: threading.Event
         for mapping in mappings:
             if mapping.stalled_for() > STALLED_SECONDS:
                 log.error(
-                    "%s: poll hung for %.0f s; replacing this environment", mapping.trigger.name, mapping.stalled_for()
+                    "%s: no progress for %.0f s; replacing this environment",
+                    mapping.trigger.name,
+                    mapping.stalled_for(),
                 )
                 os._exit(75)
 
