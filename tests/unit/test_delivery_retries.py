@@ -12,8 +12,8 @@ from notifications.kafka.msk_event import KafkaRecord
 from notifications.models import Channel, ChannelMessage
 from notifications.settings import SenderSettings
 from notifications.status import InMemoryStatusStore
+from tests.channel_support import channel_message
 from tests.support import MemoryPublisher
-from tests.unit.test_sender_partial_batch import email_message
 
 
 class FailingTimes:
@@ -62,14 +62,14 @@ def test_two_transient_failures_then_success_is_one_delivery(moto_aws):
     sender = FailingTimes(failures=2)
     svc = service(moto_aws, sender, attempts=3)
     svc.bind(LocalLambdaContext("sender"))
-    svc.deliver(record(email_message()))
+    svc.deliver(record(channel_message(Channel.EMAIL)))
     assert sender.calls == 3
 
 
 def test_persistent_transient_failure_raises_after_the_attempts(moto_aws):
     sender = FailingTimes(failures=10)
     svc = service(moto_aws, sender, attempts=3)
-    message = email_message()
+    message = channel_message(Channel.EMAIL)
     try:
         svc.deliver(record(message))
     except TransientDeliveryError:
@@ -86,7 +86,7 @@ def test_long_retry_after_is_left_to_the_event_source_mapping(moto_aws):
     sender = FailingTimes(failures=1, retry_after=30)
     svc = service(moto_aws, sender, attempts=3)
     try:
-        svc.deliver(record(email_message()))
+        svc.deliver(record(channel_message(Channel.EMAIL)))
     except TransientDeliveryError:
         pass
     else:
@@ -99,7 +99,7 @@ def test_no_retry_when_the_invocation_is_almost_out_of_time(moto_aws):
     svc = service(moto_aws, sender, attempts=3)
     svc.bind(LocalLambdaContext("sender", timeout_seconds=1))
     try:
-        svc.deliver(record(email_message()))
+        svc.deliver(record(channel_message(Channel.EMAIL)))
     except TransientDeliveryError:
         pass
     else:

@@ -12,10 +12,11 @@ from notifications import delivery
 from notifications.channels import Receipt
 from notifications.errors import TransientDeliveryError
 from notifications.kafka.msk_event import KafkaRecord, build_event
-from notifications.models import Channel, ChannelMessage, NotificationRequest, NotificationRequested, channel_messages
+from notifications.models import Channel, ChannelMessage
 from notifications.settings import SenderSettings
 from notifications.status import InMemoryStatusStore
-from tests.support import MemoryPublisher, sample_request
+from tests.channel_support import channel_message
+from tests.support import MemoryPublisher
 
 ARN = "arn:aws:kafka:us-east-1:123456789012:cluster/c/abc-1"
 
@@ -36,18 +37,8 @@ class FlakySender:
         return Receipt(provider_message_id=f"msg-{len(self.sent)}")
 
 
-def email_message(**changes) -> ChannelMessage:
-    request = NotificationRequest.model_validate(sample_request(channels=["email"], **changes))
-    envelope = NotificationRequested(
-        notification_id=request.id,
-        correlation_id="c-1",
-        accepted_at="2026-11-21T10:00:00Z",
-        channels=request.requested_channels(),
-        locale=request.locale,
-        purchase=request.purchase,
-        customer=request.customer,
-    )
-    return channel_messages(envelope)[0]
+def email_message() -> ChannelMessage:
+    return channel_message(Channel.EMAIL)
 
 
 def test_one_of_three_failing_is_the_only_item_failure(moto_aws, monkeypatch):
