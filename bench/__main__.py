@@ -11,7 +11,10 @@ from __future__ import annotations
 import ast
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
+
+from bench.common import machine, write_section
 
 HERE = Path(__file__).resolve().parent
 
@@ -36,6 +39,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"unknown benchmark(s): {', '.join(unknown)}; available: {', '.join(available)}", file=sys.stderr)
         return 2
     failed = []
+    if not wanted:
+        write_section(
+            "summary",
+            f"Last full run: `make bench` (= `python -m bench`) on {datetime.now(UTC):%Y-%m-%d}, {machine()}.\n"
+            "Each section below names its own command, its baseline (measured in the same run, against the same "
+            "broker) and the ratio to it. The machine is shared and noisy: compare ratios, not absolute rates.",
+            at_top=True,
+        )
     for name in wanted or available:
         print(f"== bench.{name}", flush=True)
         if subprocess.run([sys.executable, "-m", f"bench.{name}"], cwd=HERE.parent, check=False).returncode:

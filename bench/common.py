@@ -64,12 +64,18 @@ def machine() -> str:
     return f"{os.cpu_count()} cores, {model}, Python {platform.python_version()}, {platform.system()}"
 
 
-def write_section(name: str, body: str) -> None:
-    """Replace (or append) the report section between ``<!-- bench:name -->`` markers."""
+def write_section(name: str, body: str, *, at_top: bool = False) -> None:
+    """Replace the report section between ``<!-- bench:name -->`` markers, or add it (at the end, or first)."""
     start, end = f"<!-- bench:{name} -->", f"<!-- /bench:{name} -->"
-    text = REPORT.read_text() if REPORT.exists() else "# Performance\n\nFigures from `make bench`.\n"
+    header = "# Performance\n\nFigures from `make bench`.\n"
+    text = REPORT.read_text() if REPORT.exists() else header
     block = f"{start}\n{body.strip()}\n{end}"
     pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.S)
-    text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
+    if pattern.search(text):
+        text = pattern.sub(lambda _: block, text)
+    elif at_top and text.startswith(header):
+        text = header + "\n" + block + "\n" + text[len(header) :]
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
     REPORT.parent.mkdir(exist_ok=True)
     REPORT.write_text(text)
