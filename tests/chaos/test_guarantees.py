@@ -123,6 +123,7 @@ def deliveries(stack: LocalStack) -> Counter[str]:
     return found
 
 
+@pytest.mark.timeout(1500)
 def test_no_loss_no_duplicate_under_kill_faults_and_broker_restart(chaos_stack: LocalStack) -> None:
     stack = chaos_stack
     assert stack.info is not None
