@@ -44,7 +44,7 @@ from devstack.template_config import DEFAULT_TEMPLATE, FunctionSpec, load_templa
 log = logging.getLogger("devstack.worker")
 
 BACKOFF_ENV = "DEVSTACK_RETRY_BACKOFF_SECONDS"
-STALLED_SECONDS = 45.0
+STALLED_SECONDS = 20.0  # retries back off at most 10 s and a poll returns within the 1 s window
 
 
 def load_handler(spec: FunctionSpec) -> Handler:
