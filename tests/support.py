@@ -5,8 +5,10 @@ from __future__ import annotations
 import copy
 import uuid
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
+from devstack.stack import StackConfig
 from notifications import aws, delivery, fanout, ingest, settings
 from notifications.kafka.producer import OutgoingRecord
 
@@ -32,6 +34,20 @@ def sample_request(**changes: Any) -> dict[str, Any]:
     body["purchase"]["order_id"] = f"A-{uuid.uuid4().hex[:8]}"
     body.update(changes)
     return body
+
+
+def isolated_stack_config(data_dir: Path, bootstrap: str | None = None) -> StackConfig:
+    """A local stack on free ports in its own data dir, retrying quickly (for e2e and chaos tests)."""
+    return StackConfig(
+        data_dir=data_dir,
+        api_port=0,
+        broker_port=0,
+        moto_port=0,
+        slack_port=0,
+        webhook_port=0,
+        bootstrap=bootstrap,
+        retry_backoff_seconds=0.1,
+    )
 
 
 def reset_runtime() -> None:

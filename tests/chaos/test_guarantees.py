@@ -28,8 +28,8 @@ from typing import Any
 
 import pytest
 
-from devstack.stack import LocalStack, StackConfig
-from tests.support import sample_request
+from devstack.stack import LocalStack
+from tests.support import isolated_stack_config, sample_request
 
 COUNT = int(os.environ.get("CHAOS_NOTIFICATIONS", "5000"))
 CHANNELS = ["email", "sms", "slack", "webhook"]
@@ -42,15 +42,7 @@ KILLED = "WebhookSenderFunction"
 def chaos_stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalStack]:
     monkeypatch.setenv("DEVSTACK_PROVIDER_FAULT_RATE", str(FAULT_RATE))
     monkeypatch.setenv("DEVSTACK_PROVIDER_FAULT_CHANNELS", "email,sms")
-    config = StackConfig(
-        data_dir=tmp_path / "devstack",
-        api_port=0,
-        broker_port=0,
-        moto_port=0,
-        slack_port=0,
-        webhook_port=0,
-        retry_backoff_seconds=0.1,
-    )
+    config = isolated_stack_config(tmp_path / "devstack")
     progress: list[str] = []
     stack = LocalStack(config, progress=progress.append)
     stack.start()

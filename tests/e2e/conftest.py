@@ -5,7 +5,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from devstack.stack import LocalStack, StackConfig
+from devstack.stack import LocalStack
+from tests.support import isolated_stack_config
 
 # Read at import, before the autouse fixture points the functions at a placeholder.
 EXTERNAL_BOOTSTRAP = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
@@ -17,16 +18,7 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack
 
     Package-scoped: it runs while tests/e2e runs, and is stopped before the other suites.
     """
-    config = StackConfig(
-        data_dir=tmp_path_factory.mktemp("devstack"),
-        api_port=0,
-        broker_port=0,
-        moto_port=0,
-        slack_port=0,
-        webhook_port=0,
-        bootstrap=EXTERNAL_BOOTSTRAP,
-        retry_backoff_seconds=0.1,
-    )
+    config = isolated_stack_config(tmp_path_factory.mktemp("devstack"), EXTERNAL_BOOTSTRAP)
     lines: list[str] = []
     stack = LocalStack(config, progress=lines.append)
     stack.start()

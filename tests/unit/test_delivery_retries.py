@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
 from devstack.lambda_context import LocalLambdaContext
@@ -70,12 +71,8 @@ def test_persistent_transient_failure_raises_after_the_attempts(moto_aws):
     sender = FailingTimes(failures=10)
     svc = service(moto_aws, sender, attempts=3)
     message = channel_message(Channel.EMAIL)
-    try:
+    with pytest.raises(TransientDeliveryError):
         svc.deliver(record(message))
-    except TransientDeliveryError:
-        pass
-    else:
-        raise AssertionError("a persistent transient failure must be reported")
     assert sender.calls == 3
     status = svc.status.get(message.notification_id)
     assert status is not None
@@ -85,12 +82,8 @@ def test_persistent_transient_failure_raises_after_the_attempts(moto_aws):
 def test_long_retry_after_is_left_to_the_event_source_mapping(moto_aws):
     sender = FailingTimes(failures=1, retry_after=30)
     svc = service(moto_aws, sender, attempts=3)
-    try:
+    with pytest.raises(TransientDeliveryError):
         svc.deliver(record(channel_message(Channel.EMAIL)))
-    except TransientDeliveryError:
-        pass
-    else:
-        raise AssertionError("expected the failure to be reported")
     assert sender.calls == 1
 
 
@@ -98,10 +91,6 @@ def test_no_retry_when_the_invocation_is_almost_out_of_time(moto_aws):
     sender = FailingTimes(failures=1)
     svc = service(moto_aws, sender, attempts=3)
     svc.bind(LocalLambdaContext("sender", timeout_seconds=1))
-    try:
+    with pytest.raises(TransientDeliveryError):
         svc.deliver(record(channel_message(Channel.EMAIL)))
-    except TransientDeliveryError:
-        pass
-    else:
-        raise AssertionError("expected the failure to be reported")
     assert sender.calls == 1
