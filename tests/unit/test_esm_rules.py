@@ -7,6 +7,7 @@ in-memory topic (``FakeTopic``) applies decisions the way the Kafka runner does,
 from __future__ import annotations
 
 import textwrap
+import time
 from collections.abc import Callable, Sequence
 
 import pytest
@@ -652,3 +653,29 @@ def test_a_non_kafka_on_failure_destination_is_refused(tmp_path):
     )
     with pytest.raises(TemplateError, match="only kafka://"):
         load_template(path)
+
+
+def test_watchdog_sees_a_hung_poll_and_a_retry_that_is_never_redelivered():
+    from devstack.esm import KafkaEventSourceMapping, MappingState
+
+    # Given a mapping that is neither polling nor waiting for a retry
+    mapping = KafkaEventSourceMapping(
+        KafkaTrigger(name="t", function="f", topics=(TOPIC,), consumer_group_id="g"),
+        lambda event, context: {"batchItemFailures": []},
+        bootstrap="127.0.0.1:1",
+    )
+    assert mapping.stalled_for() == 0.0
+
+    # When a poll started long ago and has not returned
+    mapping.polling_since = time.monotonic() - 30
+    # Then that is how long it has stalled
+    assert 29 < mapping.stalled_for() < 31
+
+    # When a partition waits for a retry but nothing was invoked for a while
+    mapping.polling_since = None
+    mapping._state = MappingState(retries={(TOPIC, 0): 1})
+    mapping.last_invocation = time.monotonic() - 25
+    assert 24 < mapping.stalled_for() < 26
+    # And an invocation in progress is never a stall
+    mapping.invoking = True
+    assert mapping.stalled_for() == 0.0
