@@ -95,7 +95,7 @@ def fanout_vs_raw(bootstrap: str, count: int, batch: int) -> dict[str, float]:
 
     from devstack.consume import to_kafka_record  # noqa: PLC0415
     from devstack.lambda_context import LocalLambdaContext  # noqa: PLC0415
-    from notifications.kafka.msk_event import build_event  # noqa: PLC0415
+    from devstack.msk_events import build_event  # noqa: PLC0415
 
     raw_prefix, fan_prefix = f"bench-raw-{uuid.uuid4().hex[:6]}.", f"bench-fan-{uuid.uuid4().hex[:6]}."
     _prepare(bootstrap, raw_prefix, count)
@@ -154,16 +154,16 @@ def sender_overhead(records: int) -> dict[str, float]:
     from bench.memory_idempotency import MemoryPersistenceLayer  # noqa: PLC0415
     from devstack import aws_resources  # noqa: PLC0415
     from devstack.lambda_context import LocalLambdaContext  # noqa: PLC0415
+    from devstack.msk_events import build_event  # noqa: PLC0415
     from notifications import delivery  # noqa: PLC0415
-    from notifications.channels import Receipt  # noqa: PLC0415
-    from notifications.kafka.msk_event import KafkaRecord, build_event  # noqa: PLC0415
+    from notifications.channels.base import Receipt  # noqa: PLC0415
+    from notifications.kafka.msk_event import KafkaRecord  # noqa: PLC0415
     from notifications.models import Channel, ChannelMessage, NotificationRequested, channel_messages  # noqa: PLC0415
     from notifications.settings import SenderSettings  # noqa: PLC0415
-    from notifications.status import InMemoryStatusStore  # noqa: PLC0415
-    from tests.support import MemoryPublisher  # noqa: PLC0415
+    from tests.support import InMemoryStatusStore, MemoryPublisher  # noqa: PLC0415
 
     class InstantSender:
-        channel = Channel.EMAIL
+        channel = Channel("email")
 
         def send(self, message: ChannelMessage) -> Receipt:
             return Receipt(provider_message_id="instant")

@@ -43,7 +43,7 @@ CHANNELS = ["email", "sms", "slack"]
 IMPORT_RUNS = 9
 TIMED = "{setup}; import time; t = time.perf_counter(); {code}; print(time.perf_counter() - t)"
 HANDLER_IMPORT = "import ingest_handler"
-HANDLER_FIRST_USE = "import ingest_handler; from notifications.ingest import ingest_runtime; ingest_runtime()"
+HANDLER_FIRST_USE = "import ingest_handler; from notifications.runtime.ingest import ingest_runtime; ingest_runtime()"
 NAIVE_IMPORT = (
     "import boto3, jinja2, pydantic; from kafka import KafkaProducer; "
     "from aws_lambda_powertools import Logger, Metrics, Tracer; "
@@ -194,8 +194,8 @@ def raw_loop(bootstrap: str, count: int, spin_seconds: float = 0.0, *, as_ingest
     """
     from kafka import KafkaProducer  # noqa: PLC0415
 
-    from notifications.ingest import PRODUCER_OVERRIDES  # noqa: PLC0415
     from notifications.kafka.producer import producer_config  # noqa: PLC0415
+    from notifications.runtime.ingest import PRODUCER_OVERRIDES  # noqa: PLC0415
     from notifications.settings import IngestSettings  # noqa: PLC0415
 
     settings = IngestSettings.from_env(_function_env(bootstrap))
@@ -235,14 +235,14 @@ def _runtime(*, memory_stores: bool, memory_publisher: bool) -> Iterator[None]:
     import aws_lambda_powertools.utilities.idempotency as idempotency  # noqa: PLC0415
 
     from bench.memory_idempotency import MemoryPersistenceLayer  # noqa: PLC0415
-    from notifications import ingest, status  # noqa: PLC0415
-    from tests.support import MemoryPublisher  # noqa: PLC0415
+    from notifications.runtime import ingest  # noqa: PLC0415
+    from tests.support import InMemoryStatusStore, MemoryPublisher  # noqa: PLC0415
 
     with contextlib.ExitStack() as swaps:
         if memory_publisher:
             swaps.enter_context(_swapped(ingest, "KafkaPublisher", lambda settings, **_: MemoryPublisher()))
         if memory_stores:
-            swaps.enter_context(_swapped(ingest, "DynamoStatusStore", lambda *a, **k: status.InMemoryStatusStore()))
+            swaps.enter_context(_swapped(ingest, "DynamoStatusStore", lambda *a, **k: InMemoryStatusStore()))
             swaps.enter_context(_swapped(idempotency, "DynamoDBPersistenceLayer", lambda **k: MemoryPersistenceLayer()))
         ingest.ingest_runtime.cache_clear()
         try:

@@ -42,8 +42,9 @@ from typing import Any
 
 from devstack.consume import to_kafka_record
 from devstack.lambda_context import LocalLambdaContext
+from devstack.msk_events import build_event
 from devstack.template_config import KafkaTrigger
-from notifications.kafka.msk_event import KafkaRecord, build_event
+from notifications.kafka.msk_event import KafkaRecord
 from notifications.kafka.producer import Publisher
 from notifications.records import dead_letter
 

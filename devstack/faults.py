@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import os
 import random
+from collections.abc import Mapping
 
-from notifications.channels import ChannelSender, Receipt
+from notifications.channels.base import ChannelSender, Receipt
 from notifications.errors import TransientDeliveryError
 from notifications.models import ChannelMessage
 from notifications.settings import SenderSettings
@@ -41,15 +42,15 @@ class FaultySender:
 def install_from_env() -> float:
     """Wrap the sender's channel in a FaultySender when ``DEVSTACK_PROVIDER_FAULT_RATE`` is set; answer the rate."""
     rate = float(os.environ.get(FAULT_RATE_ENV) or 0)
-    channels = {c.strip() for c in os.environ.get(FAULT_CHANNELS_ENV, "").split(",") if c.strip()}
-    if not 0 < rate < 1 or (channels and os.environ.get("CHANNEL") not in channels):
+    faulty_channels = {c.strip() for c in os.environ.get(FAULT_CHANNELS_ENV, "").split(",") if c.strip()}
+    if not 0 < rate < 1 or (faulty_channels and os.environ.get("CHANNEL") not in faulty_channels):
         return 0.0
-    from notifications import delivery  # noqa: PLC0415
+    from notifications import channels  # noqa: PLC0415
 
-    real = delivery.channel_sender  # type: ignore[attr-defined]
+    real = channels.create_sender
 
-    def faulty(settings: SenderSettings) -> ChannelSender:
-        return FaultySender(real(settings), rate)
+    def faulty(settings: SenderSettings, env: Mapping[str, str] | None = None) -> ChannelSender:
+        return FaultySender(real(settings, env), rate)
 
-    delivery.channel_sender = faulty  # type: ignore[attr-defined]
+    channels.create_sender = faulty
     return rate

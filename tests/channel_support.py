@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from devstack import aws_resources
+from notifications import channels
+from notifications.channels.base import ChannelSender
 from notifications.kafka.msk_event import KafkaRecord
 from notifications.models import Channel, ChannelMessage, NotificationRequest, NotificationRequested, channel_messages
-from notifications.settings import SenderSettings
+from notifications.settings import EnvModel, SenderSettings
 from tests.support import sample_request
 
 CLUSTER_ARN = "arn:aws:kafka:us-east-1:123456789012:cluster/notifications/abcd1234-0000-0000-0000-000000000000-1"
@@ -33,10 +35,24 @@ def channel_message(channel: Channel, **changes: Any) -> ChannelMessage:
     return channel_messages(requested(channels=[channel.value], **changes))[0]
 
 
-def sender_settings(channel: Channel, **env: str) -> SenderSettings:
+def sender_environment(channel: Channel, **env: str) -> dict[str, str]:
     """The local function environment for the sender of ``channel``, with ``env`` on top."""
-    values = {**aws_resources.function_environment("127.0.0.1:1"), "CHANNEL": channel.value, **env}
-    return SenderSettings.from_env(values)
+    return {**aws_resources.function_environment("127.0.0.1:1"), "CHANNEL": channel.value, **env}
+
+
+def sender_settings(channel: Channel, **env: str) -> SenderSettings:
+    return SenderSettings.from_env(sender_environment(channel, **env))
+
+
+def channel_settings(channel: Channel, **env: str) -> EnvModel:
+    """The settings the channel's own package declares, read from the sender's local environment."""
+    return channels.spec(channel.value).settings.from_env(sender_environment(channel, **env))
+
+
+def build_sender(channel: Channel, **env: str) -> ChannelSender:
+    """The channel's sender as its function builds it (provider clients included)."""
+    values = sender_environment(channel, **env)
+    return channels.create_sender(SenderSettings.from_env(values), values)
 
 
 def kafka_record(topic: str, offset: int, value: bytes, *, key: bytes | None = b"k", partition: int = 0) -> KafkaRecord:

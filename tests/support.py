@@ -1,16 +1,20 @@
-"""Test helpers shared by every suite: sample payloads, runtime reset, an in-memory publisher."""
+"""Test helpers shared by every suite: sample payloads, runtime reset, an in-memory publisher and status store."""
 
 from __future__ import annotations
 
 import copy
 import uuid
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 from devstack.stack import StackConfig
-from notifications import aws, delivery, fanout, ingest, settings
+from notifications import aws, settings
 from notifications.kafka.producer import OutgoingRecord
+from notifications.models import Channel, ChannelStatus, DeliveryState, NotificationStatus
+from notifications.runtime import fanout, ingest, sender
 
 SAMPLE_REQUEST: dict[str, Any] = {
     "id": "8f58c11d-ebc2-4ca7-a934-226e2bb6192c",
@@ -59,7 +63,7 @@ def reset_runtime() -> None:
         aws.client,
         ingest.ingest_runtime,
         fanout.fanout_runtime,
-        delivery.delivery_runtime,
+        sender.delivery_runtime,
     ):
         factory.cache_clear()
 
@@ -83,3 +87,45 @@ class MemoryPublisher:
 
     def on(self, topic: str) -> list[OutgoingRecord]:
         return [r for r in self.records if r.topic == topic]
+
+
+class InMemoryStatusStore:
+    """StatusStore for unit tests and benchmarks that leave DynamoDB out."""
+
+    def __init__(self) -> None:
+        self.items: dict[tuple[UUID, Channel], ChannelStatus] = {}
+
+    def record_accepted(self, notification_id: UUID, channels: Sequence[Channel]) -> None:
+        for channel in channels:
+            self.items.setdefault(
+                (notification_id, channel), ChannelStatus(channel=channel, state=DeliveryState.ACCEPTED)
+            )
+
+    def record_sent(self, notification_id: UUID, channel: Channel, provider_message_id: str | None) -> None:
+        old = self.items.get((notification_id, channel))
+        if old and old.state == DeliveryState.SENT:
+            return
+        self.items[(notification_id, channel)] = ChannelStatus(
+            channel=channel,
+            state=DeliveryState.SENT,
+            attempts=(old.attempts if old else 0) + 1,
+            provider_message_id=provider_message_id,
+            updated_at=datetime.now(UTC),
+        )
+
+    def record_failure(self, notification_id: UUID, channel: Channel, reason: str, *, final: bool) -> None:
+        old = self.items.get((notification_id, channel)) or ChannelStatus(channel=channel, state=DeliveryState.ACCEPTED)
+        if old.state == DeliveryState.SENT:
+            return
+        self.items[(notification_id, channel)] = old.model_copy(
+            update={
+                "attempts": old.attempts + 1,
+                "last_error": reason[:500],
+                "updated_at": datetime.now(UTC),
+                "state": DeliveryState.FAILED if final else old.state,
+            }
+        )
+
+    def get(self, notification_id: UUID) -> NotificationStatus | None:
+        channels = [s for (nid, _), s in self.items.items() if nid == notification_id]
+        return NotificationStatus(id=notification_id, channels=channels) if channels else None

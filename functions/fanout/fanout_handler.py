@@ -6,9 +6,9 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from notifications.fanout import fanout_runtime
 from notifications.kafka.msk_event import read_event
 from notifications.observability import logger, metrics, tracer
+from notifications.runtime.fanout import fanout_runtime
 
 
 @logger.inject_lambda_context(clear_state=True)

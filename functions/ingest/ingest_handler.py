@@ -7,8 +7,8 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from notifications.http_api import build_app
-from notifications.ingest import ingest_runtime
 from notifications.observability import logger, metrics, tracer
+from notifications.runtime.ingest import ingest_runtime
 from notifications.settings import ingest_settings
 
 # Routes only: settings, clients and the Kafka producer are built on first use and kept for the environment.

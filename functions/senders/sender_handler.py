@@ -8,15 +8,15 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.kafka_event import KafkaEventRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from notifications.delivery import delivery_runtime
-from notifications.kafka.msk_event import decode_record
+from notifications.kafka.msk_event import kafka_record
 from notifications.observability import logger, metrics, tracer
+from notifications.runtime.sender import delivery_runtime
 
 processor = BatchProcessor(event_type=EventType.Kafka)
 
 
 def record_handler(record: KafkaEventRecord) -> None:
-    delivery_runtime().deliver(decode_record(record.raw_event))
+    delivery_runtime().deliver(kafka_record(record))
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -9,10 +9,9 @@ import pytest
 
 from devstack import aws_resources
 from devstack.receivers import DeliveryReceiver
-from notifications.channels import channel_sender
 from notifications.errors import PermanentDeliveryError, TransientDeliveryError
 from notifications.models import Channel
-from tests.channel_support import PERMANENT_STATUSES, TRANSIENT_STATUSES, channel_message, sender_settings
+from tests.channel_support import PERMANENT_STATUSES, TRANSIENT_STATUSES, build_sender, channel_message
 
 
 @pytest.fixture
@@ -27,7 +26,7 @@ def slack(moto_aws):
 
 def test_a_message_is_posted_as_block_kit(slack):
     # Given the Slack sender as the sender function builds it
-    sender = channel_sender(sender_settings(Channel.SLACK))
+    sender = build_sender(Channel.SLACK)
     message = channel_message(Channel.SLACK, customer={"id": "c-9", "name": "<!here> Mallory"})
 
     # When a message is sent
@@ -51,7 +50,7 @@ def test_client_errors_are_permanent(slack, status):
 
     # When a message is sent
     with pytest.raises(PermanentDeliveryError) as caught:
-        channel_sender(sender_settings(Channel.SLACK)).send(channel_message(Channel.SLACK))
+        build_sender(Channel.SLACK).send(channel_message(Channel.SLACK))
 
     # Then it is permanent and was tried once (no redirect followed)
     assert caught.value.provider_code == f"HTTP {status}"
@@ -65,7 +64,7 @@ def test_throttling_and_server_errors_are_transient_with_retry_after(slack, stat
 
     # When a message is sent
     with pytest.raises(TransientDeliveryError) as caught:
-        channel_sender(sender_settings(Channel.SLACK)).send(channel_message(Channel.SLACK))
+        build_sender(Channel.SLACK).send(channel_message(Channel.SLACK))
 
     # Then it is transient with the wait
     assert caught.value.provider_code == f"HTTP {status}"
@@ -75,14 +74,14 @@ def test_throttling_and_server_errors_are_transient_with_retry_after(slack, stat
 def test_a_dropped_connection_is_transient(slack):
     slack.drop_next(1)
     with pytest.raises(TransientDeliveryError) as caught:
-        channel_sender(sender_settings(Channel.SLACK)).send(channel_message(Channel.SLACK))
+        build_sender(Channel.SLACK).send(channel_message(Channel.SLACK))
     assert caught.value.provider_code == "network"
 
 
 def test_a_slow_answer_times_out_as_transient(slack):
     # Given a provider timeout of 0.2 s and Slack holding the answer for longer
     slack.answer_late(1, seconds=5)
-    sender = channel_sender(sender_settings(Channel.SLACK, PROVIDER_TIMEOUT_SECONDS="0.2"))
+    sender = build_sender(Channel.SLACK, PROVIDER_TIMEOUT_SECONDS="0.2")
 
     # When a message is sent
     with pytest.raises(TransientDeliveryError) as caught:
@@ -104,7 +103,7 @@ def test_nobody_listening_is_transient(moto_aws):
 
     # When a message is sent
     with pytest.raises(TransientDeliveryError) as caught:
-        channel_sender(sender_settings(Channel.SLACK)).send(channel_message(Channel.SLACK))
+        build_sender(Channel.SLACK).send(channel_message(Channel.SLACK))
 
     # Then it is transient
     assert caught.value.provider_code == "network"

@@ -10,10 +10,9 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from moto.sns.models import sns_backends
 
 from notifications import aws
-from notifications.channels import channel_sender
 from notifications.errors import PermanentDeliveryError, TransientDeliveryError
 from notifications.models import Channel
-from tests.channel_support import channel_message, sender_settings
+from tests.channel_support import build_sender, channel_message
 
 
 def sms_messages() -> dict[str, tuple[str, str]]:
@@ -55,7 +54,7 @@ def answer_publish_with(status: int, code: str) -> None:
 
 def test_an_sms_is_published_to_the_number_as_transactional(moto_aws):
     # Given the SMS sender as the sender function builds it, with a sender id
-    sender = channel_sender(sender_settings(Channel.SMS, SMS_SENDER_ID="CoffeeShop"))
+    sender = build_sender(Channel.SMS, SMS_SENDER_ID="CoffeeShop")
     calls = captured_publishes()
     message = channel_message(Channel.SMS, locale="de")
 
@@ -77,7 +76,7 @@ def test_an_sms_is_published_to_the_number_as_transactional(moto_aws):
 
 
 def test_a_long_sms_is_cut_to_the_configured_parts(moto_aws):
-    sender = channel_sender(sender_settings(Channel.SMS, SMS_MAX_PARTS="1"))
+    sender = build_sender(Channel.SMS, SMS_MAX_PARTS="1")
     message = channel_message(Channel.SMS, customer={"id": "c", "name": "Ü" * 200, "phone": "+4915112345678"})
     receipt = sender.send(message)
     _, text = sms_messages()[receipt.provider_message_id]
@@ -88,7 +87,7 @@ def test_a_long_sms_is_cut_to_the_configured_parts(moto_aws):
     ("status", "code"), [(400, "InvalidParameter"), (400, "ParameterValueInvalid"), (403, "AuthorizationError")]
 )
 def test_sns_rejections_are_permanent(moto_aws, status, code):
-    sender = channel_sender(sender_settings(Channel.SMS))
+    sender = build_sender(Channel.SMS)
     answer_publish_with(status, code)
     with pytest.raises(PermanentDeliveryError) as caught:
         sender.send(channel_message(Channel.SMS))
@@ -97,7 +96,7 @@ def test_sns_rejections_are_permanent(moto_aws, status, code):
 
 @pytest.mark.parametrize(("status", "code"), [(400, "Throttling"), (400, "KMSThrottling"), (500, "InternalError")])
 def test_sns_throttling_and_server_errors_are_transient(moto_aws, status, code):
-    sender = channel_sender(sender_settings(Channel.SMS))
+    sender = build_sender(Channel.SMS)
     answer_publish_with(status, code)
     with pytest.raises(TransientDeliveryError) as caught:
         sender.send(channel_message(Channel.SMS))

@@ -10,10 +10,9 @@ import pytest
 
 from devstack import aws_resources
 from devstack.receivers import DeliveryReceiver
-from notifications.channels import channel_sender
 from notifications.errors import PermanentDeliveryError, TransientDeliveryError
 from notifications.models import Channel
-from tests.channel_support import PERMANENT_STATUSES, TRANSIENT_STATUSES, channel_message, sender_settings
+from tests.channel_support import PERMANENT_STATUSES, TRANSIENT_STATUSES, build_sender, channel_message
 
 KEY = "integration-signing-key-0123456789"
 
@@ -34,7 +33,7 @@ def webhook(moto_aws):
 
 def test_a_signed_json_post_arrives_and_verifies(webhook):
     # Given the webhook sender as the sender function builds it
-    sender = channel_sender(sender_settings(Channel.WEBHOOK))
+    sender = build_sender(Channel.WEBHOOK)
     message = channel_message(Channel.WEBHOOK)
 
     # When a message is sent
@@ -62,7 +61,7 @@ def test_a_wrong_signing_key_is_refused_by_the_receiver_and_permanent(webhook, m
 
     # When a message is sent
     with pytest.raises(PermanentDeliveryError) as caught:
-        channel_sender(sender_settings(Channel.WEBHOOK)).send(channel_message(Channel.WEBHOOK))
+        build_sender(Channel.WEBHOOK).send(channel_message(Channel.WEBHOOK))
 
     # Then the receiver rejected the signature
     assert caught.value.provider_code == "HTTP 401"
@@ -74,7 +73,7 @@ def test_a_wrong_signing_key_is_refused_by_the_receiver_and_permanent(webhook, m
 def test_client_errors_are_permanent(webhook, status):
     webhook.fail_next(1, status=status)
     with pytest.raises(PermanentDeliveryError) as caught:
-        channel_sender(sender_settings(Channel.WEBHOOK)).send(channel_message(Channel.WEBHOOK))
+        build_sender(Channel.WEBHOOK).send(channel_message(Channel.WEBHOOK))
     assert caught.value.provider_code == f"HTTP {status}"
     assert len(webhook.deliveries()) == 1
 
@@ -83,13 +82,13 @@ def test_client_errors_are_permanent(webhook, status):
 def test_throttling_and_server_errors_are_transient_with_retry_after(webhook, status):
     webhook.fail_next(1, status=status, retry_after="Wed, 21 Oct 2015 07:28:00 GMT")
     with pytest.raises(TransientDeliveryError) as caught:
-        channel_sender(sender_settings(Channel.WEBHOOK)).send(channel_message(Channel.WEBHOOK))
+        build_sender(Channel.WEBHOOK).send(channel_message(Channel.WEBHOOK))
     assert caught.value.provider_code == f"HTTP {status}"
     assert caught.value.retry_after == 0.0  # a date in the past: retry now
 
 
 def test_a_dropped_connection_and_a_timeout_are_transient(webhook):
-    sender = channel_sender(sender_settings(Channel.WEBHOOK, PROVIDER_TIMEOUT_SECONDS="0.2"))
+    sender = build_sender(Channel.WEBHOOK, PROVIDER_TIMEOUT_SECONDS="0.2")
     webhook.drop_next(1)
     with pytest.raises(TransientDeliveryError):
         sender.send(channel_message(Channel.WEBHOOK))
@@ -104,7 +103,7 @@ def test_a_plain_http_url_elsewhere_is_refused_before_sending(webhook, moto_aws)
 
     # When a message is sent
     with pytest.raises(TransientDeliveryError) as caught:
-        channel_sender(sender_settings(Channel.WEBHOOK)).send(channel_message(Channel.WEBHOOK))
+        build_sender(Channel.WEBHOOK).send(channel_message(Channel.WEBHOOK))
 
     # Then the secret is reported unusable and nothing was sent anywhere
     assert caught.value.provider_code == "secret"
@@ -114,7 +113,7 @@ def test_a_plain_http_url_elsewhere_is_refused_before_sending(webhook, moto_aws)
 def test_failures_then_recovery_deliver_once_per_retry_with_the_same_key(webhook):
     # Given a receiver failing most requests (seeded, so the same attempts fail on every run)
     webhook.fail_fraction(0.85, status=503)
-    sender = channel_sender(sender_settings(Channel.WEBHOOK))
+    sender = build_sender(Channel.WEBHOOK)
     message = channel_message(Channel.WEBHOOK)
 
     # When the sender retries until it gets through (as the event-source mapping would)

@@ -14,8 +14,8 @@ from devstack.apigw import http_api_event, http_result
 from devstack.broker import KafkaBroker, ensure_topics
 from devstack.consume import read_topic
 from devstack.lambda_context import LocalLambdaContext
+from devstack.msk_events import build_event
 from devstack.topics import TOPICS
-from notifications.kafka.msk_event import build_event
 from tests.support import reset_runtime, sample_request
 
 ARN = "arn:aws:kafka:us-east-1:123456789012:cluster/outage/00000000-0000-0000-0000-000000000000-1"

@@ -10,7 +10,7 @@ from moto.ses.models import ses_backends
 from devstack.apigw import http_api_event, http_result
 from devstack.consume import read_topic
 from devstack.lambda_context import LocalLambdaContext
-from notifications.kafka.msk_event import build_event
+from devstack.msk_events import build_event
 from tests.support import sample_request
 
 CLUSTER_ARN = "arn:aws:kafka:us-east-1:123456789012:cluster/notifications/abcd1234-0000-0000-0000-000000000000-1"

@@ -10,8 +10,8 @@ import pytest
 from devstack import aws_resources, redrive
 from devstack.consume import read_topic
 from devstack.lambda_context import LocalLambdaContext
+from devstack.msk_events import build_event
 from devstack.receivers import DeliveryReceiver
-from notifications.kafka.msk_event import build_event
 from notifications.kafka.producer import KafkaPublisher, OutgoingRecord, publish_one
 from notifications.models import Channel
 from notifications.records import DLQ_HEADERS

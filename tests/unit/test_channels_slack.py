@@ -9,13 +9,12 @@ import pytest
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
 
 from devstack import aws_resources
-from notifications.channels.base import REGISTRY
 from notifications.channels.http import HttpAnswer, raise_for_status
 from notifications.channels.secret import CachedSecret
-from notifications.channels.slack import SlackSender, SlackTarget, slack_message
+from notifications.channels.slack.sender import SlackSender, SlackTarget, slack_message
 from notifications.errors import PermanentDeliveryError, TransientDeliveryError
 from notifications.models import Channel
-from tests.channel_support import channel_message, sender_settings
+from tests.channel_support import build_sender, channel_message, sender_settings
 
 
 class FakePost:
@@ -177,6 +176,4 @@ def test_an_unusable_secret_is_transient_and_not_logged(moto_aws, secret):
 
 
 def test_the_registry_builds_the_slack_sender(moto_aws):
-    import notifications.channels.slack  # noqa: F401 - registers the factory
-
-    assert isinstance(REGISTRY[Channel.SLACK](sender_settings(Channel.SLACK)), SlackSender)
+    assert isinstance(build_sender(Channel.SLACK), SlackSender)

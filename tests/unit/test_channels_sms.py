@@ -7,10 +7,10 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
 
-from notifications.channels.sms import SmsSender, fit_sms, sms_encoding, sms_parts
+from notifications.channels.sms.sender import SmsSender, fit_sms, sms_encoding, sms_parts
 from notifications.errors import PermanentDeliveryError, TransientDeliveryError
 from notifications.models import Channel
-from tests.channel_support import channel_message, sender_settings
+from tests.channel_support import channel_message, channel_settings
 
 
 class FakeSns:
@@ -102,7 +102,7 @@ def test_one_part_allows_the_single_message_limit():
 def test_request_is_a_transactional_publish_to_the_number():
     # Given a sender without a sender id
     sns = FakeSns()
-    sender = SmsSender(sender_settings(Channel.SMS), sns)
+    sender = SmsSender(channel_settings(Channel.SMS), sns)
     message = channel_message(Channel.SMS)
 
     # When the message is sent
@@ -118,7 +118,7 @@ def test_request_is_a_transactional_publish_to_the_number():
 
 def test_sender_id_is_sent_when_configured():
     sns = FakeSns()
-    SmsSender(sender_settings(Channel.SMS, SMS_SENDER_ID="ShopName"), sns).send(channel_message(Channel.SMS))
+    SmsSender(channel_settings(Channel.SMS, SMS_SENDER_ID="ShopName"), sns).send(channel_message(Channel.SMS))
     assert sns.calls[0]["MessageAttributes"]["AWS.SNS.SMS.SenderID"] == {
         "DataType": "String",
         "StringValue": "ShopName",
@@ -128,7 +128,7 @@ def test_sender_id_is_sent_when_configured():
 def test_a_long_text_is_cut_to_the_configured_parts():
     # Given a very long customer name and at most one part
     sns = FakeSns()
-    sender = SmsSender(sender_settings(Channel.SMS, SMS_MAX_PARTS="1"), sns)
+    sender = SmsSender(channel_settings(Channel.SMS, SMS_MAX_PARTS="1"), sns)
     message = channel_message(Channel.SMS, customer={"id": "c", "name": "N" * 200, "phone": "+4915112345678"})
 
     # When it is sent
@@ -143,7 +143,7 @@ def test_a_message_without_a_valid_number_is_permanent():
     sns = FakeSns()
     message = channel_message(Channel.SMS).model_copy(update={"recipient": "0151 123"})
     with pytest.raises(PermanentDeliveryError, match="invalid SMS recipient"):
-        SmsSender(sender_settings(Channel.SMS), sns).send(message)
+        SmsSender(channel_settings(Channel.SMS), sns).send(message)
     assert sns.calls == []
 
 
@@ -161,7 +161,7 @@ def test_a_message_without_a_valid_number_is_permanent():
     ],
 )
 def test_sns_rejections_are_permanent(code):
-    sender = SmsSender(sender_settings(Channel.SMS), FakeSns(client_error(code, 400)))
+    sender = SmsSender(channel_settings(Channel.SMS), FakeSns(client_error(code, 400)))
     with pytest.raises(PermanentDeliveryError) as caught:
         sender.send(channel_message(Channel.SMS))
     assert caught.value.provider_code == code
@@ -182,6 +182,6 @@ def test_sns_rejections_are_permanent(code):
     ids=lambda e: e.response["Error"]["Code"] if isinstance(e, ClientError) else type(e).__name__,
 )
 def test_throttling_server_and_network_errors_are_transient(error):
-    sender = SmsSender(sender_settings(Channel.SMS), FakeSns(error))
+    sender = SmsSender(channel_settings(Channel.SMS), FakeSns(error))
     with pytest.raises(TransientDeliveryError):
         sender.send(channel_message(Channel.SMS))

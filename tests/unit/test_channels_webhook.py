@@ -13,7 +13,7 @@ from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from devstack import aws_resources
 from notifications.channels.http import HttpAnswer, raise_for_status
 from notifications.channels.secret import CachedSecret
-from notifications.channels.webhook import WebhookSender, WebhookTarget
+from notifications.channels.webhook.sender import WebhookSender, WebhookTarget
 from notifications.errors import PermanentDeliveryError, TransientDeliveryError
 from notifications.models import Channel
 from tests.channel_support import channel_message, sender_settings

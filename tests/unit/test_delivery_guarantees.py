@@ -13,14 +13,13 @@ from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
 from devstack import aws_resources
 from devstack.lambda_context import LocalLambdaContext
+from devstack.msk_events import build_event
 from notifications import delivery
-from notifications.channels import Receipt
+from notifications.channels.base import Receipt
 from notifications.errors import PermanentDeliveryError, TransientDeliveryError
-from notifications.kafka.msk_event import build_event
 from notifications.models import Channel, ChannelMessage, DeliveryState
-from notifications.status import InMemoryStatusStore
 from tests.channel_support import CLUSTER_ARN, channel_message, kafka_record, message_record, sender_settings
-from tests.support import MemoryPublisher
+from tests.support import InMemoryStatusStore, MemoryPublisher
 
 
 class RecordingSender:

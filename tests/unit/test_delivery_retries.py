@@ -6,15 +6,14 @@ import pytest
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
 from devstack.lambda_context import LocalLambdaContext
-from notifications.channels import Receipt
+from notifications.channels.base import Receipt
 from notifications.delivery import DeliveryService
 from notifications.errors import TransientDeliveryError
 from notifications.kafka.msk_event import KafkaRecord
 from notifications.models import Channel, ChannelMessage
 from notifications.settings import SenderSettings
-from notifications.status import InMemoryStatusStore
 from tests.channel_support import channel_message
-from tests.support import MemoryPublisher
+from tests.support import InMemoryStatusStore, MemoryPublisher
 
 
 class FailingTimes:

@@ -7,7 +7,7 @@ import random
 import pytest
 
 from devstack.faults import FaultySender
-from notifications.channels import Receipt
+from notifications.channels.base import Receipt
 from notifications.errors import TransientDeliveryError
 from notifications.models import Channel
 

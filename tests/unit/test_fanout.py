@@ -6,8 +6,8 @@ import json
 from collections.abc import Sequence
 
 from devstack.lambda_context import LocalLambdaContext
+from devstack.msk_events import build_event
 from notifications.fanout import FanoutService
-from notifications.kafka.msk_event import build_event
 from notifications.kafka.producer import OutgoingRecord
 from notifications.models import Channel
 from notifications.settings import FanoutSettings
@@ -123,3 +123,33 @@ def test_a_poison_record_whose_dead_letter_is_not_acknowledged_is_retried(monkey
     # Then the poison record is reported failed (not silently dropped) and the good one went out
     assert result == {"batchItemFailures": [{"itemIdentifier": {"partition": f"{TOPIC}-0", "offset": 31}}]}
     assert len(publisher.on("notifications.email")) == 1
+
+
+def test_one_undecodable_record_is_dead_lettered_alone_and_the_batch_is_fanned_out(monkeypatch):
+    # Given a batch whose middle record AWS could never have decoded for us (value not base64, partition a string)
+    import fanout_handler
+
+    first, good_1 = requested_record(20, channels=["email"])
+    second, good_2 = requested_record(22, channels=["email"])
+    broken = kafka_record(TOPIC, 21, b"{}", key=b"broken")
+    event = build_event([good_1, broken, good_2], bootstrap_servers="b-1:9098", event_source_arn=CLUSTER_ARN)
+    event["records"][f"{TOPIC}-0"][1]["value"] = "%%% not base64 %%%"
+    publisher = MemoryPublisher()
+    service = FanoutService(settings=FanoutSettings.from_env(), publisher=publisher)
+    monkeypatch.setattr(fanout_handler, "fanout_runtime", lambda: service)
+
+    # When fanout handles it
+    result = fanout_handler.handler(event, LocalLambdaContext("fanout"))
+
+    # Then both valid records are fanned out, nothing is retried, and the broken one is in the DLQ with its reason,
+    # its source position and the record as it was delivered
+    assert result == {"batchItemFailures": []}
+    assert [r.key for r in publisher.on("notifications.email")] == [
+        str(first.notification_id).encode(),
+        str(second.notification_id).encode(),
+    ]
+    [dead] = publisher.on("notifications.dlq")
+    headers = dict(dead.headers)
+    assert headers["dlq-reason"].startswith(b"undecodable record")
+    assert (headers["dlq-source-topic"], headers["dlq-source-offset"]) == (TOPIC.encode(), b"21")
+    assert json.loads(dead.value)["value"] == "%%% not base64 %%%"

@@ -14,9 +14,9 @@ import pytest
 from devstack.apigw import HttpResult, http_api_event, http_result
 from devstack.aws_resources import IDEMPOTENCY_TABLE, STATUS_TABLE
 from devstack.lambda_context import LocalLambdaContext
-from notifications import ingest
 from notifications.kafka.producer import OutgoingRecord
 from notifications.models import Channel
+from notifications.runtime import ingest
 from notifications.settings import ingest_settings
 from notifications.status import DynamoStatusStore
 from tests.support import MemoryPublisher, sample_request

@@ -13,7 +13,7 @@ import pytest
 from devstack.apigw import http_api_event, http_result
 from devstack.aws_resources import IDEMPOTENCY_TABLE
 from devstack.lambda_context import LocalLambdaContext
-from notifications import ingest
+from notifications.runtime import ingest
 from tests.support import MemoryPublisher, sample_request
 
 JSON_HEADERS = {"content-type": "application/json"}

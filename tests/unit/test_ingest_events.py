@@ -12,8 +12,8 @@ import pytest
 from devstack.apigw import ROUTES, http_result
 from devstack.aws_resources import STATUS_TABLE
 from devstack.lambda_context import LocalLambdaContext
-from notifications import ingest
 from notifications.models import Channel
+from notifications.runtime import ingest
 from notifications.status import DynamoStatusStore
 from tests.support import MemoryPublisher
 

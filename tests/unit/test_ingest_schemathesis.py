@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, settings
 
 from devstack.apigw import http_api_event, http_result
 from devstack.lambda_context import LocalLambdaContext
-from notifications import ingest
+from notifications.runtime import ingest
 from tests.support import MemoryPublisher
 
 DOCUMENT = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"

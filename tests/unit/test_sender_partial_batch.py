@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
+import io
 import json
 import uuid
 
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
 from devstack.lambda_context import LocalLambdaContext
+from devstack.msk_events import build_event
 from notifications import delivery
-from notifications.channels import Receipt
+from notifications.channels.base import Receipt
 from notifications.errors import TransientDeliveryError
-from notifications.kafka.msk_event import KafkaRecord, build_event
+from notifications.kafka.msk_event import KafkaRecord
 from notifications.models import Channel, ChannelMessage
+from notifications.observability import logger
 from notifications.settings import SenderSettings
-from notifications.status import InMemoryStatusStore
 from tests.channel_support import channel_message
-from tests.support import MemoryPublisher
+from tests.support import InMemoryStatusStore, MemoryPublisher
 
 ARN = "arn:aws:kafka:us-east-1:123456789012:cluster/c/abc-1"
 
@@ -41,13 +43,7 @@ def email_message() -> ChannelMessage:
     return channel_message(Channel.EMAIL)
 
 
-def test_one_of_three_failing_is_the_only_item_failure(moto_aws, monkeypatch):
-    import sender_handler
-
-    # Given three email messages on partition 2, the second failing transiently
-    messages = [email_message() for _ in range(3)]
-    failing = messages[1].purchase.order_id
-    sender = FlakySender({failing})
+def email_service(moto_aws, sender: FlakySender, status: InMemoryStatusStore) -> delivery.DeliveryService:
     settings = SenderSettings.from_env(
         {
             "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1",
@@ -57,8 +53,7 @@ def test_one_of_three_failing_is_the_only_item_failure(moto_aws, monkeypatch):
             "IDEMPOTENCY_TABLE_NAME": "notifications-idempotency",
         }
     )
-    status = InMemoryStatusStore()
-    service = delivery.DeliveryService(
+    return delivery.DeliveryService(
         settings=settings,
         sender=sender,
         status=status,
@@ -67,6 +62,17 @@ def test_one_of_three_failing_is_the_only_item_failure(moto_aws, monkeypatch):
             table_name="notifications-idempotency", boto3_client=moto_aws.client("dynamodb")
         ),
     )
+
+
+def test_one_of_three_failing_is_the_only_item_failure(moto_aws, monkeypatch):
+    import sender_handler
+
+    # Given three email messages on partition 2, the second failing transiently
+    messages = [email_message() for _ in range(3)]
+    failing = messages[1].purchase.order_id
+    sender = FlakySender({failing})
+    status = InMemoryStatusStore()
+    service = email_service(moto_aws, sender, status)
     monkeypatch.setattr(sender_handler, "delivery_runtime", lambda: service)
     records = [
         KafkaRecord(
@@ -103,3 +109,40 @@ def test_one_of_three_failing_is_the_only_item_failure(moto_aws, monkeypatch):
     assert len(sender.sent) == 3
     assert json.loads(records[0].value)["schema"] == "notification.channel/v1"
     assert uuid.UUID(str(messages[0].notification_id))
+
+
+def test_every_log_line_about_a_record_carries_its_request_correlation_id(moto_aws, monkeypatch):
+    import sender_handler
+
+    # Given two messages of two requests, each with the correlation id ingest gave it (also in the Kafka header),
+    # the second failing transiently
+    messages = [email_message().model_copy(update={"correlation_id": f"corr-{i}"}) for i in range(2)]
+    sender = FlakySender({messages[1].purchase.order_id})
+    service = email_service(moto_aws, sender, InMemoryStatusStore())
+    monkeypatch.setattr(sender_handler, "delivery_runtime", lambda: service)
+    records = [
+        KafkaRecord(
+            topic="notifications.email",
+            partition=0,
+            offset=i,
+            timestamp=1,
+            key=str(m.notification_id).encode(),
+            value=m.to_json(),
+            headers=(("correlation-id", m.correlation_id.encode()),),
+        )
+        for i, m in enumerate(messages)
+    ]
+    written = io.StringIO()
+    monkeypatch.setattr(logger.registered_handler, "stream", written)
+
+    # When the batch is handled
+    sender_handler.handler(
+        build_event(records, bootstrap_servers="b:9098", event_source_arn=ARN), LocalLambdaContext("email-sender")
+    )
+
+    # Then the delivery's log line and the failure's log line each name their own request's correlation id
+    lines = [json.loads(line) for line in written.getvalue().splitlines() if line.startswith("{")]
+    by_message = {line["message"]: line for line in lines if "notification_id" in line}
+    assert by_message["delivered"]["correlation_id"] == "corr-0"
+    assert by_message["delivered"]["notification_id"] == str(messages[0].notification_id)
+    assert by_message["transient delivery failure, will retry"]["correlation_id"] == "corr-1"

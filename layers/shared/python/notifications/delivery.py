@@ -12,25 +12,23 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cache
 from typing import Any
 
-from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, IdempotencyConfig
+from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
 from aws_lambda_powertools.utilities.idempotency.idempotency import idempotent_function
 from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
 from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from notifications import aws
-from notifications.channels import ChannelSender, Receipt, channel_sender
+from notifications.channels.base import ChannelSender, Receipt
 from notifications.errors import PermanentDeliveryError, PoisonRecordError, TransientDeliveryError
 from notifications.kafka.msk_event import KafkaRecord
-from notifications.kafka.producer import KafkaPublisher, Publisher, publish_one
+from notifications.kafka.producer import Publisher, publish_one
 from notifications.models import CHANNEL_SCHEMA, ChannelMessage
-from notifications.observability import logger, metrics
+from notifications.observability import correlation_id_from_headers, logger, metrics
 from notifications.records import dead_letter, decode_envelope
-from notifications.settings import SenderSettings, sender_settings
-from notifications.status import DynamoStatusStore, StatusStore
+from notifications.settings import SenderSettings
+from notifications.status import StatusStore
 
 _MAX_IN_PROCESS_WAIT = 2.0  # a longer Retry-After is honoured by the event-source mapping's retry instead
 _RESERVE_SECONDS = 5.0  # left for the provider call, status writes and the batch response
@@ -106,6 +104,8 @@ class DeliveryService:
 
     def deliver(self, record: KafkaRecord) -> None:
         """Handle one record; raise to have it (and the rest of its partition) redelivered."""
+        # Every log line about this record carries the request's correlation id (from ingest, via Kafka).
+        logger.set_correlation_id(correlation_id_from_headers(record.headers))
         try:
             message = decode_envelope(record, ChannelMessage, CHANNEL_SCHEMA)
             if message.channel != self.settings.channel:
@@ -115,6 +115,7 @@ class DeliveryService:
             metrics.add_metric(name="SenderPoisonRecords", unit="Count", value=1)
             self._dead_letter(record, exc.reason)
             return
+        logger.set_correlation_id(message.correlation_id)
         log = {
             "notification_id": str(message.notification_id),
             "channel": message.channel.value,
@@ -149,16 +150,3 @@ class DeliveryService:
             write(*args, **kwargs)
         except Exception:
             logger.exception("status write failed")
-
-
-@cache
-def delivery_runtime() -> DeliveryService:
-    settings = sender_settings()
-    dynamodb = aws.client("dynamodb")
-    return DeliveryService(
-        settings=settings,
-        sender=channel_sender(settings),
-        status=DynamoStatusStore(settings.status_table_name, dynamodb),
-        publisher=KafkaPublisher(settings),
-        persistence=DynamoDBPersistenceLayer(table_name=settings.idempotency_table_name, boto3_client=dynamodb),
-    )

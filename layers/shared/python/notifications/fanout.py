@@ -9,15 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
 
 from notifications.errors import PoisonRecordError
 from notifications.kafka.msk_event import KafkaRecord
-from notifications.kafka.producer import KafkaPublisher, OutgoingRecord, Publisher
+from notifications.kafka.producer import OutgoingRecord, Publisher
 from notifications.models import CHANNEL_SCHEMA, REQUESTED_SCHEMA, NotificationRequested, channel_messages
-from notifications.observability import CORRELATION_HEADER, logger, metrics
+from notifications.observability import CORRELATION_HEADER, correlation_id_from_headers, logger, metrics
 from notifications.records import dead_letter, decode_envelope
-from notifications.settings import FanoutSettings, fanout_settings
+from notifications.settings import FanoutSettings
 
 _PASSED_ON = frozenset({"x-amzn-trace-id", "traceparent"})
 
@@ -29,12 +28,14 @@ class FanoutService:
 
     def outgoing(self, record: KafkaRecord) -> list[OutgoingRecord]:
         """What one source record turns into: its channel messages, or one dead letter."""
+        logger.set_correlation_id(correlation_id_from_headers(record.headers))
         try:
             envelope = decode_envelope(record, NotificationRequested, REQUESTED_SCHEMA)
         except PoisonRecordError as exc:
             logger.warning("poison record to DLQ", source=record.partition_id, offset=record.offset, reason=exc.reason)
             metrics.add_metric(name="FanoutPoisonRecords", unit="Count", value=1)
             return [dead_letter(record, exc.reason, topic=self.settings.topic_dlq, stage="fanout")]
+        logger.set_correlation_id(envelope.correlation_id)
         passed_on = tuple((k, v) for k, v in record.headers if k in _PASSED_ON)
         headers = (
             (CORRELATION_HEADER, envelope.correlation_id.encode()),
@@ -59,6 +60,7 @@ class FanoutService:
         for record, outs in plan:
             errors = [err for err in (next(results) for _ in outs) if err is not None]
             if errors:
+                logger.set_correlation_id(correlation_id_from_headers(record.headers))
                 logger.warning(
                     "fanout sends failed, record will be retried",
                     source=record.partition_id,
@@ -68,9 +70,3 @@ class FanoutService:
                 failed.append(record)
         metrics.add_metric(name="FanoutRecords", unit="Count", value=len(records) - len(failed))
         return failed
-
-
-@cache
-def fanout_runtime() -> FanoutService:
-    settings = fanout_settings()
-    return FanoutService(settings=settings, publisher=KafkaPublisher(settings))

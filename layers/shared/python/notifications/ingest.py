@@ -4,8 +4,8 @@ A request is accepted only after Kafka acknowledged the ``notification.requested
 Client retries with the same key replay the first answer; a failed attempt leaves no idempotency record, so
 the retry goes through.
 
-Powertools Idempotency (and with it boto3) is imported when the runtime is first built, not at import: the
-handler module stays cheap to import, and every client is still created once per execution environment.
+Powertools Idempotency (and with it boto3) is imported when the service is first built, not at import: the
+handler module stays cheap to import. Clients are built in ``notifications.runtime.ingest``.
 """
 
 from __future__ import annotations
@@ -15,16 +15,15 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import cache
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from notifications.errors import NotificationError
-from notifications.kafka.producer import KafkaPublisher, OutgoingRecord, Publisher, publish_one
+from notifications.kafka.producer import OutgoingRecord, Publisher, publish_one
 from notifications.models import Accepted, NotificationRequest, NotificationRequested, NotificationStatus
 from notifications.observability import CORRELATION_HEADER, logger, metrics
-from notifications.settings import IngestSettings, ingest_settings
-from notifications.status import DynamoStatusStore, StatusStore
+from notifications.settings import IngestSettings
+from notifications.status import StatusStore
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
@@ -33,9 +32,6 @@ if TYPE_CHECKING:
 
 TRACE_HEADER = "x-amzn-trace-id"
 SCHEMA_HEADER = "schema"
-# Ingest publishes one record per request and waits for its acknowledgement: lingering for a batch that never
-# grows only adds latency (``linger_ms`` is a pure delay here), so its producer sends at once.
-PRODUCER_OVERRIDES: dict[str, Any] = {"linger_ms": 0}
 
 
 class IdempotencyKeyReusedError(NotificationError):
@@ -172,29 +168,3 @@ def build_ingest(
     settings: IngestSettings, publisher: Publisher, status: StatusStore, persistence: BasePersistenceLayer
 ) -> IdempotentIngest:
     return IdempotentIngest(IngestService(settings=settings, publisher=publisher, status=status), persistence)
-
-
-def ingest_producer(**config: Any) -> Any:
-    """The Kafka producer ingest publishes with: the shared durable settings plus ``PRODUCER_OVERRIDES``."""
-    from kafka import KafkaProducer  # noqa: PLC0415 - on first use, as in KafkaPublisher
-
-    return KafkaProducer(**{**config, **PRODUCER_OVERRIDES})
-
-
-@cache
-def ingest_runtime() -> IdempotentIngest:
-    """The ingest service with its clients, created once per execution environment."""
-    from aws_lambda_powertools.utilities.idempotency import (  # noqa: PLC0415 - see the module docstring
-        DynamoDBPersistenceLayer,
-    )
-
-    from notifications import aws  # noqa: PLC0415 - botocore, on first use too
-
-    settings = ingest_settings()
-    dynamodb = aws.client("dynamodb")
-    return build_ingest(
-        settings,
-        publisher=KafkaPublisher(settings, factory=ingest_producer),
-        status=DynamoStatusStore(settings.status_table_name, dynamodb),
-        persistence=DynamoDBPersistenceLayer(table_name=settings.idempotency_table_name, boto3_client=dynamodb),
-    )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 from uuid import UUID
 
 from pydantic import (
@@ -23,19 +23,30 @@ from pydantic import (
     model_validator,
 )
 
+from notifications import channels
+
 REQUESTED_SCHEMA = "notification.requested/v1"
 CHANNEL_SCHEMA = "notification.channel/v1"
 
 
-class Channel(StrEnum):
-    EMAIL = "email"
-    SLACK = "slack"
-    SMS = "sms"
-    WEBHOOK = "webhook"
+if TYPE_CHECKING:
+
+    class Channel(StrEnum):
+        """A delivery channel; its members are the channel packages (see ``notifications.channels``)."""
+
+else:
+    Channel = StrEnum("Channel", [(name.upper(), name) for name in channels.names()])
 
 
-# Channels whose recipient is the customer (an address in the request); the others are operator configuration.
-CUSTOMER_ADDRESSED = {Channel.EMAIL: "email", Channel.SMS: "phone"}
+def customer_address(channel: Channel) -> str | None:
+    """The ``customer`` field a channel delivers to, or None when its target is operator configuration."""
+    return channels.spec(channel.value).address
+
+
+def customer_addressed() -> dict[Channel, str]:
+    """The channels whose recipient is the customer, with the ``customer`` field that holds the address."""
+    return {channel: field for channel in Channel if (field := customer_address(channel)) is not None}
+
 
 # ISO 4217 active codes (https://www.iso.org/iso-4217-currency-codes.html).
 ISO_4217 = frozenset(
@@ -287,13 +298,13 @@ class NotificationRequest(Contract):
     id: UUID
     purchase: Purchase
     customer: Customer
-    channels: Annotated[list[Channel], Field(min_length=1, max_length=4)] | None = None
+    channels: Annotated[list[Channel], Field(min_length=1, max_length=len(Channel))] | None = None
     locale: Locale = "en"
 
     @model_validator(mode="after")
     def _channels_have_addresses(self) -> NotificationRequest:
         for channel in self.channels or ():
-            field = CUSTOMER_ADDRESSED.get(channel)
+            field = customer_address(channel)
             if field and getattr(self.customer, field) is None:
                 raise ValueError(f"channel '{channel}' needs customer.{field}")
         if self.channels is not None and len(set(self.channels)) != len(self.channels):
@@ -306,7 +317,11 @@ class NotificationRequest(Contract):
         """The channels asked for, or by default every channel the customer has an address for."""
         if self.channels is not None:
             return list(self.channels)
-        return [ch for ch, field in CUSTOMER_ADDRESSED.items() if getattr(self.customer, field) is not None]
+        return [
+            channel
+            for channel in Channel
+            if (field := customer_address(channel)) is not None and getattr(self.customer, field) is not None
+        ]
 
 
 class NotificationRequested(Contract):
@@ -358,9 +373,7 @@ def channel_messages(envelope: NotificationRequested) -> list[ChannelMessage]:
             notification_id=envelope.notification_id,
             correlation_id=envelope.correlation_id,
             channel=channel,
-            recipient=getattr(envelope.customer, CUSTOMER_ADDRESSED[channel])
-            if channel in CUSTOMER_ADDRESSED
-            else None,
+            recipient=getattr(envelope.customer, field) if (field := customer_address(channel)) else None,
             locale=envelope.locale,
             purchase=envelope.purchase,
             customer=envelope.customer,

@@ -3,7 +3,7 @@
 Paths and operations come from the route table (``http_api.OPERATIONS``), error answers from the error
 catalogue each operation declares, bodies from the pydantic models' JSON schemas. The one thing JSON Schema
 cannot read off the models, the request's cross-field rules, is derived from the same table the model
-validator uses (``models.CUSTOMER_ADDRESSED``).
+validator uses (``models.customer_addressed()``).
 
 Regenerate the committed copy with::
 
@@ -24,7 +24,7 @@ from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from notifications import http_api
 from notifications.http_api import ErrorBody, ErrorKind, Operation
-from notifications.models import CUSTOMER_ADDRESSED, Accepted, NotificationRequest, NotificationStatus
+from notifications.models import Accepted, NotificationRequest, NotificationStatus, customer_addressed
 
 API_VERSION = "1.0.0"
 REF = "#/components/schemas/{model}"
@@ -79,7 +79,7 @@ def _string_field(field: str) -> dict[str, Any]:
 def _request_rules() -> list[dict[str, Any]]:
     """What ``NotificationRequest._channels_have_addresses`` checks, in JSON Schema."""
     rules: list[dict[str, Any]] = [{"properties": {"channels": {"uniqueItems": True}}}]
-    for channel, field in CUSTOMER_ADDRESSED.items():
+    for channel, field in customer_addressed().items():
         rules.append(
             {
                 "if": {
@@ -92,14 +92,14 @@ def _request_rules() -> list[dict[str, Any]]:
     rules.append(
         {
             "if": {"not": {"required": ["channels"], "properties": {"channels": {"type": "array"}}}},
-            "then": {"properties": {"customer": {"anyOf": [_string_field(f) for f in CUSTOMER_ADDRESSED.values()]}}},
+            "then": {"properties": {"customer": {"anyOf": [_string_field(f) for f in customer_addressed().values()]}}},
         }
     )
     return rules
 
 
 def _request_description() -> str:
-    addressed = ", ".join(f"`{ch.value}` needs `customer.{field}`" for ch, field in CUSTOMER_ADDRESSED.items())
+    addressed = ", ".join(f"`{ch.value}` needs `customer.{field}`" for ch, field in customer_addressed().items())
     return (
         "A purchase to notify. Money is a decimal string, never a number. `channels` lists each channel at most "
         f"once; {addressed}. Without `channels`, every channel the customer has an address for is used (at least "

@@ -26,6 +26,8 @@ DLQ_HEADERS = frozenset({DLQ_REASON, DLQ_SOURCE_TOPIC, DLQ_SOURCE_PARTITION, DLQ
 
 def decode_envelope(record: KafkaRecord, model: type[M], schema: str) -> M:
     """The record's value as ``model``, or ``PoisonRecordError`` saying exactly why it can never be read."""
+    if record.undecodable:
+        raise PoisonRecordError(record.undecodable)
     if not record.value:
         raise PoisonRecordError("empty value")
     if len(record.value) > MAX_ENVELOPE_BYTES:

@@ -16,7 +16,9 @@ from notifications.errors import ConfigurationError
 from notifications.models import Channel
 
 
-class _EnvModel(BaseModel):
+class EnvModel(BaseModel):
+    """Settings read from the environment: each field is the upper-case variable of the same name."""
+
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     @classmethod
@@ -30,7 +32,7 @@ class _EnvModel(BaseModel):
             raise ConfigurationError(f"invalid {cls.__name__}: {exc}") from exc
 
 
-class KafkaSettings(_EnvModel):
+class KafkaSettings(EnvModel):
     kafka_bootstrap_servers: str
     kafka_security_protocol: Literal["PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     kafka_sasl_mechanism: Literal["AWS_MSK_IAM", "SCRAM-SHA-512"] | None = None
@@ -77,24 +79,6 @@ class SenderSettings(KafkaSettings):
     # record and every later record of its partition.
     provider_attempts: int = Field(default=3, ge=1, le=10)
     provider_backoff_seconds: float = Field(default=0.05, ge=0, le=5)
-    email_from_address: str | None = None
-    ses_configuration_set: str | None = None
-    slack_webhook_secret_id: str | None = None
-    webhook_secret_id: str | None = None
-    sms_sender_id: str | None = None
-    # Longer SMS texts are cut (with an ellipsis) to at most this many concatenated parts.
-    sms_max_parts: int = Field(default=3, ge=1, le=10)
-
-    @model_validator(mode="after")
-    def _channel_is_configured(self) -> Self:
-        required = {
-            Channel.EMAIL: "email_from_address",
-            Channel.SLACK: "slack_webhook_secret_id",
-            Channel.WEBHOOK: "webhook_secret_id",
-        }.get(self.channel)
-        if required and not getattr(self, required):
-            raise ValueError(f"{required.upper()} is required for channel {self.channel.value}")
-        return self
 
 
 @cache

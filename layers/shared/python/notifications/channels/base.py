@@ -1,26 +1,20 @@
-"""The channel plugin protocol and its registry.
+"""What a channel's sender module builds on: the sender protocol, its receipt, and template rendering.
 
-A channel module provides a recipient model (what an address looks like), rendering (templates per locale),
-the provider call, and the classification of provider errors into ``TransientDeliveryError`` (retried) and
-``PermanentDeliveryError`` (dead-lettered). It registers a factory with ``@register(Channel.X)``; the sender
-function imports only the module of its own channel.
+A sender module (``notifications.channels.<name>.sender``) provides the provider call and the classification of
+provider errors into ``TransientDeliveryError`` (retried) and ``PermanentDeliveryError`` (dead-lettered), and a
+``create(settings, channel_settings)`` factory. The sender function imports only the module of its own channel.
 """
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol
 
 from jinja2 import FileSystemLoader, StrictUndefined, select_autoescape
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from notifications.channels import CHANNELS_DIR
 from notifications.models import Channel, ChannelMessage
-from notifications.settings import SenderSettings
-
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
 
 @dataclass(frozen=True)
@@ -36,26 +30,8 @@ class ChannelSender(Protocol):
         ...
 
 
-SenderFactory = Callable[[SenderSettings], ChannelSender]
-REGISTRY: dict[Channel, SenderFactory] = {}
-
-
-def register(channel: Channel) -> Callable[[SenderFactory], SenderFactory]:
-    def decorate(factory: SenderFactory) -> SenderFactory:
-        REGISTRY[channel] = factory
-        return factory
-
-    return decorate
-
-
-def channel_sender(settings: SenderSettings) -> ChannelSender:
-    """The sender of the configured channel; imports its module on demand."""
-    importlib.import_module(f"notifications.channels.{settings.channel.value}")
-    return REGISTRY[settings.channel](settings)
-
-
 _ENV = ImmutableSandboxedEnvironment(
-    loader=FileSystemLoader(TEMPLATES),
+    loader=FileSystemLoader(CHANNELS_DIR),
     autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False, default=False),
     undefined=StrictUndefined,
     trim_blocks=True,
@@ -70,7 +46,7 @@ def escape_mrkdwn(value: object) -> str:
 
 # Slack mrkdwn templates (``*.mrkdwn``): every ``{{ value }}`` is escaped, the template's own markup is kept.
 _MRKDWN_ENV = ImmutableSandboxedEnvironment(
-    loader=FileSystemLoader(TEMPLATES),
+    loader=FileSystemLoader(CHANNELS_DIR),
     autoescape=False,
     finalize=escape_mrkdwn,
     undefined=StrictUndefined,
@@ -80,10 +56,10 @@ _MRKDWN_ENV = ImmutableSandboxedEnvironment(
 
 
 def render(channel: Channel, locale: str, name: str, message: ChannelMessage) -> str:
-    """Render ``templates/<channel>/<locale>/<name>`` with the message.
+    """Render ``<channel>/templates/<locale>/<name>`` (in this package) with the message.
 
     Values are escaped for the template's format: HTML for ``*.html``, Slack's for ``*.mrkdwn``, none for text.
     """
     env = _MRKDWN_ENV if name.endswith(".mrkdwn") else _ENV
-    template = env.get_template(f"{channel.value}/{locale}/{name}")
+    template = env.get_template(f"{channel.value}/templates/{locale}/{name}")
     return template.render(purchase=message.purchase, customer=message.customer, message=message).strip()

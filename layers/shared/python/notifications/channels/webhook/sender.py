@@ -26,8 +26,9 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr
 
 from notifications import aws
 from notifications.channels import http
-from notifications.channels.base import Receipt, register, render
+from notifications.channels.base import Receipt, render
 from notifications.channels.secret import CachedSecret
+from notifications.channels.webhook import WebhookSettings
 from notifications.models import Channel, ChannelMessage, Contract, Locale, Purchase
 from notifications.settings import SenderSettings
 
@@ -70,7 +71,7 @@ class WebhookPayload(Contract):
             notification_id=message.notification_id,
             correlation_id=message.correlation_id,
             locale=message.locale,
-            summary=render(Channel.WEBHOOK, message.locale, "summary.txt", message),
+            summary=render(WebhookSender.channel, message.locale, "summary.txt", message),
             purchase=message.purchase,
             customer=WebhookCustomer(id=message.customer.id, name=message.customer.name),
         )
@@ -83,7 +84,7 @@ def signature(signing_key: str, timestamp: int, body: bytes) -> str:
 
 
 class WebhookSender:
-    channel = Channel.WEBHOOK
+    channel = Channel("webhook")
 
     def __init__(
         self,
@@ -113,8 +114,6 @@ class WebhookSender:
         return self._target.call(deliver)
 
 
-@register(Channel.WEBHOOK)
-def create(settings: SenderSettings) -> WebhookSender:
-    assert settings.webhook_secret_id  # guaranteed by SenderSettings validation
+def create(settings: SenderSettings, config: WebhookSettings) -> WebhookSender:
     source = SecretsProvider(boto3_client=aws.client("secretsmanager"))
-    return WebhookSender(settings, CachedSecret(source, settings.webhook_secret_id, WebhookTarget))
+    return WebhookSender(settings, CachedSecret(source, config.webhook_secret_id, WebhookTarget))

@@ -1,7 +1,7 @@
 """Slack through an incoming webhook: a Block Kit message posted to the URL kept in Secrets Manager.
 
 The target is operator configuration (``ChannelMessage.recipient`` is None): secret ``{"url": "https://hooks..."}``.
-Texts come from ``templates/slack/<locale>/``: ``header.txt`` (plain text), ``body.mrkdwn`` and ``context.mrkdwn``
+Texts come from ``templates/<locale>/``: ``header.txt`` (plain text), ``body.mrkdwn`` and ``context.mrkdwn``
 (values escaped the Slack way, so a customer name cannot mention ``@channel`` or inject links).
 """
 
@@ -15,8 +15,9 @@ from pydantic import AfterValidator, BaseModel, ConfigDict
 
 from notifications import aws
 from notifications.channels import http
-from notifications.channels.base import Receipt, escape_mrkdwn, register, render
+from notifications.channels.base import Receipt, escape_mrkdwn, render
 from notifications.channels.secret import CachedSecret
+from notifications.channels.slack import SlackSettings
 from notifications.models import Channel, ChannelMessage
 from notifications.settings import SenderSettings
 
@@ -39,7 +40,7 @@ def _cut(text: str, limit: int) -> str:
 
 def slack_message(message: ChannelMessage) -> dict[str, Any]:
     """The Block Kit payload: header, body section, context line, and ``text`` as the notification fallback."""
-    channel, locale = Channel.SLACK, message.locale
+    channel, locale = SlackSender.channel, message.locale
     header = _cut(render(channel, locale, "header.txt", message), _HEADER_MAX)
     return {
         "text": escape_mrkdwn(header),
@@ -60,7 +61,7 @@ def slack_message(message: ChannelMessage) -> dict[str, Any]:
 
 
 class SlackSender:
-    channel = Channel.SLACK
+    channel = Channel("slack")
 
     def __init__(
         self, settings: SenderSettings, target: CachedSecret[SlackTarget], post: http.Post = http.post
@@ -80,8 +81,6 @@ class SlackSender:
         return self._target.call(deliver)
 
 
-@register(Channel.SLACK)
-def create(settings: SenderSettings) -> SlackSender:
-    assert settings.slack_webhook_secret_id  # guaranteed by SenderSettings validation
+def create(settings: SenderSettings, config: SlackSettings) -> SlackSender:
     source = SecretsProvider(boto3_client=aws.client("secretsmanager"))
-    return SlackSender(settings, CachedSecret(source, settings.slack_webhook_secret_id, SlackTarget))
+    return SlackSender(settings, CachedSecret(source, config.slack_webhook_secret_id, SlackTarget))

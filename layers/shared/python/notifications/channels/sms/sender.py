@@ -1,6 +1,6 @@
 """SMS through Amazon SNS ``Publish`` to an E.164 number (transactional route, optional sender id).
 
-The text is ``templates/sms/<locale>/message.txt``. Its length is counted the way carriers bill it: GSM-7 when
+The text is ``templates/<locale>/message.txt``. Its length is counted the way carriers bill it: GSM-7 when
 every character is in the GSM 03.38 basic or extension table (extension characters take two septets), else
 UCS-2 (UTF-16 code units). One part holds 160 GSM-7 septets or 70 UCS-2 units; a concatenated message 153 or 67
 per part. A text longer than ``sms_max_parts`` parts is cut with an ellipsis instead of becoming an unbounded
@@ -16,7 +16,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ValidationError
 
 from notifications import aws
-from notifications.channels.base import Receipt, register, render
+from notifications.channels.base import Receipt, render
+from notifications.channels.sms import SmsSettings
 from notifications.errors import PermanentDeliveryError, TransientDeliveryError
 from notifications.models import Channel, ChannelMessage, Phone
 from notifications.settings import SenderSettings
@@ -112,11 +113,11 @@ class SmsRecipient(BaseModel):
 
 
 class SmsSender:
-    channel = Channel.SMS
+    channel = Channel("sms")
 
-    def __init__(self, settings: SenderSettings, sns: Any) -> None:
-        self._sender_id = settings.sms_sender_id
-        self._max_parts = settings.sms_max_parts
+    def __init__(self, config: SmsSettings, sns: Any) -> None:
+        self._sender_id = config.sms_sender_id
+        self._max_parts = config.sms_max_parts
         self._sns = sns
 
     def request(self, message: ChannelMessage) -> dict[str, Any]:
@@ -146,6 +147,5 @@ class SmsSender:
         return Receipt(provider_message_id=response.get("MessageId"))
 
 
-@register(Channel.SMS)
-def create(settings: SenderSettings) -> SmsSender:
-    return SmsSender(settings, aws.client("sns"))
+def create(settings: SenderSettings, config: SmsSettings) -> SmsSender:
+    return SmsSender(config, aws.client("sns"))

@@ -8,7 +8,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ValidationError
 
 from notifications import aws
-from notifications.channels.base import Receipt, register, render
+from notifications.channels.base import Receipt, render
+from notifications.channels.email import EmailSettings
 from notifications.errors import PermanentDeliveryError, TransientDeliveryError
 from notifications.models import Channel, ChannelMessage, Email
 from notifications.settings import SenderSettings
@@ -31,12 +32,11 @@ class EmailRecipient(BaseModel):
 
 
 class EmailSender:
-    channel = Channel.EMAIL
+    channel = Channel("email")
 
-    def __init__(self, settings: SenderSettings, ses: Any) -> None:
-        assert settings.email_from_address  # guaranteed by SenderSettings validation
-        self._from = settings.email_from_address
-        self._configuration_set = settings.ses_configuration_set
+    def __init__(self, config: EmailSettings, ses: Any) -> None:
+        self._from = config.email_from_address
+        self._configuration_set = config.ses_configuration_set
         self._ses = ses
 
     def send(self, message: ChannelMessage) -> Receipt:
@@ -73,6 +73,5 @@ class EmailSender:
         return Receipt(provider_message_id=response.get("MessageId"))
 
 
-@register(Channel.EMAIL)
-def create(settings: SenderSettings) -> EmailSender:
-    return EmailSender(settings, aws.client("sesv2"))
+def create(settings: SenderSettings, config: EmailSettings) -> EmailSender:
+    return EmailSender(config, aws.client("sesv2"))

@@ -1,0 +1,14 @@
+"""Slack through an incoming webhook kept in Secrets Manager: the shop's own channel, not the customer's."""
+
+from __future__ import annotations
+
+from notifications.channels import ChannelSpec
+from notifications.settings import EnvModel
+
+
+class SlackSettings(EnvModel):
+    # Secrets Manager secret ``{"url": "https://hooks.slack.com/..."}``.
+    slack_webhook_secret_id: str
+
+
+CHANNEL = ChannelSpec(settings=SlackSettings)

@@ -1,0 +1,39 @@
+"""The ingest function's service with its clients, built on first use and kept for the execution environment."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from notifications.ingest import IdempotentIngest, build_ingest
+from notifications.kafka.producer import KafkaPublisher
+from notifications.settings import ingest_settings
+from notifications.status import DynamoStatusStore
+
+# Ingest publishes one record per request and waits for its acknowledgement: lingering for a batch that never
+# grows only adds latency (``linger_ms`` is a pure delay here), so its producer sends at once.
+PRODUCER_OVERRIDES: dict[str, Any] = {"linger_ms": 0}
+
+
+def ingest_producer(**config: Any) -> Any:
+    """The Kafka producer ingest publishes with: the shared durable settings plus ``PRODUCER_OVERRIDES``."""
+    from kafka import KafkaProducer  # noqa: PLC0415 - on first use, as in KafkaPublisher
+
+    return KafkaProducer(**{**config, **PRODUCER_OVERRIDES})
+
+
+@cache
+def ingest_runtime() -> IdempotentIngest:
+    # Powertools Idempotency and botocore are imported here, on first use, to keep the handler cheap to import.
+    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer  # noqa: PLC0415
+
+    from notifications import aws  # noqa: PLC0415
+
+    settings = ingest_settings()
+    dynamodb = aws.client("dynamodb")
+    return build_ingest(
+        settings,
+        publisher=KafkaPublisher(settings, factory=ingest_producer),
+        status=DynamoStatusStore(settings.status_table_name, dynamodb),
+        persistence=DynamoDBPersistenceLayer(table_name=settings.idempotency_table_name, boto3_client=dynamodb),
+    )

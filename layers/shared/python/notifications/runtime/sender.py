@@ -1,0 +1,26 @@
+"""A sender function's service: its channel's provider adapter, the stores and the DLQ producer, built once."""
+
+from __future__ import annotations
+
+from functools import cache
+
+from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+
+from notifications import aws, channels
+from notifications.delivery import DeliveryService
+from notifications.kafka.producer import KafkaPublisher
+from notifications.settings import sender_settings
+from notifications.status import DynamoStatusStore
+
+
+@cache
+def delivery_runtime() -> DeliveryService:
+    settings = sender_settings()
+    dynamodb = aws.client("dynamodb")
+    return DeliveryService(
+        settings=settings,
+        sender=channels.create_sender(settings),
+        status=DynamoStatusStore(settings.status_table_name, dynamodb),
+        publisher=KafkaPublisher(settings),
+        persistence=DynamoDBPersistenceLayer(table_name=settings.idempotency_table_name, boto3_client=dynamodb),
+    )
