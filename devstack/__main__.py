@@ -3,6 +3,7 @@
     python -m devstack up [--demo] [--port 3000]   # everything on this machine; Ctrl-C stops it
     python -m devstack demo [--count N]            # post sample purchases to the running stack
     python -m devstack tail [--from-beginning]     # follow deliveries and dead letters
+    python -m devstack redrive list|replay ...     # the operator's redrive tool, on the local broker
 
 No Docker: Kafka is a real broker started from Maven Central jars, AWS APIs are a moto server, and the functions
 run in local execution environments fed by local API Gateway and Kafka event-source mappings (see
@@ -21,7 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
-from devstack.broker import BOOTSTRAP_ENV, BrokerError
+from devstack.broker import BOOTSTRAP_ENV, BrokerError, KafkaBroker
 from devstack.demo import run_demo
 from devstack.stack import DEFAULT_DATA_DIR, LocalStack, StackConfig, StackError, StackInfo
 from devstack.template_config import DEFAULT_TEMPLATE, TemplateError
@@ -93,6 +94,20 @@ def _tail(args: argparse.Namespace) -> int:
     return 0
 
 
+def _redrive(args: argparse.Namespace) -> int:
+    from ops import redrive  # noqa: PLC0415
+
+    argv = list(args.args)
+    if not os.environ.get(BOOTSTRAP_ENV, "").strip():  # else the operator's cluster, as the tool itself reads it
+        info = StackInfo.read(args.data_dir)
+        broker = KafkaBroker(args.data_dir / "kafka")
+        if info is not None:
+            argv = ["--bootstrap", info.bootstrap, *argv]
+        elif broker.pid is not None:  # started by `python -m devstack.broker start`
+            argv = ["--bootstrap", broker.bootstrap, *argv]
+    return redrive.main(argv)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m devstack", description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="state dir (default: %(default)s)")
@@ -122,6 +137,16 @@ def build_parser() -> argparse.ArgumentParser:
     tail.add_argument("--from-beginning", action="store_true", help="start with what already happened")
     tail.add_argument("--bootstrap", help="Kafka bootstrap servers (default: the running stack's)")
     tail.set_defaults(func=_tail)
+
+    # Every argument, options included, goes to the tool as it is ("-" is not an option prefix here).
+    redrive = sub.add_parser(
+        "redrive",
+        add_help=False,
+        prefix_chars="+",
+        help="list and replay dead letters (`notifications-redrive` on the local broker)",
+    )
+    redrive.add_argument("args", nargs="*", help="arguments of notifications-redrive")
+    redrive.set_defaults(func=_redrive)
     return parser
 
 

@@ -11,20 +11,19 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
 import threading
 import time
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import urlsplit
 
 from devstack.apigw import HttpResult, http_api_event, http_result
 from devstack.lambda_context import LocalLambdaContext
+from devstack.threaded_server import ThreadedServer
 
 log = logging.getLogger("devstack.api")
 
-HOST = "127.0.0.1"
 MAX_PAYLOAD_BYTES = 10 * 1024 * 1024  # HTTP API quota
 Handler = Callable[[dict[str, Any], Any], Any]
 
@@ -45,50 +44,27 @@ class HttpApiServer:
         port: int = 3000,
         reuse_port: bool = False,
     ) -> None:
-        if reuse_port and not hasattr(socket, "SO_REUSEPORT"):
-            raise ValueError("several HTTP API environments on one port need SO_REUSEPORT (Linux)")
-        self._reuse_port = reuse_port
         self._handler = handler
         self._function_name = function_name
         self._timeout = timeout_seconds
-        self._port = port
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        # Several execution environments behind one port: the kernel spreads connections.
+        self._http = ThreadedServer(_request_handler(self), port, name="http-api", reuse_port=reuse_port)
 
     @property
     def port(self) -> int:
-        return self._port
+        return self._http.port
 
     @property
     def url(self) -> str:
-        return f"http://{HOST}:{self._port}"
+        return self._http.url()
 
     def start(self) -> HttpApiServer:
-        server = ThreadingHTTPServer((HOST, self._port), _request_handler(self), bind_and_activate=False)
-        server.daemon_threads = True
-        if self._reuse_port:  # several execution environments behind one port; the kernel spreads connections
-            server.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        try:
-            server.server_bind()
-            server.server_activate()
-        except OSError:
-            server.server_close()
-            raise
-        self._server = server
-        self._port = int(server.server_address[1])
-        self._thread = threading.Thread(target=self._server.serve_forever, name="http-api", daemon=True)
-        self._thread.start()
+        self._http.start()
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
+        self._http.stop()
 
     def invoke(self, method: str, target: str, headers: dict[str, str], body: bytes | None) -> HttpResult:
         """What API Gateway answers for one request."""

@@ -33,11 +33,11 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from types import FrameType, TracebackType
 from typing import Any
 
-HOST = "127.0.0.1"
+from devstack.threaded_server import ThreadedServer
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,6 @@ class DeliveryReceiver:
         seed: int = 0,
         on_delivery: Callable[[Delivery], None] | None = None,
     ) -> None:
-        self._port = port
         self.signing_key = signing_key
         self._tolerance = tolerance_seconds
         self._random = random.Random(seed)  # noqa: S311 - failure injection, not cryptography
@@ -99,30 +98,18 @@ class DeliveryReceiver:
         self._delays: deque[float] = deque()
         self._drops = 0
         self._stopping = threading.Event()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._http = ThreadedServer(_handler_for(self), port, name="delivery-receiver")
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
 
     def start(self) -> DeliveryReceiver:
-        handler = _handler_for(self)
-        self._server = ThreadingHTTPServer((HOST, self._port), handler)
-        self._server.daemon_threads = True
-        self._port = int(self._server.server_address[1])
         self._stopping.clear()
-        self._thread = threading.Thread(target=self._server.serve_forever, name="delivery-receiver", daemon=True)
-        self._thread.start()
+        self._http.start()
         return self
 
     def stop(self) -> None:
         self._stopping.set()  # releases requests held by answer_late
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
+        self._http.stop()
 
     def __enter__(self) -> DeliveryReceiver:
         return self.start()
@@ -134,10 +121,10 @@ class DeliveryReceiver:
 
     @property
     def port(self) -> int:
-        return self._port
+        return self._http.port
 
     def url(self, path: str = "/") -> str:
-        return f"http://{HOST}:{self._port}{path}"
+        return self._http.url(path)
 
     # -- behaviour ---------------------------------------------------------------------------------------------
 

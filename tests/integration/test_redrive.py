@@ -1,4 +1,5 @@
-"""Redrive on the real broker: a dead-lettered webhook message is replayed twice and delivered once."""
+"""Redrive (``ops.redrive``, the ``notifications-redrive`` command) on the real broker: a dead-lettered webhook
+message is replayed twice and delivered once."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import json
 
 import pytest
 
-from devstack import aws_resources, redrive
+from devstack import aws_resources
+from devstack.__main__ import main as devstack_main
 from devstack.consume import read_topic
 from devstack.lambda_context import LocalLambdaContext
 from devstack.msk_events import build_event
@@ -16,6 +18,7 @@ from notifications.kafka.producer import KafkaPublisher, OutgoingRecord, publish
 from notifications.models import Channel
 from notifications.records import DLQ_HEADERS
 from notifications.settings import KafkaSettings
+from ops import redrive
 from tests.channel_support import CLUSTER_ARN, channel_message
 
 TOPIC = "notifications.webhook"
@@ -125,3 +128,19 @@ def test_a_dead_letter_without_a_source_cannot_be_replayed(kafka_env):
     # Then nothing is published and the operator is told why
     assert code == 1
     assert "NOT replayed" in output and "no dlq-source-topic header" in output
+
+
+def test_the_local_stack_alias_hands_every_argument_to_the_tool(kafka_env, capsys):
+    # Given a dead letter on the DLQ of the cluster KAFKA_BOOTSTRAP_SERVERS names
+    publisher = KafkaPublisher(KafkaSettings(kafka_bootstrap_servers=kafka_env))
+    publish_one(publisher, OutgoingRecord("notifications.dlq", b"via-alias", b"{}", ()))
+    publisher.close()
+
+    # When `python -m devstack redrive list --limit 1` runs
+    code = devstack_main(["redrive", "list", "--limit", "1"])
+
+    # Then the tool listed that cluster's newest dead letter, honouring its own option
+    assert code == 0
+    header, *rows = capsys.readouterr().out.splitlines()
+    assert header == "OFFSET\tSOURCE\tSTAGE\tREASON\tKEY"
+    assert len(rows) == 1 and rows[0].endswith("\tvia-alias")

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import BaseHTTPRequestHandler
 from types import ModuleType
 from typing import Any
 
 import pytest
 
+from devstack.threaded_server import ThreadedServer
 from tests.template.conftest import ROOT
 
 TOPICS = [
@@ -87,12 +87,8 @@ class _Recorder(BaseHTTPRequestHandler):
 @pytest.fixture
 def response_url() -> Iterator[str]:
     _Recorder.received = []
-    server = HTTPServer(("127.0.0.1", 0), _Recorder)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/response"
-    server.shutdown()
-    server.server_close()
+    with ThreadedServer(_Recorder) as server:
+        yield server.url("/response")
 
 
 class _Context:

@@ -1,8 +1,8 @@
 """Redrive: look at ``notifications.dlq`` and put chosen records back on the topic they came from.
 
-    python -m devstack.redrive list [--limit N]
-    python -m devstack.redrive replay --offset N [--offset M ...] [--dry-run]
-    python -m devstack.redrive replay --all [--dry-run]
+    notifications-redrive list [--limit N]
+    notifications-redrive replay --offset N [--offset M ...] [--dry-run]
+    notifications-redrive replay --all [--dry-run]
 
 ``list`` prints, per dead letter: its DLQ position (the offset, ``partition:offset`` beyond partition 0), the
 source topic/partition/offset, the stage that dead-lettered it, the reason and the key. ``replay`` publishes the
@@ -10,9 +10,12 @@ record's key, value and headers, without the ``dlq-*`` headers, to the topic nam
 (acks=all, every acknowledgement checked). Replaying twice is safe: senders deduplicate on the delivery key, so a
 notification already sent is not sent again.
 
-The broker is ``--bootstrap``, else ``KAFKA_BOOTSTRAP_SERVERS``, else the local broker started by
-``python -m devstack.broker start``. ``KAFKA_SECURITY_PROTOCOL``/``KAFKA_SASL_MECHANISM`` and ``TOPIC_DLQ`` are
-read as the functions read them.
+The cluster and its authentication are the functions' settings (``notifications.settings.KafkaSettings``):
+``KAFKA_BOOTSTRAP_SERVERS``, ``KAFKA_SECURITY_PROTOCOL``, ``KAFKA_SASL_MECHANISM`` (``KAFKA_SASL_SECRET_ARN`` for
+SCRAM) and ``TOPIC_DLQ``, each overridable by a flag. Against MSK with IAM access control: ``--security-protocol
+SASL_SSL --sasl-mechanism AWS_MSK_IAM`` and the brokers' IAM port (9098); kafka-python signs with botocore's
+default credential chain and region (docs.aws.amazon.com/msk/latest/developerguide/iam-access-control.html,
+.../port-info.html). See docs/operations.md.
 """
 
 from __future__ import annotations
@@ -21,13 +24,13 @@ import argparse
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
 from notifications.errors import ConfigurationError
 from notifications.kafka.msk_event import KafkaRecord
-from notifications.kafka.producer import KafkaPublisher, OutgoingRecord, Publisher
+from notifications.kafka.producer import KafkaPublisher, OutgoingRecord, Publisher, producer_config
 from notifications.records import (
     DLQ_HEADERS,
     DLQ_REASON,
@@ -37,6 +40,11 @@ from notifications.records import (
     DLQ_STAGE,
 )
 from notifications.settings import KafkaSettings
+
+# What a consumer takes from the producer's configuration: where the cluster is and how to authenticate to it.
+_CONNECTION_KEYS = frozenset(
+    {"bootstrap_servers", "security_protocol", "sasl_mechanism", "sasl_plain_username", "sasl_plain_password"}
+)
 
 
 class RedriveError(Exception):
@@ -99,27 +107,49 @@ def parse_position(text: str) -> tuple[int, int]:
         raise argparse.ArgumentTypeError(f"not an offset: {text!r} (N or PARTITION:N)") from None
 
 
-def kafka_settings(bootstrap: str | None = None) -> KafkaSettings:
-    """The functions' Kafka settings from the environment; the bootstrap as documented in the module."""
-    env = dict(os.environ)
-    if bootstrap:
-        env["KAFKA_BOOTSTRAP_SERVERS"] = bootstrap
-    elif not env.get("KAFKA_BOOTSTRAP_SERVERS"):
-        from devstack.broker import DEFAULT_DATA_DIR, BrokerError, KafkaBroker  # noqa: PLC0415
-
-        broker = KafkaBroker(DEFAULT_DATA_DIR)
-        if broker.pid is None:
-            raise RedriveError(
-                "no broker: set KAFKA_BOOTSTRAP_SERVERS or start one with `python -m devstack.broker start`"
-            )
-        try:
-            env["KAFKA_BOOTSTRAP_SERVERS"] = broker.bootstrap
-        except BrokerError as exc:
-            raise RedriveError(str(exc)) from exc
+def kafka_settings(
+    *,
+    bootstrap: str | None = None,
+    security_protocol: str | None = None,
+    sasl_mechanism: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> KafkaSettings:
+    """The functions' Kafka settings from the environment, with the flags given on top."""
+    values = dict(os.environ if env is None else env)
+    flags = {
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "KAFKA_SECURITY_PROTOCOL": security_protocol,
+        "KAFKA_SASL_MECHANISM": sasl_mechanism,
+    }
+    values.update({name: value for name, value in flags.items() if value})
+    if not values.get("KAFKA_BOOTSTRAP_SERVERS"):
+        raise RedriveError("no cluster: set KAFKA_BOOTSTRAP_SERVERS or pass --bootstrap")
     try:
-        return KafkaSettings.from_env(env)
+        settings = KafkaSettings.from_env(values)
     except ConfigurationError as exc:
         raise RedriveError(str(exc)) from exc
+    if settings.kafka_sasl_mechanism and settings.kafka_security_protocol != "SASL_SSL":
+        # kafka-python only authenticates on SASL_ ports; MSK's IAM listener would refuse a plaintext client.
+        raise RedriveError(f"SASL mechanism {settings.kafka_sasl_mechanism} needs security protocol SASL_SSL")
+    if settings.kafka_sasl_mechanism == "AWS_MSK_IAM":
+        _require_aws_region()
+    return settings
+
+
+def _require_aws_region() -> None:
+    """kafka-python's AWS_MSK_IAM signs for botocore's region; say so up front rather than fail on connect."""
+    from botocore.session import Session  # noqa: PLC0415 - only IAM needs botocore
+
+    if not Session().get_config_variable("region"):
+        raise RedriveError("AWS_MSK_IAM signs for a region: set AWS_DEFAULT_REGION (or a profile with a region)")
+
+
+def consumer_config(settings: KafkaSettings) -> dict[str, Any]:
+    """kafka-python consumer settings: the producer's connection and authentication (for AWS_MSK_IAM, SASL_SSL
+    signed with botocore's default credentials; for SCRAM, the secret's username and password), no consumer group:
+    the DLQ is read from its offsets, nothing is committed."""
+    connection = {key: value for key, value in producer_config(settings).items() if key in _CONNECTION_KEYS}
+    return {**connection, "client_id": "notifications-redrive", "group_id": None, "enable_auto_commit": False}
 
 
 def read_to_end(
@@ -131,15 +161,7 @@ def read_to_end(
 
     from devstack.consume import to_kafka_record  # noqa: PLC0415
 
-    config: dict[str, Any] = {
-        "bootstrap_servers": settings.kafka_bootstrap_servers.split(","),
-        "enable_auto_commit": False,
-        "group_id": None,
-        "security_protocol": settings.kafka_security_protocol,
-    }
-    if settings.kafka_sasl_mechanism:
-        config["sasl_mechanism"] = settings.kafka_sasl_mechanism
-    consumer = KafkaConsumer(**config)
+    consumer = KafkaConsumer(**consumer_config(settings))
     try:
         numbers = consumer.partitions_for_topic(topic)
         if not numbers:
@@ -190,30 +212,31 @@ def replay(dead_letters: Sequence[DeadLetter], publisher: Publisher) -> list[Exc
     return results
 
 
-def _print_list(dead_letters: Sequence[DeadLetter], out: TextIO) -> None:
-    print("OFFSET\tSOURCE\tSTAGE\tREASON\tKEY", file=out)
-    for d in dead_letters:
-        print(f"{d.position}\t{d.source}\t{d.stage}\t{d.reason}\t{_text(d.record.key)}", file=out)
+def _settings(args: argparse.Namespace) -> KafkaSettings:
+    return kafka_settings(
+        bootstrap=args.bootstrap, security_protocol=args.security_protocol, sasl_mechanism=args.sasl_mechanism
+    )
 
 
 def _cmd_list(args: argparse.Namespace, out: TextIO) -> int:
-    settings = kafka_settings(args.bootstrap)
-    dead_letters = read_dead_letters(settings, last=args.limit)
+    dead_letters = read_dead_letters(_settings(args), last=args.limit)
     if args.limit is not None:  # the newest N over all partitions
         dead_letters = sorted(dead_letters, key=lambda d: d.record.timestamp)[-args.limit :]
         dead_letters.sort(key=lambda d: (d.record.partition, d.record.offset))
-    _print_list(dead_letters, out)
+    out.write("OFFSET\tSOURCE\tSTAGE\tREASON\tKEY\n")
+    for d in dead_letters:
+        out.write(f"{d.position}\t{d.source}\t{d.stage}\t{d.reason}\t{_text(d.record.key)}\n")
     return 0
 
 
 def _cmd_replay(args: argparse.Namespace, out: TextIO) -> int:
-    settings = kafka_settings(args.bootstrap)
+    settings = _settings(args)
     dead_letters = read_dead_letters(settings)
     chosen = list(dead_letters) if args.all else select(dead_letters, args.offset)
     if args.dry_run:
         for d in chosen:
             target = d.source_topic or "(not replayable: no source topic)"
-            print(f"would replay {d.position} -> {target} key={_text(d.record.key)}", file=out)
+            out.write(f"would replay {d.position} -> {target} key={_text(d.record.key)}\n")
         return 0
     publisher = KafkaPublisher(settings)
     try:
@@ -223,17 +246,22 @@ def _cmd_replay(args: argparse.Namespace, out: TextIO) -> int:
     failed = 0
     for d, error in zip(chosen, results, strict=True):
         if error is None:
-            print(f"replayed {d.position} -> {d.source_topic} key={_text(d.record.key)}", file=out)
+            out.write(f"replayed {d.position} -> {d.source_topic} key={_text(d.record.key)}\n")
         else:
             failed += 1
-            print(f"NOT replayed {d.position}: {type(error).__name__}: {error}", file=out)
-    print(f"{len(chosen) - failed} replayed, {failed} failed", file=out)
+            out.write(f"NOT replayed {d.position}: {type(error).__name__}: {error}\n")
+    out.write(f"{len(chosen) - failed} replayed, {failed} failed\n")
     return 1 if failed else 0
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m devstack.redrive", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--bootstrap", help="Kafka bootstrap servers (default: KAFKA_BOOTSTRAP_SERVERS, else local)")
+    parser = argparse.ArgumentParser(prog="notifications-redrive", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--bootstrap", help="Kafka bootstrap servers (default: KAFKA_BOOTSTRAP_SERVERS)")
+    parser.add_argument("--security-protocol", help="PLAINTEXT or SASL_SSL (default: KAFKA_SECURITY_PROTOCOL)")
+    parser.add_argument(
+        "--sasl-mechanism",
+        help="AWS_MSK_IAM (MSK with IAM access control) or SCRAM-SHA-512 (default: KAFKA_SASL_MECHANISM)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     listing = sub.add_parser("list", help="print the dead letters")
     listing.add_argument("--limit", type=int, help="only the N most recent")
@@ -252,7 +280,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     try:
         result: int = args.func(args, out or sys.stdout)
     except RedriveError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        sys.stderr.write(f"error: {exc}\n")
         return 2
     return result
 

@@ -1,0 +1,476 @@
+"""One local Apache Kafka (KRaft) node as a process: format its storage once, start it, wait for it, stop it.
+
+The broker runs as ``java -cp <libs>/* kafka.Kafka server.properties`` from the jars ``devstack.broker_fetch``
+fetched: no Docker, no ZooKeeper. Everything a broker owns lives in its ``data_dir``: ``devstack.json`` (chosen
+ports + cluster id), ``server.properties``, ``log4j2.properties``, the KRaft log dir ``kraft/``, ``broker.log``
+(log4j), ``broker.out`` (JVM stdout/stderr) and ``broker.pid`` (plus ``start.lock``).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from types import TracebackType
+
+from devstack.broker_cluster import HOST, wait_until_ready
+from devstack.broker_fetch import REPO_ROOT, BrokerError, BrokerTimeoutError, fetch, file_lock, find_java
+
+DEFAULT_DATA_DIR = REPO_ROOT / ".devstack" / "kafka"
+
+_NODE_ID = 1
+
+
+def _tail(path: Path, lines: int = 40) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+@dataclass(frozen=True)
+class _State:
+    port: int
+    controller_port: int
+    cluster_id: str
+
+
+def _free_port(exclude: Sequence[int] = ()) -> int:
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind((HOST, 0))
+            port = int(sock.getsockname()[1])
+        if port not in exclude:
+            return port
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # like the JVM
+        try:
+            sock.bind((HOST, port))
+        except OSError:
+            return False
+    return True
+
+
+def _new_cluster_id() -> str:
+    # Same shape as Kafka's Uuid.randomUuid().toString(): url-safe base64, no padding,
+    # never starting with '-' (it would be parsed as a CLI flag).
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie (exited, not yet reaped) counts as dead
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rpartition(")")[2].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+class KafkaBroker:
+    """One KRaft node (broker + controller) listening on 127.0.0.1 only.
+
+    ``port``/``controller_port`` of 0 pick free ports on first start; the chosen
+    ports are persisted in ``data_dir`` so a restart with the same data dir keeps
+    its address and data (storage is formatted only once).
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        port: int = 0,
+        controller_port: int = 0,
+        *,
+        cache_dir: Path | None = None,
+        heap: str = "512m",
+        extra_config: Mapping[str, str] | None = None,
+    ) -> None:
+        self.data_dir = Path(data_dir).resolve()
+        self._requested_port = port
+        self._requested_controller_port = controller_port
+        self._cache_dir = cache_dir
+        self._heap = heap
+        self._extra_config = dict(extra_config or {})
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    # -- paths -------------------------------------------------------------
+
+    @property
+    def state_file(self) -> Path:
+        return self.data_dir / "devstack.json"
+
+    @property
+    def log_dir(self) -> Path:
+        """The Kafka ``log.dirs`` (topic data and KRaft metadata)."""
+        return self.data_dir / "kraft"
+
+    @property
+    def server_properties(self) -> Path:
+        return self.data_dir / "server.properties"
+
+    @property
+    def log4j_properties(self) -> Path:
+        return self.data_dir / "log4j2.properties"
+
+    @property
+    def log_file(self) -> Path:
+        """log4j output of the broker."""
+        return self.data_dir / "broker.log"
+
+    @property
+    def stdout_file(self) -> Path:
+        """JVM stdout/stderr (crashes before log4j is up end up here)."""
+        return self.data_dir / "broker.out"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.data_dir / "broker.pid"
+
+    # -- addresses ---------------------------------------------------------
+
+    def _load_state(self) -> _State | None:
+        try:
+            raw = json.loads(self.state_file.read_text())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            raise BrokerError(f"unreadable broker state {self.state_file}: {exc}") from exc
+        return _State(
+            port=int(raw["port"]),
+            controller_port=int(raw["controller_port"]),
+            cluster_id=str(raw["cluster_id"]),
+        )
+
+    def _save_state(self, state: _State) -> None:
+        tmp = self.state_file.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(asdict(state), indent=2) + "\n")
+        tmp.replace(self.state_file)
+
+    @property
+    def port(self) -> int:
+        state = self._load_state()
+        if state is not None:
+            return state.port
+        if self._requested_port:
+            return self._requested_port
+        raise BrokerError(f"broker in {self.data_dir} has not been started yet (no port)")
+
+    @property
+    def controller_port(self) -> int:
+        state = self._load_state()
+        if state is not None:
+            return state.controller_port
+        if self._requested_controller_port:
+            return self._requested_controller_port
+        raise BrokerError(f"broker in {self.data_dir} has not been started yet (no port)")
+
+    @property
+    def bootstrap(self) -> str:
+        """``127.0.0.1:<port>`` (available once the broker has been started once)."""
+        return f"{HOST}:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        """PID of the running JVM (also one started by another process), else None."""
+        return self._current_pid()
+
+    def _resolve_state(self) -> _State:
+        state = self._load_state()
+        if state is None:
+            port = self._requested_port or _free_port()
+            controller_port = self._requested_controller_port or _free_port(exclude=[port])
+            if port == controller_port:
+                raise BrokerError(f"port and controller_port must differ (both {port})")
+            state = _State(port, controller_port, _new_cluster_id())
+            self._save_state(state)
+            return state
+        if self._requested_controller_port and self._requested_controller_port != state.controller_port:
+            raise BrokerError(
+                f"{self.data_dir} was formatted with controller port {state.controller_port}; "
+                f"the KRaft voter set cannot move to {self._requested_controller_port}. "
+                "Use a fresh data dir."
+            )
+        if self._requested_port and self._requested_port != state.port:
+            state = _State(self._requested_port, state.controller_port, state.cluster_id)
+            self._save_state(state)
+        return state
+
+    # -- config ------------------------------------------------------------
+
+    def _server_config(self, state: _State) -> dict[str, str]:
+        plaintext = f"PLAINTEXT://{HOST}:{state.port}"
+        controller = f"CONTROLLER://{HOST}:{state.controller_port}"
+        config = {
+            "process.roles": "broker,controller",
+            "node.id": str(_NODE_ID),
+            "controller.quorum.bootstrap.servers": f"{HOST}:{state.controller_port}",
+            "listeners": f"{plaintext},{controller}",
+            "advertised.listeners": f"{plaintext},{controller}",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "controller.listener.names": "CONTROLLER",
+            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "log.dirs": str(self.log_dir),
+            "auto.create.topics.enable": "false",
+            "num.partitions": "1",
+            "default.replication.factor": "1",
+            "min.insync.replicas": "1",
+            "offsets.topic.replication.factor": "1",
+            "offsets.topic.num.partitions": "1",
+            "transaction.state.log.replication.factor": "1",
+            "transaction.state.log.min.isr": "1",
+            "transaction.state.log.num.partitions": "1",
+            "share.coordinator.state.topic.replication.factor": "1",
+            "share.coordinator.state.topic.min.isr": "1",
+            "group.initial.rebalance.delay.ms": "0",
+            # After a SIGKILL the controller rejects the re-registration
+            # (DUPLICATE_BROKER_REGISTRATION) until the old session expires;
+            # the 9s default makes every chaos restart ~10s slower.
+            "broker.heartbeat.interval.ms": "1000",
+            "broker.session.timeout.ms": "4000",
+        }
+        config.update(self._extra_config)
+        return config
+
+    def _log4j_config(self) -> str:
+        return "\n".join(
+            [
+                "status = warn",
+                "appender.file.type = RollingFile",
+                "appender.file.name = FILE",
+                f"appender.file.fileName = {self.log_file}",
+                f"appender.file.filePattern = {self.log_file}.%i",
+                "appender.file.layout.type = PatternLayout",
+                "appender.file.layout.pattern = [%d] %p %m (%c)%n",
+                "appender.file.policies.type = Policies",
+                "appender.file.policies.size.type = SizeBasedTriggeringPolicy",
+                "appender.file.policies.size.size = 20MB",
+                "appender.file.strategy.type = DefaultRolloverStrategy",
+                "appender.file.strategy.max = 3",
+                "rootLogger.level = INFO",
+                "rootLogger.appenderRef.file.ref = FILE",
+                "logger.request.name = kafka.request.logger",
+                "logger.request.level = WARN",
+                "",
+            ]
+        )
+
+    def _write_config(self, state: _State) -> None:
+        lines = ["# generated by devstack/broker_process.py -- edits are overwritten on start"]
+        lines += [f"{key}={value}" for key, value in self._server_config(state).items()]
+        self.server_properties.write_text("\n".join(lines) + "\n")
+        self.log4j_properties.write_text(self._log4j_config())
+
+    def _jvm(self, java: str, libs: Path) -> list[str]:
+        return [
+            java,
+            f"-Xmx{self._heap}",
+            "-Xms128m",
+            "-XX:+UseG1GC",
+            "-XX:MaxGCPauseMillis=20",
+            "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={self.log4j_properties}",
+            # Keep log4j alive while Kafka's own shutdown hook logs (else those lines
+            # fall back to a SimpleLogger on stdout). The file appender flushes per line.
+            "-Dlog4j2.shutdownHookEnabled=false",
+            f"-Dkafka.logs.dir={self.data_dir}",
+            "-cp",
+            str(libs / "*"),
+        ]
+
+    def is_formatted(self) -> bool:
+        return (self.log_dir / "meta.properties").is_file()
+
+    def _format(self, java: str, libs: Path, state: _State) -> None:
+        cmd = [
+            *self._jvm(java, libs),
+            "kafka.tools.StorageTool",
+            "format",
+            "--config",
+            str(self.server_properties),
+            "--cluster-id",
+            state.cluster_id,
+            "--standalone",
+        ]
+        result = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=self.data_dir)
+        if result.returncode != 0 or not self.is_formatted():
+            output = "\n".join((result.stdout + result.stderr).splitlines()[-30:])
+            raise BrokerError(
+                f"formatting KRaft storage in {self.log_dir} failed (exit {result.returncode}):\n{output}"
+            )
+
+    # -- process -----------------------------------------------------------
+
+    def _read_pid_file(self) -> int | None:
+        try:
+            return int(self.pid_file.read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+    def _is_our_jvm(self, pid: int) -> bool:
+        if not _pid_alive(pid):
+            return False
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            return not Path("/proc/self").exists()  # no procfs: trust the pid file
+        args = [arg.decode(errors="replace") for arg in cmdline]
+        return "kafka.Kafka" in args and str(self.server_properties) in args
+
+    def _current_pid(self) -> int | None:
+        if self._proc is not None:
+            if self._proc.poll() is None:
+                return self._proc.pid
+            self._proc = None
+        pid = self._read_pid_file()
+        if pid is not None and self._is_our_jvm(pid):
+            return pid
+        if pid is not None:
+            self.pid_file.unlink(missing_ok=True)  # stale
+        return None
+
+    def is_running(self) -> bool:
+        """True while the broker JVM for this data dir is alive (started here or elsewhere)."""
+        return self._current_pid() is not None
+
+    def _check_alive(self) -> None:
+        proc = self._proc
+        if proc is not None and proc.poll() is not None:
+            raise BrokerError(
+                f"Kafka exited with code {proc.returncode} during startup.\n"
+                f"--- {self.stdout_file} ---\n{_tail(self.stdout_file)}\n"
+                f"--- {self.log_file} ---\n{_tail(self.log_file)}"
+            )
+
+    def start(self, timeout: float = 60.0) -> str:
+        """Start (formatting storage on first use) and wait until it serves metadata.
+
+        Returns the bootstrap address. If the broker for this data dir is already
+        running (e.g. started by the CLI), just waits for it.
+        """
+        if self.is_running():
+            wait_until_ready(self.bootstrap, timeout)
+            return self.bootstrap
+        java = find_java()
+        libs = fetch(self._cache_dir)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        with file_lock(self.data_dir / "start.lock"):  # concurrent starts of one data dir
+            if self.is_running():
+                wait_until_ready(self.bootstrap, timeout)
+                return self.bootstrap
+            state = self._resolve_state()
+            for name, port in (("port", state.port), ("controller port", state.controller_port)):
+                if not _port_free(port):
+                    raise BrokerError(
+                        f"{name} {HOST}:{port} of the broker in {self.data_dir} is already in use by another process"
+                    )
+            self._write_config(state)
+            if not self.is_formatted():
+                self._format(java, libs, state)
+            cmd = [*self._jvm(java, libs), "kafka.Kafka", str(self.server_properties)]
+            with self.stdout_file.open("wb") as out:  # only the latest run, for error tails
+                out.write(f"\n=== {time.strftime('%Y-%m-%dT%H:%M:%S')} {' '.join(cmd)}\n".encode())
+                out.flush()
+                self._proc = subprocess.Popen(
+                    cmd,
+                    cwd=self.data_dir,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,  # own session + process group, survives our exit
+                )
+            try:
+                self.pid_file.write_text(f"{self._proc.pid}\n")
+                wait_until_ready(self.bootstrap, timeout, self._check_alive)  # a cold fetch/format is not counted
+            except BaseException:
+                self.kill()
+                raise
+        return self.bootstrap
+
+    def _signal(self, pid: int, sig: signal.Signals) -> None:
+        try:
+            if os.getpgid(pid) == pid:
+                os.killpg(pid, sig)
+            else:
+                os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+    def _wait_exit(self, pid: int, timeout: float) -> bool:
+        proc = self._proc
+        if proc is not None and proc.pid == pid:
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                return False
+            return True
+        deadline = time.monotonic() + timeout
+        while _pid_alive(pid):
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.1)
+        return True
+
+    def _forget(self) -> None:
+        self._proc = None
+        self.pid_file.unlink(missing_ok=True)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """SIGTERM and wait for a clean (controlled) shutdown; SIGKILL after ``timeout``."""
+        pid = self._current_pid()
+        if pid is None:
+            self._forget()
+            return
+        self._signal(pid, signal.SIGTERM)
+        if not self._wait_exit(pid, timeout):
+            self._signal(pid, signal.SIGKILL)
+            if not self._wait_exit(pid, 10.0):
+                raise BrokerTimeoutError(f"Kafka (pid {pid}) survived SIGKILL")
+        self._forget()
+
+    def kill(self) -> None:
+        """SIGKILL the broker (no clean shutdown) -- for chaos tests."""
+        pid = self._current_pid()
+        if pid is not None:
+            self._signal(pid, signal.SIGKILL)
+            if not self._wait_exit(pid, 10.0):
+                raise BrokerTimeoutError(f"Kafka (pid {pid}) survived SIGKILL")
+        self._forget()
+
+    def restart(self, timeout: float = 60.0) -> str:
+        """Clean stop, then start on the same data dir and ports."""
+        self.stop()
+        return self.start(timeout)
+
+    def __enter__(self) -> KafkaBroker:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return f"KafkaBroker(data_dir={str(self.data_dir)!r})"
