@@ -61,6 +61,7 @@ def reset_runtime() -> None:
         settings.fanout_settings,
         settings.sender_settings,
         aws.client,
+        aws.provider_client,
         ingest.ingest_runtime,
         fanout.fanout_runtime,
         sender.delivery_runtime,

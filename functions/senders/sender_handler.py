@@ -1,29 +1,29 @@
-"""Sender Lambda (one function per channel, chosen by ``CHANNEL``): MSK event -> provider, partial batch response."""
+"""Sender Lambda (one function per channel, chosen by ``CHANNEL``): MSK event -> provider, partial batch response.
+
+Powertools' ``BatchProcessor`` handles records one at a time; the sender sends a batch concurrently at the
+channel's rate (``DeliveryService.deliver_batch``) and answers in the same ``batchItemFailures`` shape.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.kafka_event import KafkaEventRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from notifications.kafka.msk_event import kafka_record
+from notifications.kafka.msk_event import read_event
 from notifications.observability import logger, metrics, tracer
 from notifications.runtime.sender import delivery_runtime
-
-processor = BatchProcessor(event_type=EventType.Kafka)
-
-
-def record_handler(record: KafkaEventRecord) -> None:
-    delivery_runtime().deliver(kafka_record(record))
 
 
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    delivery_runtime().bind(context)
-    return process_partial_response(  # type: ignore[return-value]
-        event=event, record_handler=record_handler, processor=processor, context=context
-    )
+    runtime = delivery_runtime()
+    runtime.bind(context)
+    failed = runtime.deliver_batch(read_event(event))
+    return {
+        "batchItemFailures": [
+            {"itemIdentifier": {"partition": record.partition_id, "offset": record.offset}} for record in failed
+        ]
+    }

@@ -43,7 +43,9 @@ def email_message() -> ChannelMessage:
     return channel_message(Channel.EMAIL)
 
 
-def email_service(moto_aws, sender: FlakySender, status: InMemoryStatusStore) -> delivery.DeliveryService:
+def email_service(
+    moto_aws, sender: FlakySender, status: InMemoryStatusStore, publisher: MemoryPublisher | None = None
+) -> delivery.DeliveryService:
     settings = SenderSettings.from_env(
         {
             "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1",
@@ -57,7 +59,7 @@ def email_service(moto_aws, sender: FlakySender, status: InMemoryStatusStore) ->
         settings=settings,
         sender=sender,
         status=status,
-        publisher=MemoryPublisher(),
+        publisher=publisher or MemoryPublisher(),
         persistence=DynamoDBPersistenceLayer(
             table_name="notifications-idempotency", boto3_client=moto_aws.client("dynamodb")
         ),
@@ -67,12 +69,13 @@ def email_service(moto_aws, sender: FlakySender, status: InMemoryStatusStore) ->
 def test_one_of_three_failing_is_the_only_item_failure(moto_aws, monkeypatch):
     import sender_handler
 
-    # Given three email messages on partition 2, the second failing transiently
+    # Given three email messages on partition 2, the second failing transiently, and Kafka not taking its
+    # deferral (so it cannot be set aside and must be retried by the event-source mapping)
     messages = [email_message() for _ in range(3)]
     failing = messages[1].purchase.order_id
     sender = FlakySender({failing})
     status = InMemoryStatusStore()
-    service = email_service(moto_aws, sender, status)
+    service = email_service(moto_aws, sender, status, MemoryPublisher(fail_topics=["notifications.email"]))
     monkeypatch.setattr(sender_handler, "delivery_runtime", lambda: service)
     records = [
         KafkaRecord(
@@ -140,9 +143,10 @@ def test_every_log_line_about_a_record_carries_its_request_correlation_id(moto_a
         build_event(records, bootstrap_servers="b:9098", event_source_arn=ARN), LocalLambdaContext("email-sender")
     )
 
-    # Then the delivery's log line and the failure's log line each name their own request's correlation id
+    # Then the delivery's log line and the failure's log lines each name their own request's correlation id
     lines = [json.loads(line) for line in written.getvalue().splitlines() if line.startswith("{")]
     by_message = {line["message"]: line for line in lines if "notification_id" in line}
     assert by_message["delivered"]["correlation_id"] == "corr-0"
     assert by_message["delivered"]["notification_id"] == str(messages[0].notification_id)
-    assert by_message["transient delivery failure, will retry"]["correlation_id"] == "corr-1"
+    assert by_message["transient delivery failure, deferred"]["correlation_id"] == "corr-1"
+    assert by_message["deferred"]["correlation_id"] == "corr-1"

@@ -1,16 +1,25 @@
-"""Sender domain: deliver one channel message effectively once and say per record what must be retried.
+"""Sender domain: deliver a batch of channel messages effectively once, at the channel's pace, never losing one.
 
 - A send is idempotent on notification id + channel + recipient (Powertools Idempotency on DynamoDB): a
   redelivered record replays the stored receipt instead of calling the provider again.
-- Transient provider errors are retried a few times with backoff inside the invocation (while time allows);
-  if they persist the record raises, so ``BatchProcessor`` reports it in ``batchItemFailures``.
+- A batch is delivered concurrently, one lane per Kafka key (the notification id), so one notification's
+  records stay in order and the same delivery is never in flight twice; every provider call takes a slot from
+  the channel's rate limiter first (``notifications.pacing``).
+- Transient provider errors are retried a few times inside the invocation; if they persist, or the provider is
+  throttling us or down (its circuit is open), the record is *deferred*: published again on its own topic with
+  ``retry-*`` headers (attempt, not-before, first failure) and the original counts as done. A deferred record
+  waits for its not-before time when it comes round again, so an outage is waited out without using up the
+  event-source mapping's retries, for up to the outage budget. Only then is it dead-lettered.
 - Permanent errors and unreadable records go to the DLQ (the record is then done) and mark the status failed.
+- A record raises (and the event-source mapping retries it) only when Kafka does not acknowledge its deferral
+  or dead letter.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,20 +32,66 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from notifications.channels.base import ChannelSender, Receipt
 from notifications.errors import PermanentDeliveryError, PoisonRecordError, TransientDeliveryError
 from notifications.kafka.msk_event import KafkaRecord
-from notifications.kafka.producer import Publisher, publish_one
+from notifications.kafka.producer import OutgoingRecord, Publisher, publish_one
 from notifications.models import CHANNEL_SCHEMA, ChannelMessage
 from notifications.observability import correlation_id_from_headers, logger, metrics
+from notifications.pacing import Circuit, RateLimiter
 from notifications.records import dead_letter, decode_envelope
 from notifications.settings import SenderSettings
 from notifications.status import StatusStore
 
-_MAX_IN_PROCESS_WAIT = 2.0  # a longer Retry-After is honoured by the event-source mapping's retry instead
+_MAX_IN_PROCESS_WAIT = 2.0  # a longer Retry-After defers the record instead of holding the invocation
 _RESERVE_SECONDS = 5.0  # left for the provider call, status writes and the batch response
+
+RETRY_ATTEMPT = "retry-attempt"
+RETRY_NOT_BEFORE = "retry-not-before"  # epoch milliseconds
+RETRY_FIRST_FAILURE = "retry-first-failure"  # epoch milliseconds
+RETRY_REASON = "retry-reason"
+RETRY_HEADERS = frozenset({RETRY_ATTEMPT, RETRY_NOT_BEFORE, RETRY_FIRST_FAILURE, RETRY_REASON})
 
 
 def _mark_replay(response: Any, idempotent_data: DataRecord) -> Any:
     """Idempotency response hook: the stored receipt of an earlier send, marked as such."""
     return {**response, "replayed": True}
+
+
+@dataclass(frozen=True)
+class RetryState:
+    """Where a deferred record stands, read from its ``retry-*`` headers (a first delivery has none)."""
+
+    attempt: int = 0
+    not_before: float = 0.0  # epoch seconds
+    first_failure: float | None = None  # epoch seconds
+
+    @classmethod
+    def of(cls, record: KafkaRecord) -> RetryState:
+        def number(name: str) -> float | None:
+            raw = record.header(name)
+            try:
+                return float(raw) if raw is not None else None
+            except ValueError:
+                return None
+
+        first = number(RETRY_FIRST_FAILURE)
+        return cls(
+            attempt=int(number(RETRY_ATTEMPT) or 0),
+            not_before=(number(RETRY_NOT_BEFORE) or 0.0) / 1000,
+            first_failure=first / 1000 if first is not None else None,
+        )
+
+
+class _DeferError(Exception):
+    """Internal: the provider is not to be called now; carries when the record should be tried again.
+
+    ``attempted``: whether this counts as a failed attempt (the provider is down) or only as "not yet" (the
+    record's time has not come within this invocation).
+    """
+
+    def __init__(self, reason: str, not_before: float, *, attempted: bool) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.not_before = not_before
+        self.attempted = attempted
 
 
 @dataclass
@@ -46,6 +101,8 @@ class DeliveryService:
     status: StatusStore
     publisher: Publisher
     persistence: BasePersistenceLayer
+    wall_clock: Callable[[], float] = time.time
+    sleep: Callable[[float], None] = time.sleep
     _context: LambdaContext | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
@@ -60,6 +117,13 @@ class DeliveryService:
             persistence_store=self.persistence,
             config=self._config,
         )(self._send)
+        self._limiters: dict[str, RateLimiter] = {}
+        self._circuit = Circuit(
+            self.settings.circuit_failure_threshold,
+            self.settings.circuit_open_seconds,
+            self.settings.circuit_max_open_seconds,
+        )
+        self._pool = ThreadPoolExecutor(max_workers=self.settings.send_concurrency, thread_name_prefix="send")
 
     def bind(self, context: LambdaContext | None) -> None:
         """Let in-flight idempotency records expire with the invocation (a crashed send is retried later)."""
@@ -67,45 +131,54 @@ class DeliveryService:
         if context is not None:
             self._config.register_lambda_context(context)
 
-    def _send(self, *, delivery: dict[str, Any], message: ChannelMessage) -> dict[str, Any]:
-        attempt = 1
-        while True:
+    # -- the batch -------------------------------------------------------------------------------------------
+
+    def deliver_batch(self, records: Sequence[KafkaRecord]) -> list[KafkaRecord]:
+        """Deliver a batch; answer the records to report as failed (Kafka did not take their deferral)."""
+        lanes: dict[tuple[str, bytes | None], list[KafkaRecord]] = {}
+        for record in records:
+            lanes.setdefault((record.partition_id, record.key), []).append(record)
+        for partition_id in {partition for partition, _ in lanes}:
+            self._limiter(partition_id)  # created here, in one thread
+        results = list(self._pool.map(self._deliver_lane, lanes.values()))
+        return sorted((r for failed in results for r in failed), key=lambda r: (r.partition_id, r.offset))
+
+    def _deliver_lane(self, lane: list[KafkaRecord]) -> list[KafkaRecord]:
+        failed = []
+        for record in lane:
             try:
-                receipt = self.sender.send(message)
-            except TransientDeliveryError as exc:
-                delay = self._backoff(attempt, exc)
-                if delay is None:
-                    raise
-                time.sleep(delay)
-                attempt += 1
-                continue
-            return {"provider_message_id": receipt.provider_message_id}
+                self.deliver(record)
+            except Exception as exc:
+                logger.warning(
+                    "record reported failed, the event-source mapping will retry it",
+                    source=record.partition_id,
+                    offset=record.offset,
+                    error=f"{type(exc).__name__}: {exc}",
+                )
+                failed.append(record)
+            finally:
+                logger.thread_safe_remove_keys(["correlation_id"])
+        return failed
 
-    def _backoff(self, attempt: int, exc: TransientDeliveryError) -> float | None:
-        """Seconds to wait before the next attempt, or None to give up and let the event-source mapping retry."""
-        if attempt >= self.settings.provider_attempts:
-            return None
-        delay: float = self.settings.provider_backoff_seconds * float(2 ** (attempt - 1))
-        if exc.retry_after is not None:
-            if exc.retry_after > _MAX_IN_PROCESS_WAIT:
-                return None
-            delay = max(delay, exc.retry_after)
-        context = self._context
-        if context is not None and context.get_remaining_time_in_millis() < (delay + _RESERVE_SECONDS) * 1000:
-            return None
-        return delay
+    def _limiter(self, partition_id: str) -> RateLimiter:
+        limiter = self._limiters.get(partition_id)
+        if limiter is None:
+            rate = self.settings.partition_rate
+            limiter = self._limiters[partition_id] = RateLimiter(rate, sleep=self.sleep)
+        return limiter
 
-    def _dead_letter(self, record: KafkaRecord, reason: str) -> None:
-        # Raises BrokerUnavailableError when the DLQ write is not acknowledged: the record is then retried.
-        publish_one(
-            self.publisher,
-            dead_letter(record, reason, topic=self.settings.topic_dlq, stage=f"sender-{self.settings.channel.value}"),
-        )
+    def _remaining(self) -> float:
+        """Seconds this invocation may still spend waiting."""
+        if self._context is None:
+            return float("inf")
+        return self._context.get_remaining_time_in_millis() / 1000 - _RESERVE_SECONDS
+
+    # -- one record ------------------------------------------------------------------------------------------
 
     def deliver(self, record: KafkaRecord) -> None:
         """Handle one record; raise to have it (and the rest of its partition) redelivered."""
         # Every log line about this record carries the request's correlation id (from ingest, via Kafka).
-        logger.set_correlation_id(correlation_id_from_headers(record.headers))
+        logger.thread_safe_append_keys(correlation_id=correlation_id_from_headers(record.headers))
         try:
             message = decode_envelope(record, ChannelMessage, CHANNEL_SCHEMA)
             if message.channel != self.settings.channel:
@@ -115,19 +188,50 @@ class DeliveryService:
             metrics.add_metric(name="SenderPoisonRecords", unit="Count", value=1)
             self._dead_letter(record, exc.reason)
             return
-        logger.set_correlation_id(message.correlation_id)
+        logger.thread_safe_append_keys(correlation_id=message.correlation_id)
         log = {
             "notification_id": str(message.notification_id),
             "channel": message.channel.value,
             "order_id": message.purchase.order_id,
         }
+        retry = RetryState.of(record)
         try:
-            stored = self._send_once(delivery={"key": message.delivery_key}, message=message)
+            self._wait_until(retry.not_before)
+            stored = self._send_once(
+                delivery={"key": message.delivery_key}, message=message, partition=record.partition_id
+            )
+        except _DeferError as deferred:
+            self._defer(
+                record,
+                message,
+                retry,
+                reason=deferred.reason,
+                not_before=deferred.not_before,
+                log=log,
+                attempted=deferred.attempted,
+            )
+            return
         except TransientDeliveryError as exc:
-            logger.warning("transient delivery failure, will retry", reason=exc.reason, extra=log)
+            logger.warning(
+                "transient delivery failure, deferred",
+                reason=exc.reason,
+                throttled=exc.throttled,
+                ambiguous=exc.ambiguous,
+                extra=log,
+            )
             metrics.add_metric(name="DeliveryTransientFailures", unit="Count", value=1)
-            self._record(self.status.record_failure, message.notification_id, message.channel, exc.reason, final=False)
-            raise
+            if exc.ambiguous:
+                metrics.add_metric(name="AmbiguousSends", unit="Count", value=1)
+            self._defer(
+                record,
+                message,
+                retry,
+                reason=exc.reason,
+                not_before=self._backoff(retry.attempt, exc),
+                log=log,
+                attempted=True,
+            )
+            return
         except PermanentDeliveryError as exc:
             logger.warning("permanent delivery failure, to DLQ", reason=exc.reason, extra=log)
             metrics.add_metric(name="DeliveryPermanentFailures", unit="Count", value=1)
@@ -140,8 +244,121 @@ class DeliveryService:
             logger.info("already delivered, not sent again", provider_message_id=receipt.provider_message_id, extra=log)
             metrics.add_metric(name="RedeliveriesSkipped", unit="Count", value=1)
             return
-        logger.info("delivered", provider_message_id=receipt.provider_message_id, extra=log)
+        logger.info("delivered", provider_message_id=receipt.provider_message_id, attempt=retry.attempt + 1, extra=log)
         metrics.add_metric(name="Delivered", unit="Count", value=1)
+
+    def _wait_until(self, not_before: float) -> None:
+        """Hold a deferred record until its time, if this invocation can; else defer it again as it is."""
+        wait = not_before - self.wall_clock()
+        if wait <= 0:
+            return
+        if wait > self._remaining():
+            raise _DeferError("not due within this invocation", not_before, attempted=False)
+        self.sleep(wait)
+
+    def _send(self, *, delivery: dict[str, Any], message: ChannelMessage, partition: str) -> dict[str, Any]:
+        """The provider call under the channel's pacing; runs inside the idempotency record."""
+        limiter = self._limiter(partition)
+        attempt = 1
+        while True:
+            wait = self._circuit.admit()
+            if wait is not None:
+                raise _DeferError("provider unavailable (circuit open)", self.wall_clock() + wait, attempted=True)
+            if not limiter.acquire(max_wait=self._remaining()):
+                raise _DeferError("no sending slot within this invocation", self.wall_clock() + 1.0, attempted=False)
+            try:
+                receipt = self.sender.send(message)
+            except TransientDeliveryError as exc:
+                if exc.throttled:
+                    limiter.pause(exc.retry_after or 1.0)
+                else:
+                    self._circuit.failure()
+                delay = self._in_process_delay(attempt, exc)
+                if delay is None:
+                    raise
+                self.sleep(delay)
+                attempt += 1
+                continue
+            except PermanentDeliveryError:
+                self._circuit.success()  # the provider answered: it is up
+                raise
+            self._circuit.success()
+            return {"provider_message_id": receipt.provider_message_id}
+
+    def _in_process_delay(self, attempt: int, exc: TransientDeliveryError) -> float | None:
+        """Seconds to wait before another attempt in this invocation, or None to defer the record."""
+        if attempt >= self.settings.provider_attempts or self._circuit.is_open:
+            return None
+        delay: float = self.settings.provider_backoff_seconds * float(2 ** (attempt - 1))
+        if exc.retry_after is not None:
+            if exc.retry_after > _MAX_IN_PROCESS_WAIT:
+                return None
+            delay = max(delay, exc.retry_after)
+        if delay > self._remaining():
+            return None
+        return delay
+
+    def _backoff(self, attempt: int, exc: TransientDeliveryError) -> float:
+        """When a record whose attempts failed transiently is tried next (epoch seconds)."""
+        settings = self.settings
+        delay = min(settings.retry_max_delay_seconds, settings.retry_base_delay_seconds * 2.0**attempt)
+        if exc.retry_after is not None:
+            delay = max(delay, min(exc.retry_after, settings.retry_max_delay_seconds))
+        return self.wall_clock() + delay
+
+    # -- outcomes --------------------------------------------------------------------------------------------
+
+    def _defer(
+        self,
+        record: KafkaRecord,
+        message: ChannelMessage,
+        retry: RetryState,
+        *,
+        reason: str,
+        not_before: float,
+        log: dict[str, str],
+        attempted: bool,
+    ) -> None:
+        """Publish the record again on its topic to be tried at ``not_before``; past the budget, dead-letter it."""
+        now = self.wall_clock()
+        first_failure = retry.first_failure if retry.first_failure is not None else now
+        if attempted and now - first_failure > self.settings.outage_budget_seconds:
+            budget = self.settings.outage_budget_seconds
+            final = f"undelivered for {now - first_failure:.0f} s (outage budget {budget} s): {reason}"
+            logger.warning("outage budget exhausted, to DLQ", reason=final, extra=log)
+            metrics.add_metric(name="DeliveryBudgetExhausted", unit="Count", value=1)
+            self._dead_letter(record, final)
+            self._record(self.status.record_failure, message.notification_id, message.channel, final, final=True)
+            return
+        attempt = retry.attempt + (1 if attempted else 0)
+        if attempted:
+            self._record(self.status.record_failure, message.notification_id, message.channel, reason, final=False)
+        kept = tuple((k, v) for k, v in record.headers if k not in RETRY_HEADERS)
+        publish_one(
+            self.publisher,
+            OutgoingRecord(
+                topic=record.topic,
+                key=record.key,
+                value=record.value or b"",
+                headers=(
+                    *kept,
+                    (RETRY_ATTEMPT, str(attempt).encode()),
+                    (RETRY_NOT_BEFORE, str(int(not_before * 1000)).encode()),
+                    (RETRY_FIRST_FAILURE, str(int(first_failure * 1000)).encode()),
+                    (RETRY_REASON, reason.encode()[:500]),
+                ),
+            ),
+        )
+        metrics.add_metric(name="DeliveriesDeferred", unit="Count", value=1)
+        if attempted:
+            logger.info("deferred", reason=reason, attempt=attempt, wait_seconds=round(not_before - now, 3), extra=log)
+
+    def _dead_letter(self, record: KafkaRecord, reason: str) -> None:
+        # Raises BrokerUnavailableError when the DLQ write is not acknowledged: the record is then retried.
+        publish_one(
+            self.publisher,
+            dead_letter(record, reason, topic=self.settings.topic_dlq, stage=f"sender-{self.settings.channel.value}"),
+        )
 
     @staticmethod
     def _record(write: Callable[..., None], *args: Any, **kwargs: Any) -> None:

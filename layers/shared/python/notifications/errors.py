@@ -33,11 +33,27 @@ class DeliveryError(NotificationError):
 
 
 class TransientDeliveryError(DeliveryError):
-    """Worth retrying: timeouts, throttling, 5xx, 429."""
+    """Worth retrying: timeouts, throttling, 5xx, 429.
 
-    def __init__(self, reason: str, *, provider_code: str | None = None, retry_after: float | None = None) -> None:
+    ``throttled``: the provider asked us to slow down (429, SES ``TooManyRequestsException``, SNS ``Throttled``);
+    the channel pauses and the record is retried later, it is no sign of an outage.
+    ``ambiguous``: the request may have reached the provider (a timeout after it was sent); retrying may deliver
+    a second copy where the provider takes no idempotency key.
+    """
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        provider_code: str | None = None,
+        retry_after: float | None = None,
+        throttled: bool = False,
+        ambiguous: bool = False,
+    ) -> None:
         super().__init__(reason, provider_code=provider_code)
         self.retry_after = retry_after
+        self.throttled = throttled
+        self.ambiguous = ambiguous
 
 
 class PermanentDeliveryError(DeliveryError):

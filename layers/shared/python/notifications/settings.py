@@ -79,6 +79,26 @@ class SenderSettings(KafkaSettings):
     # record and every later record of its partition.
     provider_attempts: int = Field(default=3, ge=1, le=10)
     provider_backoff_seconds: float = Field(default=0.05, ge=0, le=5)
+    # The channel's sending rate, all invocations together (unset: unlimited). Each partition gets an equal share,
+    # so this needs the topic's partition count (the ``TopicPartitions`` template parameter).
+    send_rate_per_second: float | None = Field(default=None, gt=0)
+    topic_partitions: int = Field(default=3, ge=1)
+    # Records of one batch in flight at once (one lane per notification), each still taking a rate slot.
+    send_concurrency: int = Field(default=32, ge=1, le=256)
+    # After this many transient failures in a row the provider counts as down: calls stop and records wait.
+    circuit_failure_threshold: int = Field(default=5, ge=1)
+    circuit_open_seconds: float = Field(default=2.0, gt=0)
+    circuit_max_open_seconds: float = Field(default=60.0, gt=0)
+    # A deferred record is tried again after base * 2^attempt seconds, at most max.
+    retry_base_delay_seconds: float = Field(default=1.0, gt=0)
+    retry_max_delay_seconds: float = Field(default=60.0, gt=0)
+    # How long a record may keep failing transiently (e.g. a provider outage) before it is dead-lettered.
+    outage_budget_seconds: int = Field(default=6 * 3600, gt=0)
+
+    @property
+    def partition_rate(self) -> float | None:
+        """This partition's share of the channel's rate."""
+        return None if self.send_rate_per_second is None else self.send_rate_per_second / self.topic_partitions
 
 
 @cache

@@ -76,7 +76,10 @@ def raise_for_status(provider: str, answer: HttpAnswer) -> None:
     code = f"HTTP {status}"
     if status in _TRANSIENT_4XX or status >= 500:
         raise TransientDeliveryError(
-            reason, provider_code=code, retry_after=parse_retry_after(answer.headers.get("retry-after"))
+            reason,
+            provider_code=code,
+            retry_after=parse_retry_after(answer.headers.get("retry-after")),
+            throttled=status == 429,
         )
     raise PermanentDeliveryError(reason, provider_code=code)
 
@@ -112,7 +115,11 @@ def post(url: str, body: bytes, headers: Mapping[str, str], *, timeout: float, p
         with exc:
             answer = HttpAnswer(exc.code, _headers(exc.headers), exc.read(_MAX_ANSWER_BYTES))
     except (OSError, http.client.HTTPException) as exc:  # URLError, timeouts, refused and reset connections
-        raise TransientDeliveryError(f"{provider} unreachable: {type(exc).__name__}", provider_code="network") from exc
+        # A timeout or a dropped connection may come after the receiver got the request; a refused one may not.
+        refused = isinstance(getattr(exc, "reason", exc), ConnectionRefusedError)
+        raise TransientDeliveryError(
+            f"{provider} unreachable: {type(exc).__name__}", provider_code="network", ambiguous=not refused
+        ) from exc
     raise_for_status(provider, answer)
     return answer
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -82,16 +83,18 @@ class KafkaPublisher:
         self._settings = settings
         self._factory = factory
         self._producer: Any = None
+        self._lock = threading.Lock()  # senders publish from several threads; they share one producer
 
     def _get_producer(self) -> Any:
-        if self._producer is None:
-            factory = self._factory
-            if factory is None:
-                from kafka import KafkaProducer  # noqa: PLC0415 - imported on first use to keep cold start short
+        with self._lock:
+            if self._producer is None:
+                factory = self._factory
+                if factory is None:
+                    from kafka import KafkaProducer  # noqa: PLC0415 - imported on first use to keep cold start short
 
-                factory = KafkaProducer
-            self._producer = factory(**producer_config(self._settings))
-        return self._producer
+                    factory = KafkaProducer
+                self._producer = factory(**producer_config(self._settings))
+            return self._producer
 
     def publish_all(self, records: Sequence[OutgoingRecord]) -> list[Exception | None]:
         if not records:

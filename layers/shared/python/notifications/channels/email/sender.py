@@ -15,6 +15,8 @@ from notifications.models import Channel, ChannelMessage, Email
 from notifications.settings import SenderSettings
 
 # SES v2 error codes: https://docs.aws.amazon.com/ses/latest/APIReference-V2/API_SendEmail.html#API_SendEmail_Errors
+# Throttling: https://docs.aws.amazon.com/ses/latest/dg/manage-sending-quotas-errors.html (maximum sending rate)
+_THROTTLED = frozenset({"TooManyRequestsException", "Throttling", "ThrottlingException", "LimitExceededException"})
 _PERMANENT = frozenset(
     {
         "AccountSuspendedException",
@@ -67,11 +69,15 @@ class EmailSender:
             code = exc.response.get("Error", {}).get("Code", "Unknown")
             if code in _PERMANENT:
                 raise PermanentDeliveryError(f"SES rejected the message: {code}", provider_code=code) from exc
-            raise TransientDeliveryError(f"SES call failed: {code}", provider_code=code) from exc
+            raise TransientDeliveryError(
+                f"SES call failed: {code}", provider_code=code, throttled=code in _THROTTLED
+            ) from exc
         except BotoCoreError as exc:
-            raise TransientDeliveryError(f"SES unreachable: {type(exc).__name__}") from exc
+            raise TransientDeliveryError(
+                f"SES unreachable: {type(exc).__name__}", ambiguous=aws.may_have_arrived(exc)
+            ) from exc
         return Receipt(provider_message_id=response.get("MessageId"))
 
 
 def create(settings: SenderSettings, config: EmailSettings) -> EmailSender:
-    return EmailSender(config, aws.client("sesv2"))
+    return EmailSender(config, aws.provider_client("sesv2"))

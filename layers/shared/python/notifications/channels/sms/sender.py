@@ -35,6 +35,8 @@ _PART = {"GSM-7": 153, "UCS-2": 67}
 _ELLIPSIS = {"GSM-7": "...", "UCS-2": "…"}
 
 # SNS Publish errors (botocore's service model); everything else, 5xx and BotoCoreError are retried.
+# Throttling: SNS ``Throttled`` (https://docs.aws.amazon.com/sns/latest/api/API_Publish.html#API_Publish_Errors)
+_THROTTLED = frozenset({"Throttled", "Throttling", "ThrottlingException"})
 _PERMANENT = frozenset(
     {
         "InvalidParameter",
@@ -141,11 +143,15 @@ class SmsSender:
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
             if code in _PERMANENT and status < 500:
                 raise PermanentDeliveryError(f"SNS rejected the SMS: {code}", provider_code=code) from exc
-            raise TransientDeliveryError(f"SNS call failed: {code}", provider_code=code) from exc
+            raise TransientDeliveryError(
+                f"SNS call failed: {code}", provider_code=code, throttled=code in _THROTTLED
+            ) from exc
         except BotoCoreError as exc:
-            raise TransientDeliveryError(f"SNS unreachable: {type(exc).__name__}") from exc
+            raise TransientDeliveryError(
+                f"SNS unreachable: {type(exc).__name__}", ambiguous=aws.may_have_arrived(exc)
+            ) from exc
         return Receipt(provider_message_id=response.get("MessageId"))
 
 
 def create(settings: SenderSettings, config: SmsSettings) -> SmsSender:
-    return SmsSender(config, aws.client("sns"))
+    return SmsSender(config, aws.provider_client("sns"))

@@ -1,0 +1,183 @@
+"""Deliveries per second of one partition through the sender handler, with realistic latencies injected.
+
+The provider call takes ``--provider-ms`` (50 ms) and every store call (status and idempotency) ``--store-ms``
+(8 ms), as sleeps, so the figure measures how the sender overlaps waiting, not this machine's CPU. Two runs:
+the channel's rate unlimited, and limited to ``--rate`` R per second; for the limited run the busiest
+one-second window of provider calls is reported too (it must never exceed R).
+
+    python -m bench.delivery [--records 1000] [--rate 50] [--batch 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import os
+import threading
+import time
+import warnings
+from collections.abc import Sequence
+from typing import Any
+from uuid import UUID
+
+from bench.common import machine, write_section
+from bench.memory_idempotency import MemoryPersistenceLayer
+
+ARN = "arn:aws:kafka:us-east-1:123456789012:cluster/bench/abc-1"
+
+
+def _sleep_ms(ms: float) -> None:
+    if ms:
+        time.sleep(ms / 1000)
+
+
+def run(records: int, batch: int, rate: float | None, provider_ms: float, store_ms: float) -> dict[str, float]:
+    import sender_handler  # noqa: PLC0415
+
+    from devstack.lambda_context import LocalLambdaContext  # noqa: PLC0415
+    from devstack.msk_events import build_event  # noqa: PLC0415
+    from notifications import delivery  # noqa: PLC0415
+    from notifications.channels.base import Receipt  # noqa: PLC0415
+    from notifications.kafka.msk_event import KafkaRecord  # noqa: PLC0415
+    from notifications.models import Channel, ChannelMessage  # noqa: PLC0415
+    from notifications.settings import SenderSettings  # noqa: PLC0415
+    from tests.channel_support import channel_message  # noqa: PLC0415
+    from tests.support import InMemoryStatusStore, MemoryPublisher  # noqa: PLC0415
+
+    calls: list[float] = []
+    lock = threading.Lock()
+
+    class SlowProvider:
+        channel = Channel("email")
+
+        def send(self, message: ChannelMessage) -> Receipt:
+            with lock:
+                calls.append(time.monotonic())  # when the request reaches the provider
+            _sleep_ms(provider_ms)
+            return Receipt(provider_message_id="bench")
+
+    class SlowStatus(InMemoryStatusStore):
+        def record_accepted(self, notification_id: UUID, channels: Sequence[Channel]) -> None:
+            _sleep_ms(store_ms)
+            super().record_accepted(notification_id, channels)
+
+        def record_sent(self, notification_id: UUID, channel: Channel, provider_message_id: str | None) -> None:
+            _sleep_ms(store_ms)
+            super().record_sent(notification_id, channel, provider_message_id)
+
+        def record_failure(self, notification_id: UUID, channel: Channel, reason: str, *, final: bool) -> None:
+            _sleep_ms(store_ms)
+            super().record_failure(notification_id, channel, reason, final=final)
+
+    class SlowPersistence(MemoryPersistenceLayer):
+        def _get_record(self, idempotency_key: str) -> Any:
+            _sleep_ms(store_ms)
+            return super()._get_record(idempotency_key)
+
+        def _put_record(self, data_record: Any) -> None:
+            _sleep_ms(store_ms)
+            super()._put_record(data_record)
+
+        def _update_record(self, data_record: Any) -> None:
+            _sleep_ms(store_ms)
+            super()._update_record(data_record)
+
+        def _delete_record(self, data_record: Any) -> None:
+            _sleep_ms(store_ms)
+            super()._delete_record(data_record)
+
+    env = {
+        "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1",
+        "CHANNEL": "email",
+        "STATUS_TABLE_NAME": "status",
+        "IDEMPOTENCY_TABLE_NAME": "idempotency",
+        "TOPIC_PARTITIONS": "1",
+    }
+    if rate:
+        env["SEND_RATE_PER_SECOND"] = str(rate)
+    service = delivery.DeliveryService(
+        settings=SenderSettings.from_env(env),
+        sender=SlowProvider(),
+        status=SlowStatus(),
+        publisher=MemoryPublisher(),
+        persistence=SlowPersistence(),
+    )
+    sender_handler.delivery_runtime = lambda: service  # type: ignore[attr-defined,assignment]
+    messages = [channel_message(Channel("email")) for _ in range(records)]
+    kafka_records = [
+        KafkaRecord(
+            topic="notifications.email",
+            partition=0,
+            offset=i,
+            timestamp=0,
+            key=str(m.notification_id).encode(),
+            value=m.to_json(),
+        )
+        for i, m in enumerate(messages)
+    ]
+    events = [
+        build_event(kafka_records[start : start + batch], bootstrap_servers="b:9098", event_source_arn=ARN)
+        for start in range(0, records, batch)
+    ]
+    started = time.perf_counter()
+    with contextlib.redirect_stdout(io.StringIO()):
+        for event in events:
+            result = sender_handler.handler(event, LocalLambdaContext("sender", timeout_seconds=900))
+            assert not result["batchItemFailures"], result
+    elapsed = time.perf_counter() - started
+    assert len(calls) == records, f"{len(calls)} provider calls for {records} records"
+    return {"rps": records / elapsed, "peak_1s": _busiest_second(calls)}
+
+
+def _busiest_second(times: list[float]) -> float:
+    """The most provider calls inside any one-second window."""
+    times = sorted(times)
+    best, start = 0, 0
+    for end, t in enumerate(times):
+        while t - times[start] >= 1.0:
+            start += 1
+        best = max(best, end - start + 1)
+    return float(best)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=1000)
+    parser.add_argument("--batch", type=int, default=100)
+    parser.add_argument("--rate", type=float, default=50.0)
+    parser.add_argument("--provider-ms", type=float, default=50.0)
+    parser.add_argument("--store-ms", type=float, default=8.0)
+    args = parser.parse_args(argv)
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+    os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
+    warnings.filterwarnings("ignore")
+    latency = {"provider_ms": args.provider_ms, "store_ms": args.store_ms}
+    unlimited = run(args.records, args.batch, None, **latency)
+    limited_records = max(50, min(args.records, int(args.rate * 8)))
+    limited = run(limited_records, args.batch, args.rate, **latency)
+    print(f"unlimited: {unlimited['rps']:7.1f} deliveries/s per partition (goal >= 200)")
+    print(
+        f"rate {args.rate:g}/s: {limited['rps']:7.1f} deliveries/s (goal >= {0.9 * args.rate:.1f}), "
+        f"busiest second {limited['peak_1s']:.0f} calls (goal <= {args.rate:g})"
+    )
+    write_section(
+        "delivery",
+        f"""
+## Sender throughput per partition
+
+Command: `python -m bench.delivery --records {args.records} --batch {args.batch} --rate {args.rate:g}` on {machine()}.
+Injected latency: provider call {args.provider_ms:g} ms, each status or idempotency store call {args.store_ms:g} ms
+(sleeps; in-memory stores otherwise). One partition, batches of {args.batch}, as the event-source mapping delivers them.
+
+| run | deliveries/s per partition | busiest one-second window | goal |
+| --- | --- | --- | --- |
+| rate unlimited, {args.records} records | {unlimited["rps"]:.1f} | {unlimited["peak_1s"]:.0f} calls | >= 200/s |
+| rate {args.rate:g}/s, {limited_records} records | {limited["rps"]:.1f} | {limited["peak_1s"]:.0f} calls | >= {0.9 * args.rate:.1f}/s, never more than {args.rate:g} in a second |
+""",
+    )
+
+
+if __name__ == "__main__":
+    main()
