@@ -44,6 +44,7 @@ from devstack.template_config import DEFAULT_TEMPLATE, FunctionSpec, load_templa
 log = logging.getLogger("devstack.worker")
 
 BACKOFF_ENV = "DEVSTACK_RETRY_BACKOFF_SECONDS"
+BACKOFF_CAP_ENV = "DEVSTACK_RETRY_BACKOFF_CAP_SECONDS"
 STALLED_SECONDS = 20.0  # retries back off at most 10 s and a poll returns within the 1 s window
 
 
@@ -97,7 +98,11 @@ def serve(
         from notifications.settings import KafkaSettings  # noqa: PLC0415
 
         publisher = KafkaPublisher(KafkaSettings(kafka_bootstrap_servers=bootstrap))
-        backoff = partial(retry_delay, base=float(os.environ.get(BACKOFF_ENV, "0.5")))
+        backoff = partial(
+            retry_delay,
+            base=float(os.environ.get(BACKOFF_ENV, "0.5")),
+            cap=float(os.environ.get(BACKOFF_CAP_ENV, "10")),
+        )
         lock = threading.Lock()
         mappings = [
             KafkaEventSourceMapping(

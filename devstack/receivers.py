@@ -52,6 +52,7 @@ class Delivery:
     # A repeat of an ``Idempotency-Key`` this receiver already accepted: answered 2xx, not a new delivery
     # (what a webhook consumer honouring the key does).
     replay: bool = False
+    received_at: float = 0.0  # time.monotonic() on arrival
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -97,6 +98,8 @@ class DeliveryReceiver:
         self._fraction: tuple[float, _Failure] | None = None
         self._delays: deque[float] = deque()
         self._drops = 0
+        self._rate_limit: float | None = None
+        self._arrivals: deque[float] = deque()
         self._stopping = threading.Event()
         self._http = ThreadedServer(_handler_for(self), port, name="delivery-receiver")
 
@@ -140,6 +143,13 @@ class DeliveryReceiver:
             value = None if retry_after is None else str(retry_after)
             self._fraction = (fraction, _Failure(status, value)) if fraction > 0 else None
 
+    def limit_rate(self, per_second: float | None) -> None:
+        """Answer 429 (``Retry-After: 1``) to every request beyond ``per_second`` in the last second, as a
+        provider's quota does; None lifts the limit."""
+        with self._lock:
+            self._rate_limit = per_second
+            self._arrivals.clear()
+
     def answer_late(self, count: int, seconds: float) -> None:
         """Hold each of the next ``count`` requests ``seconds`` before answering (to make clients time out)."""
         with self._lock:
@@ -159,6 +169,8 @@ class DeliveryReceiver:
             self._fraction = None
             self._delays.clear()
             self._drops = 0
+            self._rate_limit = None
+            self._arrivals.clear()
 
     # -- what happened -----------------------------------------------------------------------------------------
 
@@ -188,8 +200,14 @@ class DeliveryReceiver:
 
     # -- request handling (server threads) ---------------------------------------------------------------------
 
-    def _decide(self) -> tuple[float, bool, _Failure | None]:
+    def _decide(self, now: float) -> tuple[float, bool, _Failure | None]:
         with self._lock:
+            if self._rate_limit is not None:
+                while self._arrivals and now - self._arrivals[0] >= 1.0:
+                    self._arrivals.popleft()
+                self._arrivals.append(now)
+                if len(self._arrivals) > self._rate_limit:
+                    return 0.0, False, _Failure(429, "1")
             delay = self._delays.popleft() if self._delays else 0.0
             if self._drops:
                 self._drops -= 1
@@ -211,14 +229,15 @@ class DeliveryReceiver:
         length = int(request.headers.get("Content-Length") or 0)
         body = request.rfile.read(length)
         headers = {name.lower(): value for name, value in request.headers.items()}
-        delay, drop, failure = self._decide()
+        received_at = time.monotonic()
+        delay, drop, failure = self._decide(received_at)
         if delay:
             self._stopping.wait(delay)
         signature_ok = None
         if self.signing_key is not None:
             signature_ok = verify_signature(self.signing_key, headers, body, tolerance=self._tolerance, now=time.time())
         if drop:
-            self._record(Delivery(request.path, headers, body, 0, signature_ok))
+            self._record(Delivery(request.path, headers, body, 0, signature_ok, received_at=received_at))
             request.close_connection = True
             return
         extra: dict[str, str] = {}
@@ -241,7 +260,9 @@ class DeliveryReceiver:
         # Slack answers with a request id header; harmless for the webhook role.
         extra["X-Slack-Req-Id"] = f"req-{number}"
         # Recorded before answering: once a client has its answer, the receiver already knows what it answered.
-        self._record(Delivery(request.path, headers, body, status, signature_ok, replay=replay))
+        self._record(
+            Delivery(request.path, headers, body, status, signature_ok, replay=replay, received_at=received_at)
+        )
         request.send_response(status)
         for name, value in {"Content-Type": "text/plain", "Content-Length": str(len(answer)), **extra}.items():
             request.send_header(name, value)

@@ -65,11 +65,14 @@ class StackConfig:
     slack_port: int = 3001  # preferred
     webhook_port: int = 3002  # preferred
     bootstrap: str | None = None  # an existing Kafka cluster instead of the local broker
-    retry_backoff_seconds: float = 0.5  # first back-off of a failing partition (doubles, capped at 10 s)
+    retry_backoff_seconds: float = 0.5  # first back-off of a failing partition (doubles, capped)
+    retry_backoff_cap_seconds: float = 10.0
     # Execution environments (processes) per function: the ingest's share the API port (Linux), those of a
     # Kafka-triggered function share its consumer group, at most one per partition.
     concurrency: int = 1
     ready_timeout_seconds: float = 120.0
+    # Extra environment per function (logical id), applied last: e.g. a channel's rate for a test.
+    overrides: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -120,7 +123,13 @@ def channel_available(channel: str) -> bool:
 
 
 def function_environment(
-    spec: FunctionSpec, *, bootstrap: str, aws_endpoint: str, base: Mapping[str, str], backoff: float
+    spec: FunctionSpec,
+    *,
+    bootstrap: str,
+    aws_endpoint: str,
+    base: Mapping[str, str],
+    backoff: float,
+    backoff_cap: float = 10.0,
 ) -> dict[str, str]:
     """The environment a function runs with locally (see the module docstring for the order)."""
     env = {k: v for k, v in base.items() if not k.startswith(_NOT_INHERITED)}
@@ -137,6 +146,7 @@ def function_environment(
             "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
             "PYTHONUNBUFFERED": "1",
             "DEVSTACK_RETRY_BACKOFF_SECONDS": str(backoff),
+            "DEVSTACK_RETRY_BACKOFF_CAP_SECONDS": str(backoff_cap),
         }
     )
     return env
@@ -395,7 +405,9 @@ class LocalStack:
                 aws_endpoint=aws_endpoint,
                 base=os.environ,
                 backoff=self.config.retry_backoff_seconds,
+                backoff_cap=self.config.retry_backoff_cap_seconds,
             )
+            env.update(self.config.overrides.get(spec.logical_id, {}))
             for number in range(1, environments + 1):
                 name = spec.logical_id if number == 1 else f"{spec.logical_id}-{number}"
                 worker = _Worker(spec, args, env, self.logs_dir / f"{name}.log")

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterator
 
@@ -7,6 +8,17 @@ import pytest
 
 from devstack.stack import LocalStack
 from tests.support import isolated_stack_config
+
+# The webhook sender of the shared stack: at most PRESSURE_RATE sends per second, outages timed in seconds.
+PRESSURE_RATE = 40
+PRESSURE_ENVIRONMENT = {
+    "SEND_RATE_PER_SECOND": str(PRESSURE_RATE),
+    "TOPIC_PARTITIONS": "3",
+    "CIRCUIT_OPEN_SECONDS": "0.5",
+    "CIRCUIT_MAX_OPEN_SECONDS": "2",
+    "RETRY_BASE_DELAY_SECONDS": "0.2",
+    "RETRY_MAX_DELAY_SECONDS": "2",
+}
 
 # Read at import, before the autouse fixture points the functions at a placeholder.
 EXTERNAL_BOOTSTRAP = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
@@ -18,7 +30,14 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack
 
     Package-scoped: it runs while tests/e2e runs, and is stopped before the other suites.
     """
-    config = isolated_stack_config(tmp_path_factory.mktemp("devstack"), EXTERNAL_BOOTSTRAP)
+    config = dataclasses.replace(
+        isolated_stack_config(tmp_path_factory.mktemp("devstack"), EXTERNAL_BOOTSTRAP),
+        # Delivery under pressure (test_delivery_pressure.py) on the webhook channel: its sender at a known rate,
+        # and outage timings scaled from minutes down to seconds; the trigger's own retries back off 0.1 s, doubling
+        # to at most 0.2 s, so they alone would give up within a few seconds.
+        retry_backoff_cap_seconds=0.2,
+        overrides={"WebhookSenderFunction": PRESSURE_ENVIRONMENT},
+    )
     lines: list[str] = []
     stack = LocalStack(config, progress=lines.append)
     stack.start()
