@@ -1,57 +1,75 @@
-"""HTTP side of ingest: the route table, request parsing and the one JSON error contract.
-
-Every error answers ``{"error": {"code": <machine-readable>, "message": <human>, "details": [...]}}`` with the
-``X-Correlation-Id`` header. Each kind of error (status, code, extra headers) is declared once below, each route
-once in ``OPERATIONS``; typed errors are mapped to them here and nowhere else. ``notifications.openapi`` builds
-the published OpenAPI document from the same declarations.
-"""
+"""HTTP side of ingest. Powertools routes, validates (path, headers, body) and documents it: ``python -m
+notifications.http_api > docs/openapi.json``. This module keeps the one JSON error contract: every error answers
+``{"error": {"code", "message", "details"}}`` with ``X-Correlation-Id``; each kind is declared in ``ErrorKind``."""
 
 from __future__ import annotations
 
 import base64
-import binascii
 import re
+import sys
 from collections.abc import Callable
-from dataclasses import dataclass
-from functools import cached_property
+from dataclasses import dataclass, field
+from enum import Enum
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from uuid import UUID
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
-from pydantic import BaseModel, ValidationError
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.middlewares.openapi_validation import OpenAPIRequestValidationMiddleware
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path
+from pydantic import BaseModel, BeforeValidator, GetPydanticSchema
 
 from notifications.errors import BrokerUnavailableError
 from notifications.ingest import IdempotencyKeyReusedError, RequestInFlightError, StoreUnavailableError
-from notifications.models import NotificationRequest
+from notifications.models import Accepted, NotificationRequest, NotificationStatus, customer_addressed
 from notifications.observability import logger, metrics, new_correlation_id
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
-    from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
+    from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
+    from pydantic import GetJsonSchemaHandler
+    from pydantic_core import CoreSchema
 
     from notifications.ingest import IdempotentIngest
     from notifications.settings import IngestSettings
 
-CORRELATION_ID_HEADER = "X-Correlation-Id"
-IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
-REPLAYED_HEADER = "Idempotent-Replayed"
-RETRY_AFTER_HEADER = "Retry-After"
-LOCATION_HEADER = "Location"
-ALLOW_HEADER = "Allow"
-JSON = "application/json"
-
-MAX_KEY_LENGTH = 255
-MAX_CORRELATION_ID_LENGTH = 128
+COLLECTION, ITEM = "/v1/notifications", "/v1/notifications/<id>"
+CORRELATION_ID, IDEMPOTENCY_KEY, REPLAYED = "X-Correlation-Id", "Idempotency-Key", "Idempotent-Replayed"
+RETRY_AFTER, LOCATION, ALLOW, JSON = "Retry-After", "Location", "Allow", "application/json"
+MAX_KEY_LENGTH, MAX_CORRELATION_ID_LENGTH, IN_FLIGHT_RETRY_AFTER_SECONDS = 255, 128, 1
 # Visible ASCII, inner spaces allowed, no leading or trailing blank: safe in HTTP and Kafka headers and in logs.
 IDEMPOTENCY_KEY_PATTERN = rf"^[!-~](?:[ -~]{{0,{MAX_KEY_LENGTH - 2}}}[!-~])?$"
 CORRELATION_ID_PATTERN = rf"^[!-~](?:[ -~]{{0,{MAX_CORRELATION_ID_LENGTH - 2}}}[!-~])?$"
-_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
-_CORRELATION_ID = re.compile(CORRELATION_ID_PATTERN)
-IN_FLIGHT_RETRY_AFTER_SECONDS = 1
 
 
-# ----------------------------------------------------------------------------------------------- error contract
+class ErrorKind(Enum):
+    """Each kind of error answer: status, description, headers it carries. Its code is its name in lower case."""
+
+    MALFORMED_JSON = 400, "The body is not valid JSON (or not valid base64)."
+    INVALID_IDEMPOTENCY_KEY = 400, f"The Idempotency-Key header is not 1-{MAX_KEY_LENGTH} visible ASCII characters."
+    INVALID_ID = 400, "The notification id in the path is not a UUID."
+    NOT_FOUND = 404, "No notification has this id."
+    ROUTE_NOT_FOUND = 404, "No route has this path."
+    METHOD_NOT_ALLOWED = 405, "The path exists for other methods.", (ALLOW,)
+    IDEMPOTENCY_KEY_REUSED = 409, "The idempotency key was already used with a different payload."
+    REQUEST_IN_FLIGHT = 409, "A request with this key is still in progress; retry after Retry-After.", (RETRY_AFTER,)
+    PAYLOAD_TOO_LARGE = 413, "The body is larger than the limit (64 KiB by default)."
+    UNSUPPORTED_MEDIA_TYPE = 415, "The body is not sent as application/json."
+    VALIDATION_FAILED = 422, "Fields are invalid; `details` names each one."
+    INTERNAL_ERROR = 500, "An unexpected error; retry later."
+    BROKER_UNAVAILABLE = 503, "Kafka did not acknowledge it: NOT accepted; retry after Retry-After.", (RETRY_AFTER,)
+    STORE_UNAVAILABLE = 503, "The idempotency or status store did not answer; retry after Retry-After.", (RETRY_AFTER,)
+
+    def __init__(self, status: int, description: str, headers: tuple[str, ...] = ()) -> None:
+        self.status, self.description, self.headers = HTTPStatus(status), description, headers
+        self.code = self.name.lower()
+
+
+E = ErrorKind
+GET_ERRORS = (E.INVALID_ID, E.NOT_FOUND, E.ROUTE_NOT_FOUND, E.INTERNAL_ERROR, E.STORE_UNAVAILABLE)
+POST_ERRORS = tuple(kind for kind in E if kind.status not in (404, 405) and kind is not E.INVALID_ID)
 
 
 class ErrorDetail(BaseModel):
@@ -67,288 +85,206 @@ class ErrorInfo(BaseModel):
 
 
 class ErrorBody(BaseModel):
-    """Body of every error answer."""
-
     error: ErrorInfo
 
 
-@dataclass(frozen=True)
-class ErrorKind:
-    status: HTTPStatus
-    code: str
-    description: str
-    headers: tuple[str, ...] = ()
-
-
-MALFORMED_JSON = ErrorKind(
-    HTTPStatus.BAD_REQUEST, "malformed_json", "The body is not valid JSON (or not valid base64)."
-)
-INVALID_IDEMPOTENCY_KEY = ErrorKind(
-    HTTPStatus.BAD_REQUEST,
-    "invalid_idempotency_key",
-    f"The Idempotency-Key header is not 1-{MAX_KEY_LENGTH} visible ASCII characters.",
-)
-INVALID_ID = ErrorKind(HTTPStatus.BAD_REQUEST, "invalid_id", "The notification id in the path is not a UUID.")
-NOT_FOUND = ErrorKind(HTTPStatus.NOT_FOUND, "not_found", "No notification has this id.")
-ROUTE_NOT_FOUND = ErrorKind(HTTPStatus.NOT_FOUND, "route_not_found", "No route has this path.")
-METHOD_NOT_ALLOWED = ErrorKind(
-    HTTPStatus.METHOD_NOT_ALLOWED, "method_not_allowed", "The path exists for other methods.", (ALLOW_HEADER,)
-)
-KEY_REUSED = ErrorKind(
-    HTTPStatus.CONFLICT, "idempotency_key_reused", "The idempotency key was already used with a different payload."
-)
-REQUEST_IN_FLIGHT = ErrorKind(
-    HTTPStatus.CONFLICT,
-    "request_in_flight",
-    "A request with this idempotency key is still being processed; retry after Retry-After seconds.",
-    (RETRY_AFTER_HEADER,),
-)
-PAYLOAD_TOO_LARGE = ErrorKind(
-    HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "payload_too_large", "The body is larger than the limit (64 KiB by default)."
-)
-UNSUPPORTED_MEDIA_TYPE = ErrorKind(
-    HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "The body is not sent as application/json."
-)
-VALIDATION_FAILED = ErrorKind(
-    HTTPStatus.UNPROCESSABLE_ENTITY, "validation_failed", "Fields are invalid; `details` names each one."
-)
-INTERNAL_ERROR = ErrorKind(HTTPStatus.INTERNAL_SERVER_ERROR, "internal_error", "An unexpected error; retry later.")
-BROKER_UNAVAILABLE = ErrorKind(
-    HTTPStatus.SERVICE_UNAVAILABLE,
-    "broker_unavailable",
-    "Kafka did not acknowledge the notification: it was NOT accepted. Retry with the same key after Retry-After.",
-    (RETRY_AFTER_HEADER,),
-)
-STORE_UNAVAILABLE = ErrorKind(
-    HTTPStatus.SERVICE_UNAVAILABLE,
-    "store_unavailable",
-    "The idempotency or status store did not answer. Retry with the same key after Retry-After.",
-    (RETRY_AFTER_HEADER,),
-)
-
-
+@dataclass
 class ApiError(Exception):
-    def __init__(
-        self,
-        kind: ErrorKind,
-        message: str | None = None,
-        *,
-        details: list[ErrorDetail] | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__(message or kind.description)
-        self.kind = kind
-        self.message = message or kind.description
-        self.details = details or []
-        self.headers = headers or {}
+    kind: ErrorKind
+    message: str | None = None
+    details: list[ErrorDetail] = field(default_factory=list)
+    headers: dict[str, str] = field(default_factory=dict)
 
 
-# ------------------------------------------------------------------------------------------------- route table
+def _error_body(kinds: list[ErrorKind]) -> Any:
+    """In the document: ``ErrorBody`` whose ``code`` is one of these kinds'."""
+    codes = {"properties": {"error": {"properties": {"code": {"enum": [kind.code for kind in kinds]}}}}}
+    return Annotated[ErrorBody, GetPydanticSchema(get_pydantic_json_schema=lambda s, h: {"allOf": [h(s), codes]})]
 
 
-@dataclass(frozen=True)
-class Operation:
-    method: str
-    path: str  # OpenAPI path template, e.g. /v1/notifications/{id}
-    operation_id: str
-    summary: str
-    success: HTTPStatus
-    errors: tuple[ErrorKind, ...]
-
-    @property
-    def rule(self) -> str:
-        """The path as a Powertools route rule (``{id}`` -> ``<id>``)."""
-        return re.sub(r"\{(\w+)\}", r"<\1>", self.path)
-
-    @cached_property
-    def _path_regex(self) -> re.Pattern[str]:
-        return re.compile("^" + re.sub(r"\\\{\w+\\\}", "[^/]+", re.escape(self.path)) + "$")
-
-    def matches(self, path: str) -> bool:
-        return self._path_regex.match(path) is not None
+def _cross_field_rules(schema: CoreSchema, handler: GetJsonSchemaHandler) -> dict[str, Any]:
+    """In the document: what ``NotificationRequest._channels_have_addresses`` checks, from ``customer_addressed()``."""
+    has = {f: {"required": [f], "properties": {f: {"type": "string"}}} for f in customer_addressed().values()}
+    listed = {"required": ["channels"], "properties": {"channels": {"type": "array"}}}
+    rules: list[dict[str, Any]] = [{"properties": {"channels": {"uniqueItems": True}}}]
+    for channel, address in customer_addressed().items():
+        contains = {"properties": {"channels": {"contains": {"const": channel}}}}
+        rules.append({"if": {"allOf": [listed, contains]}, "then": {"properties": {"customer": has[address]}}})
+    rules.append({"if": {"not": listed}, "then": {"properties": {"customer": {"anyOf": list(has.values())}}}})
+    handler.resolve_ref_schema(ref := handler(schema))["allOf"] = rules
+    return ref
 
 
-POST_NOTIFICATION = Operation(
-    method="POST",
-    path="/v1/notifications",
-    operation_id="createNotification",
-    summary="Accept a purchase notification (202 only once Kafka acknowledged it with acks=all).",
-    success=HTTPStatus.ACCEPTED,
-    errors=(
-        MALFORMED_JSON,
-        INVALID_IDEMPOTENCY_KEY,
-        KEY_REUSED,
-        REQUEST_IN_FLIGHT,
-        PAYLOAD_TOO_LARGE,
-        UNSUPPORTED_MEDIA_TYPE,
-        VALIDATION_FAILED,
-        INTERNAL_ERROR,
-        BROKER_UNAVAILABLE,
-        STORE_UNAVAILABLE,
-    ),
-)
-GET_NOTIFICATION = Operation(
-    method="GET",
-    path="/v1/notifications/{id}",
-    operation_id="getNotification",
-    summary="The delivery status of each channel of a notification.",
-    success=HTTPStatus.OK,
-    errors=(INVALID_ID, NOT_FOUND, ROUTE_NOT_FOUND, INTERNAL_ERROR, STORE_UNAVAILABLE),
-)
-OPERATIONS = (POST_NOTIFICATION, GET_NOTIFICATION)
+def _strict_json(body: object) -> object:
+    """The JSON text, validated strictly (Powertools would validate ``json.loads``' dict, which is lax)."""
+    return NotificationRequest.model_validate_json(body, strict=True) if isinstance(body, str) else body
 
 
-# ------------------------------------------------------------------------------------------------------ parsing
+_REQUEST = "A purchase to notify (at most 64 KiB); money is a decimal string. Its `id` is the default idempotency key."
+_RULES = GetPydanticSchema(get_pydantic_json_schema=_cross_field_rules)
+RequestBody = Annotated[NotificationRequest, BeforeValidator(_strict_json), _RULES, Body(description=_REQUEST)]
+_KEY = "Deduplicates client retries (default: the body's `id`). Reusing a key with another payload answers 409."
+KeyHeader = Annotated[str | None, Header(alias=IDEMPOTENCY_KEY, pattern=IDEMPOTENCY_KEY_PATTERN, description=_KEY)]
+_CID = "Echoed and carried to Kafka when it is 1-128 visible ASCII characters; else a new id is made (never an error)."
+CorrelationIdHeader = Annotated[str | None, Header(alias=CORRELATION_ID, description=_CID)]  # cid() reads it
+NotificationId = Annotated[UUID, Path(description="The notification id.")]
+_HEADERS = {  # each answer header: what it is, the pattern of its value
+    CORRELATION_ID: ("The caller's usable X-Correlation-Id, else a new id.", CORRELATION_ID_PATTERN),
+    RETRY_AFTER: ("Seconds to wait before retrying with the same idempotency key.", "^[1-9][0-9]*$"),
+    REPLAYED: ("On a replay: the first 202 for this key again; nothing new was published.", "^true$"),
+    LOCATION: ("Where the notification's status can be read.", "^/v1/notifications/[0-9a-f-]{36}$"),
+}
 
 
-def _raw_body(event: APIGatewayProxyEventV2) -> bytes:
-    body = event.body or ""
-    if event.is_base64_encoded:
-        try:
-            return base64.b64decode(body, validate=True)
-        except (binascii.Error, ValueError) as exc:
-            raise ApiError(MALFORMED_JSON, "the body is not valid base64") from exc
-    return body.encode("utf-8", "surrogatepass")
+def _headers(*required: str, optional: tuple[str, ...] = ()) -> dict[str, Any]:
+    names = {CORRELATION_ID: True} | dict.fromkeys(required, True) | dict.fromkeys(optional, False)
+    docs = {n: {"description": d, "schema": {"type": "string", "pattern": p}} for n, (d, p) in _HEADERS.items()}
+    return {name: docs[name] | {"required": is_required} for name, is_required in names.items()}
 
 
-def _is_json(content_type: str) -> bool:
-    media_type = content_type.split(";", maxsplit=1)[0].strip().lower()
-    return media_type == JSON or (media_type.startswith("application/") and media_type.endswith("+json"))
+def responses(ok: HTTPStatus, model: type[BaseModel], headers: dict[str, Any], errors: tuple[ErrorKind, ...]) -> Any:
+    """A route's ``responses=``: its success, and per status the error codes it can answer and their headers."""
+    documented = {ok: {"description": ok.phrase, "headers": headers, "content": {JSON: {"model": model}}}}
+    for status in sorted({kind.status for kind in errors}):
+        kinds = [kind for kind in errors if kind.status == status]
+        always = {h: all(h in k.headers for k in kinds) for kind in kinds for h in kind.headers}
+        documented[status] = {
+            "description": " ".join(f"`{kind.code}`: {kind.description}" for kind in kinds),
+            "headers": _headers(*(h for h in always if always[h]), optional=tuple(h for h in always if not always[h])),
+            "content": {JSON: {"model": _error_body(kinds)}},
+        }
+    return documented
 
 
-def parse_notification(event: APIGatewayProxyEventV2, max_bytes: int) -> NotificationRequest:
-    """The request body as a model, or an ``ApiError`` (415, 413, 400 or 422)."""
-    if not _is_json(event.headers.get("content-type") or ""):
-        raise ApiError(UNSUPPORTED_MEDIA_TYPE, "send the body as application/json")
-    raw = _raw_body(event)
-    if len(raw) > max_bytes:
-        raise ApiError(PAYLOAD_TOO_LARGE, f"the body is {len(raw)} bytes; the limit is {max_bytes}")
-    try:
-        # Strict: JSON types as the schema says (no numbers for timestamps, no floats for integers).
-        return NotificationRequest.model_validate_json(raw, strict=True)
-    except ValidationError as exc:
-        errors = exc.errors(include_url=False, include_input=False, include_context=False)
-        if any(err["type"] == "json_invalid" for err in errors):
-            raise ApiError(MALFORMED_JSON, "the body is not valid JSON") from exc
-        details = [ErrorDetail(loc=list(err["loc"]), msg=err["msg"], type=err["type"]) for err in errors]
-        raise ApiError(VALIDATION_FAILED, "the request has invalid fields", details=details) from exc
+def _as_api_error(exc: Exception, event: BaseProxyEvent, settings: Callable[[], IngestSettings]) -> ApiError:  # noqa: PLR0911
+    """Each typed error as the contract's kind of error: here and nowhere else."""
+    match exc:
+        case ApiError():
+            return exc
+        case RequestValidationError():
+            return _invalid(exc)
+        case NotFoundError():
+            return _no_route(event.path, event.http_method.upper())
+        case IdempotencyKeyReusedError():
+            return ApiError(E.IDEMPOTENCY_KEY_REUSED)
+        case RequestInFlightError():
+            return ApiError(E.REQUEST_IN_FLIGHT, headers={RETRY_AFTER: str(IN_FLIGHT_RETRY_AFTER_SECONDS)})
+        case BrokerUnavailableError():
+            logger.warning("broker unavailable, answering 503", reason=str(exc))
+            metrics.add_metric(name="BrokerUnavailable", unit="Count", value=1)
+            return ApiError(E.BROKER_UNAVAILABLE, headers={RETRY_AFTER: str(settings().retry_after_seconds)})
+        case StoreUnavailableError():
+            logger.warning("store unavailable, answering 503", reason=str(exc))
+            return ApiError(E.STORE_UNAVAILABLE, headers={RETRY_AFTER: str(settings().retry_after_seconds)})
+    logger.exception("unexpected error, answering 500", error_type=type(exc).__name__)
+    return ApiError(E.INTERNAL_ERROR)
 
 
-def idempotency_key(event: APIGatewayProxyEventV2, request: NotificationRequest) -> str:
-    """The ``Idempotency-Key`` header, or else the body's ``id``."""
-    key = event.headers.get(IDEMPOTENCY_KEY_HEADER.lower())
-    if key is None:
-        return str(request.id)
-    if not _KEY.fullmatch(key):
-        raise ApiError(INVALID_IDEMPOTENCY_KEY)
-    return key
+def _invalid(exc: RequestValidationError) -> ApiError:
+    """Powertools' validation errors as the contract's: body first (as JSON, then fields), then path, then header."""
+    body = [err for err in exc.errors() if err["loc"][0] == "body"]
+    if any(err["type"] in ("json_invalid", "missing") and len(err["loc"]) == 1 for err in body):
+        return ApiError(E.MALFORMED_JSON, "the body is not valid JSON")
+    if body:
+        details = [ErrorDetail(loc=list(err["loc"][1:]), msg=err["msg"], type=err["type"]) for err in body]
+        return ApiError(E.VALIDATION_FAILED, "the request has invalid fields", details=details)
+    return ApiError(E.INVALID_ID if any(err["loc"][0] == "path" for err in exc.errors()) else E.INVALID_IDEMPOTENCY_KEY)
 
 
-def correlation_id(event: APIGatewayProxyEventV2) -> str:
-    """The caller's ``X-Correlation-Id`` when it is usable, else a new one."""
-    given = event.headers.get(CORRELATION_ID_HEADER.lower()) or ""
-    return given if _CORRELATION_ID.fullmatch(given) else new_correlation_id()
-
-
-# -------------------------------------------------------------------------------------------------------- app
-
-
-def _json_response(status: int, body: str, headers: dict[str, str]) -> Response[str]:
-    return Response(status_code=status, content_type=JSON, body=body, headers=headers)
+def _no_route(path: str, method: str) -> ApiError:
+    allowed = "POST" if path == COLLECTION else "GET" if re.fullmatch(f"{COLLECTION}/[^/]+", path) else None
+    if allowed is None:
+        return ApiError(E.ROUTE_NOT_FOUND, "no such route")
+    if method == allowed:  # the path has the route's shape but the router could not read its id
+        return ApiError(E.INVALID_ID, "the id must be a UUID")
+    return ApiError(E.METHOD_NOT_ALLOWED, headers={ALLOW: allowed})
 
 
 def build_app(
     runtime: Callable[[], IdempotentIngest], settings: Callable[[], IngestSettings]
 ) -> APIGatewayHttpResolver:
-    """The HTTP API. ``runtime`` and ``settings`` are cached factories, called on first use, not at import."""
-    app = APIGatewayHttpResolver()
+    """The HTTP API. ``runtime`` and ``settings`` are cached factories, called on first use, not at import.
+    Validation is on per route: GET's one input is a path id (400 when bad; its document has no Powertools 422)."""
+    # The body reaches ``RequestBody`` as text: it parses the JSON itself (``_strict_json``).
+    app = APIGatewayHttpResolver(json_body_deserializer=lambda text: text)  # type: ignore[arg-type,return-value]
 
     def cid() -> str:
-        return str(app.context.get("correlation_id") or "")
+        """The caller's usable ``X-Correlation-Id``, else a new one: chosen once per request, set on the logger."""
+        if "correlation_id" not in app.context:
+            given = app.current_event.headers.get(CORRELATION_ID.lower()) or ""
+            chosen = given if re.fullmatch(CORRELATION_ID_PATTERN, given) else new_correlation_id()
+            logger.set_correlation_id(chosen)
+            app.append_context(correlation_id=chosen)  # type: ignore[no-untyped-call]
+        return str(app.context["correlation_id"])
 
-    def with_correlation_id(router: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response[Any]:
-        given = correlation_id(router.current_event)
-        logger.set_correlation_id(given)
-        router.append_context(correlation_id=given)  # type: ignore[no-untyped-call]
+    def json_within_limit(router: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response[Any]:
+        """The body checks Powertools cannot make before it parses the body (its validation precedes middlewares)."""
+        event, limit = router.current_event, settings().max_body_bytes
+        if (event.headers.get("content-type") or "").split(";")[0].strip() != JSON:
+            raise ApiError(E.UNSUPPORTED_MEDIA_TYPE, "send the body as application/json")
+        raw = (event.body or "").encode("utf-8", "surrogatepass")
+        if event.is_base64_encoded:
+            try:
+                raw = base64.b64decode(raw, validate=True)
+            except ValueError as exc:
+                raise ApiError(E.MALFORMED_JSON, "the body is not valid base64") from exc
+        if len(raw) > limit:
+            raise ApiError(E.PAYLOAD_TOO_LARGE, f"the body is {len(raw)} bytes; the limit is {limit}")
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ApiError(E.MALFORMED_JSON, "the body is not UTF-8") from exc
         return next_middleware(router)
 
-    app.use(middlewares=[with_correlation_id])
-
-    @app.route(POST_NOTIFICATION.rule, POST_NOTIFICATION.method)
-    def post_notification() -> Response[str]:
-        event = app.current_event
-        request = parse_notification(event, settings().max_body_bytes)
-        key = idempotency_key(event, request)
-        outcome = runtime().accept(request, key, cid(), app.lambda_context)
-        headers = {CORRELATION_ID_HEADER: cid(), LOCATION_HEADER: f"/v1/notifications/{request.id}"}
+    @app.post(
+        COLLECTION,
+        operation_id="createNotification",
+        summary="Accept a purchase notification (202 only once Kafka acknowledged it with acks=all).",
+        responses=responses(HTTPStatus.ACCEPTED, Accepted, _headers(LOCATION, optional=(REPLAYED,)), POST_ERRORS),
+        enable_validation=False,  # Powertools' validation runs as the second middleware, after the body checks
+        middlewares=[json_within_limit, OpenAPIRequestValidationMiddleware()],  # type: ignore[no-untyped-call]
+    )
+    def post_notification(request: RequestBody, key: KeyHeader = None, _: CorrelationIdHeader = None) -> Response[str]:
+        correlation_id = cid()
+        outcome = runtime().accept(request, key or str(request.id), correlation_id, app.lambda_context)
+        headers = {CORRELATION_ID: correlation_id, LOCATION: f"{COLLECTION}/{request.id}"}
         if outcome.replayed:
-            headers[REPLAYED_HEADER] = "true"
+            headers[REPLAYED] = "true"
             metrics.add_metric(name="IdempotentReplays", unit="Count", value=1)
-        logger.info(
-            "notification accepted",
-            notification_id=str(request.id),
-            order_id=request.purchase.order_id,
-            replayed=outcome.replayed,
-        )
-        return _json_response(POST_NOTIFICATION.success, outcome.accepted.model_dump_json(), headers)
+        order_id, replayed = request.purchase.order_id, outcome.replayed
+        logger.info("notification accepted", notification_id=str(request.id), order_id=order_id, replayed=replayed)
+        return Response(HTTPStatus.ACCEPTED, JSON, outcome.accepted.model_dump_json(), headers)
 
-    @app.route(GET_NOTIFICATION.rule, GET_NOTIFICATION.method)
-    def get_notification(**path: str) -> Response[str]:
-        try:
-            notification_id = UUID(path["id"])
-        except ValueError as exc:
-            raise ApiError(INVALID_ID, "the id must be a UUID") from exc
-        status = runtime().service.status_of(notification_id)
-        if status is None:
-            raise ApiError(NOT_FOUND, f"no notification {notification_id}")
-        return _json_response(GET_NOTIFICATION.success, status.model_dump_json(), {CORRELATION_ID_HEADER: cid()})
+    @app.get(
+        ITEM,
+        operation_id="getNotification",
+        summary="The delivery status of each channel of a notification.",
+        responses=responses(HTTPStatus.OK, NotificationStatus, _headers(), GET_ERRORS),
+        enable_validation=True,
+    )
+    def get_notification(id: NotificationId, _: CorrelationIdHeader = None) -> Response[str]:
+        correlation_id = cid()
+        if (status := runtime().service.status_of(id)) is None:
+            raise ApiError(E.NOT_FOUND, f"no notification {id}")
+        return Response(HTTPStatus.OK, JSON, status.model_dump_json(), {CORRELATION_ID: correlation_id})
 
-    def error(err: ApiError) -> Response[str]:
-        body = ErrorBody(error=ErrorInfo(code=err.kind.code, message=err.message, details=err.details))
-        headers = {CORRELATION_ID_HEADER: cid() or correlation_id(app.current_event), **err.headers}
-        return _json_response(err.kind.status, body.model_dump_json(), headers)
-
-    def retry_after() -> dict[str, str]:
-        return {RETRY_AFTER_HEADER: str(settings().retry_after_seconds)}
-
-    @app.exception_handler(ApiError)
-    def api_error(exc: ApiError) -> Response[str]:
-        return error(exc)
-
-    @app.exception_handler(IdempotencyKeyReusedError)
-    def key_reused(_: IdempotencyKeyReusedError) -> Response[str]:
-        return error(ApiError(KEY_REUSED))
-
-    @app.exception_handler(RequestInFlightError)
-    def in_flight(_: RequestInFlightError) -> Response[str]:
-        return error(ApiError(REQUEST_IN_FLIGHT, headers={RETRY_AFTER_HEADER: str(IN_FLIGHT_RETRY_AFTER_SECONDS)}))
-
-    @app.exception_handler(BrokerUnavailableError)
-    def broker_down(exc: BrokerUnavailableError) -> Response[str]:
-        logger.warning("broker unavailable, answering 503", reason=str(exc))
-        metrics.add_metric(name="BrokerUnavailable", unit="Count", value=1)
-        return error(ApiError(BROKER_UNAVAILABLE, headers=retry_after()))
-
-    @app.exception_handler(StoreUnavailableError)
-    def store_down(exc: StoreUnavailableError) -> Response[str]:
-        logger.warning("store unavailable, answering 503", reason=str(exc))
-        return error(ApiError(STORE_UNAVAILABLE, headers=retry_after()))
-
-    @app.exception_handler(Exception)
-    def unexpected(exc: Exception) -> Response[str]:
-        logger.exception("unexpected error, answering 500", error_type=type(exc).__name__)
-        return error(ApiError(INTERNAL_ERROR))
-
-    @app.not_found
-    def no_route(_: Exception) -> Response[str]:
-        event = app.current_event
-        path, method = event.path, event.http_method.upper()
-        allowed = [op.method for op in OPERATIONS if op.matches(path)]
-        if not allowed:
-            return error(ApiError(ROUTE_NOT_FOUND, "no such route"))
-        if method in allowed:
-            # The path has the route's shape but the router could not read its parameter.
-            return error(ApiError(INVALID_ID, "the id must be a UUID"))
-        return error(ApiError(METHOD_NOT_ALLOWED, headers={ALLOW_HEADER: ", ".join(allowed)}))
+    @app.exception_handler(Exception)  # every error, NotFoundError (no route) included
+    def answer_error(exc: Exception) -> Response[str]:
+        correlation_id = cid()
+        err = _as_api_error(exc, app.current_event, settings)
+        info = ErrorInfo(code=err.kind.code, message=err.message or err.kind.description, details=err.details)
+        headers = {CORRELATION_ID: correlation_id, **err.headers}
+        return Response(err.kind.status, JSON, ErrorBody(error=info).model_dump_json(), headers)
 
     return app
+
+
+def openapi_json() -> str:
+    """The published OpenAPI document, generated by Powertools from the routes (it never calls the factories)."""
+    about = "Every error is JSON with a machine-readable `error.code`; a method a path lacks answers 405 with `Allow`."
+    app = build_app(NotImplemented, NotImplemented)
+    return app.get_openapi_json_schema(title="Purchase notifications", version="1.0.0", description=about) + "\n"
+
+
+if __name__ == "__main__":
+    sys.stdout.write(openapi_json())
