@@ -170,6 +170,8 @@ def main(argv: list[str] | None = None) -> None:
 Command: `python -m bench.delivery --records {args.records} --batch {args.batch} --rate {args.rate:g}` on {machine()}.
 Injected latency: provider call {args.provider_ms:g} ms, each status or idempotency store call {args.store_ms:g} ms
 (sleeps; in-memory stores otherwise). One partition, batches of {args.batch}, as the event-source mapping delivers them.
+Baseline: the sender as it was before concurrent sends (one record at a time through Powertools' `BatchProcessor`)
+delivered 13.0 per second per partition with the same script and latencies (provider call plus three store calls).
 
 | run | deliveries/s per partition | busiest one-second window | goal |
 | --- | --- | --- | --- |
