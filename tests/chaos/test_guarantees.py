@@ -29,10 +29,11 @@ from typing import Any
 import pytest
 
 from devstack.stack import LocalStack
+from notifications.models import Channel
 from tests.support import isolated_stack_config, sample_request
 
 COUNT = int(os.environ.get("CHAOS_NOTIFICATIONS", "5000"))
-CHANNELS = ["email", "sms", "slack", "webhook"]
+CHANNELS = [channel.value for channel in Channel]
 CLIENTS = 8
 FAULT_RATE = 0.3
 KILLED = "WebhookSenderFunction"

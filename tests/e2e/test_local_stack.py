@@ -20,11 +20,12 @@ import pytest
 
 from devstack.demo import run_demo
 from devstack.tail import follow
+from notifications.models import Channel
 from tests.support import sample_request
 
 pytestmark = pytest.mark.e2e
 
-ALL_CHANNELS = ["email", "sms", "slack", "webhook"]
+ALL_CHANNELS = [channel.value for channel in Channel]
 
 
 def call(method: str, url: str, body: Any = None, headers: dict[str, str] | None = None) -> tuple[int, Any]:

@@ -16,6 +16,7 @@ from devstack.consume import read_topic
 from devstack.lambda_context import LocalLambdaContext
 from devstack.receivers import DeliveryReceiver
 from notifications.kafka.msk_event import read_event
+from notifications.models import Channel
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 NOTIFICATION_ID = b"8f58c11d-ebc2-4ca7-a934-226e2bb6192c"
@@ -69,7 +70,7 @@ def receivers(moto_aws):
         yield {"slack": slack, "webhook": webhook}
 
 
-@pytest.mark.parametrize("channel", ["email", "sms", "slack", "webhook"])
+@pytest.mark.parametrize("channel", [channel.value for channel in Channel])
 def test_sender_samples(channel, kafka_env, receivers, monkeypatch):
     import sender_handler
 

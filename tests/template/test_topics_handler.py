@@ -13,16 +13,10 @@ from typing import Any
 import pytest
 
 from devstack.threaded_server import ThreadedServer
+from notifications.models import Channel
 from tests.template.conftest import ROOT
 
-TOPICS = [
-    "notifications.requested",
-    "notifications.email",
-    "notifications.slack",
-    "notifications.sms",
-    "notifications.webhook",
-    "notifications.dlq",
-]
+TOPICS = ["notifications.requested", *(f"notifications.{channel.value}" for channel in Channel), "notifications.dlq"]
 
 
 def _load_handler() -> ModuleType:
