@@ -13,6 +13,7 @@ import pytest
 
 from devstack.esm import LOCAL_CLUSTER_ARN
 from devstack.on_failure import on_failure_document, on_failure_record
+from devstack.tail import dead_letter_lines
 from notifications.dead_letters import read_dead_letters
 from notifications.kafka.msk_event import KafkaRecord, read_event
 from notifications.records import dead_letter
@@ -186,3 +187,21 @@ def test_an_on_failure_record_with_several_records_yields_each():
         ("my-topic/0/100", "RetriesExhausted"),
         ("my-topic/1/7", "RetriesExhausted"),
     ]
+
+
+def test_tail_prints_one_line_per_original_record_of_either_kind():
+    # Given the documented on-failure record and a sender's dead letter on the DLQ
+    on_failure = on_dlq(json.dumps(documented_example()).encode(), key=EXAMPLE_KEY)
+    own = dead_letter(ORIGINAL, "SES rejected the address", topic=DLQ, stage="sender-email")
+
+    # When tail renders them
+    [trigger_line] = dead_letter_lines(on_failure)
+    [sender_line] = dead_letter_lines(on_dlq(own.value, key=own.key, headers=own.headers))
+
+    # Then each line names the origin, the stage and the reason
+    assert trigger_line.endswith(
+        f"from {EXAMPLE_TOPIC}-{EXAMPLE_PARTITION}@{EXAMPLE_OFFSET} by esm-my-function: "
+        "RetriesExhausted after 3 invocation(s) (function error: Unhandled)"
+    )
+    assert f" dead       {'my-topic':<8} test-key " in trigger_line
+    assert sender_line.endswith("from notifications.email-2@41 by sender-email: SES rejected the address")
