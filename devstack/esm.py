@@ -20,8 +20,10 @@ Behaviour follows the Lambda developer guide for Amazon MSK / self-managed Kafka
   a partition from the same offset. When they are exhausted, the records that failed in the last attempt go to
   the on-failure destination and the partition moves past the batch.
 - Records older than ``MaximumRecordAgeInSeconds`` are not sent to the function; they go to the destination.
-- A ``kafka://<topic>`` destination receives the original record (key, value, headers) plus headers naming the
-  reason and the source topic, partition and offset (the ``dlq-*`` headers of :mod:`notifications.records`).
+- A ``kafka://<topic>`` destination receives, per record, AWS's documented on-failure record: a JSON document with
+  ``requestContext`` (``condition``, ``approximateInvokeCount``), ``responseContext``, ``version``, ``timestamp``,
+  ``KafkaBatchInfo`` and the record itself in ``payload``, keyed by the record's key (built by
+  :mod:`devstack.on_failure`; https://docs.aws.amazon.com/lambda/latest/dg/kafka-on-failure-destination.html).
   Without a destination such records are discarded, as Lambda does.
 - A partition that is retried waits before its retry (0.5 s, doubling, at most 10 s; none after a bisect). AWS
   does not document its retry timing; this keeps a failing provider from being hammered locally.
@@ -43,10 +45,16 @@ from typing import Any
 from devstack.consume import to_kafka_record
 from devstack.lambda_context import LocalLambdaContext
 from devstack.msk_events import build_event
+from devstack.on_failure import (
+    RECORD_AGE_EXCEEDED,
+    RETRIES_EXHAUSTED,
+    UNHANDLED,
+    on_failure_document,
+    on_failure_record,
+)
 from devstack.template_config import KafkaTrigger
 from notifications.kafka.msk_event import KafkaRecord
 from notifications.kafka.producer import Publisher
-from notifications.records import dead_letter
 
 log = logging.getLogger("devstack.esm")
 
@@ -104,8 +112,15 @@ class InvalidResponse:
 
 @dataclass(frozen=True)
 class DeadLetter:
+    """A record the mapping gives up on, with what its on-failure record says about the failure."""
+
     record: KafkaRecord
     reason: str
+    # requestContext.condition and approximateInvokeCount; responseContext.functionError (None: the last
+    # invocation returned, e.g. with the record in batchItemFailures).
+    condition: str = RETRIES_EXHAUSTED
+    invocations: int = 0
+    function_error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -237,9 +252,11 @@ class _Builder:
     failures: dict[Partition, int] = field(default_factory=dict)
     dead: list[DeadLetter] = field(default_factory=list)
 
-    def expire(self, records: Iterable[KafkaRecord]) -> None:
+    def expire(self, records: Iterable[KafkaRecord], earlier: RetryPosition | None = None) -> None:
         reason = f"record older than MaximumRecordAgeInSeconds ({self.rules.maximum_record_age_seconds})"
-        self.dead.extend(DeadLetter(r, reason) for r in records)
+        for r in records:
+            invocations = earlier.failures if earlier is not None and earlier.offset == r.offset else 0
+            self.dead.append(DeadLetter(r, reason, condition=RECORD_AGE_EXCEEDED, invocations=invocations))
 
     def done(self, partition: Partition, end: int) -> None:
         self.commit[partition] = end
@@ -266,21 +283,23 @@ def decide(rules: Rules, state: MappingState, plan: BatchPlan, outcome: Outcome 
         records, too_old = invoked.get(partition, []), expired.get(partition, [])
         end = max(r.offset for r in records + too_old) + 1
         failed = records if error is not None else [r for r in records if r.offset in reported.get(partition, ())]
+        earlier = state.retries.get(partition)
         if not failed:
-            out.expire(too_old)
+            out.expire(too_old, earlier)
             out.done(partition, end)
             continue
         resume = failed[0].offset
-        earlier = state.retries.get(partition)
         count = (earlier.failures if earlier and earlier.offset == resume else 0) + (0 if bisect else 1)
         if not bisect and 0 <= rules.maximum_retry_attempts < count:
             reason = f"{error or 'reported in batchItemFailures'}; retries exhausted ({rules.maximum_retry_attempts})"
-            out.expire(too_old)
-            out.dead.extend(DeadLetter(r, reason) for r in failed)
+            function_error = UNHANDLED if isinstance(outcome, FunctionError) else None
+            out.expire(too_old, earlier)
+            # approximateInvokeCount: failures are counted for the offset the partition resumes from.
+            out.dead.extend(DeadLetter(r, reason, invocations=count, function_error=function_error) for r in failed)
             out.done(partition, end)
             continue
         # Records from ``resume`` on come back with the retry (an expired one is judged again then).
-        out.expire(r for r in too_old if r.offset < resume)
+        out.expire((r for r in too_old if r.offset < resume), earlier)
         out.retry(partition, resume, 0 if bisect else count)
     halves = state.pending_halves
     limit: int | None = None
@@ -496,8 +515,22 @@ class KafkaEventSourceMapping:
                     letter.reason,
                 )
             return True
+        now_ms = int(self._clock() * 1000)
         outgoing = [
-            dead_letter(letter.record, letter.reason, topic=topic, stage=f"esm-{self.trigger.function}")
+            on_failure_record(
+                topic,
+                letter.record,
+                on_failure_document(
+                    letter.record,
+                    condition=letter.condition,
+                    invocations=letter.invocations,
+                    function_error=letter.function_error,
+                    function=self.trigger.function,
+                    event_source_arn=LOCAL_CLUSTER_ARN,
+                    bootstrap_servers=self._bootstrap,
+                    now_ms=now_ms,
+                ),
+            )
             for letter in letters
         ]
         errors = [e for e in self._destination.publish_all(outgoing) if e is not None]

@@ -6,8 +6,10 @@ Deliveries come from the functions' own logs (``<data_dir>/logs/*.log``, JSON li
 them): a sender writes ``"delivered"`` only after the provider accepted the message, so a line here is a send
 that happened, not one that is merely queued (the channel topics only say that), and it is what ``sam logs
 --tail`` would show in AWS. Dead letters come from the ``notifications.dlq`` topic itself, because both the
-senders (poison records, permanent provider errors) and the event-source mappings' on-failure destination
-(exhausted retries, records too old) write there; the ``dlq-*`` headers say where each came from and why.
+senders and fanout (poison records, permanent provider errors; the original record with ``dlq-*`` headers) and the
+event-source mappings' on-failure destination (exhausted retries, records too old; AWS's JSON on-failure record
+with the original inside) write there. Both are read by ``notifications.dead_letters``: one line per original
+record, saying where it came from, which stage gave it up and why.
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from notifications.dead_letters import DeadLetter, read_dead_letters
 from notifications.kafka.msk_event import KafkaRecord
-from notifications.records import DLQ_REASON, DLQ_SOURCE_OFFSET, DLQ_SOURCE_PARTITION, DLQ_SOURCE_TOPIC, DLQ_STAGE
 
 DLQ_TOPIC = "notifications.dlq"
 
@@ -37,23 +39,23 @@ def delivery_line(entry: dict[str, Any]) -> str | None:
     )
 
 
-def dead_letter_line(record: KafkaRecord) -> str:
-    """The line for one record of the DLQ topic."""
-
-    def header(name: str) -> str:
-        value = record.header(name)
-        return value.decode("utf-8", "replace") if value is not None else "?"
-
+def _dead_letter_line(letter: DeadLetter) -> str:
+    original = letter.original
     try:
-        value = json.loads(record.value or b"")
+        value = json.loads(original.value or b"") if original is not None else {}
     except ValueError:
         value = {}
     value = value if isinstance(value, dict) else {}
-    when = datetime.fromtimestamp(record.timestamp / 1000, UTC).strftime("%H:%M:%S.%f")[:12]
-    notification = value.get("notification_id") or (record.key or b"?").decode("utf-8", "replace")
-    channel = value.get("channel") or header(DLQ_SOURCE_TOPIC).removeprefix("notifications.")
-    source = f"{header(DLQ_SOURCE_TOPIC)}-{header(DLQ_SOURCE_PARTITION)}@{header(DLQ_SOURCE_OFFSET)}"
-    return f"{when}  dead       {channel:<8} {notification}  from {source} by {header(DLQ_STAGE)}: {header(DLQ_REASON)}"
+    when = datetime.fromtimestamp(letter.dlq.timestamp / 1000, UTC).strftime("%H:%M:%S.%f")[:12]
+    notification = value.get("notification_id") or (letter.key or b"?").decode("utf-8", "replace")
+    channel = value.get("channel") or (original.topic.removeprefix("notifications.") if original else "?")
+    source = f"{original.topic}-{original.partition}@{original.offset}" if original else "?"
+    return f"{when}  dead       {channel:<8} {notification}  from {source} by {letter.stage}: {letter.reason}"
+
+
+def dead_letter_lines(record: KafkaRecord) -> list[str]:
+    """The lines for one record of the DLQ topic: one per original record it holds."""
+    return [_dead_letter_line(letter) for letter in read_dead_letters(record)]
 
 
 @dataclass
@@ -140,6 +142,7 @@ def follow(
                 out(line)
             for batch in consumer.poll(timeout_ms=300).values():
                 for record in batch:
-                    out(dead_letter_line(to_kafka_record(record)))
+                    for line in dead_letter_lines(to_kafka_record(record)):
+                        out(line)
     finally:
         consumer.close()

@@ -4,11 +4,15 @@
     notifications-redrive replay --offset N [--offset M ...] [--dry-run]
     notifications-redrive replay --all [--dry-run]
 
-``list`` prints, per dead letter: its DLQ position (the offset, ``partition:offset`` beyond partition 0), the
-source topic/partition/offset, the stage that dead-lettered it, the reason and the key. ``replay`` publishes the
-record's key, value and headers, without the ``dlq-*`` headers, to the topic named by ``dlq-source-topic``
-(acks=all, every acknowledgement checked). Replaying twice is safe: senders deduplicate on the delivery key, so a
-notification already sent is not sent again.
+Both kinds of dead letters are read (``notifications.dead_letters``): our stages' own (the original record with
+``dlq-*`` headers) and the Lambda Kafka triggers' on-failure records (AWS's JSON document with the original record
+in its ``payload``: https://docs.aws.amazon.com/lambda/latest/dg/kafka-on-failure-destination.html).
+
+``list`` prints, per original record: its DLQ position (the offset, ``partition:offset`` beyond partition 0), the
+source topic/partition/offset, the stage that gave it up, the reason (for a trigger's record, its condition first)
+and the key. ``replay`` publishes each original record's key, value and headers (without ``dlq-*`` headers) to its
+source topic (acks=all, every acknowledgement checked). Replaying twice is safe: senders deduplicate on the
+delivery key, so a notification already sent is not sent again.
 
 The cluster and its authentication are the functions' settings (``notifications.settings.KafkaSettings``):
 ``KAFKA_BOOTSTRAP_SERVERS``, ``KAFKA_SECURITY_PROTOCOL``, ``KAFKA_SASL_MECHANISM`` (``KAFKA_SASL_SECRET_ARN`` for
@@ -25,20 +29,13 @@ import os
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, TextIO
 
+from notifications.dead_letters import DeadLetter, read_dead_letters
 from notifications.errors import ConfigurationError
 from notifications.kafka.msk_event import KafkaRecord
 from notifications.kafka.producer import KafkaPublisher, OutgoingRecord, Publisher, producer_config
-from notifications.records import (
-    DLQ_HEADERS,
-    DLQ_REASON,
-    DLQ_SOURCE_OFFSET,
-    DLQ_SOURCE_PARTITION,
-    DLQ_SOURCE_TOPIC,
-    DLQ_STAGE,
-)
+from notifications.records import DLQ_SOURCE_TOPIC
 from notifications.settings import KafkaSettings
 
 # What a consumer takes from the producer's configuration: where the cluster is and how to authenticate to it.
@@ -55,47 +52,15 @@ def _text(value: bytes | None) -> str:
     return "" if value is None else value.decode("utf-8", "replace")
 
 
-@dataclass(frozen=True)
-class DeadLetter:
-    record: KafkaRecord
-
-    @property
-    def position(self) -> str:
-        """How ``list`` shows it and ``--offset`` takes it."""
-        if self.record.partition == 0:
-            return str(self.record.offset)
-        return f"{self.record.partition}:{self.record.offset}"
-
-    @property
-    def source_topic(self) -> str | None:
-        return _text(self.record.header(DLQ_SOURCE_TOPIC)) or None
-
-    @property
-    def source(self) -> str:
-        if self.source_topic is None:
-            return "?"
-        partition = _text(self.record.header(DLQ_SOURCE_PARTITION))
-        offset = _text(self.record.header(DLQ_SOURCE_OFFSET))
-        return f"{self.source_topic}/{partition}/{offset}"
-
-    @property
-    def reason(self) -> str:
-        return _text(self.record.header(DLQ_REASON)) or "?"
-
-    @property
-    def stage(self) -> str:
-        return _text(self.record.header(DLQ_STAGE)) or "?"
-
-    def replay_record(self) -> OutgoingRecord:
-        """The record as it was before it was dead-lettered."""
-        if self.source_topic is None:
-            raise RedriveError(f"DLQ record {self.position} has no {DLQ_SOURCE_TOPIC} header; it cannot be replayed")
-        return OutgoingRecord(
-            topic=self.source_topic,
-            key=self.record.key,
-            value=self.record.value or b"",
-            headers=tuple((name, value) for name, value in self.record.headers if name not in DLQ_HEADERS),
+def replay_record(dead_letter: DeadLetter) -> OutgoingRecord:
+    """The original record, as it was on its source topic before it was given up."""
+    original = dead_letter.original
+    if original is None:
+        raise RedriveError(
+            f"DLQ record {dead_letter.position} has no {DLQ_SOURCE_TOPIC} header and is no on-failure record; "
+            "it cannot be replayed"
         )
+    return OutgoingRecord(topic=original.topic, key=original.key, value=original.value or b"", headers=original.headers)
 
 
 def parse_position(text: str) -> tuple[int, int]:
@@ -184,18 +149,25 @@ def read_to_end(
         consumer.close()
 
 
-def read_dead_letters(settings: KafkaSettings, *, last: int | None = None) -> list[DeadLetter]:
-    """The DLQ up to its current end (the ``last`` N per partition if given)."""
-    return [DeadLetter(record) for record in read_to_end(settings, settings.topic_dlq, last=last)]
+def read_dlq(settings: KafkaSettings, *, last: int | None = None) -> list[DeadLetter]:
+    """Every original record on the DLQ up to its current end (of the ``last`` N DLQ records per partition)."""
+    return [
+        letter
+        for record in read_to_end(settings, settings.topic_dlq, last=last)
+        for letter in read_dead_letters(record)
+    ]
 
 
 def select(dead_letters: Sequence[DeadLetter], positions: Sequence[tuple[int, int]]) -> list[DeadLetter]:
-    """The dead letters at ``positions``, in the order asked; an unknown position is an error."""
-    by_position = {(d.record.partition, d.record.offset): d for d in dead_letters}
+    """The dead letters at ``positions`` (all the originals a DLQ record holds), in the order asked; an unknown
+    position is an error."""
+    by_position: dict[tuple[int, int], list[DeadLetter]] = {}
+    for letter in dead_letters:
+        by_position.setdefault((letter.dlq.partition, letter.dlq.offset), []).append(letter)
     missing = [f"{p}:{o}" if p else str(o) for p, o in positions if (p, o) not in by_position]
     if missing:
         raise RedriveError(f"no DLQ record at {', '.join(missing)}")
-    return [by_position[position] for position in dict.fromkeys(positions)]
+    return [letter for position in dict.fromkeys(positions) for letter in by_position[position]]
 
 
 def replay(dead_letters: Sequence[DeadLetter], publisher: Publisher) -> list[Exception | None]:
@@ -204,7 +176,7 @@ def replay(dead_letters: Sequence[DeadLetter], publisher: Publisher) -> list[Exc
     results: list[Exception | None] = [None] * len(dead_letters)
     for index, dead_letter in enumerate(dead_letters):
         try:
-            plan.append((index, dead_letter.replay_record()))
+            plan.append((index, replay_record(dead_letter)))
         except RedriveError as exc:
             results[index] = exc
     for (index, _), error in zip(plan, publisher.publish_all([record for _, record in plan]), strict=True):
@@ -219,24 +191,28 @@ def _settings(args: argparse.Namespace) -> KafkaSettings:
 
 
 def _cmd_list(args: argparse.Namespace, out: TextIO) -> int:
-    dead_letters = read_dead_letters(_settings(args), last=args.limit)
-    if args.limit is not None:  # the newest N over all partitions
-        dead_letters = sorted(dead_letters, key=lambda d: d.record.timestamp)[-args.limit :]
-        dead_letters.sort(key=lambda d: (d.record.partition, d.record.offset))
+    dead_letters = read_dlq(_settings(args), last=args.limit)
+    if args.limit is not None:  # the newest N DLQ records over all partitions
+        newest = sorted({(d.dlq.timestamp, d.dlq.partition, d.dlq.offset) for d in dead_letters})[-args.limit :]
+        kept = {(partition, offset) for _, partition, offset in newest}
+        dead_letters = [d for d in dead_letters if (d.dlq.partition, d.dlq.offset) in kept]
     out.write("OFFSET\tSOURCE\tSTAGE\tREASON\tKEY\n")
     for d in dead_letters:
-        out.write(f"{d.position}\t{d.source}\t{d.stage}\t{d.reason}\t{_text(d.record.key)}\n")
+        out.write(f"{d.position}\t{d.source}\t{d.stage}\t{d.reason}\t{_text(d.key)}\n")
     return 0
+
+
+def _target(dead_letter: DeadLetter) -> str:
+    return dead_letter.original.topic if dead_letter.original else "(not replayable: no source topic)"
 
 
 def _cmd_replay(args: argparse.Namespace, out: TextIO) -> int:
     settings = _settings(args)
-    dead_letters = read_dead_letters(settings)
+    dead_letters = read_dlq(settings)
     chosen = list(dead_letters) if args.all else select(dead_letters, args.offset)
     if args.dry_run:
         for d in chosen:
-            target = d.source_topic or "(not replayable: no source topic)"
-            out.write(f"would replay {d.position} -> {target} key={_text(d.record.key)}\n")
+            out.write(f"would replay {d.position} -> {_target(d)} key={_text(d.key)}\n")
         return 0
     publisher = KafkaPublisher(settings)
     try:
@@ -246,7 +222,7 @@ def _cmd_replay(args: argparse.Namespace, out: TextIO) -> int:
     failed = 0
     for d, error in zip(chosen, results, strict=True):
         if error is None:
-            out.write(f"replayed {d.position} -> {d.source_topic} key={_text(d.record.key)}\n")
+            out.write(f"replayed {d.position} -> {_target(d)} key={_text(d.key)}\n")
         else:
             failed += 1
             out.write(f"NOT replayed {d.position}: {type(error).__name__}: {error}\n")

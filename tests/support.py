@@ -14,7 +14,7 @@ from devstack.stack import StackConfig
 from notifications import aws, settings
 from notifications.kafka.producer import OutgoingRecord
 from notifications.models import Channel, ChannelStatus, DeliveryState, NotificationStatus
-from notifications.runtime import fanout, ingest, sender
+from notifications.runtime import dlq, fanout, ingest, sender
 
 SAMPLE_REQUEST: dict[str, Any] = {
     "id": "8f58c11d-ebc2-4ca7-a934-226e2bb6192c",
@@ -65,6 +65,8 @@ def reset_runtime() -> None:
         ingest.ingest_runtime,
         fanout.fanout_runtime,
         sender.delivery_runtime,
+        dlq.dead_letter_settings,
+        dlq.dead_letter_runtime,
     ):
         factory.cache_clear()
 

@@ -6,6 +6,7 @@ happened (or a generous deadline passed), then the test checks invocations, comm
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import uuid
@@ -19,10 +20,11 @@ from devstack.broker import ensure_topics
 from devstack.consume import read_topic
 from devstack.esm import KafkaEventSourceMapping
 from devstack.template_config import KafkaTrigger
+from notifications.dead_letters import read_dead_letters
 from notifications.kafka.msk_event import KafkaRecord, read_event
 from notifications.kafka.producer import KafkaPublisher
-from notifications.records import DLQ_REASON, DLQ_SOURCE_OFFSET, DLQ_SOURCE_PARTITION, DLQ_SOURCE_TOPIC, DLQ_STAGE
 from notifications.settings import KafkaSettings
+from tests.on_failure_example import documented_example, shape
 
 Respond = Callable[[list[KafkaRecord], int], object]
 
@@ -232,19 +234,52 @@ def test_exhausted_retries_go_to_the_kafka_destination_with_their_origin_and_the
         wait_until(lambda: committed(kafka_bootstrap, mapping_trigger.consumer_group_id).get(0) == 4)
         dead = read_topic(kafka_bootstrap, dlq, until=lambda found: len(found) >= 1)
 
-    # Then the first attempt and two retries ran, and exactly the failing record is on the DLQ, as it was, with
-    # headers naming the source partition and offset, the mapping and the reason
+    # Then the first attempt and two retries ran, and exactly the failing record is on the DLQ in AWS's
+    # on-failure record format (kafka-on-failure-destination.html): keyed like the original, the condition and
+    # invocation count in requestContext, the record as it was (headers included) in the payload
     assert function.offsets() == [[0, 1, 2, 3], [1, 2, 3], [1, 2, 3]]
     assert (running.mapping.stats.invocations, running.mapping.stats.dead_letters) == (3, 1)
     assert len(dead) == 1
-    letter = dead[0]
-    assert (letter.key, letter.value) == (b"k1", b"p0-1")
-    assert letter.header("correlation-id") == b"c-1"
-    assert letter.header(DLQ_SOURCE_TOPIC) == topic.encode()
-    assert letter.header(DLQ_SOURCE_PARTITION) == b"0"
-    assert letter.header(DLQ_SOURCE_OFFSET) == b"1"
-    assert letter.header(DLQ_STAGE) == b"esm-TestFunction"
-    assert letter.header(DLQ_REASON) == b"reported in batchItemFailures; retries exhausted (2)"
+    assert (dead[0].key, dead[0].headers) == (b"k1", ())
+    document = json.loads(dead[0].value)
+    assert document["requestContext"]["condition"] == "RetriesExhausted"
+    assert document["requestContext"]["approximateInvokeCount"] == 3
+    assert document["requestContext"]["functionArn"].endswith(":function:TestFunction:$LATEST")
+    # The function answered (batchItemFailures), so no functionError: see devstack.on_failure
+    assert document["responseContext"] == {"statusCode": 200, "executedVersion": "$LATEST"}
+    assert document["KafkaBatchInfo"]["recordInfo"]["offset"] == "1"
+    [letter] = read_dead_letters(dead[0])
+    assert letter.source == f"{topic}/0/1"
+    assert letter.original is not None
+    assert (letter.original.key, letter.original.value) == (b"k1", b"p0-1")
+    assert letter.original.header("correlation-id") == b"c-1"
+    assert letter.stage == "esm-TestFunction"
+
+
+def test_the_emulators_on_failure_record_matches_awss_documented_example_field_for_field(
+    kafka_bootstrap, topics, producer
+):
+    # Given a record whose function raises every time, one retry allowed (AWS's example is a function error)
+    topic, dlq = topics
+    produce(producer, topic, 0, 1)
+    function = Function(lambda records, call: RuntimeError("provider down"))
+    mapping_trigger = trigger(topic, dlq, maximum_retry_attempts=1)
+
+    # When the mapping gives up on it
+    with Running(kafka_bootstrap, mapping_trigger, function):
+        wait_until(lambda: committed(kafka_bootstrap, mapping_trigger.consumer_group_id).get(0) == 1)
+        [dead] = read_topic(kafka_bootstrap, dlq, until=lambda found: len(found) >= 1)
+
+    # Then what landed on the destination topic has the documented keys with the documented value types
+    document = json.loads(dead.value)
+    assert shape(document) == shape(documented_example())
+    assert document["responseContext"] == {
+        "statusCode": 200,
+        "executedVersion": "$LATEST",
+        "functionError": "Unhandled",
+    }
+    assert (document["requestContext"]["approximateInvokeCount"], document["KafkaBatchInfo"]["batchSize"]) == (2, 1)
+    assert document["KafkaBatchInfo"]["bootstrapServers"] == kafka_bootstrap
 
 
 def test_records_older_than_the_maximum_age_skip_the_function(kafka_bootstrap, topics, producer):
@@ -260,10 +295,13 @@ def test_records_older_than_the_maximum_age_skip_the_function(kafka_bootstrap, t
         wait_until(lambda: committed(kafka_bootstrap, mapping_trigger.consumer_group_id).get(0) == 3)
         dead = read_topic(kafka_bootstrap, dlq, until=lambda found: len(found) >= 2)
 
-    # Then the function only saw the fresh record, and the old ones are on the DLQ with the reason
+    # Then the function only saw the fresh record, and the old ones are on the DLQ as on-failure records saying
+    # they were too old, never invoked
     assert [r.offset for r in function.seen()] == [2]
-    assert sorted(int(d.header(DLQ_SOURCE_OFFSET)) for d in dead) == [0, 1]
-    assert {d.header(DLQ_REASON) for d in dead} == {b"record older than MaximumRecordAgeInSeconds (3600)"}
+    letters = [letter for record in dead for letter in read_dead_letters(record)]
+    assert sorted(letter.source for letter in letters) == [f"{topic}/0/0", f"{topic}/0/1"]
+    assert {letter.condition for letter in letters} == {"RecordAgeExceeded"}
+    assert all(json.loads(d.value)["responseContext"] is None for d in dead)
 
 
 def test_a_new_mapping_in_the_same_group_resumes_from_committed_offsets(kafka_bootstrap, topics, producer):

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
+from notifications.runtime.dlq import DeadLetterSettings
 from notifications.settings import FanoutSettings, IngestSettings, SenderSettings
 from tests.template.conftest import (
     CHANNELS,
@@ -35,6 +36,8 @@ KAFKA_FUNCTIONS = {
     "SmsSenderFunction": "notifications.sms",
     "WebhookSenderFunction": "notifications.webhook",
 }
+# Reads the DLQ; its trigger cannot dead-letter to its own source topic.
+DLQ_FUNCTION = "DlqFunction"
 LITERAL_TRIGGER_SETTINGS = {
     "Topics": list,
     "StartingPosition": str,
@@ -142,7 +145,7 @@ def test_kafka_functions_report_batch_item_failures_and_dead_letter(
     template: dict[str, Any], cluster_type: str
 ) -> None:
     triggers = kafka_triggers(template, cluster_type)
-    assert set(triggers) == set(KAFKA_FUNCTIONS)
+    assert set(triggers) == {*KAFKA_FUNCTIONS, DLQ_FUNCTION}
     for function, topic in KAFKA_FUNCTIONS.items():
         (trigger,) = triggers[function]
         assert trigger["Topics"] == [topic]
@@ -161,18 +164,31 @@ def test_kafka_functions_report_batch_item_failures_and_dead_letter(
             assert {"SASL_SCRAM_512_AUTH", "VPC_SUBNET", "VPC_SECURITY_GROUP"} <= types
 
 
+def test_the_dlq_function_reads_every_dead_letter_and_never_drops_one(template: dict[str, Any]) -> None:
+    (trigger,) = kafka_triggers(template)[DLQ_FUNCTION]
+    assert trigger["Topics"] == ["notifications.dlq"]
+    assert trigger["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    # Lambda refuses an on-failure destination that is one of the source topics (kafka-on-failure-destination.html,
+    # "Recursion prevention"); without one, records are retried until processed, never discarded.
+    assert "DestinationConfig" not in trigger
+    assert (trigger["MaximumRetryAttempts"], trigger["MaximumRecordAgeInSeconds"]) == (-1, -1)
+    props = functions(template)[DLQ_FUNCTION]["Properties"]
+    assert (props["CodeUri"].rstrip("/"), props["Handler"]) == ("functions/dlq", "dlq_handler.handler")
+
+
 def test_trigger_settings_are_literal_for_the_local_runner(template: dict[str, Any]) -> None:
     """The local runner reads these from template.yaml; an intrinsic here would hide the value from it."""
     consumer_groups = set()
     for function, (trigger,) in kafka_triggers(template).items():
         for key, kind in LITERAL_TRIGGER_SETTINGS.items():
             assert isinstance(trigger.get(key), kind), f"{function}.{key} = {trigger.get(key)!r}"
-        assert isinstance(trigger["DestinationConfig"]["OnFailure"]["Destination"], str)
+        if function != DLQ_FUNCTION:
+            assert isinstance(trigger["DestinationConfig"]["OnFailure"]["Destination"], str)
         assert 60 <= trigger["MaximumRecordAgeInSeconds"] <= 604800 or trigger["MaximumRecordAgeInSeconds"] == -1
         consumer_groups.add(trigger["ConsumerGroupId"])
         raw = template["Resources"][trigger["Resource"]]["Properties"]
         assert "Fn::If" not in str({k: raw[k] for k in LITERAL_TRIGGER_SETTINGS if k in raw}), function
-    assert len(consumer_groups) == len(KAFKA_FUNCTIONS), "consumer groups must be unique per function"
+    assert len(consumer_groups) == len(KAFKA_FUNCTIONS) + 1, "consumer groups must be unique per function"
     # The same consumer group whichever cluster type is deployed.
     assert {f: t[0]["ConsumerGroupId"] for f, t in kafka_triggers(template, "SelfManaged").items()} == {
         f: t[0]["ConsumerGroupId"] for f, t in kafka_triggers(template, "MSK").items()
@@ -237,6 +253,7 @@ SETTINGS_BY_HANDLER = {
     "ingest_handler.handler": IngestSettings,
     "fanout_handler.handler": FanoutSettings,
     "sender_handler.handler": SenderSettings,
+    "dlq_handler.handler": DeadLetterSettings,
 }
 
 

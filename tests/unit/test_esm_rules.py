@@ -328,6 +328,10 @@ def test_exhausted_retries_send_the_failed_records_to_the_destination_and_the_pa
         (41, "reported in batchItemFailures; retries exhausted (2)")
     ]
     assert last.state.retries == {}
+    # And its on-failure record says so as AWS does: retries exhausted after three invocations, and no function
+    # error, since the function answered (it named the record in batchItemFailures)
+    [letter] = last.dead_letters
+    assert (letter.condition, letter.invocations, letter.function_error) == ("RetriesExhausted", 3, None)
 
 
 def test_only_records_that_failed_in_the_last_attempt_are_dead_lettered():
@@ -350,6 +354,9 @@ def test_exhausted_retries_after_an_error_dead_letter_the_whole_batch_with_the_e
         (10, "function error: ValueError: bad; retries exhausted (2)"),
         (11, "function error: ValueError: bad; retries exhausted (2)"),
     ]
+    assert {(d.condition, d.invocations, d.function_error) for d in decision.dead_letters} == {
+        ("RetriesExhausted", 3, "Unhandled")
+    }
     assert decision.commit == {(TOPIC, 0): 12}
     assert decision.seek == {}
 
@@ -483,6 +490,9 @@ def test_records_older_than_the_maximum_age_go_to_the_destination_without_an_inv
         (1, "record older than MaximumRecordAgeInSeconds (60)"),
         (2, "record older than MaximumRecordAgeInSeconds (60)"),
     ]
+    assert {(d.condition, d.invocations, d.function_error) for d in decision.dead_letters} == {
+        ("RecordAgeExceeded", 0, None)
+    }
     assert decision.commit == {(TOPIC, 0): 5}
 
 

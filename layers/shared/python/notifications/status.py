@@ -98,6 +98,21 @@ class DynamoStatusStore:
             notification_id, channel, expression, values, condition="attribute_not_exists(#state) OR #state <> :sent"
         )
 
+    def record_dead_lettered(self, notification_id: UUID, channel: Channel, reason: str) -> None:
+        """Failed for good, the record being on the DLQ; unlike ``record_failure`` this is not a delivery attempt."""
+        self._update(
+            notification_id,
+            channel,
+            "SET #state = :failed, last_error = :reason, updated_at = :now, attempts = if_not_exists(attempts, :zero)",
+            {
+                ":failed": {"S": DeliveryState.FAILED.value},
+                ":reason": {"S": reason[:_MAX_ERROR]},
+                ":zero": {"N": "0"},
+                ":sent": {"S": DeliveryState.SENT.value},
+            },
+            condition="attribute_not_exists(#state) OR #state <> :sent",
+        )
+
     def get(self, notification_id: UUID) -> NotificationStatus | None:
         response = self._ddb.query(
             TableName=self._table,
