@@ -583,14 +583,37 @@ class KafkaEventSourceMapping:
 
     last_invocation: float = 0.0
     invoking: bool = False
+    # Since when polls come back empty although an assigned partition has records beyond its position.
+    behind_since: float | None = None
+    _lag_checked: float = 0.0
 
     def stalled_for(self) -> float:
-        """Seconds this mapping has made no progress: a poll that does not return, or a partition waiting for a
-        retry (back-off is at most 10 s) that is never redelivered (its fetch never resumes)."""
+        """Seconds this mapping has made no progress: a poll that does not return, a partition waiting for a
+        retry (back-off is at most 10 s) that is never redelivered (its fetch never resumes), or a partition with
+        records that polls never return."""
         now = time.monotonic()
         polling = 0.0 if self.polling_since is None else now - self.polling_since
         waiting = now - self.last_invocation if self._state.retries and not self.invoking else 0.0
-        return max(polling, waiting)
+        behind = 0.0 if self.behind_since is None else now - self.behind_since
+        return max(polling, waiting, behind)
+
+    def _check_lag(self, consumer: Any) -> None:
+        """After an empty poll (every few seconds): is an unpaused partition behind its end offset? kafka-python
+        3.0 can stop fetching a partition after a broker restart; the watchdog then replaces the environment."""
+        now = time.monotonic()
+        if now - self._lag_checked < 5.0:
+            return
+        self._lag_checked = now
+        try:
+            assigned = set(consumer.assignment()) - set(consumer.paused())
+            ends = consumer.end_offsets(list(assigned)) if assigned else {}
+            behind = any(consumer.position(tp) < ends[tp] for tp in assigned)
+        except Exception:  # a broker that is away says nothing about this consumer
+            return
+        if not behind:
+            self.behind_since = None
+        elif self.behind_since is None:
+            self.behind_since = now
 
     def run(self, stop: threading.Event) -> None:
         """Poll and invoke until ``stop`` is set; the consumer leaves its group cleanly."""
@@ -601,7 +624,11 @@ class KafkaEventSourceMapping:
                 self.polling_since = time.monotonic()
                 polled = self._gather(consumer, stop)
                 self.polling_since = None
-                if not polled or stop.is_set():
+                if not polled:
+                    self._check_lag(consumer)
+                    continue
+                self.behind_since = None
+                if stop.is_set():
                     continue  # records polled while stopping are not committed: the next run gets them
                 records = [to_kafka_record(r) for r in polled]
                 self._apply(consumer, records, self.handle(records))

