@@ -12,14 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
+from devstack.template_config import expand_template
 from notifications.settings import FanoutSettings, IngestSettings, SenderSettings
 from tests.template.conftest import (
     CHANNELS,
     ROOT,
     TEMPLATE,
-    CfnLoader,
     conditions_for,
     function_environment,
     functions,
@@ -28,12 +27,10 @@ from tests.template.conftest import (
     resolve,
 )
 
+# Every Kafka consumer and its topic; senders are named after their channel (email -> EmailSenderFunction).
 KAFKA_FUNCTIONS = {
     "FanoutFunction": "notifications.requested",
-    "EmailSenderFunction": "notifications.email",
-    "SlackSenderFunction": "notifications.slack",
-    "SmsSenderFunction": "notifications.sms",
-    "WebhookSenderFunction": "notifications.webhook",
+    **{f"{channel.capitalize()}SenderFunction": f"notifications.{channel}" for channel in CHANNELS},
 }
 LITERAL_TRIGGER_SETTINGS = {
     "Topics": list,
@@ -55,17 +52,22 @@ def _code_dir(props: dict[str, Any]) -> Path:
 # ------------------------------------------------------------------ loader
 
 
-def test_loader_understands_short_intrinsics() -> None:
-    doc = yaml.load(
-        "a: !Ref X\nb: !GetAtt T.Arn\nc: !Sub 'x-${Y}'\nd: !If [C, 1, !Ref AWS::NoValue]\ne: !Split [',', !Ref L]\n",
-        Loader=CfnLoader,
+def test_loader_understands_short_intrinsics(tmp_path: Path) -> None:
+    path = tmp_path / "t.yaml"
+    path.write_text(
+        "a: !Ref X\nb: !GetAtt T.Arn\nc: !Sub 'x-${Y}'\nd: !If [C, 1, !Ref AWS::NoValue]\ne: !Split [',', !Ref L]\n"
+        "f: !Ref {Fn::Sub: '${Z}Function'}\n",
+        encoding="utf-8",
     )
+    doc = load_template(path)
     assert doc["a"] == {"Ref": "X"}
     assert doc["b"] == {"Fn::GetAtt": ["T", "Arn"]}
     assert doc["c"] == {"Fn::Sub": "x-${Y}"}
     assert doc["d"] == {"Fn::If": ["C", 1, {"Ref": "AWS::NoValue"}]}
     assert doc["e"] == {"Fn::Split": [",", {"Ref": "L"}]}
-    assert load_template(TEMPLATE)["Transform"] == "AWS::Serverless-2016-10-31"
+    assert doc["f"] == {"Ref": {"Fn::Sub": "${Z}Function"}}
+    # AWS::LanguageExtensions must come before the SAM transform (AWS doc: AWS::LanguageExtensions transform).
+    assert load_template(TEMPLATE)["Transform"] == ["AWS::LanguageExtensions", "AWS::Serverless-2016-10-31"]
 
 
 # ------------------------------------------------------------------ functions and code
@@ -179,9 +181,19 @@ def test_trigger_settings_are_literal_for_the_local_runner(template: dict[str, A
     }
 
 
+def _created_topics(template: dict[str, Any]) -> dict[str, str]:
+    """{topic: logical id of the custom resource that creates it}."""
+    return {
+        topic: name
+        for name, res in template["Resources"].items()
+        if res["Type"] == "Custom::KafkaTopics"
+        for topic in res["Properties"]["Topics"]
+    }
+
+
 def test_every_channel_has_a_sender_a_topic_and_a_trigger(template: dict[str, Any]) -> None:
     fns = functions(template)
-    topics = template["Resources"]["KafkaTopics"]["Properties"]["Topics"]
+    topics = _created_topics(template)
     assert {"notifications.requested", "notifications.dlq"} <= set(topics)
     triggers = kafka_triggers(template)
     senders = {}
@@ -198,16 +210,19 @@ def test_every_channel_has_a_sender_a_topic_and_a_trigger(template: dict[str, An
         assert triggers[senders[channel]][0]["ConsumerGroupId"] == f"notifications-sender-{channel}"
 
 
-def test_topic_custom_resource(template: dict[str, Any]) -> None:
-    topics = template["Resources"]["KafkaTopics"]
-    assert topics["Type"].startswith("Custom::")
-    props = topics["Properties"]
-    assert props["ServiceToken"] == {"Fn::GetAtt": ["TopicsFunction", "Arn"]}
-    assert props["Partitions"] == {"Ref": "TopicPartitions"}
-    assert props["ReplicationFactor"] == 3
-    assert props["MinInsyncReplicas"] == 2
+def test_topic_custom_resources(template: dict[str, Any]) -> None:
+    created = _created_topics(template)
+    for name in set(created.values()):
+        props = template["Resources"][name]["Properties"]
+        assert props["ServiceToken"] == {"Fn::GetAtt": ["TopicsFunction", "Arn"]}, name
+        assert props["Partitions"] == {"Ref": "TopicPartitions"}, name
+        assert props["ReplicationFactor"] == 3, name
+        assert props["MinInsyncReplicas"] == 2, name
+    # A trigger starts only once its topic and the dead-letter topic (its on-failure destination) exist.
     for (trigger,) in kafka_triggers(template).values():
-        assert "KafkaTopics" in template["Resources"][trigger["Resource"]].get("DependsOn", "")
+        depends_on = template["Resources"][trigger["Resource"]].get("DependsOn", [])
+        needed = {created[topic] for topic in [*trigger["Topics"], "notifications.dlq"]}
+        assert needed <= set([depends_on] if isinstance(depends_on, str) else depends_on), trigger["Resource"]
 
 
 # ------------------------------------------------------------------ environment, IAM, data
@@ -269,16 +284,27 @@ def test_secrets_are_passed_by_reference(template: dict[str, Any]) -> None:
 
 
 def _policy_statements(template: dict[str, Any], cluster_type: str) -> list[tuple[str, dict[str, Any]]]:
-    resources = resolve(template["Resources"], conditions_for(cluster_type))
+    """(function, statement) for every statement a function's role gets: inline, managed (by Ref) or attached."""
+    conditions = conditions_for(cluster_type)
+    resources = resolve(template["Resources"], conditions)
     found = []
     for name, res in resources.items():
+        if res["Type"] != "AWS::Serverless::Function":
+            continue
         documents = []
-        if res["Type"] == "AWS::IAM::ManagedPolicy":
-            documents.append(res["Properties"]["PolicyDocument"])
-        elif res["Type"] == "AWS::Serverless::Function":
-            documents += [p for p in res["Properties"].get("Policies", []) if isinstance(p, dict) and "Statement" in p]
+        for policy in res["Properties"].get("Policies", []):
+            if isinstance(policy, dict) and "Statement" in policy:
+                documents.append(policy)
+            elif isinstance(policy, dict) and set(policy) == {"Ref"} and policy["Ref"] in resources:
+                documents.append(resources[policy["Ref"]]["Properties"]["PolicyDocument"])
+        for attached in resources.values():
+            roles = attached.get("Properties", {}).get("Roles", [])
+            active = "Condition" not in attached or conditions[attached["Condition"]]
+            if attached["Type"] == "AWS::IAM::Policy" and active:
+                documents += [attached["Properties"]["PolicyDocument"]] if {"Ref": f"{name}Role"} in roles else []
         for document in documents:
-            found += [(name, statement) for statement in document["Statement"]]
+            statements = document["Statement"]
+            found += [(name, statement) for statement in (statements if isinstance(statements, list) else [statements])]
     return found
 
 
@@ -298,6 +324,14 @@ def test_least_privilege(template: dict[str, Any], cluster_type: str) -> None:
     sms = [s for n, s in statements if n == "SmsSenderFunction" and s["Action"] == "sns:Publish"]
     assert sms and sms[0]["Resource"] == "*"
     assert not [s for n, s in statements if n != "SmsSenderFunction" and "sns:Publish" in str(s["Action"])]
+    # Each sender reads only its own channel's topic and consumer group.
+    for function, topic in KAFKA_FUNCTIONS.items():
+        read = [s for n, s in statements if n == function and "kafka-cluster:ReadData" in s["Action"]]
+        if cluster_type == "MSK":
+            assert len(read) == 1 and str(read[0]["Resource"]).count("notifications.") == 1, function
+            assert f"/{topic}" in str(read[0]["Resource"]), function
+        else:
+            assert not read, function
 
 
 def test_tables_have_pitr_sse_on_demand_and_expected_keys(template: dict[str, Any]) -> None:
@@ -329,6 +363,8 @@ def test_alarms_cover_errors_and_offset_lag_per_function_and_the_dlq(template: d
 
     assert set(functions(template)) <= watched("Errors")
     assert set(KAFKA_FUNCTIONS) <= watched("OffsetLag")
+    # Records a trigger could not hand to its on-failure destination (kafka://notifications.dlq).
+    assert set(KAFKA_FUNCTIONS) <= watched("DestinationDeliveryFailures")
     assert any("dlq" in a.get("AlarmDescription", "").lower() for a in alarms)
 
 
@@ -355,18 +391,10 @@ def test_dlq_alarm_watches_metrics_the_code_emits(template: dict[str, Any]) -> N
 
 def test_outputs(template: dict[str, Any]) -> None:
     outputs = template["Outputs"]
-    for name in (
-        "ApiUrl",
-        "StatusTableName",
-        "IdempotencyTableName",
-        "IngestFunctionName",
-        "FanoutFunctionName",
-        "EmailSenderFunctionName",
-        "SlackSenderFunctionName",
-        "SmsSenderFunctionName",
-        "WebhookSenderFunctionName",
-    ):
+    for name in ("ApiUrl", "StatusTableName", "IdempotencyTableName"):
         assert name in outputs, name
+    for function in functions(template):
+        assert outputs[f"{function}Name"] == {"Value": {"Ref": function}}, function
 
 
 # ------------------------------------------------------------------ samconfig.toml
@@ -436,8 +464,9 @@ def test_sam_build(sam: str, sam_env: dict[str, str], tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    built = load_template(build_dir / "template.yaml")
-    for name, res in functions(template := load_template()).items():
+    # The built template keeps the loops (CloudFormation expands them at deploy time).
+    built = expand_template(load_template(build_dir / "template.yaml"))
+    for name, res in functions(template := expand_template(load_template())).items():
         handler_module = res["Properties"]["Handler"].rpartition(".")[0]
         assert (build_dir / name / f"{handler_module}.py").is_file(), name
     assert set(functions(built)) == set(functions(template))
