@@ -1,10 +1,7 @@
 """What the local stack needs from ``template.yaml``: the functions, their literal environment and Kafka triggers.
 
-The template is read as CloudFormation sees it after ``AWS::LanguageExtensions``: :func:`expand_template` expands
-``Fn::ForEach`` with SAM CLI's own implementation of the transform (``samcli.lib.cfn_language_extensions``, which
-runs offline) and then resolves what the transform resolves without parameter values: ``Fn::FindInMap`` with
-literal keys (with its ``DefaultValue``) and ``Fn::Sub`` over literal values. AWS docs: "Fn::ForEach" and
-"Fn::FindInMap enhancements" (CloudFormation template reference), "AWS::LanguageExtensions transform".
+The template is read expanded, as CloudFormation deploys it (``devstack.template_expansion``: ``Fn::ForEach`` loops
+and literal ``Fn::FindInMap`` lookups resolved).
 
 Kafka triggers are read from both places SAM allows: ``AWS::Lambda::EventSourceMapping`` resources (FunctionName
 ``!Ref``/``!GetAtt`` of a function) and ``Events`` of Type ``MSK`` / ``SelfManagedKafka`` on a function.
@@ -18,25 +15,27 @@ unless ``a`` is ``AWS::NoValue`` (then ``b``): the template puts the same litera
 from __future__ import annotations
 
 import argparse
-import copy
 import json
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from samcli.lib.cfn_language_extensions.exceptions import InvalidTemplateException  # type: ignore[import-untyped]
-from samcli.lib.cfn_language_extensions.models import TemplateProcessingContext  # type: ignore[import-untyped]
-from samcli.lib.cfn_language_extensions.processors import (  # type: ignore[import-untyped]
-    ForEachProcessor,
-    TemplateParsingProcessor,
-)
-from samcli.lib.cfn_language_extensions.resolvers import (  # type: ignore[import-untyped]
-    FnRefResolver,
-    IntrinsicResolver,
-)
+from devstack.template_expansion import TemplateError, expand_template, load_yaml
+
+__all__ = [
+    "DEFAULT_TEMPLATE",
+    "FunctionSpec",
+    "HttpRoute",
+    "KafkaTrigger",
+    "Template",
+    "TemplateError",
+    "channel_names",
+    "expand_template",
+    "expanded_template",
+    "load_template",
+    "load_yaml",
+]
 
 DEFAULT_TEMPLATE = Path(__file__).resolve().parents[1] / "template.yaml"
 
@@ -48,10 +47,6 @@ DEFAULT_BATCHING_WINDOW_SECONDS = 0.5
 RETRIES_WITH_DESTINATION = 10
 
 StartingPosition = Literal["TRIM_HORIZON", "LATEST"]
-
-
-class TemplateError(ValueError):
-    """template.yaml does not describe something the local stack can run."""
 
 
 @dataclass(frozen=True)
@@ -70,141 +65,6 @@ class _NoValue:
 NO_VALUE = _NoValue()
 
 
-class _CfnLoader(yaml.SafeLoader):
-    """SafeLoader that turns every ``!Tag`` into its long form (``!Ref X`` -> ``{"Ref": "X"}``)."""
-
-
-def _construct_intrinsic(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
-    value: Any
-    if isinstance(node, yaml.ScalarNode):
-        value = loader.construct_scalar(node)
-        if suffix == "GetAtt" and isinstance(value, str):
-            value = value.split(".", 1)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
-    return {suffix if suffix in ("Ref", "Condition") else f"Fn::{suffix}": value}
-
-
-_CfnLoader.add_multi_constructor("!", _construct_intrinsic)
-
-
-def load_yaml(path: Path) -> dict[str, Any]:
-    """The template as written, intrinsic functions in their long (JSON) form."""
-    with path.open(encoding="utf-8") as handle:
-        data = yaml.load(handle, Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass with one extra constructor
-    if not isinstance(data, dict):
-        raise TemplateError(f"{path} is not a CloudFormation template")
-    return data
-
-
-# ------------------------------------------------------------------ AWS::LanguageExtensions
-
-LANGUAGE_EXTENSIONS = "AWS::LanguageExtensions"
-_EXPANDED_SECTIONS = ("Conditions", "Resources", "Outputs")  # where Fn::ForEach may appear (AWS doc: Fn::ForEach)
-_SUB_VARIABLE = re.compile(r"\$\{([^!}][^}]*)\}")  # ${Name}; ${!Name} is the escape for a literal "${Name}"
-
-
-def _transforms(data: Mapping[str, Any]) -> list[Any]:
-    declared = data.get("Transform") or []
-    return list(declared) if isinstance(declared, list) else [declared]
-
-
-def _has_for_each(value: Any) -> bool:
-    if isinstance(value, dict):
-        return any(str(k).startswith("Fn::ForEach::") or _has_for_each(v) for k, v in value.items())
-    return isinstance(value, list) and any(map(_has_for_each, value))
-
-
-def _parameter_values(data: Mapping[str, Any], overrides: Mapping[str, str]) -> dict[str, Any]:
-    """Defaults, then overrides: what a ``Ref`` to a parameter (e.g. a ForEach collection) stands for here."""
-    parameters = data.get("Parameters") or {}
-    values = {
-        name: spec["Default"] for name, spec in parameters.items() if isinstance(spec, dict) and "Default" in spec
-    }
-    return {**values, **overrides}
-
-
-def _simplify_sub(value: Any) -> Any:
-    """``Fn::Sub`` with its literal variables written in; a plain string once no variable is left."""
-    template, variables = (value, {}) if isinstance(value, str) else (value[0], dict(value[1]))
-    if not isinstance(template, str):
-        return {"Fn::Sub": value}
-    for name, literal in list(variables.items()):
-        if isinstance(literal, str) and "${" not in literal:
-            template = template.replace("${" + name + "}", literal)
-            del variables[name]
-    used = {name: variables[name] for name in _SUB_VARIABLE.findall(template) if name in variables}
-    if not _SUB_VARIABLE.search(template):
-        return template.replace("${!", "${")
-    return {"Fn::Sub": [template, used] if used else template}
-
-
-def _find_in_map(args: Any, mappings: Mapping[str, Any]) -> Any:
-    """A literal-keyed lookup (or its DefaultValue); keys the transform would need parameter values for stay."""
-    if not isinstance(args, list) or len(args) not in (3, 4):
-        raise TemplateError(f"Fn::FindInMap needs 3 or 4 arguments, got {args!r}")
-    keys, default = args[:3], args[3] if len(args) == 4 else None
-    if not all(isinstance(key, str) for key in keys):
-        return {"Fn::FindInMap": args}
-    found = (mappings.get(keys[0]) or {}).get(keys[1], {}).get(keys[2])
-    if found is not None:
-        return copy.deepcopy(found)
-    if isinstance(default, dict) and "DefaultValue" in default:
-        return default["DefaultValue"]
-    raise TemplateError(f"Fn::FindInMap: no value for {keys!r} in Mappings")
-
-
-def _resolve_static(value: Any, mappings: Mapping[str, Any]) -> Any:
-    """Resolve ``Fn::FindInMap`` and simplify ``Fn::Sub`` bottom-up (arguments first, as CloudFormation does)."""
-    if isinstance(value, list):
-        return [_resolve_static(item, mappings) for item in value]
-    if not isinstance(value, dict):
-        return value
-    resolved = {key: _resolve_static(item, mappings) for key, item in value.items()}
-    if len(resolved) == 1 and "Fn::FindInMap" in resolved:
-        return _resolve_static(_find_in_map(resolved["Fn::FindInMap"], mappings), mappings)
-    if len(resolved) == 1 and "Fn::Sub" in resolved:
-        return _simplify_sub(resolved["Fn::Sub"])
-    return resolved
-
-
-def expand_template(data: Mapping[str, Any], parameters: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """The template as ``AWS::LanguageExtensions`` hands it on to SAM, as far as it does not need parameter values.
-
-    ``Fn::ForEach`` loops are expanded in Conditions, Resources and Outputs, a collection ``Ref`` to a
-    CommaDelimitedList taking the parameter's value from ``parameters`` or its Default. A template that does not
-    declare the transform comes back unchanged (and may not use ``Fn::ForEach``).
-    """
-    transforms = _transforms(data)
-    if LANGUAGE_EXTENSIONS not in transforms:
-        if any(_has_for_each(data.get(section)) for section in _EXPANDED_SECTIONS):
-            raise TemplateError(f"Fn::ForEach needs the {LANGUAGE_EXTENSIONS} transform")
-        return copy.deepcopy(dict(data))
-    context = TemplateProcessingContext(
-        fragment=copy.deepcopy(dict(data)), parameter_values=_parameter_values(data, parameters or {})
-    )
-    collections = IntrinsicResolver(context)
-    collections.register_resolver(FnRefResolver)
-    try:
-        TemplateParsingProcessor().process_template(context)
-        ForEachProcessor(intrinsic_resolver=collections).process_template(context)
-    except InvalidTemplateException as exc:
-        raise TemplateError(f"AWS::LanguageExtensions: {exc}") from exc
-    expanded: dict[str, Any] = context.fragment
-    mappings = expanded.get("Mappings") or {}
-    for section in _EXPANDED_SECTIONS:
-        if section in expanded:
-            expanded[section] = _resolve_static(expanded[section], mappings)
-    remaining = [name for name in transforms if name != LANGUAGE_EXTENSIONS]
-    if remaining:
-        expanded["Transform"] = remaining
-    else:
-        expanded.pop("Transform", None)
-    return expanded
-
-
 def expanded_template(path: Path = DEFAULT_TEMPLATE, parameters: Mapping[str, str] | None = None) -> dict[str, Any]:
     """``template.yaml`` with its ``Fn::ForEach`` loops expanded (see :func:`expand_template`)."""
     return expand_template(load_yaml(path), parameters)
@@ -213,7 +73,7 @@ def expanded_template(path: Path = DEFAULT_TEMPLATE, parameters: Mapping[str, st
 def channel_names(path: Path = DEFAULT_TEMPLATE) -> tuple[str, ...]:
     """The channels the template deploys: each entry of its Channels list, by the Name of its Mappings.Channels row."""
     data = load_yaml(path)
-    listed = _parameter_values(data, {}).get("Channels")
+    listed = ((data.get("Parameters") or {}).get("Channels") or {}).get("Default")
     rows = (data.get("Mappings") or {}).get("Channels") or {}
     if not isinstance(listed, str) or not listed:
         raise TemplateError(f"{path}: no Channels parameter with a default channel list")

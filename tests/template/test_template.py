@@ -49,27 +49,6 @@ def _code_dir(props: dict[str, Any]) -> Path:
     return ROOT / str(props["CodeUri"])
 
 
-# ------------------------------------------------------------------ loader
-
-
-def test_loader_understands_short_intrinsics(tmp_path: Path) -> None:
-    path = tmp_path / "t.yaml"
-    path.write_text(
-        "a: !Ref X\nb: !GetAtt T.Arn\nc: !Sub 'x-${Y}'\nd: !If [C, 1, !Ref AWS::NoValue]\ne: !Split [',', !Ref L]\n"
-        "f: !Ref {Fn::Sub: '${Z}Function'}\n",
-        encoding="utf-8",
-    )
-    doc = load_template(path)
-    assert doc["a"] == {"Ref": "X"}
-    assert doc["b"] == {"Fn::GetAtt": ["T", "Arn"]}
-    assert doc["c"] == {"Fn::Sub": "x-${Y}"}
-    assert doc["d"] == {"Fn::If": ["C", 1, {"Ref": "AWS::NoValue"}]}
-    assert doc["e"] == {"Fn::Split": [",", {"Ref": "L"}]}
-    assert doc["f"] == {"Ref": {"Fn::Sub": "${Z}Function"}}
-    # AWS::LanguageExtensions must come before the SAM transform (AWS doc: AWS::LanguageExtensions transform).
-    assert load_template(TEMPLATE)["Transform"] == ["AWS::LanguageExtensions", "AWS::Serverless-2016-10-31"]
-
-
 # ------------------------------------------------------------------ functions and code
 
 
