@@ -24,6 +24,7 @@ from typing import Any, Literal
 from devstack.template_expansion import TemplateError, expand_template, load_yaml
 
 __all__ = [
+    "CHANNEL_LOOP",
     "DEFAULT_TEMPLATE",
     "FunctionSpec",
     "HttpRoute",
@@ -70,15 +71,18 @@ def expanded_template(path: Path = DEFAULT_TEMPLATE, parameters: Mapping[str, st
     return expand_template(load_yaml(path), parameters)
 
 
+CHANNEL_LOOP = "Fn::ForEach::Channels"  # the Resources loop that writes every channel's resources
+
+
 def channel_names(path: Path = DEFAULT_TEMPLATE) -> tuple[str, ...]:
-    """The channels the template deploys: each entry of its Channels list, by the Name of its Mappings.Channels row."""
+    """The channels the template deploys: each item of its channel loop, by the Name of its Mappings.Channels row."""
     data = load_yaml(path)
-    listed = ((data.get("Parameters") or {}).get("Channels") or {}).get("Default")
+    loop = (data.get("Resources") or {}).get(CHANNEL_LOOP)
+    if not isinstance(loop, list) or len(loop) != 3 or not isinstance(loop[1], list):
+        raise TemplateError(f"{path}: no {CHANNEL_LOOP} over a literal list of channels")
     rows = (data.get("Mappings") or {}).get("Channels") or {}
-    if not isinstance(listed, str) or not listed:
-        raise TemplateError(f"{path}: no Channels parameter with a default channel list")
     names = []
-    for entry in (item.strip() for item in listed.split(",")):
+    for entry in loop[1]:
         name = (rows.get(entry) or {}).get("Name")
         if not isinstance(name, str):
             raise TemplateError(f"{path}: channel {entry!r} has no Name in Mappings.Channels")

@@ -27,12 +27,20 @@ from cfnlint.template.transforms._language_extensions import language_extension
 from samcli.lib.cfn_language_extensions.api import process_template
 from samcli.lib.cfn_language_extensions.models import PseudoParameterValues
 
-from devstack.template_config import TemplateError, channel_names, expand_template, load_template, load_yaml, main
+from devstack.template_config import (
+    CHANNEL_LOOP,
+    TemplateError,
+    channel_names,
+    expand_template,
+    load_template,
+    load_yaml,
+    main,
+)
 from notifications.models import Channel
 from tests.template.conftest import CHANNELS, TEMPLATE, conditions_for
 
 HANDWRITTEN = Path(__file__).parent / "fixtures" / "handwritten-template.yaml"
-LOOPED = [name.capitalize() for name in CHANNELS]  # the Channels parameter spells the logical-id prefix
+LOOPED = [name.capitalize() for name in CHANNELS]  # the channel loop's items: the logical-id prefixes
 
 # ------------------------------------------------------------------ intended differences (each with its reason)
 ADDED = {
@@ -60,8 +68,8 @@ CHANGED_PROPERTIES = {
 CHANGED_DEPENDS_ON = {f"{c}SenderKafkaTrigger": {f"{c}Topic"} for c in LOOPED}
 # TopicsFunction manages notifications.* (exactly this application's topics) instead of listing each topic.
 TOPICS_WILDCARD = "arn:aws:kafka:eu-central-1:111111111111:topic/notifications/abc-1/notifications.*"
-# The new parameter, and a description that named the KafkaTopics resource.
-CHANGED_PARAMETERS = {"Channels", "TopicPartitions"}
+# A description that named the KafkaTopics resource.
+CHANGED_PARAMETERS = {"TopicPartitions"}
 
 # ------------------------------------------------------------------ resolving a template as CloudFormation would
 
@@ -369,11 +377,17 @@ def test_the_channel_list_is_the_codes_and_every_channel_gets_a_sender() -> None
         assert [t.topics for t in sender.kafka_triggers] == [(f"notifications.{name}",)]
 
 
+def test_the_outputs_loop_runs_over_the_channel_list() -> None:
+    # Outputs cannot share the Resources loop, so the list is written twice: they must not drift apart
+    written = load_yaml(TEMPLATE)
+    assert written["Outputs"]["Fn::ForEach::ChannelOutputs"][1] == written["Resources"][CHANNEL_LOOP][1] == LOOPED
+
+
 def test_a_channel_without_a_row_is_an_error(tmp_path: Path) -> None:
     path = _write(
         tmp_path,
-        "Parameters: {Channels: {Type: CommaDelimitedList, Default: 'Email,Fax'}}\n"
-        "Mappings: {Channels: {Email: {Name: email}}}\nResources: {}\n",
+        "Mappings: {Channels: {Email: {Name: email}}}\n"
+        "Resources: {'Fn::ForEach::Channels': [Channel, [Email, Fax], {'${Channel}Topic': {Type: AWS::SNS::Topic}}]}\n",
     )
     with pytest.raises(TemplateError, match="'Fax' has no Name"):
         channel_names(path)

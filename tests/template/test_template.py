@@ -11,13 +11,16 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
+from moto.server import ThreadedMotoServer
 
 from devstack.template_config import expand_template
 from notifications.settings import FanoutSettings, IngestSettings, SenderSettings
 from tests.template.conftest import (
     CHANNELS,
     ROOT,
+    SAMCONFIG,
     TEMPLATE,
     conditions_for,
     function_environment,
@@ -458,3 +461,34 @@ def test_sam_build(sam: str, sam_env: dict[str, str], tmp_path: Path) -> None:
     assert list((deps / "pydantic_core").glob("*cpython-313-aarch64-linux-gnu.so")), "not built for the runtime"
     for runtime_provided in ("boto3", "botocore"):
         assert not (deps / runtime_provided).exists(), runtime_provided
+
+    # And `sam package` (S3 served by moto) uploads every function's code, looped senders included: SAM CLI does
+    # that inside Fn::ForEach only when the loop runs over a literal list (a Ref to a parameter keeps a local path).
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        env = {**sam_env, "AWS_ENDPOINT_URL": f"http://{host}:{port}"}
+        s3 = boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], region_name="eu-central-1")
+        s3.create_bucket(Bucket="artifacts", CreateBucketConfiguration={"LocationConstraint": "eu-central-1"})
+        packaged_path = tmp_path / "packaged.yaml"
+        # samconfig.toml turns on --language-extensions, as for `sam deploy --config-env <env>` from the root
+        package = [sam, "package", "--config-file", str(SAMCONFIG), "--template-file", str(build_dir / "template.yaml")]
+        result = subprocess.run(
+            [*package, "--s3-bucket", "artifacts", "--output-template-file", str(packaged_path)],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        packaged = expand_template(load_template(packaged_path))
+        code = {name: res["Properties"]["CodeUri"] for name, res in functions(packaged).items()}
+        assert set(code) == set(functions(template))
+        assert all(uri.startswith("s3://artifacts/") for uri in code.values()), code
+        uploaded = {o["Key"] for o in s3.list_objects_v2(Bucket="artifacts")["Contents"]}
+        assert {uri.removeprefix("s3://artifacts/") for uri in code.values()} <= uploaded
+    finally:
+        server.stop()
