@@ -410,42 +410,22 @@ def test_samconfig_environments(template: dict[str, Any], samconfig: dict[str, A
 # ------------------------------------------------------------------ SAM CLI
 
 
-def test_sam_validate_lint(sam: str, sam_env: dict[str, str]) -> None:
+def run_sam(sam: str, args: list[str], env: dict[str, str], timeout: int = 900) -> None:
+    """Run a SAM CLI command from the repository root (so samconfig.toml applies) and require success."""
     result = subprocess.run(
-        [sam, "validate", "--lint", "--template-file", str(TEMPLATE)],
-        cwd=ROOT,
-        env=sam_env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+        [sam, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_sam_validate_lint(sam: str, sam_env: dict[str, str]) -> None:
+    run_sam(sam, ["validate", "--lint", "--template-file", str(TEMPLATE)], sam_env, timeout=300)
 
 
 def test_sam_build(sam: str, sam_env: dict[str, str], tmp_path: Path) -> None:
     build_dir = tmp_path / "build"
-    result = subprocess.run(
-        [
-            sam,
-            "build",
-            "--template-file",
-            str(TEMPLATE),
-            "--build-dir",
-            str(build_dir),
-            "--cache-dir",
-            str(tmp_path / "cache"),
-            "--cached",
-            "--parallel",
-        ],
-        cwd=ROOT,
-        env=sam_env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    where = ["--template-file", str(TEMPLATE), "--build-dir", str(build_dir), "--cache-dir", str(tmp_path / "cache")]
+    run_sam(sam, ["build", *where, "--cached", "--parallel"], sam_env)
     # The built template keeps the loops (CloudFormation expands them at deploy time).
     built = expand_template(load_template(build_dir / "template.yaml"))
     for name, res in functions(template := expand_template(load_template())).items():
@@ -473,17 +453,8 @@ def test_sam_build(sam: str, sam_env: dict[str, str], tmp_path: Path) -> None:
         s3.create_bucket(Bucket="artifacts", CreateBucketConfiguration={"LocationConstraint": "eu-central-1"})
         packaged_path = tmp_path / "packaged.yaml"
         # samconfig.toml turns on --language-extensions, as for `sam deploy --config-env <env>` from the root
-        package = [sam, "package", "--config-file", str(SAMCONFIG), "--template-file", str(build_dir / "template.yaml")]
-        result = subprocess.run(
-            [*package, "--s3-bucket", "artifacts", "--output-template-file", str(packaged_path)],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
-        )
-        assert result.returncode == 0, result.stdout + result.stderr
+        package = ["package", "--config-file", str(SAMCONFIG), "--template-file", str(build_dir / "template.yaml")]
+        run_sam(sam, [*package, "--s3-bucket", "artifacts", "--output-template-file", str(packaged_path)], env)
         packaged = expand_template(load_template(packaged_path))
         code = {name: res["Properties"]["CodeUri"] for name, res in functions(packaged).items()}
         assert set(code) == set(functions(template))
