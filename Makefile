@@ -16,7 +16,8 @@ test: install $(CHECKOV)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(CHECKOV) -f template.yaml --config-file .checkov.yaml
+	$(BIN)/python -m devstack.template_config --output .devstack/template.expanded.json
+	$(CHECKOV) -f .devstack/template.expanded.json --config-file .checkov.yaml
 	$(BIN)/python -m devstack.broker fetch
 	$(BIN)/python -m pytest
 

@@ -1,22 +1,42 @@
 """What the local stack needs from ``template.yaml``: the functions, their literal environment and Kafka triggers.
 
+The template is read expanded, as CloudFormation deploys it (``devstack.template_expansion``: ``Fn::ForEach`` loops
+and literal ``Fn::FindInMap`` lookups resolved).
+
 Kafka triggers are read from both places SAM allows: ``AWS::Lambda::EventSourceMapping`` resources (FunctionName
 ``!Ref``/``!GetAtt`` of a function) and ``Events`` of Type ``MSK`` / ``SelfManagedKafka`` on a function.
 
-CloudFormation tags (``!Ref``, ``!Sub``, ``!If``, ...) load as :class:`Intrinsic` values. The local stack cannot
-evaluate conditions, so ``!If [condition, a, b]`` resolves to ``a`` unless ``a`` is ``AWS::NoValue`` (then ``b``):
-the template puts the same literal in both branches where it matters (ConsumerGroupId). Any other intrinsic is
-"not literal" and left out of the environment.
+CloudFormation tags (``!Ref``, ``!Sub``, ``!If``, ...) load in their long form (``{"Ref": ...}``,
+``{"Fn::Sub": ...}``). The local stack cannot evaluate conditions, so ``!If [condition, a, b]`` resolves to ``a``
+unless ``a`` is ``AWS::NoValue`` (then ``b``): the template puts the same literal in both branches where it matters
+(ConsumerGroupId). Any other intrinsic is "not literal" and left out of the environment.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
+from devstack.template_expansion import TemplateError, expand_template, load_yaml
+
+__all__ = [
+    "CHANNEL_LOOP",
+    "DEFAULT_TEMPLATE",
+    "FunctionSpec",
+    "HttpRoute",
+    "KafkaTrigger",
+    "Template",
+    "TemplateError",
+    "channel_names",
+    "expand_template",
+    "expanded_template",
+    "load_template",
+    "load_yaml",
+]
 
 DEFAULT_TEMPLATE = Path(__file__).resolve().parents[1] / "template.yaml"
 
@@ -28,10 +48,6 @@ DEFAULT_BATCHING_WINDOW_SECONDS = 0.5
 RETRIES_WITH_DESTINATION = 10
 
 StartingPosition = Literal["TRIM_HORIZON", "LATEST"]
-
-
-class TemplateError(ValueError):
-    """template.yaml does not describe something the local stack can run."""
 
 
 @dataclass(frozen=True)
@@ -50,36 +66,32 @@ class _NoValue:
 NO_VALUE = _NoValue()
 
 
-class _CfnLoader(yaml.SafeLoader):
-    """SafeLoader that turns every ``!Tag`` into an :class:`Intrinsic` instead of failing."""
+def expanded_template(path: Path = DEFAULT_TEMPLATE, parameters: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """``template.yaml`` with its ``Fn::ForEach`` loops expanded (see :func:`expand_template`)."""
+    return expand_template(load_yaml(path), parameters)
 
 
-def _construct_intrinsic(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Intrinsic:
-    value: Any
-    if isinstance(node, yaml.ScalarNode):
-        value = loader.construct_scalar(node)
-        if suffix == "GetAtt" and isinstance(value, str):
-            value = value.split(".", 1)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
-    return Intrinsic(suffix, value)
+CHANNEL_LOOP = "Fn::ForEach::Channels"  # the Resources loop that writes every channel's resources
 
 
-_CfnLoader.add_multi_constructor("!", _construct_intrinsic)
-
-
-def load_yaml(path: Path) -> dict[str, Any]:
-    with path.open(encoding="utf-8") as handle:
-        data = yaml.load(handle, Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass with one extra constructor
-    if not isinstance(data, dict):
-        raise TemplateError(f"{path} is not a CloudFormation template")
-    return data
+def channel_names(path: Path = DEFAULT_TEMPLATE) -> tuple[str, ...]:
+    """The channels the template deploys: each item of its channel loop, by the Name of its Mappings.Channels row."""
+    data = load_yaml(path)
+    loop = (data.get("Resources") or {}).get(CHANNEL_LOOP)
+    if not isinstance(loop, list) or len(loop) != 3 or not isinstance(loop[1], list):
+        raise TemplateError(f"{path}: no {CHANNEL_LOOP} over a literal list of channels")
+    rows = (data.get("Mappings") or {}).get("Channels") or {}
+    names = []
+    for entry in loop[1]:
+        name = (rows.get(entry) or {}).get("Name")
+        if not isinstance(name, str):
+            raise TemplateError(f"{path}: channel {entry!r} has no Name in Mappings.Channels")
+        names.append(name)
+    return tuple(names)
 
 
 def _intrinsic(value: Any) -> Intrinsic | None:
-    """The intrinsic in short (``!If``) or long (``{"Fn::If": ...}``, ``{"Ref": ...}``) form, else None."""
+    """The intrinsic function in ``value`` (long form: ``{"Fn::If": ...}``, ``{"Ref": ...}``), else None."""
     if isinstance(value, Intrinsic):
         return value
     if isinstance(value, dict) and len(value) == 1:
@@ -276,7 +288,7 @@ def _variables(properties: Mapping[str, Any]) -> Mapping[str, Any]:
 
 def load_template(path: Path = DEFAULT_TEMPLATE) -> Template:
     """Every ``AWS::Serverless::Function`` with its code, handler, literal environment and triggers."""
-    data = load_yaml(path)
+    data = expanded_template(path)
     resources = data.get("Resources") or {}
     raw_globals = (data.get("Globals") or {}).get("Function") or {}
     globals_function = resolve(raw_globals)
@@ -326,3 +338,18 @@ def load_template(path: Path = DEFAULT_TEMPLATE) -> Template:
             http_routes=tuple(routes[fid]),
         )
     return Template(path=path, functions=functions)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Write the expanded template as JSON (``make test`` scans it with checkov, which cannot expand Fn::ForEach)."""
+    parser = argparse.ArgumentParser(prog="python -m devstack.template_config", description=main.__doc__)
+    parser.add_argument("--template", type=Path, default=DEFAULT_TEMPLATE)
+    parser.add_argument("--output", type=Path, required=True)
+    args = parser.parse_args(argv)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(expanded_template(args.template), indent=1) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,7 +1,8 @@
 """Fixtures and helpers for checking template.yaml / samconfig.toml without AWS.
 
-``load_template`` reads CloudFormation YAML including the short intrinsic tags (!Ref, !Sub, !GetAtt, !If, ...),
-turning them into their long JSON form (``{"Ref": ...}``, ``{"Fn::GetAtt": [...]}``).
+template.yaml loops over channels with ``Fn::ForEach`` (AWS::LanguageExtensions), so the checks read it expanded,
+through the expansion the local runner uses (``devstack.template_config.expanded_template``); intrinsic functions
+come in their long JSON form (``{"Ref": ...}``, ``{"Fn::GetAtt": [...]}``).
 ``kafka_triggers`` collects every Kafka trigger per function, whether it is written as a plain
 AWS::Lambda::EventSourceMapping or as a SAM ``MSK`` / ``SelfManagedKafka`` event, with its settings resolved
 for one cluster type; the local runner needs exactly the same view.
@@ -16,43 +17,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
+
+from devstack.template_config import channel_names, expanded_template, load_yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
 SAMCONFIG = ROOT / "samconfig.toml"
-CHANNELS = ("email", "slack", "sms", "webhook")
+CHANNELS = channel_names(TEMPLATE)
 SAM_FUNCTION = "AWS::Serverless::Function"
 ESM = "AWS::Lambda::EventSourceMapping"
 
 
-class CfnLoader(yaml.SafeLoader):
-    """SafeLoader that understands CloudFormation short-form intrinsic functions."""
-
-
-def _intrinsic(loader: CfnLoader, tag_suffix: str, node: yaml.Node) -> dict[str, Any]:
-    if isinstance(node, yaml.ScalarNode):
-        value: Any = loader.construct_scalar(node)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
-    if tag_suffix == "Ref":
-        return {"Ref": value}
-    if tag_suffix == "GetAtt" and isinstance(value, str):
-        return {"Fn::GetAtt": value.split(".", 1)}
-    if tag_suffix == "Condition":
-        return {"Condition": value}
-    return {f"Fn::{tag_suffix}": value}
-
-
-CfnLoader.add_multi_constructor("!", _intrinsic)
-
-
 def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
-    with path.open(encoding="utf-8") as handle:
-        document: dict[str, Any] = yaml.load(handle, Loader=CfnLoader)
-    return document
+    """A template as written (``Fn::ForEach`` loops not expanded)."""
+    return load_yaml(path)
 
 
 def resolve(value: Any, conditions: dict[str, bool]) -> Any:
@@ -123,7 +101,8 @@ def kafka_triggers(template: dict[str, Any], cluster_type: str = "MSK") -> dict[
 
 @pytest.fixture(scope="session")
 def template() -> dict[str, Any]:
-    return load_template()
+    """template.yaml as CloudFormation deploys it: loops expanded."""
+    return expanded_template(TEMPLATE)
 
 
 @pytest.fixture(scope="session")
@@ -138,7 +117,7 @@ def sam() -> str:
     for candidate in candidates:
         if candidate and Path(candidate).exists():
             return str(candidate)
-    pytest.skip("SAM CLI not installed")
+    pytest.fail("SAM CLI not installed: run `make install` (aws-sam-cli is a dev dependency)")
 
 
 @pytest.fixture

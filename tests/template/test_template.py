@@ -11,16 +11,19 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
-import yaml
+from moto.server import ThreadedMotoServer
 
+from devstack.template_config import expand_template
+from notifications import channels
 from notifications.runtime.dlq import DeadLetterSettings
 from notifications.settings import FanoutSettings, IngestSettings, SenderSettings
 from tests.template.conftest import (
     CHANNELS,
     ROOT,
+    SAMCONFIG,
     TEMPLATE,
-    CfnLoader,
     conditions_for,
     function_environment,
     functions,
@@ -29,12 +32,10 @@ from tests.template.conftest import (
     resolve,
 )
 
+# Every Kafka consumer and its topic; senders are named after their channel (email -> EmailSenderFunction).
 KAFKA_FUNCTIONS = {
     "FanoutFunction": "notifications.requested",
-    "EmailSenderFunction": "notifications.email",
-    "SlackSenderFunction": "notifications.slack",
-    "SmsSenderFunction": "notifications.sms",
-    "WebhookSenderFunction": "notifications.webhook",
+    **{f"{channel.capitalize()}SenderFunction": f"notifications.{channel}" for channel in CHANNELS},
 }
 # Reads the DLQ; its trigger cannot dead-letter to its own source topic.
 DLQ_FUNCTION = "DlqFunction"
@@ -53,22 +54,6 @@ LITERAL_TRIGGER_SETTINGS = {
 
 def _code_dir(props: dict[str, Any]) -> Path:
     return ROOT / str(props["CodeUri"])
-
-
-# ------------------------------------------------------------------ loader
-
-
-def test_loader_understands_short_intrinsics() -> None:
-    doc = yaml.load(
-        "a: !Ref X\nb: !GetAtt T.Arn\nc: !Sub 'x-${Y}'\nd: !If [C, 1, !Ref AWS::NoValue]\ne: !Split [',', !Ref L]\n",
-        Loader=CfnLoader,
-    )
-    assert doc["a"] == {"Ref": "X"}
-    assert doc["b"] == {"Fn::GetAtt": ["T", "Arn"]}
-    assert doc["c"] == {"Fn::Sub": "x-${Y}"}
-    assert doc["d"] == {"Fn::If": ["C", 1, {"Ref": "AWS::NoValue"}]}
-    assert doc["e"] == {"Fn::Split": [",", {"Ref": "L"}]}
-    assert load_template(TEMPLATE)["Transform"] == "AWS::Serverless-2016-10-31"
 
 
 # ------------------------------------------------------------------ functions and code
@@ -195,9 +180,19 @@ def test_trigger_settings_are_literal_for_the_local_runner(template: dict[str, A
     }
 
 
+def _created_topics(template: dict[str, Any]) -> dict[str, str]:
+    """{topic: logical id of the custom resource that creates it}."""
+    return {
+        topic: name
+        for name, res in template["Resources"].items()
+        if res["Type"] == "Custom::KafkaTopics"
+        for topic in res["Properties"]["Topics"]
+    }
+
+
 def test_every_channel_has_a_sender_a_topic_and_a_trigger(template: dict[str, Any]) -> None:
     fns = functions(template)
-    topics = template["Resources"]["KafkaTopics"]["Properties"]["Topics"]
+    topics = _created_topics(template)
     assert {"notifications.requested", "notifications.dlq"} <= set(topics)
     triggers = kafka_triggers(template)
     senders = {}
@@ -214,16 +209,19 @@ def test_every_channel_has_a_sender_a_topic_and_a_trigger(template: dict[str, An
         assert triggers[senders[channel]][0]["ConsumerGroupId"] == f"notifications-sender-{channel}"
 
 
-def test_topic_custom_resource(template: dict[str, Any]) -> None:
-    topics = template["Resources"]["KafkaTopics"]
-    assert topics["Type"].startswith("Custom::")
-    props = topics["Properties"]
-    assert props["ServiceToken"] == {"Fn::GetAtt": ["TopicsFunction", "Arn"]}
-    assert props["Partitions"] == {"Ref": "TopicPartitions"}
-    assert props["ReplicationFactor"] == 3
-    assert props["MinInsyncReplicas"] == 2
+def test_topic_custom_resources(template: dict[str, Any]) -> None:
+    created = _created_topics(template)
+    for name in set(created.values()):
+        props = template["Resources"][name]["Properties"]
+        assert props["ServiceToken"] == {"Fn::GetAtt": ["TopicsFunction", "Arn"]}, name
+        assert props["Partitions"] == {"Ref": "TopicPartitions"}, name
+        assert props["ReplicationFactor"] == 3, name
+        assert props["MinInsyncReplicas"] == 2, name
+    # A trigger starts only once its topic and the dead-letter topic (its on-failure destination) exist.
     for (trigger,) in kafka_triggers(template).values():
-        assert "KafkaTopics" in template["Resources"][trigger["Resource"]].get("DependsOn", "")
+        depends_on = template["Resources"][trigger["Resource"]].get("DependsOn", [])
+        needed = {created[topic] for topic in [*trigger["Topics"], "notifications.dlq"]}
+        assert needed <= set([depends_on] if isinstance(depends_on, str) else depends_on), trigger["Resource"]
 
 
 # ------------------------------------------------------------------ environment, IAM, data
@@ -257,6 +255,18 @@ SETTINGS_BY_HANDLER = {
 }
 
 
+def deploy_time_value(template: dict[str, Any], name: str, value: Any) -> str:
+    """A literal as it is; a parameter by its default (the value a deployment without overrides gets); anything
+    else CloudFormation resolves at deploy time as a placeholder."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and set(value) == {"Ref"}:
+        default = template.get("Parameters", {}).get(value["Ref"], {}).get("Default")
+        if default not in (None, ""):
+            return str(default)
+    return f"deploy-time-{name.lower()}"
+
+
 @pytest.mark.parametrize("cluster_type", ["MSK", "SelfManaged"])
 def test_every_setting_a_function_reads_is_set(template: dict[str, Any], cluster_type: str) -> None:
     """Each function's environment validates against the settings model its handler reads (values that CloudFormation
@@ -267,10 +277,14 @@ def test_every_setting_a_function_reads_is_set(template: dict[str, Any], cluster
         if model is None:
             continue
         env = {
-            k: (v if isinstance(v, str) else f"deploy-time-{k.lower()}")
+            k: deploy_time_value(template, k, v)
             for k, v in function_environment(template, function, cluster_type).items()
         }
         model.from_env(env)  # raises ConfigurationError naming what is missing or wrong
+        if "CHANNEL" in env:  # a sender also reads the settings its channel package declares
+            declared = channels.spec(env["CHANNEL"]).settings.model_fields
+            required = {name.upper() for name, field in declared.items() if field.is_required()}
+            assert required <= set(env), f"{function} lacks {sorted(required - set(env))}"
         checked.add(model)
     assert checked == set(SETTINGS_BY_HANDLER.values())
 
@@ -286,16 +300,27 @@ def test_secrets_are_passed_by_reference(template: dict[str, Any]) -> None:
 
 
 def _policy_statements(template: dict[str, Any], cluster_type: str) -> list[tuple[str, dict[str, Any]]]:
-    resources = resolve(template["Resources"], conditions_for(cluster_type))
+    """(function, statement) for every statement a function's role gets: inline, managed (by Ref) or attached."""
+    conditions = conditions_for(cluster_type)
+    resources = resolve(template["Resources"], conditions)
     found = []
     for name, res in resources.items():
+        if res["Type"] != "AWS::Serverless::Function":
+            continue
         documents = []
-        if res["Type"] == "AWS::IAM::ManagedPolicy":
-            documents.append(res["Properties"]["PolicyDocument"])
-        elif res["Type"] == "AWS::Serverless::Function":
-            documents += [p for p in res["Properties"].get("Policies", []) if isinstance(p, dict) and "Statement" in p]
+        for policy in res["Properties"].get("Policies", []):
+            if isinstance(policy, dict) and "Statement" in policy:
+                documents.append(policy)
+            elif isinstance(policy, dict) and set(policy) == {"Ref"} and policy["Ref"] in resources:
+                documents.append(resources[policy["Ref"]]["Properties"]["PolicyDocument"])
+        for attached in resources.values():
+            roles = attached.get("Properties", {}).get("Roles", [])
+            active = "Condition" not in attached or conditions[attached["Condition"]]
+            if attached["Type"] == "AWS::IAM::Policy" and active:
+                documents += [attached["Properties"]["PolicyDocument"]] if {"Ref": f"{name}Role"} in roles else []
         for document in documents:
-            found += [(name, statement) for statement in document["Statement"]]
+            statements = document["Statement"]
+            found += [(name, statement) for statement in (statements if isinstance(statements, list) else [statements])]
     return found
 
 
@@ -315,6 +340,14 @@ def test_least_privilege(template: dict[str, Any], cluster_type: str) -> None:
     sms = [s for n, s in statements if n == "SmsSenderFunction" and s["Action"] == "sns:Publish"]
     assert sms and sms[0]["Resource"] == "*"
     assert not [s for n, s in statements if n != "SmsSenderFunction" and "sns:Publish" in str(s["Action"])]
+    # Each sender reads only its own channel's topic and consumer group.
+    for function, topic in KAFKA_FUNCTIONS.items():
+        read = [s for n, s in statements if n == function and "kafka-cluster:ReadData" in s["Action"]]
+        if cluster_type == "MSK":
+            assert len(read) == 1 and str(read[0]["Resource"]).count("notifications.") == 1, function
+            assert f"/{topic}" in str(read[0]["Resource"]), function
+        else:
+            assert not read, function
 
 
 def test_tables_have_pitr_sse_on_demand_and_expected_keys(template: dict[str, Any]) -> None:
@@ -346,6 +379,8 @@ def test_alarms_cover_errors_and_offset_lag_per_function_and_the_dlq(template: d
 
     assert set(functions(template)) <= watched("Errors")
     assert set(KAFKA_FUNCTIONS) <= watched("OffsetLag")
+    # Records a trigger could not hand to its on-failure destination (kafka://notifications.dlq).
+    assert set(KAFKA_FUNCTIONS) <= watched("DestinationDeliveryFailures")
     assert any("dlq" in a.get("AlarmDescription", "").lower() for a in alarms)
 
 
@@ -372,18 +407,10 @@ def test_dlq_alarm_watches_metrics_the_code_emits(template: dict[str, Any]) -> N
 
 def test_outputs(template: dict[str, Any]) -> None:
     outputs = template["Outputs"]
-    for name in (
-        "ApiUrl",
-        "StatusTableName",
-        "IdempotencyTableName",
-        "IngestFunctionName",
-        "FanoutFunctionName",
-        "EmailSenderFunctionName",
-        "SlackSenderFunctionName",
-        "SmsSenderFunctionName",
-        "WebhookSenderFunctionName",
-    ):
+    for name in ("ApiUrl", "StatusTableName", "IdempotencyTableName"):
         assert name in outputs, name
+    for function in functions(template):
+        assert outputs[f"{function}Name"] == {"Value": {"Ref": function}}, function
 
 
 # ------------------------------------------------------------------ samconfig.toml
@@ -417,44 +444,25 @@ def test_samconfig_environments(template: dict[str, Any], samconfig: dict[str, A
 # ------------------------------------------------------------------ SAM CLI
 
 
-def test_sam_validate_lint(sam: str, sam_env: dict[str, str]) -> None:
+def run_sam(sam: str, args: list[str], env: dict[str, str], timeout: int = 900) -> None:
+    """Run a SAM CLI command from the repository root (so samconfig.toml applies) and require success."""
     result = subprocess.run(
-        [sam, "validate", "--lint", "--template-file", str(TEMPLATE)],
-        cwd=ROOT,
-        env=sam_env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+        [sam, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_sam_validate_lint(sam: str, sam_env: dict[str, str]) -> None:
+    run_sam(sam, ["validate", "--lint", "--template-file", str(TEMPLATE)], sam_env, timeout=300)
 
 
 def test_sam_build(sam: str, sam_env: dict[str, str], tmp_path: Path) -> None:
     build_dir = tmp_path / "build"
-    result = subprocess.run(
-        [
-            sam,
-            "build",
-            "--template-file",
-            str(TEMPLATE),
-            "--build-dir",
-            str(build_dir),
-            "--cache-dir",
-            str(tmp_path / "cache"),
-            "--cached",
-            "--parallel",
-        ],
-        cwd=ROOT,
-        env=sam_env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    built = load_template(build_dir / "template.yaml")
-    for name, res in functions(template := load_template()).items():
+    where = ["--template-file", str(TEMPLATE), "--build-dir", str(build_dir), "--cache-dir", str(tmp_path / "cache")]
+    run_sam(sam, ["build", *where, "--cached", "--parallel"], sam_env)
+    # The built template keeps the loops (CloudFormation expands them at deploy time).
+    built = expand_template(load_template(build_dir / "template.yaml"))
+    for name, res in functions(template := expand_template(load_template())).items():
         handler_module = res["Properties"]["Handler"].rpartition(".")[0]
         assert (build_dir / name / f"{handler_module}.py").is_file(), name
     assert set(functions(built)) == set(functions(template))
@@ -467,3 +475,25 @@ def test_sam_build(sam: str, sam_env: dict[str, str], tmp_path: Path) -> None:
     assert list((deps / "pydantic_core").glob("*cpython-313-aarch64-linux-gnu.so")), "not built for the runtime"
     for runtime_provided in ("boto3", "botocore"):
         assert not (deps / runtime_provided).exists(), runtime_provided
+
+    # And `sam package` (S3 served by moto) uploads every function's code, looped senders included: SAM CLI does
+    # that inside Fn::ForEach only when the loop runs over a literal list (a Ref to a parameter keeps a local path).
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        env = {**sam_env, "AWS_ENDPOINT_URL": f"http://{host}:{port}"}
+        s3 = boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], region_name="eu-central-1")
+        s3.create_bucket(Bucket="artifacts", CreateBucketConfiguration={"LocationConstraint": "eu-central-1"})
+        packaged_path = tmp_path / "packaged.yaml"
+        # samconfig.toml turns on --language-extensions, as for `sam deploy --config-env <env>` from the root
+        package = ["package", "--config-file", str(SAMCONFIG), "--template-file", str(build_dir / "template.yaml")]
+        run_sam(sam, [*package, "--s3-bucket", "artifacts", "--output-template-file", str(packaged_path)], env)
+        packaged = expand_template(load_template(packaged_path))
+        code = {name: res["Properties"]["CodeUri"] for name, res in functions(packaged).items()}
+        assert set(code) == set(functions(template))
+        assert all(uri.startswith("s3://artifacts/") for uri in code.values()), code
+        uploaded = {o["Key"] for o in s3.list_objects_v2(Bucket="artifacts")["Contents"]}
+        assert {uri.removeprefix("s3://artifacts/") for uri in code.values()} <= uploaded
+    finally:
+        server.stop()

@@ -704,7 +704,7 @@ def test_watchdog_sees_a_partition_whose_records_polls_never_return():
             return set()
 
         def end_offsets(self, partitions):
-            return {tp: 10 for tp in partitions}
+            return dict.fromkeys(partitions, 10)
 
         def position(self, tp):
             return 3 if tp == ("t", 0) else 10

@@ -79,9 +79,9 @@ class SenderSettings(KafkaSettings):
     # record and every later record of its partition.
     provider_attempts: int = Field(default=3, ge=1, le=10)
     provider_backoff_seconds: float = Field(default=0.05, ge=0, le=5)
-    # The channel's sending rate, all invocations together (unset: unlimited). Each partition gets an equal share,
+    # The channel's sending rate, all invocations together (0: unlimited). Each partition gets an equal share,
     # so this needs the topic's partition count (the ``TopicPartitions`` template parameter).
-    send_rate_per_second: float | None = Field(default=None, gt=0)
+    send_rate_per_second: float = Field(default=0, ge=0)
     topic_partitions: int = Field(default=3, ge=1)
     # Records of one batch in flight at once (one lane per notification), each still taking a rate slot.
     send_concurrency: int = Field(default=32, ge=1, le=256)
@@ -98,7 +98,7 @@ class SenderSettings(KafkaSettings):
     @property
     def partition_rate(self) -> float | None:
         """This partition's share of the channel's rate."""
-        return None if self.send_rate_per_second is None else self.send_rate_per_second / self.topic_partitions
+        return self.send_rate_per_second / self.topic_partitions if self.send_rate_per_second else None
 
 
 @cache
