@@ -123,6 +123,7 @@ def test_a_throwaway_channel_is_picked_up_everywhere(tmp_path: Path) -> None:
         [sys.executable, "-c", CHECK, str(copy / "template.yaml")],
         cwd=copy,
         env=env,
+        check=False,
         capture_output=True,
         text=True,
         timeout=120,
