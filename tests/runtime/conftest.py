@@ -14,19 +14,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
-from devstack import aws_resources
 from devstack.receivers import DeliveryReceiver
-from devstack.runtime.emulator import REGION, EmulatedFunction
+from devstack.runtime.emulator import EmulatedFunction
 from devstack.runtime.package import Build, build
-from devstack.stack import env_vars, free_port
+from devstack.runtime.services import Services, aws_services
+from devstack.stack import env_vars
 from devstack.template_config import load_template
-
-HOST = "127.0.0.1"
-SIGNING_KEY = "runtime-signing-key"
 
 
 @pytest.fixture(scope="session")
@@ -39,46 +34,25 @@ def runtime_build() -> Build:
     return built
 
 
-class _EndpointSession:
-    def __init__(self, endpoint: str) -> None:
-        self._session = boto3.Session(region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing")
-        self.endpoint = endpoint
-
-    def client(self, service: str) -> Any:
-        return self._session.client(service, endpoint_url=self.endpoint)  # type: ignore[call-overload]
+@pytest.fixture(scope="package")
+def services() -> Iterator[Services]:
+    """One moto server (in this process: the tests read its backends) and the Slack and webhook receivers."""
+    with aws_services() as running:
+        yield running
 
 
 @pytest.fixture(scope="package")
-def moto_endpoint() -> Iterator[str]:
-    """A moto server in this process: the functions call it over HTTP, the tests read its backends."""
-    port = free_port()
-    server = ThreadedMotoServer(ip_address=HOST, port=port, verbose=False)
-    server.start()
-    try:
-        yield f"http://{HOST}:{port}"
-    finally:
-        server.stop()
+def moto_endpoint(services: Services) -> str:
+    return services.aws_endpoint
 
 
 @pytest.fixture(scope="package")
-def receivers(moto_endpoint: str) -> Iterator[dict[str, DeliveryReceiver]]:
-    """Slack and webhook receivers, and the project's AWS resources in moto with secrets pointing at them."""
-    with DeliveryReceiver() as slack, DeliveryReceiver(signing_key=SIGNING_KEY) as webhook:
-        aws_resources.create_all(
-            _EndpointSession(moto_endpoint),
-            aws_resources.Endpoints(
-                slack_webhook_url=slack.url("/slack"),
-                webhook_url=webhook.url("/webhook"),
-                webhook_signing_key=SIGNING_KEY,
-            ),
-        )
-        yield {"slack": slack, "webhook": webhook}
+def receivers(services: Services) -> dict[str, DeliveryReceiver]:
+    return {"slack": services.slack, "webhook": services.webhook}
 
 
 @pytest.fixture(scope="package")
-def env_vars_file(
-    kafka_bootstrap: str, moto_endpoint: str, receivers: dict[str, DeliveryReceiver], tmp_path_factory
-) -> Path:
+def env_vars_file(kafka_bootstrap: str, moto_endpoint: str, tmp_path_factory) -> Path:
     """The ``--env-vars`` file ``make run`` writes, for this package's broker and moto server."""
     path = tmp_path_factory.mktemp("runtime") / "env-vars.json"
     content = env_vars(load_template().functions, bootstrap=kafka_bootstrap, aws_endpoint=moto_endpoint)

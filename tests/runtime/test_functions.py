@@ -26,34 +26,16 @@ from moto.ses.models import ses_backends
 from moto.sns.models import sns_backends
 
 from devstack.runtime.emulator import REGION, Invocation
-from devstack.template_config import FunctionSpec, load_template
+from devstack.runtime.samples import EVENTS_DIR as EVENTS
+from devstack.runtime.samples import sample_events
+from devstack.template_config import load_template
 
-ROOT = Path(__file__).resolve().parents[2]
-EVENTS = ROOT / "events"
 SPECS = load_template().functions
 NOTIFICATION_ID = b"8f58c11d-ebc2-4ca7-a934-226e2bb6192c"
 
 
 def load(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text())
-
-
-def samples_for(spec: FunctionSpec) -> list[Path]:
-    """The events/ samples a function takes: its HTTP routes, its Kafka topics, or CloudFormation requests."""
-    found = []
-    for path in sorted(EVENTS.glob("*.json")):
-        event = load(path)
-        if spec.http_routes:
-            if event.get("routeKey") in {f"{route.method} {route.path}" for route in spec.http_routes}:
-                found.append(path)
-        elif spec.kafka_triggers:
-            topics = {topic for trigger in spec.kafka_triggers for topic in trigger.topics}
-            records = [r for batch in (event.get("records") or {}).values() for r in batch]
-            if records and {r["topic"] for r in records} <= topics:
-                found.append(path)
-        elif "RequestType" in event and "ResourceProperties" in event:  # a custom resource's function
-            found.append(path)
-    return found
 
 
 def functions_where(predicate) -> list[str]:
@@ -96,7 +78,7 @@ def check_cold_then_warm(first: Invocation, later: list[Invocation], record_prop
 
 def test_every_function_has_a_sample_event():
     assert SPECS
-    assert {fid: [p.name for p in samples_for(spec)] for fid, spec in SPECS.items() if not samples_for(spec)} == {}
+    assert {fid: [p.name for p in sample_events(spec)] for fid, spec in SPECS.items() if not sample_events(spec)} == {}
 
 
 def test_the_env_vars_file_points_every_function_at_the_stack(env_vars_file, kafka_bootstrap, moto_endpoint):
@@ -144,7 +126,7 @@ def test_http_function_accepts_publishes_and_answers(function_id, start_function
 )
 def test_fanout_writes_one_record_per_channel(function_id, start_function, kafka_bootstrap, record_property):
     # Given the sample (one requested notification for email, sms, slack and webhook) and the channel topics' ends
-    [sample] = samples_for(SPECS[function_id])
+    [sample] = sample_events(SPECS[function_id])
     event = load(sample)
     [source] = [r for batch in event["records"].values() for r in batch]
     channels = json.loads(base64.b64decode(source["value"]))["channels"]
@@ -174,7 +156,7 @@ def delivered(channel: str, receivers) -> list[str]:
 def test_sender_delivers_its_sample(function_id, start_function, receivers, record_property):
     # Given a sender and its sample (one notification on its channel's topic)
     channel = SPECS[function_id].environment["CHANNEL"]
-    [sample] = samples_for(SPECS[function_id])
+    [sample] = sample_events(SPECS[function_id])
     before = len(delivered(channel, receivers))
 
     # When it is invoked with the sample, then again (a redelivery)
@@ -230,7 +212,7 @@ def test_custom_resource_creates_topics_and_answers(
     # Given the Create request sample (AWS CloudFormation User Guide, "Custom resource request objects":
     # https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/crpg-ref-requests.html), aimed at the local
     # broker and a local response URL, asking for one new topic besides the existing ones
-    [sample] = samples_for(SPECS[function_id])
+    [sample] = sample_events(SPECS[function_id])
     event = load(sample)
     props = event["ResourceProperties"]
     props.update(BootstrapServers=kafka_bootstrap, SecurityProtocol="PLAINTEXT", ReplicationFactor="1")
