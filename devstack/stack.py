@@ -144,7 +144,12 @@ def function_environment(
 
 
 def env_vars(function_ids: Iterable[str], *, bootstrap: str, aws_endpoint: str) -> dict[str, dict[str, str]]:
-    """The local wiring per function in SAM's ``--env-vars`` format: ``{"FunctionLogicalId": {"VAR": "value"}}``."""
+    """The local wiring per function in SAM's ``--env-vars`` format: ``{"FunctionLogicalId": {"VAR": "value"}}``.
+
+    ``sam local invoke`` applies only the variables the template declares for a function (SAM developer guide,
+    "Environment variable file": https://docs.aws.amazon.com/serverless-application-model/latest/developerguide/
+    serverless-sam-cli-using-invoke.html#serverless-sam-cli-using-invoke-environment-file).
+    """
     wiring = {**aws_resources.function_environment(bootstrap), "AWS_ENDPOINT_URL": aws_endpoint}
     return {fid: dict(wiring) for fid in function_ids}
 

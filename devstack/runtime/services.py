@@ -6,6 +6,7 @@ calling process, so a test can read what SES and SNS received from moto's backen
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -48,6 +49,7 @@ def aws_services() -> Iterator[Services]:
     """A moto server with the project's resources, their secrets pointing at two local receivers."""
     from moto.server import ThreadedMotoServer  # noqa: PLC0415
 
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no access log line per AWS call
     port = free_port()
     server = ThreadedMotoServer(ip_address=HOST, port=port, verbose=False)
     server.start()
