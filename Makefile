@@ -54,4 +54,4 @@ bench: install
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .venv-checkov .devstack .aws-sam .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-checkov .devstack .aws-sam .cache/runtime .pytest_cache .mypy_cache .ruff_cache

@@ -10,6 +10,7 @@ from moto import mock_aws
 
 from devstack import aws_resources
 from devstack.broker import KafkaBroker, ensure_topics, wait_until_ready
+from devstack.runtime.toolchain import runtime_python
 from devstack.topics import TOPICS
 from tests.support import reset_runtime
 
@@ -35,6 +36,12 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield bootstrap
     finally:
         broker.stop()
+
+
+def pytest_report_header() -> str:
+    """Which Python the runtime suite runs the functions on (loud when it is not Lambda's)."""
+    python = runtime_python()
+    return python.warning or f"Lambda runtime emulation: Python {python.version} ({python.path})"
 
 
 @pytest.fixture(autouse=True)

@@ -121,8 +121,8 @@ def build_rie(cache: Path = CACHE_DIR) -> Path:
     go = shutil.which("go")
     if go is None:
         raise ToolchainError(
-            "Go is needed to build AWS's Runtime Interface Emulator (https://go.dev/doc/install, or Debian's "
-            "golang package)"
+            "Go 1.26 or newer is needed to build AWS's Runtime Interface Emulator from its module "
+            f"({RIE_MODULE}); see https://go.dev/doc/install"
         )
     binary.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=binary.parent) as tmp:
