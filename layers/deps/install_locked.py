@@ -49,7 +49,8 @@ def resolve(
     pip: list[str], entries: dict[tuple[str, str], str], requirements: list[str], pip_options: list[str]
 ) -> list[tuple[str, str]]:
     """``(name, version)`` of every package pip would install for these requirements under the lock's pins."""
-    pins = [entry.split("\n", 1)[0].rstrip(" \\") for entry in entries.values()]
+    # name==version ; marker, without extras (pip refuses extras in constraints)
+    pins = [re.sub(r"\[[^\]]*\]", "", entry.split("\n", 1)[0], count=1).rstrip(" \\") for entry in entries.values()]
     with tempfile.NamedTemporaryFile("w", suffix=".txt", encoding="utf-8") as constraints:
         constraints.write("\n".join(pins) + "\n")
         constraints.flush()

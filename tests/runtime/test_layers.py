@@ -99,6 +99,25 @@ def test_the_deps_layer_builds_the_same_twice_from_the_lock(runtime_build: Build
     assert not {"boto3", "botocore", "s3transfer", "urllib3"} & set(versions)
 
 
+def test_lock_entries_keep_markers_and_hashes_and_drop_comments():
+    text = (
+        "# header\n"
+        "Foo_Bar==1.2 ; python_full_version < '3.12' \\\n"
+        "    --hash=sha256:aa \\\n"
+        "    --hash=sha256:bb\n"
+        "    # via x\n"
+        "baz[extra]==3.0 \\\n"
+        "    --hash=sha256:cc\n"
+    )
+    assert lock_entries(text) == {
+        (
+            "foo-bar",
+            "1.2",
+        ): "Foo_Bar==1.2 ; python_full_version < '3.12' \\\n    --hash=sha256:aa \\\n    --hash=sha256:bb",
+        ("baz", "3.0"): "baz[extra]==3.0 \\\n    --hash=sha256:cc",
+    }
+
+
 def test_the_lock_pins_every_declared_dependency_with_hashes():
     # Given the dependencies pyproject.toml declares (runtime and dev) and the lock's entries
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
