@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import tempfile
 from pathlib import Path
@@ -58,10 +59,13 @@ def main(argv: list[str] | None = None) -> None:
         if (f.spec.http_routes or f.spec.kafka_triggers) and sample_events(f.spec)
     }
     results: dict[str, dict[bool, list[float]]] = {fid: {True: [], False: []} for fid in functions}
+    load_before = "/".join(f"{x:.1f}" for x in os.getloadavg())
     with kafka_for_bench() as bootstrap, aws_services() as services, tempfile.TemporaryDirectory() as logs:
         wiring = env_vars(functions, bootstrap=bootstrap, aws_endpoint=services.aws_endpoint)
         for round_number in range(args.rounds + 1):
-            for fid, sample in functions.items():
+            order = list(functions.items())
+            shift = round_number % len(order)  # a different neighbour each round: no function always follows another
+            for fid, sample in order[shift:] + order[:shift]:
                 for precompiled in (True, False) if round_number % 2 else (False, True):
                     log = Path(logs) / f"{fid}-{round_number}-{precompiled}.log"
                     duration = cold_start(built, fid, wiring[fid], sample, precompiled, log)
@@ -69,6 +73,7 @@ def main(argv: list[str] | None = None) -> None:
                         results[fid][precompiled].append(duration)
             print(f"round {round_number}/{args.rounds} done", flush=True)
 
+    load_after = "/".join(f"{x:.1f}" for x in os.getloadavg())
     rows = []
     for fid, by_build in results.items():
         built_ms, bare_ms = statistics.median(by_build[True]), statistics.median(by_build[False])
@@ -91,8 +96,9 @@ Command: `python -m bench.init_duration --rounds {args.rounds}` on {machine()}; 
 `awslambdaric`, packaged as `sam build` would. The figure is the emulator's `INIT REPORT` (Lambda's
 `Init Duration`: start of the runtime client and import of the handler) of a fresh environment invoked with its
 `events/` sample; median (and minimum) of {args.rounds} cold starts per build after one warm-up, the two builds
-alternating. Baseline: the same layers with every .pyc removed, as both layer builds shipped them before, in the
-same run.{note}
+alternating and the functions' order rotating round by round. Baseline: the same layers with every .pyc removed, as both layer builds shipped them before, in the
+same run. Load average of the machine (other work included) at the start and the end: {load_before} and
+{load_after}.{note}
 
 | function | layers as built (precompiled) | layers without .pyc | ratio | goal |
 | --- | --- | --- | --- | --- |
@@ -101,8 +107,10 @@ same run.{note}
 Reading the figures. `/opt` is read-only in Lambda, so without .pyc files every cold start compiles every module
 it imports from the layers (Powertools, pydantic, kafka-python, the shared package) and cannot keep the result;
 the layer Makefiles now compile them with the runtime's Python (`compileall --invalidation-mode unchecked-hash`:
-no stat of the source at import). What remains is the import work itself (the "import" rows of the ingest
-section name the biggest parts) and the runtime client's start.
+no stat of the source at import). What remains is the import work itself (Powertools, pydantic and the shared
+package for every function; the ingest section's import rows break it down) and the runtime client's start.
+The senders load about half as many modules again as the ingest at init (Powertools' batch and idempotency
+utilities, boto3 and botocore, jinja2), which the ingest only loads on first use.
 """,
     )
 
