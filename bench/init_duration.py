@@ -91,14 +91,13 @@ def main(argv: list[str] | None = None) -> None:
         f"""
 ## Cold start under the Lambda Runtime Interface Emulator
 
-Command: `python -m bench.init_duration --rounds {args.rounds}` on {machine()}; functions on Python
-{python.version} (the runtime's, {"as in Lambda" if python.is_lambda_version else "NOT Lambda's version"}) with
-`awslambdaric`, packaged as `sam build` would. The figure is the emulator's `INIT REPORT` (Lambda's
-`Init Duration`: start of the runtime client and import of the handler) of a fresh environment invoked with its
-`events/` sample; median (and minimum) of {args.rounds} cold starts per build after one warm-up, the two builds
-alternating and the functions' order rotating round by round. Baseline: the same layers with every .pyc removed, as both layer builds shipped them before, in the
-same run. Load average of the machine (other work included) at the start and the end: {load_before} and
-{load_after}.{note}
+Command: `python -m bench.init_duration --rounds {args.rounds}` on {machine()}.
+Functions on Python {python.version} ({"Lambda's runtime version" if python.is_lambda_version else "NOT Lambda's version"}) with `awslambdaric`, packaged as `sam build` would. The figure is
+the emulator's `INIT REPORT` (Lambda's `Init Duration`: start of the runtime client and import of the handler)
+of a fresh environment invoked with its `events/` sample; median (and minimum) of {args.rounds} cold starts per
+build after one warm-up, the two builds alternating and the functions' order rotating round by round. Baseline:
+the same layers with every .pyc removed, as both layer builds shipped them before, in the same run. Load
+average of the machine (other work included) at the start and the end: {load_before} and {load_after}.{note}
 
 | function | layers as built (precompiled) | layers without .pyc | ratio | goal |
 | --- | --- | --- | --- | --- |
