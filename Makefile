@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 # checkov pins many libraries of its own, so it gets a virtualenv of its own.
 CHECKOV := .venv-checkov/bin/checkov
 
-.PHONY: run test install tools lint unit integration e2e bench clean
+.PHONY: run test install lock tools lint unit integration e2e bench clean
 
 run: install
 	$(BIN)/python -m devstack up --demo
@@ -30,11 +30,21 @@ tools:
 	  $$SUDO apt-get update && $$SUDO apt-get install -y --no-install-recommends openjdk-17-jre-headless maven; }
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 is required"'
 
-$(VENV)/.installed: pyproject.toml
+# Every third-party package comes from requirements.lock, hash-checked: pip itself first (the venv's own pip may
+# be too old for the lock), then the lock; the project is added editable without dependencies (and built with
+# the locked setuptools).
+$(VENV)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/python layers/deps/install_locked.py --lock requirements.lock pip -- --quiet
+	$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes -r requirements.lock
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
+
+# One lock for the dev environment, the deps layer (layers/deps/install_locked.py installs its share of it) and
+# the runtime tests' runtime (awslambdaric, boto3): universal (every Python >= 3.11, every platform), with hashes.
+lock: $(VENV)/.installed
+	$(BIN)/uv pip compile pyproject.toml --extra dev --universal --python-version 3.11 --generate-hashes \
+		--quiet -o requirements.lock
 
 $(CHECKOV):
 	$(PYTHON) -m venv .venv-checkov
@@ -45,4 +55,4 @@ bench: install
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .venv-checkov .devstack .aws-sam .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-checkov .devstack .aws-sam .cache/runtime .pytest_cache .mypy_cache .ruff_cache

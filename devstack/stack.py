@@ -13,7 +13,8 @@ What runs (``LocalStack.start``), each announced by one progress line:
 Each function's environment is what template.yaml gives it literally, then the local wiring
 (``aws_resources.function_environment``), then ``AWS_ENDPOINT_URL`` (moto) with dummy credentials. Function logs
 (JSON, as CloudWatch would hold them) go to ``<data_dir>/logs/<FunctionLogicalId>.log``; ``<data_dir>/stack.json``
-says where everything listens while the stack runs.
+says where everything listens while the stack runs, and ``<data_dir>/env-vars.json`` holds the same wiring in
+the format of ``sam local invoke --env-vars`` (:func:`env_vars`).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -150,6 +151,17 @@ def function_environment(
         }
     )
     return env
+
+
+def env_vars(function_ids: Iterable[str], *, bootstrap: str, aws_endpoint: str) -> dict[str, dict[str, str]]:
+    """The local wiring per function in SAM's ``--env-vars`` format: ``{"FunctionLogicalId": {"VAR": "value"}}``.
+
+    ``sam local invoke`` applies only the variables the template declares for a function (SAM developer guide,
+    "Environment variable file": https://docs.aws.amazon.com/serverless-application-model/latest/developerguide/
+    serverless-sam-cli-using-invoke.html#serverless-sam-cli-using-invoke-environment-file).
+    """
+    wiring = {**aws_resources.function_environment(bootstrap), "AWS_ENDPOINT_URL": aws_endpoint}
+    return {fid: dict(wiring) for fid in function_ids}
 
 
 class _EndpointSession:
@@ -291,6 +303,10 @@ class LocalStack:
             f"aws: tables {aws_resources.STATUS_TABLE}, {aws_resources.IDEMPOTENCY_TABLE}; SES identity "
             f"{aws_resources.SENDER_ADDRESS}; secrets {aws_resources.SLACK_SECRET}, {aws_resources.WEBHOOK_SECRET}"
         )
+        env_vars_file = self.data_dir / "env-vars.json"
+        wiring = env_vars(template.functions, bootstrap=bootstrap, aws_endpoint=aws_endpoint)
+        env_vars_file.write_text(json.dumps(wiring, indent=2) + "\n")
+        self.progress(f"env-vars: {env_vars_file} (sam local invoke --env-vars)")
         channels = self._start_functions(template.functions.values(), bootstrap, aws_endpoint)
         ingest = next((w for w in self.workers.values() if "port" in w.info), None)
         if ingest is None:
@@ -496,6 +512,7 @@ class LocalStack:
             self.broker.stop()
         self.broker = None
         (self.data_dir / "stack.json").unlink(missing_ok=True)
+        (self.data_dir / "env-vars.json").unlink(missing_ok=True)
         self.info = None
 
     def __enter__(self) -> LocalStack:

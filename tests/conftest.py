@@ -9,9 +9,39 @@ import pytest
 from moto import mock_aws
 
 from devstack import aws_resources
+from devstack.broker import KafkaBroker, ensure_topics, wait_until_ready
+from devstack.runtime.toolchain import runtime_python
+from devstack.topics import TOPICS
 from tests.support import reset_runtime
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# Read at import, before the autouse fixture points the functions at a placeholder.
+EXTERNAL_BOOTSTRAP = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Kafka broker shared by every suite: ``KAFKA_BOOTSTRAP_SERVERS`` if set, else one for the session."""
+    given = EXTERNAL_BOOTSTRAP
+    if given:
+        wait_until_ready(given, timeout=60)
+        ensure_topics(given, TOPICS)
+        yield given
+        return
+    broker = KafkaBroker(Path(tmp_path_factory.mktemp("kafka")))
+    bootstrap = broker.start(timeout=120)
+    try:
+        ensure_topics(bootstrap, TOPICS)
+        yield bootstrap
+    finally:
+        broker.stop()
+
+
+def pytest_report_header() -> str:
+    """Which Python the runtime suite runs the functions on (loud when it is not Lambda's)."""
+    python = runtime_python()
+    return python.warning or f"Lambda runtime emulation: Python {python.version} ({python.path})"
 
 
 @pytest.fixture(autouse=True)

@@ -72,6 +72,15 @@ def test_every_channel_of_the_template_has_a_running_sender(local_stack):
     assert {"IngestFunction", "FanoutFunction"} <= set(local_stack.workers)
 
 
+def test_the_env_vars_file_points_every_function_at_the_running_stack(local_stack):
+    # What `sam local invoke --env-vars` and `python -m devstack.runtime invoke` read (docs/deploy.md)
+    content = json.loads((local_stack.data_dir / "env-vars.json").read_text())
+    assert set(content) >= {"IngestFunction", "FanoutFunction", "EmailSenderFunction"}
+    for variables in content.values():
+        assert variables["KAFKA_BOOTSTRAP_SERVERS"] == local_stack.info.bootstrap
+        assert variables["AWS_ENDPOINT_URL"] == local_stack.info.aws_endpoint
+
+
 def test_a_purchase_is_delivered_on_every_channel_it_asks_for(local_stack):
     api = local_stack.info.api_url
     # Given a purchase asking for email, SMS, Slack and the webhook

@@ -1,36 +1,10 @@
 from __future__ import annotations
 
-import os
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from devstack.broker import KafkaBroker, ensure_topics, wait_until_ready
-from devstack.topics import TOPICS
 from tests.support import reset_runtime
-
-# Read at import, before the autouse fixture points the functions at a placeholder.
-EXTERNAL_BOOTSTRAP = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-
-
-@pytest.fixture(scope="session")
-def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real Kafka broker: ``KAFKA_BOOTSTRAP_SERVERS`` if set, else one started for this test session."""
-    given = EXTERNAL_BOOTSTRAP
-    if given:
-        wait_until_ready(given, timeout=60)
-        ensure_topics(given, TOPICS)
-        yield given
-        return
-    broker = KafkaBroker(Path(tmp_path_factory.mktemp("kafka")))
-    bootstrap = broker.start(timeout=120)
-    try:
-        ensure_topics(bootstrap, TOPICS)
-        yield bootstrap
-    finally:
-        broker.stop()
 
 
 @pytest.fixture

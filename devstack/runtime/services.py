@@ -1,0 +1,69 @@
+"""The AWS side of the local stack for packaged functions: a moto server and the Slack/webhook receivers.
+
+The functions run in other processes (the emulator's), so moto runs as a server on 127.0.0.1; it runs in the
+calling process, so a test can read what SES and SNS received from moto's backends.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from devstack import aws_resources
+from devstack.receivers import DeliveryReceiver
+from devstack.runtime.emulator import DUMMY_CREDENTIALS, HOST, REGION
+from devstack.stack import free_port
+
+SIGNING_KEY = "runtime-signing-key"
+
+
+@dataclass(frozen=True)
+class Services:
+    aws_endpoint: str
+    slack: DeliveryReceiver
+    webhook: DeliveryReceiver
+
+
+class _EndpointSession:
+    """``client(service)`` aimed at the moto server (what ``aws_resources.create_all`` needs)."""
+
+    def __init__(self, endpoint: str) -> None:
+        import boto3  # noqa: PLC0415
+
+        self._session = boto3.Session(
+            region_name=REGION,
+            aws_access_key_id=DUMMY_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=DUMMY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        )
+        self._endpoint = endpoint
+
+    def client(self, service: str) -> Any:
+        return self._session.client(service, endpoint_url=self._endpoint)  # type: ignore[call-overload]
+
+
+@contextmanager
+def aws_services() -> Iterator[Services]:
+    """A moto server with the project's resources, their secrets pointing at two local receivers."""
+    from moto.server import ThreadedMotoServer  # noqa: PLC0415
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no access log line per AWS call
+    port = free_port()
+    server = ThreadedMotoServer(ip_address=HOST, port=port, verbose=False)
+    server.start()
+    try:
+        with DeliveryReceiver() as slack, DeliveryReceiver(signing_key=SIGNING_KEY) as webhook:
+            endpoint = f"http://{HOST}:{port}"
+            aws_resources.create_all(
+                _EndpointSession(endpoint),
+                aws_resources.Endpoints(
+                    slack_webhook_url=slack.url("/slack"),
+                    webhook_url=webhook.url("/webhook"),
+                    webhook_signing_key=SIGNING_KEY,
+                ),
+            )
+            yield Services(aws_endpoint=endpoint, slack=slack, webhook=webhook)
+    finally:
+        server.stop()
