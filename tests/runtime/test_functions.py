@@ -121,9 +121,7 @@ def test_http_function_accepts_publishes_and_answers(function_id, start_function
     check_cold_then_warm(posted, [status, invalid], record_property)
 
 
-@pytest.mark.parametrize(
-    "function_id", functions_where(lambda spec: bool(spec.kafka_triggers) and "CHANNEL" not in spec.environment)
-)
+@pytest.mark.parametrize("function_id", functions_where(lambda spec: spec.handler == "fanout_handler.handler"))
 def test_fanout_writes_one_record_per_channel(function_id, start_function, kafka_bootstrap, record_property):
     # Given the sample (one requested notification for email, sms, slack and webhook) and the channel topics' ends
     [sample] = sample_events(SPECS[function_id])
@@ -240,3 +238,32 @@ def test_custom_resource_creates_topics_and_answers(
 @pytest.fixture
 def unique_topic() -> str:
     return f"runtime-test-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.mark.parametrize("function_id", functions_where(lambda spec: spec.handler == "dlq_handler.handler"))
+def test_the_dlq_function_marks_the_dead_letter_failed(function_id, start_function, moto_endpoint, record_property):
+    # Given the sample: a webhook message the sender dead-lettered (dlq-* headers)
+    event = load(EVENTS / "dlq_kafka.json")
+    assert EVENTS / "dlq_kafka.json" in sample_events(SPECS[function_id])
+    values = [json.loads(base64.b64decode(r["value"])) for batch in event["records"].values() for r in batch]
+    message = next(v for v in values if v.get("schema") == "notification.channel/v1")
+
+    # When the dead-letter function is invoked with it
+    invocation = start_function(function_id).invoke(event)
+
+    # Then the batch succeeded and the notification's channel shows failed in the status table
+    assert invocation.payload == {"batchItemFailures": []}
+    import boto3
+
+    item = boto3.client(
+        "dynamodb",
+        endpoint_url=moto_endpoint,
+        region_name=REGION,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    ).get_item(
+        TableName=SPECS[function_id].environment.get("STATUS_TABLE_NAME", "notifications-status"),
+        Key={"notification_id": {"S": message["notification_id"]}, "channel": {"S": message["channel"]}},
+    )
+    assert item["Item"]["state"]["S"] == "failed", item
+    check_cold_then_warm(invocation, [], record_property)
