@@ -39,11 +39,10 @@ def run(records: int, batch: int, rate: float | None, provider_ms: float, store_
     from devstack.msk_events import build_event  # noqa: PLC0415
     from notifications import delivery  # noqa: PLC0415
     from notifications.channels.base import Receipt  # noqa: PLC0415
-    from notifications.kafka.msk_event import KafkaRecord  # noqa: PLC0415
     from notifications.models import Channel, ChannelMessage  # noqa: PLC0415
     from notifications.settings import SenderSettings  # noqa: PLC0415
-    from tests.channel_support import channel_message  # noqa: PLC0415
-    from tests.support import InMemoryStatusStore, MemoryPublisher  # noqa: PLC0415
+    from tests.channel_support import channel_message, message_record  # noqa: PLC0415
+    from tests.support import InMemoryStatusStore, MemoryPublisher, busiest_second  # noqa: PLC0415
 
     calls: list[float] = []
     lock = threading.Lock()
@@ -105,17 +104,7 @@ def run(records: int, batch: int, rate: float | None, provider_ms: float, store_
     )
     sender_handler.delivery_runtime = lambda: service  # type: ignore[attr-defined,assignment]
     messages = [channel_message(Channel("email")) for _ in range(records)]
-    kafka_records = [
-        KafkaRecord(
-            topic="notifications.email",
-            partition=0,
-            offset=i,
-            timestamp=0,
-            key=str(m.notification_id).encode(),
-            value=m.to_json(),
-        )
-        for i, m in enumerate(messages)
-    ]
+    kafka_records = [message_record(m, i) for i, m in enumerate(messages)]
     events = [
         build_event(kafka_records[start : start + batch], bootstrap_servers="b:9098", event_source_arn=ARN)
         for start in range(0, records, batch)
@@ -127,18 +116,7 @@ def run(records: int, batch: int, rate: float | None, provider_ms: float, store_
             assert not result["batchItemFailures"], result
     elapsed = time.perf_counter() - started
     assert len(calls) == records, f"{len(calls)} provider calls for {records} records"
-    return {"rps": records / elapsed, "peak_1s": _busiest_second(calls)}
-
-
-def _busiest_second(times: list[float]) -> float:
-    """The most provider calls inside any one-second window."""
-    times = sorted(times)
-    best, start = 0, 0
-    for end, t in enumerate(times):
-        while t - times[start] >= 1.0:
-            start += 1
-        best = max(best, end - start + 1)
-    return float(best)
+    return {"rps": records / elapsed, "peak_1s": busiest_second(calls)}
 
 
 def main(argv: list[str] | None = None) -> None:

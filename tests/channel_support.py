@@ -61,13 +61,18 @@ def kafka_record(topic: str, offset: int, value: bytes, *, key: bytes | None = b
     )
 
 
-def message_record(message: ChannelMessage, offset: int, *, partition: int = 0) -> KafkaRecord:
-    return kafka_record(
-        f"notifications.{message.channel.value}",
-        offset,
-        message.to_json(),
-        key=str(message.notification_id).encode(),
+def message_record(
+    message: ChannelMessage, offset: int, *, partition: int = 0, headers: tuple[tuple[str, bytes], ...] = ()
+) -> KafkaRecord:
+    """The record fanout writes for ``message`` on its channel topic."""
+    return KafkaRecord(
+        topic=f"notifications.{message.channel.value}",
         partition=partition,
+        offset=offset,
+        timestamp=1_790_000_000_000,
+        key=str(message.notification_id).encode(),
+        value=message.to_json(),
+        headers=headers,
     )
 
 

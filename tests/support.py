@@ -132,3 +132,14 @@ class InMemoryStatusStore:
     def get(self, notification_id: UUID) -> NotificationStatus | None:
         channels = [s for (nid, _), s in self.items.items() if nid == notification_id]
         return NotificationStatus(id=notification_id, channels=channels) if channels else None
+
+
+def busiest_second(times: list[float]) -> int:
+    """The most events inside any one-second window of ``times`` (seconds)."""
+    times = sorted(times)
+    best, start = 0, 0
+    for end, t in enumerate(times):
+        while t - times[start] >= 1.0:
+            start += 1
+        best = max(best, end - start + 1)
+    return best

@@ -21,6 +21,7 @@ from devstack.template_config import load_template
 from notifications.models import Channel, channel_messages
 from tests.channel_support import requested
 from tests.e2e.conftest import PRESSURE_RATE
+from tests.support import busiest_second
 
 pytestmark = pytest.mark.e2e
 
@@ -64,16 +65,6 @@ def dead_letters(stack: LocalStack, run: str) -> list[object]:
         until=lambda found: False,
         timeout=3,
     )
-
-
-def busiest_second(times: list[float]) -> int:
-    times = sorted(times)
-    best, start = 0, 0
-    for end, t in enumerate(times):
-        while t - times[start] >= 1.0:
-            start += 1
-        best = max(best, end - start + 1)
-    return best
 
 
 def test_a_rate_limited_provider_gets_every_notification_once_and_never_more_than_its_rate(local_stack: LocalStack):

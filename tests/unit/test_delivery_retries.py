@@ -14,7 +14,7 @@ from notifications.errors import TransientDeliveryError
 from notifications.kafka.msk_event import KafkaRecord
 from notifications.models import Channel, ChannelMessage
 from notifications.settings import SenderSettings
-from tests.channel_support import channel_message
+from tests.channel_support import channel_message, message_record
 from tests.support import InMemoryStatusStore, MemoryPublisher
 
 
@@ -76,15 +76,7 @@ def service(moto_aws, sender, attempts: int = 3, clock: Clock | None = None, **e
 
 
 def record(message: ChannelMessage, offset: int = 1, headers=()) -> KafkaRecord:
-    return KafkaRecord(
-        topic="notifications.email",
-        partition=0,
-        offset=offset,
-        timestamp=0,
-        key=str(message.notification_id).encode(),
-        value=message.to_json(),
-        headers=tuple(headers),
-    )
+    return message_record(message, offset, headers=tuple(headers))
 
 
 def deferred(svc: DeliveryService) -> list[dict[str, bytes]]:

@@ -17,7 +17,7 @@ from notifications.kafka.msk_event import KafkaRecord
 from notifications.models import Channel, ChannelMessage
 from notifications.observability import logger
 from notifications.settings import SenderSettings
-from tests.channel_support import channel_message
+from tests.channel_support import channel_message, message_record
 from tests.support import InMemoryStatusStore, MemoryPublisher
 
 ARN = "arn:aws:kafka:us-east-1:123456789012:cluster/c/abc-1"
@@ -124,16 +124,7 @@ def test_every_log_line_about_a_record_carries_its_request_correlation_id(moto_a
     service = email_service(moto_aws, sender, InMemoryStatusStore())
     monkeypatch.setattr(sender_handler, "delivery_runtime", lambda: service)
     records = [
-        KafkaRecord(
-            topic="notifications.email",
-            partition=0,
-            offset=i,
-            timestamp=1,
-            key=str(m.notification_id).encode(),
-            value=m.to_json(),
-            headers=(("correlation-id", m.correlation_id.encode()),),
-        )
-        for i, m in enumerate(messages)
+        message_record(m, i, headers=(("correlation-id", m.correlation_id.encode()),)) for i, m in enumerate(messages)
     ]
     written = io.StringIO()
     monkeypatch.setattr(logger.registered_handler, "stream", written)
