@@ -49,3 +49,22 @@ def read_topic(
         return found
     finally:
         consumer.close()
+
+
+def records_since(bootstrap: str, since: dict[Any, int]) -> list[Any]:
+    """Every record (kafka-python ``ConsumerRecord``) written after the offsets ``since`` up to the current end."""
+    from kafka import KafkaConsumer  # noqa: PLC0415
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap.split(","), enable_auto_commit=False)
+    try:
+        consumer.assign(list(since))
+        end = consumer.end_offsets(list(since))
+        for tp, offset in since.items():
+            consumer.seek(tp, offset)
+        found: list[Any] = []
+        while any(consumer.position(tp) < end[tp] for tp in since):
+            for batch in consumer.poll(timeout_ms=500).values():
+                found.extend(batch)
+        return found
+    finally:
+        consumer.close()

@@ -164,7 +164,7 @@ def env_vars(function_ids: Iterable[str], *, bootstrap: str, aws_endpoint: str) 
     return {fid: dict(wiring) for fid in function_ids}
 
 
-class _EndpointSession:
+class EndpointSession:
     """The ``client(service)`` of a boto3 session, aimed at the moto server (for ``aws_resources.create_all``)."""
 
     def __init__(self, endpoint: str) -> None:
@@ -298,7 +298,7 @@ class LocalStack:
         self.progress(f"topics: {', '.join(f'{name} ({n})' for name, n in TOPICS.items())}")
         aws_endpoint = self._start_moto()
         endpoints = self._start_receivers()
-        aws_resources.create_all(_EndpointSession(aws_endpoint), endpoints)
+        aws_resources.create_all(EndpointSession(aws_endpoint), endpoints)
         self.progress(
             f"aws: tables {aws_resources.STATUS_TABLE}, {aws_resources.IDEMPOTENCY_TABLE}; SES identity "
             f"{aws_resources.SENDER_ADDRESS}; secrets {aws_resources.SLACK_SECRET}, {aws_resources.WEBHOOK_SECRET}"

@@ -10,12 +10,11 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
 
 from devstack import aws_resources
 from devstack.receivers import DeliveryReceiver
-from devstack.runtime.emulator import DUMMY_CREDENTIALS, HOST, REGION
-from devstack.stack import free_port
+from devstack.runtime.emulator import HOST
+from devstack.stack import EndpointSession, free_port
 
 SIGNING_KEY = "runtime-signing-key"
 
@@ -25,23 +24,6 @@ class Services:
     aws_endpoint: str
     slack: DeliveryReceiver
     webhook: DeliveryReceiver
-
-
-class _EndpointSession:
-    """``client(service)`` aimed at the moto server (what ``aws_resources.create_all`` needs)."""
-
-    def __init__(self, endpoint: str) -> None:
-        import boto3  # noqa: PLC0415
-
-        self._session = boto3.Session(
-            region_name=REGION,
-            aws_access_key_id=DUMMY_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=DUMMY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-        )
-        self._endpoint = endpoint
-
-    def client(self, service: str) -> Any:
-        return self._session.client(service, endpoint_url=self._endpoint)  # type: ignore[call-overload]
 
 
 @contextmanager
@@ -57,7 +39,7 @@ def aws_services() -> Iterator[Services]:
         with DeliveryReceiver() as slack, DeliveryReceiver(signing_key=SIGNING_KEY) as webhook:
             endpoint = f"http://{HOST}:{port}"
             aws_resources.create_all(
-                _EndpointSession(endpoint),
+                EndpointSession(endpoint),
                 aws_resources.Endpoints(
                     slack_webhook_url=slack.url("/slack"),
                     webhook_url=webhook.url("/webhook"),

@@ -9,6 +9,7 @@ import ingest_handler
 from kafka import KafkaConsumer, TopicPartition
 
 from devstack.apigw import http_result
+from devstack.consume import records_since
 from devstack.lambda_context import LocalLambdaContext
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
@@ -24,23 +25,6 @@ def end_offsets(bootstrap: str, topic: str) -> dict[TopicPartition, int]:
     try:
         partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
         return consumer.end_offsets(partitions)
-    finally:
-        consumer.close()
-
-
-def records_since(bootstrap: str, since: dict[TopicPartition, int]) -> list:
-    """Every record written after ``since`` up to the current end (the sample's id is fixed, runs repeat it)."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap.split(","), enable_auto_commit=False)
-    try:
-        consumer.assign(list(since))
-        end = consumer.end_offsets(list(since))
-        for tp, offset in since.items():
-            consumer.seek(tp, offset)
-        found = []
-        while any(consumer.position(tp) < end[tp] for tp in since):
-            for batch in consumer.poll(timeout_ms=500).values():
-                found.extend(batch)
-        return found
     finally:
         consumer.close()
 

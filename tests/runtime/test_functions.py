@@ -25,6 +25,7 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from moto.ses.models import ses_backends
 from moto.sns.models import sns_backends
 
+from devstack.consume import records_since
 from devstack.runtime.emulator import REGION, Invocation
 from devstack.runtime.samples import EVENTS_DIR as EVENTS
 from devstack.runtime.samples import sample_events
@@ -47,23 +48,6 @@ def end_offsets(bootstrap: str, topic: str) -> dict[TopicPartition, int]:
     try:
         partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
         return consumer.end_offsets(partitions)
-    finally:
-        consumer.close()
-
-
-def records_since(bootstrap: str, since: dict[TopicPartition, int]) -> list[Any]:
-    """Every record written after ``since`` up to the current end."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap.split(","), enable_auto_commit=False)
-    try:
-        consumer.assign(list(since))
-        end = consumer.end_offsets(list(since))
-        for tp, offset in since.items():
-            consumer.seek(tp, offset)
-        found = []
-        while any(consumer.position(tp) < end[tp] for tp in since):
-            for batch in consumer.poll(timeout_ms=500).values():
-                found.extend(batch)
-        return found
     finally:
         consumer.close()
 
