@@ -51,6 +51,18 @@ def read_topic(
         consumer.close()
 
 
+def end_offsets(bootstrap: str, topic: str) -> dict[Any, int]:
+    """The end offset of each partition of ``topic`` (what a later ``records_since`` starts from)."""
+    from kafka import KafkaConsumer, TopicPartition  # noqa: PLC0415
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap.split(","), enable_auto_commit=False)
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        return dict(consumer.end_offsets(partitions))
+    finally:
+        consumer.close()
+
+
 def records_since(bootstrap: str, since: dict[Any, int]) -> list[Any]:
     """Every record (kafka-python ``ConsumerRecord``) written after the offsets ``since`` up to the current end."""
     from kafka import KafkaConsumer  # noqa: PLC0415

@@ -6,10 +6,9 @@ import json
 from pathlib import Path
 
 import ingest_handler
-from kafka import KafkaConsumer, TopicPartition
 
 from devstack.apigw import http_result
-from devstack.consume import records_since
+from devstack.consume import end_offsets, records_since
 from devstack.lambda_context import LocalLambdaContext
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
@@ -18,15 +17,6 @@ REQUESTED = "notifications.requested"
 
 def load(name: str) -> dict:
     return json.loads((EVENTS / f"{name}.json").read_text())
-
-
-def end_offsets(bootstrap: str, topic: str) -> dict[TopicPartition, int]:
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap.split(","), enable_auto_commit=False)
-    try:
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        return consumer.end_offsets(partitions)
-    finally:
-        consumer.close()
 
 
 def test_the_valid_sample_is_accepted_published_and_readable(kafka_env, moto_aws):

@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kafka import KafkaConsumer, TopicPartition
+from kafka import KafkaConsumer
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.ses.models import ses_backends
 from moto.sns.models import sns_backends
 
-from devstack.consume import records_since
+from devstack.consume import end_offsets, records_since
 from devstack.runtime.emulator import REGION, Invocation
 from devstack.runtime.samples import EVENTS_DIR as EVENTS
 from devstack.runtime.samples import sample_events
@@ -41,15 +41,6 @@ def load(path: Path) -> dict[str, Any]:
 
 def functions_where(predicate) -> list[str]:
     return [fid for fid, spec in SPECS.items() if predicate(spec)]
-
-
-def end_offsets(bootstrap: str, topic: str) -> dict[TopicPartition, int]:
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap.split(","), enable_auto_commit=False)
-    try:
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        return consumer.end_offsets(partitions)
-    finally:
-        consumer.close()
 
 
 def check_cold_then_warm(first: Invocation, later: list[Invocation], record_property) -> None:
