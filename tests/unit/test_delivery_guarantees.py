@@ -164,7 +164,7 @@ def test_poison_records_go_to_the_dlq_with_reason_and_source_and_the_rest_is_del
 
     # Then nothing is retried, both good messages were sent, and every poison record is in the DLQ as it was
     assert result == {"batchItemFailures": []}
-    assert sender.sent == [m.delivery_key for m in good]
+    assert sorted(sender.sent) == sorted(m.delivery_key for m in good)  # lanes run concurrently
     dead = {d.key: d for d in publisher.on("notifications.dlq")}
     assert set(dead) == set(reasons)
     for record in records[1:-1]:
