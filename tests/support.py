@@ -12,6 +12,7 @@ from uuid import UUID
 
 from devstack.stack import StackConfig
 from notifications import aws, settings
+from notifications.channels import sms
 from notifications.kafka.producer import OutgoingRecord
 from notifications.models import Channel, ChannelStatus, DeliveryState, NotificationStatus
 from notifications.runtime import dlq, fanout, ingest, sender
@@ -67,6 +68,7 @@ def reset_runtime() -> None:
         sender.delivery_runtime,
         dlq.dead_letter_settings,
         dlq.dead_letter_runtime,
+        sms.sms_settings,
     ):
         factory.cache_clear()
 

@@ -23,7 +23,7 @@ def sms_messages() -> dict[str, tuple[str, str]]:
 def captured_publishes() -> list[dict[str, Any]]:
     """The parameters of every Publish the channel's (cached) SNS client makes from now on."""
     calls: list[dict[str, Any]] = []
-    aws.client("sns").meta.events.register(
+    aws.provider_client("sns").meta.events.register(
         "provide-client-params.sns.Publish", lambda params, **_: calls.append(params)
     )
     return calls
@@ -49,7 +49,7 @@ def answer_publish_with(status: int, code: str) -> None:
     def respond(request, **_: Any) -> AWSResponse:
         return AWSResponse(request.url, status, {"Content-Type": "text/xml"}, _Raw(body))
 
-    aws.client("sns").meta.events.register_first("before-send.sns.Publish", respond)
+    aws.provider_client("sns").meta.events.register_first("before-send.sns.Publish", respond)
 
 
 def test_an_sms_is_published_to_the_number_as_transactional(moto_aws):
