@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from devstack.broker import KafkaBroker, ensure_topics, wait_until_ready
-from devstack.topics import TOPICS
+from devstack.topics import TOPIC_CONFIGS, TOPICS
 from tests.support import reset_runtime
 
 # Read at import, before the autouse fixture points the functions at a placeholder.
@@ -21,13 +21,13 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     given = EXTERNAL_BOOTSTRAP
     if given:
         wait_until_ready(given, timeout=60)
-        ensure_topics(given, TOPICS)
+        ensure_topics(given, TOPICS, configs=TOPIC_CONFIGS)
         yield given
         return
     broker = KafkaBroker(Path(tmp_path_factory.mktemp("kafka")))
     bootstrap = broker.start(timeout=120)
     try:
-        ensure_topics(bootstrap, TOPICS)
+        ensure_topics(bootstrap, TOPICS, configs=TOPIC_CONFIGS)
         yield bootstrap
     finally:
         broker.stop()
