@@ -220,8 +220,6 @@ _EMAIL = re.compile(
     r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
 )
 _E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
-# Text is stripped of Unicode White_Space; what is left must not be empty.
-_NOT_BLANK = r"[^\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
 # Characters refused in text, by Unicode general category: controls (Cc: NUL, CR, LF, TAB, ...), format characters
 # (Cf: bidi overrides such as U+202E, zero-width spaces, the BOM, ...), line and paragraph separators (Zl, Zp) and
 # lone surrogates (Cs). Names may keep the zero-width (non-)joiner, which Persian, Indic scripts and emoji sequences
@@ -229,12 +227,15 @@ _NOT_BLANK = r"[^\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000
 _REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
 _NAME_JOINERS = frozenset("\u200c\u200d")
 # The same rule for the published document (Unicode 14 code points of those categories, the Basic Multilingual Plane;
-# the validator's category check is the authority). A JSON Schema ``pattern`` matches anywhere, hence the anchors.
+# the validator's category check is the authority; lone surrogates never get past JSON decoding). A JSON Schema
+# ``pattern`` matches anywhere, hence the anchors.
 _REFUSED_BMP = (
     r"\x00-\x1f\x7f-\x9f\xad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f"
-    r"\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb\ud800-\udfff"
+    r"\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb"
 )
-_TEXT_PATTERN = rf"^[^{_REFUSED_BMP}]*{_NOT_BLANK}[^{_REFUSED_BMP}]*$"
+# Text is stripped of Unicode White_Space (the blanks not refused already); what is left must not be empty.
+_VISIBLE = rf"[^{_REFUSED_BMP} \xa0\u1680\u2000-\u200a\u202f\u205f\u3000]"
+_TEXT_PATTERN = rf"^[^{_REFUSED_BMP}]*{_VISIBLE}[^{_REFUSED_BMP}]*$"
 _NAME_PATTERN = _TEXT_PATTERN.replace(r"\u200b-\u200f", r"\u200b\u200e\u200f")
 
 
