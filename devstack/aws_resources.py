@@ -1,7 +1,8 @@
 """The AWS resources the functions expect, created in moto (tests) or the moto server (local stack).
 
 Names and shapes match template.yaml: the idempotency table (key ``id``, TTL ``expiration``), the status table
-(``notification_id`` + ``channel``), a verified SES identity and the Slack and webhook secrets.
+(``notification_id`` + ``channel``, TTL ``expires_at``), a verified SES identity and the Slack and webhook secrets
+(the webhook's signing keys are Standard Webhooks secrets, ``whsec_`` + base64 of at least 32 bytes).
 """
 
 from __future__ import annotations
@@ -10,18 +11,23 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from notifications.retention import STATUS_EXPIRES_ATTRIBUTE
+
 IDEMPOTENCY_TABLE = "notifications-idempotency"
 STATUS_TABLE = "notifications-status"
 SENDER_ADDRESS = "orders@shop.example"
 SLACK_SECRET = "notifications/slack-webhook"
 WEBHOOK_SECRET = "notifications/webhook"
+# Where the local stack may send SMS (the template's SmsAllowedCountries parameter in AWS).
+SMS_ALLOWED_COUNTRIES = "DE,AT,CH,US"
 
 
 @dataclass(frozen=True)
 class Endpoints:
     slack_webhook_url: str = "http://127.0.0.1:3001/slack"
     webhook_url: str = "http://127.0.0.1:3001/webhook"
-    webhook_signing_key: str = "local-signing-key"
+    # Local only, hence fixed: a deployed secret holds random bytes (docs/security.md).
+    webhook_signing_key: str = "whsec_bG9jYWwtc3RhY2sgd2ViaG9vayBzaWduaW5nIGtleSE="
 
 
 def create_all(session: Any, endpoints: Endpoints = Endpoints()) -> None:
@@ -51,11 +57,14 @@ def create_all(session: Any, endpoints: Endpoints = Endpoints()) -> None:
             ],
             BillingMode="PAY_PER_REQUEST",
         )
+        ddb.update_time_to_live(
+            TableName=STATUS_TABLE, TimeToLiveSpecification={"Enabled": True, "AttributeName": STATUS_EXPIRES_ATTRIBUTE}
+        )
     session.client("sesv2").create_email_identity(EmailIdentity=SENDER_ADDRESS)
     secrets = session.client("secretsmanager")
     for name, value in (
         (SLACK_SECRET, {"url": endpoints.slack_webhook_url}),
-        (WEBHOOK_SECRET, {"url": endpoints.webhook_url, "signing_key": endpoints.webhook_signing_key}),
+        (WEBHOOK_SECRET, {"url": endpoints.webhook_url, "signing_keys": [endpoints.webhook_signing_key]}),
     ):
         try:
             secrets.create_secret(Name=name, SecretString=json.dumps(value))
@@ -73,6 +82,9 @@ def function_environment(bootstrap: str) -> dict[str, str]:
         "EMAIL_FROM_ADDRESS": SENDER_ADDRESS,
         "SLACK_WEBHOOK_SECRET_ID": SLACK_SECRET,
         "WEBHOOK_SECRET_ID": WEBHOOK_SECRET,
+        "SMS_ALLOWED_COUNTRIES": SMS_ALLOWED_COUNTRIES,
+        # Lets the HTTP channels deliver to the local receivers on 127.0.0.1 (loopback and private targets).
+        "ENVIRONMENT": "dev",
         "POWERTOOLS_SERVICE_NAME": "purchase-notifications",
         "POWERTOOLS_METRICS_NAMESPACE": "PurchaseNotifications",
         "POWERTOOLS_TRACE_DISABLED": "true",

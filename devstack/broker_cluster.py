@@ -96,8 +96,10 @@ def ensure_topics(
     topics: Mapping[str, int],
     replication_factor: int = 1,
     timeout: float = 30.0,
+    configs: Mapping[str, Mapping[str, str]] | None = None,
 ) -> None:
-    """Create the missing topics (``name -> partitions``); existing ones are left as is.
+    """Create the missing topics (``name -> partitions``, with ``configs[name]`` such as ``retention.ms``); existing
+    ones are left as is.
 
     Returns once every topic is in the metadata with a leader for each partition.
     """
@@ -111,7 +113,11 @@ def ensure_topics(
     admin = _admin(bootstrap, deadline)
     try:
         request = {
-            name: {"num_partitions": partitions, "replication_factor": replication_factor}
+            name: {
+                "num_partitions": partitions,
+                "replication_factor": replication_factor,
+                "configs": dict((configs or {}).get(name, {})),
+            }
             for name, partitions in topics.items()
         }
         try:

@@ -2,19 +2,27 @@
 
 It records every POST (path, headers, JSON body, what it answered), can be told to fail (the next N requests or
 a fraction of them, with a chosen status and ``Retry-After``), to answer late (client timeouts) or to drop the
-connection, and, given the signing key, verifies ``Webhook-Signature`` on its own (answering 401 when it does not
-match), independently of the sender's code.
+connection, and, given signing keys, verifies Standard Webhooks signatures on its own, independently of the
+sender's code (https://github.com/standard-webhooks/standard-webhooks/blob/main/spec/standard-webhooks.md):
+
+- ``webhook-id``, ``webhook-timestamp`` and ``webhook-signature`` are required (401 ``unsigned`` without them);
+- the timestamp must be within 5 minutes of now, either way (401 ``stale_timestamp``): an old request replayed;
+- one of the space-separated ``v1,<base64>`` signatures must equal HMAC-SHA256 over ``<id>.<timestamp>.<body>``
+  with one of the keys (``whsec_<base64>``; several during a rotation), compared in constant time (401
+  ``invalid_signature``);
+- a ``webhook-id`` (or, without one, an ``Idempotency-Key``) it already accepted is answered 200
+  ``duplicate_ignored`` and not delivered again: a sender's retry after a lost answer stops, a replay does nothing.
 
 Library use::
 
-    with DeliveryReceiver(signing_key="local-signing-key") as receiver:
+    with DeliveryReceiver(signing_key=["whsec_new...", "whsec_old..."]) as receiver:
         receiver.fail_next(1, status=429, retry_after=7)
         ...  # point the sender at receiver.url("/webhook")
         assert len(receiver.accepted()) == 1
 
 CLI (the local stack's default Slack and webhook endpoint)::
 
-    python -m devstack.receivers --port 3001 --signing-key local-signing-key
+    python -m devstack.receivers --port 3001 --signing-key whsec_... [--signing-key whsec_...]
 
 prints one JSON line per request.
 """
@@ -22,6 +30,8 @@ prints one JSON line per request.
 from __future__ import annotations
 
 import argparse
+import base64
+import binascii
 import hashlib
 import hmac
 import json
@@ -49,8 +59,8 @@ class Delivery:
     body: bytes
     status: int
     signature_ok: bool | None  # None when the receiver has no signing key
-    # A repeat of an ``Idempotency-Key`` this receiver already accepted: answered 2xx, not a new delivery
-    # (what a webhook consumer honouring the key does).
+    # A repeat of a ``webhook-id`` (or ``Idempotency-Key``) this receiver already accepted: answered 2xx, not a new
+    # delivery (what a webhook consumer honouring the key does).
     replay: bool = False
     received_at: float = 0.0  # time.monotonic() on arrival
 
@@ -68,13 +78,36 @@ class _Failure:
     retry_after: str | None
 
 
-def verify_signature(signing_key: str, headers: dict[str, str], body: bytes, *, tolerance: float, now: float) -> bool:
-    """``Webhook-Signature: v1=<hex HMAC-SHA256(key, "<Webhook-Timestamp>.<body>")>``, timestamp within tolerance."""
-    timestamp, given = headers.get("webhook-timestamp", ""), headers.get("webhook-signature", "")
-    if not timestamp.isdigit() or not given.startswith("v1=") or abs(now - int(timestamp)) > tolerance:
-        return False
-    expected = hmac.new(signing_key.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected, given.removeprefix("v1="))
+def _key(secret: str) -> bytes:
+    try:
+        key = base64.b64decode(secret.removeprefix("whsec_"), validate=True)
+    except (binascii.Error, ValueError):
+        key = b""
+    if not secret.startswith("whsec_") or len(key) < 32:
+        raise ValueError("a signing key is 'whsec_' followed by base64 of at least 32 bytes")
+    return key
+
+
+def check_signature(
+    secrets: Sequence[str], headers: dict[str, str], body: bytes, *, tolerance: float, now: float
+) -> str | None:
+    """None when the request is signed per Standard Webhooks by one of ``secrets``; else why not."""
+    message_id = headers.get("webhook-id", "")
+    timestamp = headers.get("webhook-timestamp", "")
+    given = headers.get("webhook-signature", "").split()
+    if not message_id or not timestamp or not given:
+        return "unsigned"
+    if not timestamp.isdigit() or abs(now - int(timestamp)) > tolerance:
+        return "stale_timestamp"
+    content = f"{message_id}.{timestamp}.".encode() + body
+    expected = [
+        base64.b64encode(hmac.new(_key(secret), content, hashlib.sha256).digest()).decode() for secret in secrets
+    ]
+    for item in given:
+        version, _, value = item.partition(",")
+        if version == "v1" and any(hmac.compare_digest(value, candidate) for candidate in expected):
+            return None
+    return "invalid_signature"
 
 
 class DeliveryReceiver:
@@ -82,12 +115,15 @@ class DeliveryReceiver:
         self,
         port: int = 0,
         *,
-        signing_key: str | None = None,
+        signing_key: str | Sequence[str] | None = None,
         tolerance_seconds: float = 300.0,
         seed: int = 0,
         on_delivery: Callable[[Delivery], None] | None = None,
     ) -> None:
-        self.signing_key = signing_key
+        # The keys it accepts (a rotation has two); None: signatures are not checked (the Slack role).
+        self.signing_keys = [signing_key] if isinstance(signing_key, str) else signing_key
+        for secret in self.signing_keys or ():
+            _key(secret)  # a malformed key is a setup error, found here and not on the first request
         self._tolerance = tolerance_seconds
         self._random = random.Random(seed)  # noqa: S311 - failure injection, not cryptography
         self._on_delivery = on_delivery
@@ -184,7 +220,7 @@ class DeliveryReceiver:
         return [d for d in self.deliveries(path) if d.accepted]
 
     def replays(self, path: str | None = None) -> list[Delivery]:
-        """The requests that repeated an accepted ``Idempotency-Key`` (answered 2xx, not delivered again)."""
+        """The requests that repeated an accepted ``webhook-id``/``Idempotency-Key`` (answered 2xx, not delivered)."""
         return [d for d in self.deliveries(path) if d.replay]
 
     def wait_for(self, count: int, timeout: float = 30.0, path: str | None = None) -> list[Delivery]:
@@ -233,9 +269,10 @@ class DeliveryReceiver:
         delay, drop, failure = self._decide(received_at)
         if delay:
             self._stopping.wait(delay)
-        signature_ok = None
-        if self.signing_key is not None:
-            signature_ok = verify_signature(self.signing_key, headers, body, tolerance=self._tolerance, now=time.time())
+        refusal, signature_ok = None, None
+        if self.signing_keys is not None:
+            refusal = check_signature(self.signing_keys, headers, body, tolerance=self._tolerance, now=time.time())
+            signature_ok = refusal is None
         if drop:
             self._record(Delivery(request.path, headers, body, 0, signature_ok, received_at=received_at))
             request.close_connection = True
@@ -245,11 +282,11 @@ class DeliveryReceiver:
             status, answer = failure.status, b"failure_injected"
             if failure.retry_after is not None:
                 extra["Retry-After"] = failure.retry_after
-        elif signature_ok is False:
-            status, answer = 401, b"invalid_signature"
+        elif refusal is not None:
+            status, answer = 401, refusal.encode()
         else:
             status, answer = 200, b"ok"
-        key = headers.get("idempotency-key")
+        key = headers.get("webhook-id") or headers.get("idempotency-key")
         with self._lock:
             number = len(self._deliveries) + 1
             replay = status == 200 and key is not None and key in self._accepted_keys
@@ -290,7 +327,11 @@ def _handler_for(receiver: DeliveryReceiver) -> type[BaseHTTPRequestHandler]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devstack.receivers", description=__doc__.split("\n\n")[0])
     parser.add_argument("--port", type=int, default=3001, help="port on 127.0.0.1 (default: %(default)s)")
-    parser.add_argument("--signing-key", help="verify Webhook-Signature with this key (401 when it does not match)")
+    parser.add_argument(
+        "--signing-key",
+        action="append",
+        help="verify webhook-signature with this whsec_ key (repeat during a rotation; 401 when none matches)",
+    )
     args = parser.parse_args(argv)
 
     def show(delivery: Delivery) -> None:

@@ -41,7 +41,7 @@ from devstack import aws_resources
 from devstack.broker import KafkaBroker, ensure_topics, is_fetched, wait_until_ready
 from devstack.receivers import DeliveryReceiver
 from devstack.template_config import DEFAULT_TEMPLATE, FunctionSpec, load_template
-from devstack.topics import TOPICS
+from devstack.topics import TOPIC_CONFIGS, TOPICS
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA_DIR = REPO_ROOT / ".devstack"
@@ -294,7 +294,7 @@ class LocalStack:
         self.logs_dir.mkdir(parents=True, exist_ok=True)
         template = load_template(self.config.template)
         bootstrap = self._start_kafka()
-        ensure_topics(bootstrap, TOPICS)
+        ensure_topics(bootstrap, TOPICS, configs=TOPIC_CONFIGS)
         self.progress(f"topics: {', '.join(f'{name} ({n})' for name, n in TOPICS.items())}")
         aws_endpoint = self._start_moto()
         endpoints = self._start_receivers()

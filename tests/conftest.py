@@ -11,7 +11,7 @@ from moto import mock_aws
 from devstack import aws_resources
 from devstack.broker import KafkaBroker, ensure_topics, wait_until_ready
 from devstack.runtime.toolchain import runtime_python
-from devstack.topics import TOPICS
+from devstack.topics import TOPIC_CONFIGS, TOPICS
 from tests.support import reset_runtime
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,13 +26,13 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     given = EXTERNAL_BOOTSTRAP
     if given:
         wait_until_ready(given, timeout=60)
-        ensure_topics(given, TOPICS)
+        ensure_topics(given, TOPICS, configs=TOPIC_CONFIGS)
         yield given
         return
     broker = KafkaBroker(Path(tmp_path_factory.mktemp("kafka")))
     bootstrap = broker.start(timeout=120)
     try:
-        ensure_topics(bootstrap, TOPICS)
+        ensure_topics(bootstrap, TOPICS, configs=TOPIC_CONFIGS)
         yield bootstrap
     finally:
         broker.stop()

@@ -1,9 +1,22 @@
-"""CloudFormation custom resource: create the notification topics on the Kafka cluster, idempotently.
+"""CloudFormation custom resources: the notification topics on the Kafka cluster, and the account's SMS spend limit.
+
+``Custom::KafkaTopics`` creates the topics, idempotently (below). ``Custom::SmsSpendLimit`` sets SNS's
+``MonthlySpendLimit`` (USD) for the account and region with ``SetSMSAttributes``, which no CloudFormation resource
+property covers (https://docs.aws.amazon.com/sns/latest/api/API_SetSMSAttributes.html). SNS stops sending SMS within
+minutes once the month's spend would pass it; the value cannot exceed the account's SMS spend quota (1 USD until a
+quota increase). Delete leaves the account setting as it is: it is the account's, and lowering it is the safe side.
 
 Create/Update: every topic in ``Topics`` that is missing is created with ``Partitions`` partitions, replication
 factor ``ReplicationFactor`` and ``min.insync.replicas`` = ``MinInsyncReplicas``; an existing topic with fewer
 partitions than requested is grown (Kafka cannot shrink one, so a larger count is left alone and logged).
 Delete: a no-op. Topics hold accepted notifications and dead letters; removing the stack must never delete them.
+
+Retention: the records carry personal data (names, email addresses, phone numbers), so every topic gets an explicit,
+finite ``retention.ms``: ``RetentionMs`` (7 days by default), the dead-letter topic ``DlqTopic`` ``DlqRetentionMs``
+(28 days by default: time for an operator to fix a cause and redrive, still bounded). Set when a topic is created
+and on every Create/Update for the existing ones (IncrementalAlterConfigs, so other topic settings are kept). An
+unbounded value (-1) or a DLQ shorter than the other topics is refused.
+https://kafka.apache.org/documentation/#topicconfigs_retention.ms
 
 The answer goes to CloudFormation through the pre-signed ``ResponseURL`` (stdlib only, no cfnresponse module),
 always before the function times out: the Kafka work runs against a deadline derived from the remaining time.
@@ -30,6 +43,10 @@ LOG.setLevel(logging.INFO)
 # Answer CloudFormation this long before the function's own timeout, whatever the Kafka calls are doing.
 RESPONSE_MARGIN_MS = 10_000
 TOPIC_ALREADY_EXISTS = 36
+DAY_MS = 24 * 3600 * 1000
+SMS_SPEND_LIMIT = "Custom::SmsSpendLimit"
+DEFAULT_RETENTION_MS = 7 * DAY_MS
+DEFAULT_DLQ_RETENTION_MS = 28 * DAY_MS
 
 
 def _as_list(value: Any) -> list[str]:
@@ -66,8 +83,33 @@ def admin_config(props: Mapping[str, Any], timeout_ms: int) -> dict[str, Any]:
     return config
 
 
+def retention_ms(props: Mapping[str, Any], topics: list[str]) -> dict[str, int]:
+    """Each topic's ``retention.ms``: ``RetentionMs``, the DLQ's ``DlqRetentionMs``; both finite, DLQ not shorter."""
+    default = int(props.get("RetentionMs", DEFAULT_RETENTION_MS))
+    dlq_topic = str(props.get("DlqTopic") or "notifications.dlq")
+    dlq = int(props.get("DlqRetentionMs", DEFAULT_DLQ_RETENTION_MS))
+    if default <= 0 or dlq <= 0:
+        raise ValueError("RetentionMs and DlqRetentionMs must be positive: retention is bounded (no -1)")
+    if dlq < default:
+        raise ValueError(f"DlqRetentionMs={dlq} must not be shorter than RetentionMs={default}")
+    return {topic: dlq if topic == dlq_topic else default for topic in topics}
+
+
+def _set_retention(admin: Any, retention: Mapping[str, int]) -> None:
+    from kafka.admin import ConfigResource, ConfigResourceType  # noqa: PLC0415 - from the dependencies layer
+
+    resources = [
+        ConfigResource(ConfigResourceType.TOPIC, topic, configs={"retention.ms": str(value)})
+        for topic, value in retention.items()
+    ]
+    result = admin.alter_configs(resources)
+    failed = {name: outcome for name, outcome in result.get("topic", {}).items() if outcome != "OK"}
+    if failed or set(result.get("topic", {})) != set(retention):
+        raise RuntimeError(f"could not set retention.ms: {failed or result}")
+
+
 def ensure_topics(admin: Any, props: Mapping[str, Any], timeout_ms: int) -> dict[str, str]:
-    """Create the missing topics and grow under-partitioned ones. Returns CloudFormation ``Data``."""
+    """Create the missing topics, grow under-partitioned ones, bound every topic's retention. Returns ``Data``."""
     topics = _as_list(props["Topics"])
     partitions = int(props.get("Partitions", 3))
     replication_factor = int(props.get("ReplicationFactor", 3))
@@ -76,6 +118,7 @@ def ensure_topics(admin: Any, props: Mapping[str, Any], timeout_ms: int) -> dict
         raise ValueError("Topics is empty")
     if not 1 <= min_insync <= replication_factor:
         raise ValueError(f"MinInsyncReplicas={min_insync} must be between 1 and ReplicationFactor={replication_factor}")
+    retention = retention_ms(props, topics)
 
     existing = set(admin.list_topics())
     missing = [topic for topic in topics if topic not in existing]
@@ -85,7 +128,7 @@ def ensure_topics(admin: Any, props: Mapping[str, Any], timeout_ms: int) -> dict
             topic: {
                 "num_partitions": partitions,
                 "replication_factor": replication_factor,
-                "configs": {"min.insync.replicas": str(min_insync)},
+                "configs": {"min.insync.replicas": str(min_insync), "retention.ms": str(retention[topic])},
             }
             for topic in missing
         }
@@ -120,8 +163,31 @@ def ensure_topics(admin: Any, props: Mapping[str, Any], timeout_ms: int) -> dict
             admin.create_partitions(grow, timeout_ms=timeout_ms)
             grown = sorted(grow)
             LOG.info("grew partitions of %s to %d", grown, partitions)
+        _set_retention(admin, {topic: retention[topic] for topic in present})
+        LOG.info("retention.ms of %s set", present)
 
-    return {"Topics": ",".join(topics), "Created": ",".join(created), "Grown": ",".join(grown)}
+    return {
+        "Topics": ",".join(topics),
+        "Created": ",".join(created),
+        "Grown": ",".join(grown),
+        "RetentionMs": ",".join(f"{topic}={retention[topic]}" for topic in topics),
+    }
+
+
+def set_sms_spend_limit(sns: Any, props: Mapping[str, Any]) -> dict[str, str]:
+    """SNS ``MonthlySpendLimit`` = ``MonthlySpendLimitUsd`` (a whole number of USD). Returns CloudFormation ``Data``."""
+    limit = str(props.get("MonthlySpendLimitUsd", "")).strip()
+    if not limit.isdigit():
+        raise ValueError(f"MonthlySpendLimitUsd must be a whole number of USD, got {limit!r}")
+    sns.set_sms_attributes(attributes={"MonthlySpendLimit": limit})
+    LOG.info("SNS MonthlySpendLimit set to %s USD", limit)
+    return {"MonthlySpendLimit": limit}
+
+
+def _default_sns_factory() -> Any:
+    import boto3  # noqa: PLC0415 - provided by the Lambda runtime; only needed for the SMS spend limit
+
+    return boto3.client("sns")
 
 
 def _default_admin_factory(**config: Any) -> Any:
@@ -155,15 +221,23 @@ def send_response(
         LOG.info("CloudFormation response %s: HTTP %s", status, response.status)
 
 
-def handler(event: dict[str, Any], context: Any, admin_factory: Callable[..., Any] = _default_admin_factory) -> None:
+def handler(
+    event: dict[str, Any],
+    context: Any,
+    admin_factory: Callable[..., Any] = _default_admin_factory,
+    sns_factory: Callable[[], Any] = _default_sns_factory,
+) -> None:
     request_type = event["RequestType"]
-    physical_id = event.get("PhysicalResourceId") or f"{event['LogicalResourceId']}-kafka-topics"
+    spend_limit = event.get("ResourceType") == SMS_SPEND_LIMIT
+    suffix = "sms-spend-limit" if spend_limit else "kafka-topics"
+    physical_id = event.get("PhysicalResourceId") or f"{event['LogicalResourceId']}-{suffix}"
     props = event.get("ResourceProperties", {})
     LOG.info("%s %s topics=%s", request_type, physical_id, props.get("Topics"))
 
     if request_type == "Delete":
-        # Never delete topics: they carry accepted notifications and the dead-letter queue.
-        send_response(event, "SUCCESS", physical_id, reason="topics are retained on delete")
+        # Never delete topics: they carry accepted notifications and the dead-letter queue. The spend limit is the
+        # account's setting: left as it is.
+        send_response(event, "SUCCESS", physical_id, reason=f"{suffix} retained on delete")
         return
 
     remaining_ms = context.get_remaining_time_in_millis() if context else 60_000
@@ -173,6 +247,9 @@ def handler(event: dict[str, Any], context: Any, admin_factory: Callable[..., An
     def work() -> None:
         admin = None
         try:
+            if spend_limit:
+                outcome["data"] = set_sms_spend_limit(sns_factory(), props)
+                return
             admin = admin_factory(**admin_config(props, timeout_ms=max(1_000, budget_ms // 3)))
             outcome["data"] = ensure_topics(admin, props, timeout_ms=max(1_000, budget_ms // 3))
         except Exception as exc:

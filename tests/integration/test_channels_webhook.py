@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
@@ -14,12 +15,14 @@ from notifications.errors import PermanentDeliveryError, TransientDeliveryError
 from notifications.models import Channel
 from tests.channel_support import PERMANENT_STATUSES, TRANSIENT_STATUSES, build_sender, channel_message
 
-KEY = "integration-signing-key-0123456789"
+KEY = "whsec_" + base64.b64encode(b"integration signing key, 32 bytes").decode()
+OTHER_KEY = "whsec_" + base64.b64encode(b"another key that nobody shares!!").decode()
 
 
-def use_secret(session, url: str, key: str = KEY) -> None:
+def use_secret(session, url: str, *keys: str) -> None:
     session.client("secretsmanager").put_secret_value(
-        SecretId=aws_resources.WEBHOOK_SECRET, SecretString=json.dumps({"url": url, "signing_key": key})
+        SecretId=aws_resources.WEBHOOK_SECRET,
+        SecretString=json.dumps({"url": url, "signing_keys": list(keys or (KEY,))}),
     )
 
 
@@ -43,21 +46,21 @@ def test_a_signed_json_post_arrives_and_verifies(webhook):
     [delivery] = webhook.accepted("/webhook")
     assert delivery.signature_ok is True
     assert delivery.headers["content-type"].startswith("application/json")
-    assert delivery.headers["idempotency-key"] == message.delivery_key
+    assert delivery.headers["webhook-id"] == delivery.headers["idempotency-key"] == message.delivery_key
     body = delivery.json()
     assert body["notification_id"] == str(message.notification_id)
     assert body["purchase"]["order_id"] == message.purchase.order_id
     assert "email" not in body["customer"] and "phone" not in body["customer"]
 
-    # And the signature is HMAC-SHA256 over "<timestamp>.<raw body>"
-    timestamp = delivery.headers["webhook-timestamp"]
-    expected = hmac.new(KEY.encode(), timestamp.encode() + b"." + delivery.body, hashlib.sha256).hexdigest()
-    assert delivery.headers["webhook-signature"] == f"v1={expected}"
+    # And the signature is base64 HMAC-SHA256 over "<id>.<timestamp>.<raw body>" (Standard Webhooks v1)
+    signed = f"{message.delivery_key}.{delivery.headers['webhook-timestamp']}.".encode() + delivery.body
+    digest = hmac.new(base64.b64decode(KEY.removeprefix("whsec_")), signed, hashlib.sha256).digest()
+    assert delivery.headers["webhook-signature"] == "v1," + base64.b64encode(digest).decode()
 
 
 def test_a_wrong_signing_key_is_refused_by_the_receiver_and_permanent(webhook, moto_aws):
     # Given a secret whose key the receiver does not share
-    use_secret(moto_aws, webhook.url("/webhook"), key="another-key-entirely-0000")
+    use_secret(moto_aws, webhook.url("/webhook"), OTHER_KEY)
 
     # When a message is sent
     with pytest.raises(PermanentDeliveryError) as caught:
@@ -127,4 +130,4 @@ def test_failures_then_recovery_deliver_once_per_retry_with_the_same_key(webhook
     # Then after some failures exactly one request was accepted, and every attempt carried the same idempotency key
     assert len(webhook.deliveries()) > 1
     assert len(webhook.accepted()) == 1
-    assert {d.headers["idempotency-key"] for d in webhook.deliveries()} == {message.delivery_key}
+    assert {d.headers["webhook-id"] for d in webhook.deliveries()} == {message.delivery_key}

@@ -3,6 +3,7 @@ the file's JSON is the event, unchanged; the function's environment is the local
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from notifications.models import Channel
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 NOTIFICATION_ID = b"8f58c11d-ebc2-4ca7-a934-226e2bb6192c"
+SAMPLE_KEY = "whsec_" + base64.b64encode(b"sample event test key, 32 bytes.").decode()
 
 
 def load(name: str) -> dict:
@@ -58,13 +60,13 @@ def test_fanout_sample(kafka_env, moto_aws):
 @pytest.fixture
 def receivers(moto_aws):
     """Slack and webhook targets on local receivers, their secrets pointing at them."""
-    with DeliveryReceiver() as slack, DeliveryReceiver(signing_key="sample-signing-key-0123") as webhook:
+    with DeliveryReceiver() as slack, DeliveryReceiver(signing_key=SAMPLE_KEY) as webhook:
         aws_resources.create_all(
             moto_aws,
             aws_resources.Endpoints(
                 slack_webhook_url=slack.url("/slack"),
                 webhook_url=webhook.url("/webhook"),
-                webhook_signing_key="sample-signing-key-0123",
+                webhook_signing_key=SAMPLE_KEY,
             ),
         )
         yield {"slack": slack, "webhook": webhook}

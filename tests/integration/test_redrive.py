@@ -7,6 +7,7 @@ The trigger's on-failure records are AWS's documented example
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 
@@ -36,7 +37,7 @@ from tests.on_failure_example import (
 )
 
 TOPIC = "notifications.webhook"
-KEY = "redrive-signing-key-0123456789"
+KEY = "whsec_" + base64.b64encode(b"redrive test signing key, 32 byte").decode()
 
 
 @pytest.fixture
@@ -46,7 +47,7 @@ def webhook(moto_aws, kafka_env, monkeypatch):
     with DeliveryReceiver(signing_key=KEY) as receiver:
         moto_aws.client("secretsmanager").put_secret_value(
             SecretId=aws_resources.WEBHOOK_SECRET,
-            SecretString=json.dumps({"url": receiver.url("/webhook"), "signing_key": KEY}),
+            SecretString=json.dumps({"url": receiver.url("/webhook"), "signing_keys": [KEY]}),
         )
         yield receiver
 

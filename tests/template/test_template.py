@@ -329,7 +329,7 @@ def test_least_privilege(template: dict[str, Any], cluster_type: str) -> None:
     statements = _policy_statements(template, cluster_type)
     assert statements
     # Only actions without resource-level permissions may use Resource "*".
-    star_ok = {"sns:Publish", "ec2:DescribeVpcs", "ec2:DescribeSecurityGroups"}
+    star_ok = {"sns:Publish", "sns:SetSMSAttributes", "ec2:DescribeVpcs", "ec2:DescribeSecurityGroups"}
     for name, statement in statements:
         actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
         resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]

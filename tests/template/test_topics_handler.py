@@ -39,6 +39,7 @@ class FakeAdmin:
         self.created: dict[str, dict[str, Any]] = {}
         self.hang = hang
         self.closed = False
+        self.retention: dict[str, str] = {}
 
     def list_topics(self) -> list[str]:
         if self.hang:
@@ -60,6 +61,11 @@ class FakeAdmin:
 
     def create_partitions(self, grow: dict[str, int], timeout_ms: int) -> None:
         self.topics.update(grow)
+
+    def alter_configs(self, resources: list[Any]) -> dict[str, dict[str, str]]:
+        for resource in resources:
+            self.retention[resource.name] = resource.configs["retention.ms"]
+        return {"topic": {resource.name: "OK" for resource in resources}}
 
     def close(self) -> None:
         self.closed = True
@@ -135,8 +141,16 @@ def test_create_makes_missing_topics_with_rf_and_min_isr(response_url: str) -> N
     assert admin.config["sasl_mechanism"] == "AWS_MSK_IAM"
     assert admin.config["bootstrap_servers"] == ["b-1:9098", "b-2:9098"]
     assert set(admin.created) == set(TOPICS) - {"notifications.requested"}
-    for options in admin.created.values():
-        assert options == {"num_partitions": 6, "replication_factor": 3, "configs": {"min.insync.replicas": "2"}}
+    week, four_weeks = str(7 * 86_400_000), str(28 * 86_400_000)
+    for name, options in admin.created.items():
+        retention = four_weeks if name == "notifications.dlq" else week
+        assert options == {
+            "num_partitions": 6,
+            "replication_factor": 3,
+            "configs": {"min.insync.replicas": "2", "retention.ms": retention},
+        }
+    # And the topic that already existed got its retention bounded too
+    assert admin.retention == {"notifications.requested": week}
     assert admin.closed
     assert response["Data"]["Created"].split(",") == [t for t in TOPICS if t != "notifications.requested"]
 
@@ -152,6 +166,41 @@ def test_update_is_idempotent_and_grows_partitions(response_url: str) -> None:
     assert admin.created == {}
     assert admin.topics["notifications.email"] == 6
     assert admin.topics["notifications.dlq"] == 12  # never shrunk
+
+
+def test_update_sets_the_configured_retention_on_every_existing_topic(response_url: str) -> None:
+    # Given every topic already there, and retention settings from the template
+    admin = FakeAdmin(dict.fromkeys(TOPICS, 6))
+    event = _event(
+        "Update", response_url, RetentionMs="86400000", DlqTopic="notifications.dlq", DlqRetentionMs="604800000"
+    )
+
+    # When the stack is updated
+    topics_handler.handler(event, _Context(), admin_factory=lambda **_: admin)
+
+    # Then each topic's retention.ms is set, the DLQ's longer
+    (response,) = _Recorder.received
+    assert response["Status"] == "SUCCESS", response
+    assert admin.retention == {t: "604800000" if t == "notifications.dlq" else "86400000" for t in TOPICS}
+    assert "notifications.dlq=604800000" in response["Data"]["RetentionMs"]
+
+
+@pytest.mark.parametrize(
+    ("props", "reason"),
+    [
+        ({"RetentionMs": "-1"}, "bounded"),
+        ({"DlqRetentionMs": "-1"}, "bounded"),
+        ({"RetentionMs": "0"}, "bounded"),
+        ({"RetentionMs": "604800000", "DlqRetentionMs": "86400000"}, "must not be shorter"),
+    ],
+)
+def test_unbounded_or_inverted_retention_is_refused(response_url: str, props: dict[str, str], reason: str) -> None:
+    admin = FakeAdmin()
+    topics_handler.handler(_event("Create", response_url, **props), _Context(), admin_factory=lambda **_: admin)
+    (response,) = _Recorder.received
+    assert response["Status"] == "FAILED"
+    assert reason in response["Reason"]
+    assert admin.created == {} and admin.retention == {}
 
 
 def test_delete_never_touches_kafka(response_url: str) -> None:
@@ -208,7 +257,13 @@ def test_against_a_real_broker(response_url: str, tmp_path_factory: pytest.TempP
         bootstrap = broker.start(timeout=120)
     prefix = f"cr{time.monotonic_ns()}."
     names = [prefix + t for t in TOPICS]
-    base = {"SecurityProtocol": "PLAINTEXT", "SaslMechanism": "", "BootstrapServers": bootstrap, "Topics": names}
+    base = {
+        "SecurityProtocol": "PLAINTEXT",
+        "SaslMechanism": "",
+        "BootstrapServers": bootstrap,
+        "Topics": names,
+        "DlqTopic": prefix + "notifications.dlq",
+    }
     try:
         for partitions in ("2", "2", "4"):
             _Recorder.received = []
@@ -219,6 +274,7 @@ def test_against_a_real_broker(response_url: str, tmp_path_factory: pytest.TempP
             assert response["Status"] == "SUCCESS", response
 
         from kafka import KafkaAdminClient
+        from kafka.admin import ConfigResource, ConfigResourceType
 
         assert set(response["Data"]["Grown"].split(",")) == set(names)
         admin = KafkaAdminClient(bootstrap_servers=bootstrap)
@@ -229,9 +285,63 @@ def test_against_a_real_broker(response_url: str, tmp_path_factory: pytest.TempP
                 if described == dict.fromkeys(names, 4) or time.monotonic() > deadline:
                     break
                 time.sleep(0.2)
+            configs = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name) for name in names])
         finally:
             admin.close()
         assert described == dict.fromkeys(names, 4)
+        # And every topic's retention.ms is the bounded one the handler set, the DLQ's longer
+        retention = {name: entries["retention.ms"]["value"] for name, entries in configs["topic"].items()}
+        week, four_weeks = str(7 * 86_400_000), str(28 * 86_400_000)
+        assert retention == {n: four_weeks if n.endswith(".dlq") else week for n in names}
     finally:
         if broker is not None:
             broker.stop()
+
+
+def _spend_limit_event(request_type: str, url: str, limit: str) -> dict[str, Any]:
+    return {
+        "RequestType": request_type,
+        "ResponseURL": url,
+        "StackId": "arn:aws:cloudformation:eu-central-1:111111111111:stack/s/1",
+        "RequestId": "req-2",
+        "LogicalResourceId": "SmsSpendLimit",
+        "ResourceType": "Custom::SmsSpendLimit",
+        "ResourceProperties": {"ServiceToken": "arn:aws:lambda:...", "MonthlySpendLimitUsd": limit},
+    }
+
+
+def test_sms_spend_limit_sets_the_accounts_monthly_limit(response_url: str) -> None:
+    """SetSMSAttributes MonthlySpendLimit (https://docs.aws.amazon.com/sns/latest/api/API_SetSMSAttributes.html),
+    against moto's SNS; Kafka is never contacted."""
+    import boto3
+    from moto import mock_aws
+
+    def no_kafka(**_: Any) -> FakeAdmin:
+        raise AssertionError("the spend limit must not connect to Kafka")
+
+    with mock_aws():
+        sns = boto3.client("sns", region_name="eu-central-1")
+        topics_handler.handler(
+            _spend_limit_event("Create", response_url, "25"),
+            _Context(),
+            admin_factory=no_kafka,
+            sns_factory=lambda: sns,
+        )
+        (response,) = _Recorder.received
+        assert response["Status"] == "SUCCESS", response
+        assert response["PhysicalResourceId"] == "SmsSpendLimit-sms-spend-limit"
+        assert response["Data"] == {"MonthlySpendLimit": "25"}
+        assert sns.get_sms_attributes(attributes=["MonthlySpendLimit"])["attributes"] == {"MonthlySpendLimit": "25"}
+
+        # And a limit that is not a whole number of USD fails the stack operation instead of being guessed
+        _Recorder.received = []
+        topics_handler.handler(
+            _spend_limit_event("Update", response_url, "-3"),
+            _Context(),
+            admin_factory=no_kafka,
+            sns_factory=lambda: sns,
+        )
+        (response,) = _Recorder.received
+        assert response["Status"] == "FAILED"
+        assert "MonthlySpendLimitUsd" in response["Reason"]
+        assert sns.get_sms_attributes(attributes=["MonthlySpendLimit"])["attributes"] == {"MonthlySpendLimit": "25"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from datetime import UTC, datetime
 
 import pytest
@@ -71,19 +72,63 @@ def test_retry_after_as_seconds_or_http_date():
     assert parse_retry_after(None) is None
 
 
-@pytest.mark.parametrize(
-    "url", ["https://hooks.slack.com/services/T/B/x", "http://127.0.0.1:3001/slack", "http://localhost/webhook"]
-)
-def test_https_and_local_http_urls_are_allowed(url):
+@pytest.mark.parametrize("url", ["https://hooks.slack.com/services/T/B/x", "https://93.184.215.14/hook"])
+def test_https_to_a_public_host_is_allowed_everywhere(url):
     assert check_url(url) == url
+    assert check_url(url, allow_private=True) == url
+
+
+PRIVATE = [
+    "http://127.0.0.1:3001/slack",
+    "http://localhost/webhook",
+    "https://localhost/webhook",
+    "https://[::1]/x",
+    "https://10.0.0.1/x",
+    "http://192.168.1.20/x",
+    "https://172.16.5.4/x",
+    "https://169.254.169.254/latest/meta-data/",
+    "https://100.64.0.1/x",
+    "https://[fd00::1]/x",
+    "https://0.0.0.0/x",
+    "https://api.localhost/x",
+]
+
+
+@pytest.mark.parametrize("url", PRIVATE)
+def test_loopback_and_private_targets_only_in_dev(url):
+    # Given a loopback, private, link-local (instance metadata), shared or unspecified address
+    # Then only the dev environment may deliver to it
+    assert check_url(url, allow_private=True) == url
+    with pytest.raises(ValueError, match="dev environment only"):
+        check_url(url)
 
 
 @pytest.mark.parametrize(
-    "url", ["http://hooks.example.com/x", "http://10.0.0.1/x", "ftp://example.com/x", "file:///etc/passwd", "https://"]
+    "url",
+    ["http://hooks.example.com/x", "http://93.184.215.14/x", "ftp://example.com/x", "file:///etc/passwd", "https://"],
 )
-def test_other_urls_are_refused(url):
-    with pytest.raises(ValueError, match="https"):
-        check_url(url)
+def test_other_urls_are_refused_in_every_environment(url):
+    for allow_private in (False, True):
+        with pytest.raises(ValueError, match="https"):
+            check_url(url, allow_private=allow_private)
+
+
+def test_post_refuses_a_name_resolving_to_a_private_address_outside_dev(monkeypatch):
+    # Given a public-looking name that resolves to the instance metadata address
+    resolved: list[str] = []
+
+    def fake_getaddrinfo(host, port, *args, **kwargs):
+        resolved.append(host)
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("169.254.169.254", port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", fake_getaddrinfo)
+
+    # When posting to it outside dev, then nothing is sent and the configuration is blamed
+    with pytest.raises(TransientDeliveryError) as caught:
+        post("https://hooks.partner.example/x", b"{}", {}, timeout=1, provider="webhook")
+    assert caught.value.provider_code == "config"
+    assert "resolves to a loopback or private address" in caught.value.reason
+    assert resolved == ["hooks.partner.example"]
 
 
 def test_post_refuses_a_plain_http_url_before_connecting():

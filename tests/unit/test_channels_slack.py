@@ -24,7 +24,9 @@ class FakePost:
         self.answers = answers or {}
         self.calls: list[dict[str, Any]] = []
 
-    def __call__(self, url: str, body: bytes, headers: dict[str, str], *, timeout: float, provider: str) -> HttpAnswer:
+    def __call__(
+        self, url: str, body: bytes, headers: dict[str, str], *, timeout: float, provider: str, allow_private: bool
+    ) -> HttpAnswer:
         self.calls.append({"url": url, "body": body, "headers": headers, "timeout": timeout})
         answer = self.answers.get(url, HttpAnswer(200, {"x-slack-req-id": "req-1"}, b"ok"))
         raise_for_status(provider, answer)

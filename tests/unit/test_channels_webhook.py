@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
@@ -16,7 +17,7 @@ from notifications.channels.secret import CachedSecret
 from notifications.channels.webhook.sender import WebhookSender, WebhookTarget
 from notifications.errors import PermanentDeliveryError, TransientDeliveryError
 from notifications.models import Channel
-from tests.channel_support import channel_message, sender_settings
+from tests.channel_support import build_sender, channel_message, sender_settings
 
 NOW = 1_790_000_000
 KEY = aws_resources.Endpoints().webhook_signing_key
@@ -27,8 +28,12 @@ class FakePost:
         self.answer = answer or HttpAnswer(204)
         self.calls: list[dict[str, Any]] = []
 
-    def __call__(self, url: str, body: bytes, headers: dict[str, str], *, timeout: float, provider: str) -> HttpAnswer:
-        self.calls.append({"url": url, "body": body, "headers": headers, "timeout": timeout})
+    def __call__(
+        self, url: str, body: bytes, headers: dict[str, str], *, timeout: float, provider: str, allow_private: bool
+    ) -> HttpAnswer:
+        self.calls.append(
+            {"url": url, "body": body, "headers": headers, "timeout": timeout, "allow_private": allow_private}
+        )
         raise_for_status(provider, self.answer)
         return self.answer
 
@@ -61,7 +66,14 @@ def test_payload_carries_the_purchase_but_no_contact_details(moto_aws):
     assert b"ada@example.com" not in call["body"] and b"+4915112345678" not in call["body"]
 
 
-def test_headers_sign_the_exact_body_and_carry_the_delivery_key(moto_aws):
+def expected_signature(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
+    """Standard Webhooks v1: base64 HMAC-SHA256 with the secret's decoded bytes over "<id>.<timestamp>.<body>"."""
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    digest = hmac.new(key, f"{message_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode()
+
+
+def test_headers_sign_id_timestamp_and_exact_body_per_standard_webhooks(moto_aws):
     # Given a sender whose clock reads NOW
     post = FakePost()
     message = channel_message(Channel.WEBHOOK)
@@ -69,12 +81,45 @@ def test_headers_sign_the_exact_body_and_carry_the_delivery_key(moto_aws):
     # When a message is sent
     webhook_sender(moto_aws, post).send(message)
 
-    # Then the signature is HMAC-SHA256 over "<timestamp>.<body>" with the secret's key
+    # Then webhook-id is the delivery key, and the signature covers "<id>.<timestamp>.<body>" with the secret's key
     headers, body = post.calls[0]["headers"], post.calls[0]["body"]
-    assert headers["Webhook-Timestamp"] == str(NOW)
-    expected = hmac.new(KEY.encode(), f"{NOW}.".encode() + body, hashlib.sha256).hexdigest()
-    assert headers["Webhook-Signature"] == f"v1={expected}"
-    assert headers["Idempotency-Key"] == message.delivery_key == f"{message.notification_id}:webhook:-"
+    assert headers["webhook-id"] == message.delivery_key == f"{message.notification_id}:webhook:-"
+    assert headers["webhook-timestamp"] == str(NOW)
+    assert headers["webhook-signature"] == expected_signature(KEY, message.delivery_key, NOW, body)
+    assert headers["Idempotency-Key"] == message.delivery_key
+
+
+def test_during_a_rotation_every_key_signs(moto_aws):
+    # Given a secret listing a new key and the old one
+    new = "whsec_" + base64.b64encode(bytes(range(32, 64))).decode()
+    moto_aws.client("secretsmanager").put_secret_value(
+        SecretId=aws_resources.WEBHOOK_SECRET,
+        SecretString=json.dumps({"url": "https://erp.example/hooks", "signing_keys": [new, KEY]}),
+    )
+    post = FakePost()
+    message = channel_message(Channel.WEBHOOK)
+
+    # When a message is sent
+    webhook_sender(moto_aws, post).send(message)
+
+    # Then the header carries one v1 signature per key, space-separated, in the secret's order
+    headers, body = post.calls[0]["headers"], post.calls[0]["body"]
+    assert headers["webhook-signature"].split(" ") == [
+        expected_signature(new, message.delivery_key, NOW, body),
+        expected_signature(KEY, message.delivery_key, NOW, body),
+    ]
+
+
+@pytest.mark.parametrize(("environment", "allowed"), [("dev", True), ("staging", False), ("prod", False)])
+def test_only_dev_may_post_to_private_targets(moto_aws, environment, allowed):
+    # Given the webhook sender as its function builds it in each environment
+    post = FakePost()
+    sender = build_sender(Channel.WEBHOOK, ENVIRONMENT=environment)
+    sender._post = post  # the HTTP call only; everything else as built
+
+    # When a message is sent, then the environment decides whether loopback/private targets are allowed
+    sender.send(channel_message(Channel.WEBHOOK))
+    assert post.calls[0]["allow_private"] is allowed
 
 
 def test_a_retry_sends_the_same_body_and_idempotency_key(moto_aws):
@@ -85,7 +130,7 @@ def test_a_retry_sends_the_same_body_and_idempotency_key(moto_aws):
     sender.send(message)
     first, second = post.calls
     assert first["body"] == second["body"]
-    assert first["headers"]["Idempotency-Key"] == second["headers"]["Idempotency-Key"]
+    assert first["headers"]["webhook-id"] == second["headers"]["webhook-id"]
 
 
 @pytest.mark.parametrize(("status", "error"), [(404, PermanentDeliveryError), (503, TransientDeliveryError)])
@@ -94,17 +139,23 @@ def test_answers_are_mapped_by_the_shared_rules(moto_aws, status, error):
         webhook_sender(moto_aws, FakePost(HttpAnswer(status))).send(channel_message(Channel.WEBHOOK))
 
 
+SHORT_KEY = "whsec_" + base64.b64encode(b"x" * 31).decode()
+
+
 @pytest.mark.parametrize(
     "secret",
     [
-        {"url": "https://erp.example/hooks", "signing_key": "short"},
-        {"url": "http://erp.example/hooks", "signing_key": "a-long-enough-signing-key"},
-        {"url": "https://erp.example/hooks"},
+        {"url": "https://erp.example/hooks", "signing_keys": [SHORT_KEY]},
+        {"url": "https://erp.example/hooks", "signing_keys": ["a-long-enough-but-unprefixed-signing-key-0123456789"]},
+        {"url": "https://erp.example/hooks", "signing_keys": ["whsec_not base64!"]},
+        {"url": "https://erp.example/hooks", "signing_keys": []},
+        {"url": "https://erp.example/hooks", "signing_key": KEY},
+        {"url": "http://erp.example/hooks", "signing_keys": [KEY]},
     ],
-    ids=["short-key", "plain-http", "no-key"],
+    ids=["31-byte-key", "no-whsec-prefix", "not-base64", "no-keys", "old-single-key-field", "plain-http"],
 )
 def test_an_unusable_secret_sends_nothing(moto_aws, secret):
-    # Given a secret with a weak key, a plain-http URL or no key
+    # Given a secret with a weak or malformed key, no key, or a plain-http URL
     moto_aws.client("secretsmanager").put_secret_value(
         SecretId=aws_resources.WEBHOOK_SECRET, SecretString=json.dumps(secret)
     )
@@ -116,4 +167,6 @@ def test_an_unusable_secret_sends_nothing(moto_aws, secret):
 
     # Then nothing was posted and the reason does not reveal the secret
     assert post.calls == []
-    assert "short" not in caught.value.reason and "erp.example" not in caught.value.reason
+    assert "erp.example" not in caught.value.reason
+    for key in secret.get("signing_keys", []):
+        assert key not in caught.value.reason

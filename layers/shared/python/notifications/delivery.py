@@ -283,7 +283,8 @@ class DeliveryService:
                 self._circuit.success()  # the provider answered: it is up
                 raise
             self._circuit.success()
-            return {"provider_message_id": receipt.provider_message_id}
+            # The notification id lets the erasure tool find this record (ops/erase.py); the key is only a hash.
+            return {"provider_message_id": receipt.provider_message_id, "notification_id": str(message.notification_id)}
 
     def _in_process_delay(self, attempt: int, exc: TransientDeliveryError) -> float | None:
         """Seconds to wait before another attempt in this invocation, or None to defer the record."""

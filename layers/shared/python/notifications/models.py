@@ -7,6 +7,7 @@ whose ``schema`` it does not know instead of guessing.
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Literal
@@ -20,8 +21,10 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationError,
     model_validator,
 )
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from notifications import channels
 
@@ -217,8 +220,23 @@ _EMAIL = re.compile(
     r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
 )
 _E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
-# Text is stripped of Unicode White_Space; what is left must not be empty.
-_NOT_BLANK = r"[^\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+# Characters refused in text, by Unicode general category: controls (Cc: NUL, CR, LF, TAB, ...), format characters
+# (Cf: bidi overrides such as U+202E, zero-width spaces, the BOM, ...), line and paragraph separators (Zl, Zp) and
+# lone surrogates (Cs). Names may keep the zero-width (non-)joiner, which Persian, Indic scripts and emoji sequences
+# need. https://www.unicode.org/reports/tr44/#General_Category_Values
+_REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
+_NAME_JOINERS = frozenset("\u200c\u200d")
+# The same rule for the published document (Unicode 14 code points of those categories, the Basic Multilingual Plane;
+# the validator's category check is the authority; lone surrogates never get past JSON decoding). A JSON Schema
+# ``pattern`` matches anywhere, hence the anchors.
+_REFUSED_BMP = (
+    r"\x00-\x1f\x7f-\x9f\xad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f"
+    r"\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb"
+)
+# Text is stripped of Unicode White_Space (the blanks not refused already); what is left must not be empty.
+_VISIBLE = rf"[^{_REFUSED_BMP} \xa0\u1680\u2000-\u200a\u202f\u205f\u3000]"
+_TEXT_PATTERN = rf"^[^{_REFUSED_BMP}]*{_VISIBLE}[^{_REFUSED_BMP}]*$"
+_NAME_PATTERN = _TEXT_PATTERN.replace(r"\u200b-\u200f", r"\u200b\u200e\u200f")
 
 
 def _money(value: str) -> str:
@@ -244,6 +262,22 @@ def _email(value: str) -> str:
     return value
 
 
+def _clean_text(value: object, allowed: frozenset[str] = frozenset()) -> object:
+    """Refuse control, format and line-break characters anywhere (before stripping); NFC-normalise the rest.
+
+    Non-strings are left to the string validator, which refuses them."""
+    if not isinstance(value, str):
+        return value
+    for char in value:
+        if unicodedata.category(char) in _REFUSED_CATEGORIES and char not in allowed:
+            raise ValueError(f"must not contain control, format or line-break characters (found U+{ord(char):04X})")
+    return unicodedata.normalize("NFC", value)
+
+
+def _clean_name(value: object) -> object:
+    return _clean_text(value, _NAME_JOINERS)
+
+
 def _e164(value: str) -> str:
     if not _E164.fullmatch(value):
         raise ValueError("must be an E.164 phone number such as '+4915112345678'")
@@ -256,10 +290,19 @@ Email = Annotated[
     str, Field(strict=True, json_schema_extra={"pattern": _EMAIL.pattern, "maxLength": 254}), AfterValidator(_email)
 ]
 Phone = Annotated[str, Field(strict=True, json_schema_extra={"pattern": _E164.pattern}), AfterValidator(_e164)]
+# Free text: NFC, no control/format/line-break characters, stripped, 1-200 characters (the limit applies after NFC).
 Text = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
-    Field(json_schema_extra={"pattern": _NOT_BLANK}),
+    Field(json_schema_extra={"pattern": _TEXT_PATTERN}),
+    BeforeValidator(_clean_text),
+]
+# A person's or a product's name: Text that may also hold the zero-width (non-)joiner.
+Name = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+    Field(json_schema_extra={"pattern": _NAME_PATTERN}),
+    BeforeValidator(_clean_name),
 ]
 Locale = Literal["en", "de"]
 
@@ -272,7 +315,7 @@ class Contract(BaseModel):
 
 class Item(Contract):
     sku: Text
-    name: Text
+    name: Name
     quantity: Annotated[int, Field(strict=True, gt=0, le=10_000), BeforeValidator(_whole)]
     unit_price: Money
 
@@ -287,7 +330,7 @@ class Purchase(Contract):
 
 class Customer(Contract):
     id: Text
-    name: Text
+    name: Name
     email: Email | None = None
     phone: Phone | None = None
 
@@ -311,6 +354,24 @@ class NotificationRequest(Contract):
             raise ValueError("channels must not repeat")
         if not self.requested_channels():
             raise ValueError("no channel: give customer.email or customer.phone, or list channels")
+        return self
+
+    @model_validator(mode="after")
+    def _addresses_accepted(self) -> NotificationRequest:
+        """Each requested channel's own check of the customer's address (e.g. SMS fraud limits), as an error on
+        that ``customer`` field. (A ValidationError raised here keeps its locations; pydantic-core passes it on.)"""
+        for channel in self.requested_channels():
+            declared = channels.spec(channel.value)
+            field, check = declared.address, declared.check_address
+            address = getattr(self.customer, field) if field else None
+            if field is None or check is None or address is None:
+                continue
+            try:
+                check(address)
+            except channels.AddressRefusedError as exc:
+                error = PydanticCustomError("address_refused", "{reason}", {"reason": f"{channel}: {exc}"})
+                details = InitErrorDetails(type=error, loc=("customer", field), input=address)
+                raise ValidationError.from_exception_data(type(self).__name__, [details]) from None
         return self
 
     def requested_channels(self) -> list[Channel]:

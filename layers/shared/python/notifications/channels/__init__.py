@@ -3,8 +3,9 @@
 A channel package holds everything the channel is:
 
 - ``__init__.py`` declares ``CHANNEL = ChannelSpec(...)``: the customer field it delivers to (``None`` when the
-  target is operator configuration) and its settings model. It stays cheap to import: ingest reads it to validate
-  requests.
+  target is operator configuration), its settings model and, optionally, a check of the customer's address that
+  ingest runs on every request asking for the channel. It stays cheap to import: ingest reads it to validate
+  requests (a check imports anything heavy on its first call).
 - ``sender.py`` holds the provider adapter and ``create(settings, channel_settings) -> ChannelSender``; only the
   sender function of that channel imports it.
 - ``templates/<locale>/`` holds its texts.
@@ -16,7 +17,7 @@ all derive them from ``names()``, and template.yaml's channel mapping provisions
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -39,6 +40,12 @@ class ChannelSpec:
     settings: type[EnvModel]
     # The ``customer`` field holding the recipient, or None when the target is operator configuration.
     address: CustomerAddress | None = None
+    # Ingest's check of that address beyond its format: raises ``AddressRefusedError`` (a 422 on that field).
+    check_address: Callable[[str], None] | None = None
+
+
+class AddressRefusedError(ValueError):
+    """The customer's address is well-formed but this channel does not send to it (the message says why)."""
 
 
 @cache

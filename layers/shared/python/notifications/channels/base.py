@@ -39,9 +39,18 @@ _ENV = ImmutableSandboxedEnvironment(
 )
 
 
+# Slack's control characters, escaped as Slack documents (https://api.slack.com/reference/surfaces/formatting#escaping),
+# so ``<!channel>`` or ``<https://evil|bank>`` in a name cannot mention anyone or hide a link; then its formatting
+# characters, for which mrkdwn has no escape, as look-alikes, so ``*``, ``_``, ``~`` and a backtick in a value cannot
+# turn the message bold, italic, struck through or into code.
+_MRKDWN = str.maketrans(
+    {"&": "&amp;", "<": "&lt;", ">": "&gt;", "*": "\u2217", "_": "\u02cd", "~": "\u223c", "`": "\u02cb"}
+)
+
+
 def escape_mrkdwn(value: object) -> str:
-    """Slack's escaping: only ``&``, ``<`` and ``>`` (so ``<!channel>`` in a name cannot mention anyone)."""
-    return str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """``value`` as literal text inside Slack mrkdwn (control characters escaped, formatting characters inert)."""
+    return str(value).translate(_MRKDWN)
 
 
 # Slack mrkdwn templates (``*.mrkdwn``): every ``{{ value }}`` is escaped, the template's own markup is kept.

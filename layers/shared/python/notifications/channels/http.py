@@ -6,13 +6,21 @@
 - Every other status is permanent (400, 401, 403, 404, 410, 413, 422, ...), redirects included: a POST is never
   followed to another URL, the configured URL must be the final one.
 
+Targets are https to a public address. Loopback, private, link-local and other non-global addresses (and plain
+http, which only they may use) are allowed in the ``dev`` environment only (the local stack, a test box): in
+staging and prod a URL naming such an address, or a host name resolving to one, is refused before anything is sent.
+The check resolves the name once more than the connection does; a DNS answer that changes in between (rebinding)
+is not caught, which is why the URLs themselves are operator configuration in Secrets Manager, never caller input.
+
 Plain ``urllib.request`` with a timeout: no extra dependency in the Lambda layer.
 """
 
 from __future__ import annotations
 
 import http.client
+import ipaddress
 import re
+import socket
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
@@ -20,12 +28,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import Message
 from email.utils import parsedate_to_datetime
-from urllib.parse import urlsplit
+from typing import Literal
+from urllib.parse import SplitResult, urlsplit
 
 from notifications.errors import PermanentDeliveryError, TransientDeliveryError
 
 _MAX_ANSWER_BYTES = 64 * 1024
-_LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+_LOCAL_NAMES = frozenset({"localhost", "localhost.localdomain"})
 _TRANSIENT_4XX = frozenset({408, 425, 429})
 # Short machine-readable answers such as Slack's ``channel_not_found`` are kept in the reason; anything else is not.
 _ERROR_TOKEN = re.compile(rb"^[A-Za-z0-9_.-]{1,64}$")
@@ -39,14 +48,57 @@ class HttpAnswer:
     body: bytes = b""
 
 
-def check_url(url: str) -> str:
-    """``url`` if it may receive deliveries: https, or http to this machine only (the local stack)."""
+# The deployment environment (template parameter Environment); only dev may deliver to non-public addresses.
+DeployEnvironment = Literal["dev", "staging", "prod"]
+
+
+def allows_private_targets(environment: DeployEnvironment) -> bool:
+    return environment == "dev"
+
+
+def _is_private_address(address: str) -> bool:
+    try:
+        return not ipaddress.ip_address(address.split("%", 1)[0]).is_global
+    except ValueError:
+        return False
+
+
+def _is_private_host(host: str) -> bool:
+    """A literal address that is not global (loopback, RFC 1918, link-local, ...) or a name of this machine."""
+    host = host.lower().rstrip(".")
+    return host in _LOCAL_NAMES or host.endswith(".localhost") or _is_private_address(host)
+
+
+def _parts(url: str) -> SplitResult:
     parts = urlsplit(url)
-    if parts.scheme == "https" and parts.hostname:
-        return url
-    if parts.scheme == "http" and parts.hostname in _LOOPBACK:
-        return url
-    raise ValueError("must be an https URL (plain http only for 127.0.0.1 or localhost)")
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise ValueError("must be an https URL")
+    if parts.scheme == "http" and not _is_private_host(parts.hostname):
+        raise ValueError("must be an https URL (plain http only to loopback or private addresses, in dev)")
+    return parts
+
+
+def check_url_form(url: str) -> str:
+    """``url`` if some environment may deliver to it (a secret's shape); ``check_url`` decides for this one."""
+    _parts(url)
+    return url
+
+
+def check_url(url: str, *, allow_private: bool = False) -> str:
+    """``url`` if it may receive deliveries: https to a public host; loopback/private hosts (and http to them) only
+    when ``allow_private``. Names are not resolved here (see ``post``)."""
+    parts = _parts(url)
+    if not allow_private and _is_private_host(parts.hostname or ""):
+        raise ValueError("loopback and private addresses are allowed in the dev environment only")
+    return url
+
+
+def _resolves_to_private(host: str, port: int) -> bool:
+    try:
+        infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
+    except OSError:
+        return False  # unresolvable: the connection attempt fails and says so
+    return any(_is_private_address(str(info[4][0])) for info in infos)
 
 
 def parse_retry_after(value: str | None, now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> float | None:
@@ -96,13 +148,20 @@ def _headers(message: Message) -> dict[str, str]:
     return {name.lower(): value for name, value in message.items()}
 
 
-def post(url: str, body: bytes, headers: Mapping[str, str], *, timeout: float, provider: str) -> HttpAnswer:
-    """POST ``body`` as JSON; the answer when it is 2xx, else ``TransientDeliveryError``/``PermanentDeliveryError``."""
+def post(
+    url: str, body: bytes, headers: Mapping[str, str], *, timeout: float, provider: str, allow_private: bool = False
+) -> HttpAnswer:
+    """POST ``body`` as JSON; the answer when it is 2xx, else ``TransientDeliveryError``/``PermanentDeliveryError``.
+
+    A refused URL is transient: an operator fixes the secret or the environment, records wait."""
     try:
-        check_url(url)
+        check_url(url, allow_private=allow_private)
+        parts = urlsplit(url)
+        if not allow_private and _resolves_to_private(parts.hostname or "", parts.port or 443):
+            raise ValueError("the host name resolves to a loopback or private address (allowed in dev only)")
     except ValueError as exc:
         raise TransientDeliveryError(f"{provider} URL refused: {exc}", provider_code="config") from exc
-    request = urllib.request.Request(  # noqa: S310 - the scheme is checked above (https, or http to loopback)
+    request = urllib.request.Request(  # noqa: S310 - the scheme is checked above (https, or http in dev)
         url,
         data=body,
         method="POST",

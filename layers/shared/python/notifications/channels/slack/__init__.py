@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from notifications.channels import ChannelSpec
+from notifications.channels.http import DeployEnvironment
 from notifications.settings import EnvModel
 
 
 class SlackSettings(EnvModel):
     # Secrets Manager secret ``{"url": "https://hooks.slack.com/..."}``.
     slack_webhook_secret_id: str
+    # Only dev may post to loopback or private addresses (template parameter Environment).
+    environment: DeployEnvironment = "prod"
 
 
 CHANNEL = ChannelSpec(settings=SlackSettings)

@@ -31,7 +31,7 @@ class SlackTarget(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
-    url: Annotated[str, AfterValidator(http.check_url)]
+    url: Annotated[str, AfterValidator(http.check_url_form)]
 
 
 def _cut(text: str, limit: int) -> str:
@@ -64,17 +64,25 @@ class SlackSender:
     channel = Channel("slack")
 
     def __init__(
-        self, settings: SenderSettings, target: CachedSecret[SlackTarget], post: http.Post = http.post
+        self,
+        settings: SenderSettings,
+        target: CachedSecret[SlackTarget],
+        post: http.Post = http.post,
+        *,
+        allow_private: bool = False,
     ) -> None:
         self._timeout = settings.provider_timeout_seconds
         self._target = target
         self._post = post
+        self._allow_private = allow_private
 
     def send(self, message: ChannelMessage) -> Receipt:
         body = json.dumps(slack_message(message), ensure_ascii=False).encode()
 
         def deliver(target: SlackTarget) -> Receipt:
-            answer = self._post(target.url, body, {}, timeout=self._timeout, provider="slack")
+            answer = self._post(
+                target.url, body, {}, timeout=self._timeout, provider="slack", allow_private=self._allow_private
+            )
             # Incoming webhooks answer "ok" and no message id; Slack's request id is what support can trace.
             return Receipt(provider_message_id=answer.headers.get("x-slack-req-id"))
 
@@ -83,4 +91,5 @@ class SlackSender:
 
 def create(settings: SenderSettings, config: SlackSettings) -> SlackSender:
     source = SecretsProvider(boto3_client=aws.client("secretsmanager"))
-    return SlackSender(settings, CachedSecret(source, config.slack_webhook_secret_id, SlackTarget))
+    secret = CachedSecret(source, config.slack_webhook_secret_id, SlackTarget)
+    return SlackSender(settings, secret, allow_private=http.allows_private_targets(config.environment))

@@ -1,11 +1,34 @@
-"""SMS through Amazon SNS ``Publish`` to ``customer.phone`` (an E.164 number)."""
+"""SMS through Amazon SNS ``Publish`` to ``customer.phone`` (an E.164 number).
+
+Fraud limits (SMS pumping): a number is sent to only if it is a valid mobile number of a country in
+``SMS_ALLOWED_COUNTRIES``; premium-rate, shared-cost, toll-free and short-code numbers are refused. Ingest refuses
+such a number with a 422 on ``customer.phone`` before anything reaches Kafka, and the sender checks again before
+``Publish`` (a record already queued, or settings changed meanwhile). The numbering plan is Google's libphonenumber
+(``phonenumberslite``), imported on the first check only.
+"""
 
 from __future__ import annotations
 
-from pydantic import Field
+import re
+from functools import cache
+from typing import Annotated
 
-from notifications.channels import ChannelSpec
+from pydantic import BeforeValidator, Field
+
+from notifications.channels import AddressRefusedError, ChannelSpec
 from notifications.settings import EnvModel
+
+_COUNTRY = re.compile(r"^[A-Z]{2}$")
+
+
+def _countries(value: object) -> object:
+    """``"DE, at,CH"`` as ``{"DE", "AT", "CH"}`` (ISO 3166-1 alpha-2 codes)."""
+    if not isinstance(value, str):
+        return value
+    codes = {code.strip().upper() for code in value.split(",") if code.strip()}
+    if not codes or not all(_COUNTRY.fullmatch(code) for code in codes):
+        raise ValueError("must be a comma-separated list of ISO 3166-1 alpha-2 country codes such as 'DE,AT,CH'")
+    return frozenset(codes)
 
 
 class SmsSettings(EnvModel):
@@ -13,6 +36,24 @@ class SmsSettings(EnvModel):
     sms_sender_id: str | None = None
     # Longer texts are cut (with an ellipsis) to at most this many concatenated parts.
     sms_max_parts: int = Field(default=3, ge=1, le=10)
+    # The countries SMS may go to, per environment (template parameter SmsAllowedCountries). Required: there is no
+    # default that would let an unconfigured deployment text the world.
+    sms_allowed_countries: Annotated[frozenset[str], BeforeValidator(_countries), Field(min_length=1)]
 
 
-CHANNEL = ChannelSpec(settings=SmsSettings, address="phone")
+@cache
+def sms_settings() -> SmsSettings:
+    """The SMS settings of this execution environment (ingest reads them to check numbers)."""
+    return SmsSettings.from_env()
+
+
+def check_number(number: str) -> None:
+    """``AddressRefusedError`` unless an SMS may be sent to ``number`` (a well-formed E.164 number)."""
+    from notifications.channels.sms.numbers import refusal  # noqa: PLC0415 - the numbering plan loads on first use
+
+    reason = refusal(number, sms_settings().sms_allowed_countries)
+    if reason is not None:
+        raise AddressRefusedError(reason)
+
+
+CHANNEL = ChannelSpec(settings=SmsSettings, address="phone", check_address=check_number)

@@ -5,6 +5,9 @@ every character is in the GSM 03.38 basic or extension table (extension characte
 UCS-2 (UTF-16 code units). One part holds 160 GSM-7 septets or 70 UCS-2 units; a concatenated message 153 or 67
 per part. A text longer than ``sms_max_parts`` parts is cut with an ellipsis instead of becoming an unbounded
 multi-part message.
+
+Before ``Publish`` the number is checked against the fraud limits again (``numbers.refusal``): a refused number is
+a permanent error and never reaches SNS.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from pydantic import BaseModel, ValidationError
 from notifications import aws
 from notifications.channels.base import Receipt, render
 from notifications.channels.sms import SmsSettings
+from notifications.channels.sms.numbers import refusal
 from notifications.errors import PermanentDeliveryError, TransientDeliveryError
 from notifications.models import Channel, ChannelMessage, Phone
 from notifications.settings import SenderSettings
@@ -120,6 +124,7 @@ class SmsSender:
     def __init__(self, config: SmsSettings, sns: Any) -> None:
         self._sender_id = config.sms_sender_id
         self._max_parts = config.sms_max_parts
+        self._allowed_countries = config.sms_allowed_countries
         self._sns = sns
 
     def request(self, message: ChannelMessage) -> dict[str, Any]:
@@ -128,6 +133,9 @@ class SmsSender:
             recipient = SmsRecipient(number=message.recipient or "")
         except ValidationError as exc:
             raise PermanentDeliveryError("invalid SMS recipient") from exc
+        reason = refusal(recipient.number, self._allowed_countries)
+        if reason is not None:
+            raise PermanentDeliveryError(f"SMS recipient refused: number {reason}", provider_code="refused")
         text = fit_sms(render(self.channel, message.locale, "message.txt", message), self._max_parts)
         attributes = {"AWS.SNS.SMS.SMSType": {"DataType": "String", "StringValue": "Transactional"}}
         if self._sender_id:

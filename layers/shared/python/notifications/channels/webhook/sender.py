@@ -1,23 +1,30 @@
-"""Generic webhook: a signed JSON POST to the URL kept in Secrets Manager (``{"url", "signing_key"}``).
+"""Generic webhook: a JSON POST signed per Standard Webhooks (https://www.standardwebhooks.com/, spec v1) to the URL
+kept in Secrets Manager: ``{"url": "https://...", "signing_keys": ["whsec_...", ...]}``.
 
 Body: ``WebhookPayload`` (schema ``purchase.notification/v1``): the purchase, the customer's id and name and a
 rendered summary, but no email address or phone number: the receiver is a system of the shop, not a way to reach
 the customer. Headers:
 
-- ``Webhook-Timestamp``: Unix seconds when the request was signed;
-- ``Webhook-Signature: v1=<hex HMAC-SHA256(signing_key, "<timestamp>.<body>")>``;
-- ``Idempotency-Key``: the delivery key, the same on every retry, so the receiver can drop duplicates.
+- ``webhook-id``: the delivery key (notification, channel), the same on every retry: the receiver's idempotency
+  key (also sent as ``Idempotency-Key``);
+- ``webhook-timestamp``: Unix seconds when the request was signed;
+- ``webhook-signature``: ``v1,<base64 HMAC-SHA256(key, "<webhook-id>.<webhook-timestamp>.<body>")>`` per signing
+  key, separated by spaces. A key is ``whsec_`` + base64 of at least 32 random bytes; the HMAC key is those bytes.
+  During a rotation the secret lists the new key and the old one, the receiver accepts either, and the old one is
+  removed once every receiver knows the new one.
 
-A receiver verifies by recomputing the HMAC over the raw body and comparing in constant time, and rejects old
-timestamps (e.g. more than 5 minutes) against replay.
+A receiver recomputes the HMAC over the raw body with each key it knows and compares in constant time, rejects a
+timestamp more than 5 minutes off, and drops a ``webhook-id`` it already processed.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Annotated, Literal
 from uuid import UUID
 
@@ -33,18 +40,40 @@ from notifications.models import Channel, ChannelMessage, Contract, Locale, Purc
 from notifications.settings import SenderSettings
 
 WEBHOOK_SCHEMA = "purchase.notification/v1"
-TIMESTAMP_HEADER = "Webhook-Timestamp"
-SIGNATURE_HEADER = "Webhook-Signature"
+ID_HEADER = "webhook-id"
+TIMESTAMP_HEADER = "webhook-timestamp"
+SIGNATURE_HEADER = "webhook-signature"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
+SECRET_PREFIX = "whsec_"  # noqa: S105 - the format prefix, not a secret
+MIN_KEY_BYTES = 32
+
+
+def signing_key_bytes(secret: str) -> bytes:
+    """The HMAC key of a ``whsec_<base64>`` secret (at least 32 bytes); ValueError naming no part of it otherwise."""
+    try:
+        key = base64.b64decode(secret.removeprefix(SECRET_PREFIX), validate=True)
+    except (binascii.Error, ValueError):
+        key = b""
+    if not secret.startswith(SECRET_PREFIX) or len(key) < MIN_KEY_BYTES:
+        raise ValueError(f"must be '{SECRET_PREFIX}' followed by base64 of at least {MIN_KEY_BYTES} random bytes")
+    return key
+
+
+def _signing_key(secret: SecretStr) -> SecretStr:
+    signing_key_bytes(secret.get_secret_value())
+    return secret
 
 
 class WebhookTarget(BaseModel):
-    """The secret's content."""
+    """The secret's content: where to post, and the keys to sign with (two while a new key is rolled out)."""
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
-    url: Annotated[str, AfterValidator(http.check_url)]
-    signing_key: Annotated[SecretStr, Field(min_length=16)]
+    url: Annotated[str, AfterValidator(http.check_url_form)]
+    signing_keys: Annotated[list[Annotated[SecretStr, AfterValidator(_signing_key)]], Field(min_length=1, max_length=3)]
+
+    def keys(self) -> list[bytes]:
+        return [signing_key_bytes(key.get_secret_value()) for key in self.signing_keys]
 
 
 class WebhookCustomer(Contract):
@@ -77,10 +106,10 @@ class WebhookPayload(Contract):
         )
 
 
-def signature(signing_key: str, timestamp: int, body: bytes) -> str:
-    """The ``Webhook-Signature`` value for ``body`` sent at ``timestamp``."""
-    digest = hmac.new(signing_key.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
-    return f"v1={digest}"
+def signature(keys: Sequence[bytes], message_id: str, timestamp: int, body: bytes) -> str:
+    """The ``webhook-signature`` value: one ``v1,<base64>`` per key over ``<id>.<timestamp>.<body>``."""
+    content = f"{message_id}.{timestamp}.".encode() + body
+    return " ".join("v1," + base64.b64encode(hmac.new(key, content, hashlib.sha256).digest()).decode() for key in keys)
 
 
 class WebhookSender:
@@ -92,23 +121,29 @@ class WebhookSender:
         target: CachedSecret[WebhookTarget],
         post: http.Post = http.post,
         clock: Callable[[], float] = time.time,
+        *,
+        allow_private: bool = False,
     ) -> None:
         self._timeout = settings.provider_timeout_seconds
         self._target = target
         self._post = post
         self._clock = clock
+        self._allow_private = allow_private
 
     def send(self, message: ChannelMessage) -> Receipt:
         body = WebhookPayload.of(message).model_dump_json(by_alias=True).encode()
 
         def deliver(target: WebhookTarget) -> Receipt:
-            timestamp = int(self._clock())
+            timestamp, message_id = int(self._clock()), message.delivery_key
             headers = {
+                ID_HEADER: message_id,
                 TIMESTAMP_HEADER: str(timestamp),
-                SIGNATURE_HEADER: signature(target.signing_key.get_secret_value(), timestamp, body),
-                IDEMPOTENCY_HEADER: message.delivery_key,
+                SIGNATURE_HEADER: signature(target.keys(), message_id, timestamp, body),
+                IDEMPOTENCY_HEADER: message_id,
             }
-            self._post(target.url, body, headers, timeout=self._timeout, provider="webhook")
+            self._post(
+                target.url, body, headers, timeout=self._timeout, provider="webhook", allow_private=self._allow_private
+            )
             return Receipt(provider_message_id=None)
 
         return self._target.call(deliver)
@@ -116,4 +151,5 @@ class WebhookSender:
 
 def create(settings: SenderSettings, config: WebhookSettings) -> WebhookSender:
     source = SecretsProvider(boto3_client=aws.client("secretsmanager"))
-    return WebhookSender(settings, CachedSecret(source, config.webhook_secret_id, WebhookTarget))
+    secret = CachedSecret(source, config.webhook_secret_id, WebhookTarget)
+    return WebhookSender(settings, secret, allow_private=http.allows_private_targets(config.environment))

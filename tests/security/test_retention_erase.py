@@ -1,0 +1,179 @@
+"""Erasure (``notifications-erase``): one customer's status items and idempotency records are gone, everyone
+else's stay. The items are written by the real ingest and email sender paths on moto's DynamoDB.
+
+DynamoDB Scan reads the whole table whatever the filter (the tool's documented cost):
+https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Scan.html#Scan.ReadConsumption
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+import ingest_handler
+import pytest
+from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+
+from devstack import aws_resources
+from devstack.apigw import http_api_event, http_result
+from devstack.lambda_context import LocalLambdaContext
+from devstack.msk_events import build_event
+from notifications import channels
+from notifications.delivery import DeliveryService
+from notifications.kafka.msk_event import KafkaRecord
+from notifications.models import Channel, NotificationRequested, channel_messages
+from notifications.retention import STATUS_CUSTOMER_ATTRIBUTE
+from notifications.runtime import ingest
+from notifications.status import DynamoStatusStore
+from ops import erase
+from tests.channel_support import CLUSTER_ARN, sender_environment, sender_settings
+from tests.support import MemoryPublisher, sample_request
+
+STATUS, IDEMPOTENCY = aws_resources.STATUS_TABLE, aws_resources.IDEMPOTENCY_TABLE
+
+
+@pytest.fixture
+def published(moto_aws, monkeypatch: pytest.MonkeyPatch) -> MemoryPublisher:
+    fake = MemoryPublisher()
+    monkeypatch.setattr(ingest, "KafkaPublisher", lambda settings, **_: fake)
+    return fake
+
+
+def accept(customer_id: str) -> str:
+    """POST a purchase for ``customer_id`` (email and SMS) through the ingest function; its notification id."""
+    body = sample_request(channels=["email", "sms"])
+    body["customer"]["id"] = customer_id
+    event = http_api_event(
+        "POST", "/v1/notifications", body=json.dumps(body), headers={"content-type": "application/json"}
+    )
+    assert http_result(ingest_handler.handler(event, LocalLambdaContext("ingest"))).status == 202
+    return str(body["id"])
+
+
+def send_emails(session, published: MemoryPublisher, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Deliver every published request's email through the email sender function (moto SES)."""
+    import sender_handler
+
+    ddb = session.client("dynamodb")
+    env = sender_environment(Channel.EMAIL)
+    settings = sender_settings(Channel.EMAIL)
+    service = DeliveryService(
+        settings=settings,
+        sender=channels.create_sender(settings, env),
+        status=DynamoStatusStore(STATUS, ddb),
+        publisher=MemoryPublisher(),
+        persistence=DynamoDBPersistenceLayer(table_name=IDEMPOTENCY, boto3_client=ddb),
+    )
+    monkeypatch.setattr(sender_handler, "delivery_runtime", lambda: service)
+    messages = [
+        message
+        for record in published.records
+        for message in channel_messages(NotificationRequested.model_validate_json(record.value))
+        if message.channel is Channel.EMAIL
+    ]
+    records = [
+        KafkaRecord(
+            topic="notifications.email",
+            partition=0,
+            offset=offset,
+            timestamp=1,
+            key=str(m.notification_id).encode(),
+            value=m.to_json(),
+        )
+        for offset, m in enumerate(messages)
+    ]
+    event = build_event(records, bootstrap_servers="b:9098", event_source_arn=CLUSTER_ARN)
+    assert sender_handler.handler(event, LocalLambdaContext("email-sender")) == {"batchItemFailures": []}
+
+
+def record_customer(ddb, notification_id: str, customer_id: str) -> None:
+    """The ``customer_id`` the status store records on each of a notification's items (notifications.retention)."""
+    items = ddb.query(
+        TableName=STATUS,
+        KeyConditionExpression="notification_id = :id",
+        ExpressionAttributeValues={":id": {"S": notification_id}},
+    )["Items"]
+    for item in items:
+        ddb.update_item(
+            TableName=STATUS,
+            Key={"notification_id": item["notification_id"], "channel": item["channel"]},
+            UpdateExpression="SET #c = :c",
+            ExpressionAttributeNames={"#c": STATUS_CUSTOMER_ATTRIBUTE},
+            ExpressionAttributeValues={":c": {"S": customer_id}},
+        )
+
+
+def items_naming(ddb, notification_ids: list[str]) -> dict[str, list[Any]]:
+    status = [i for i in ddb.scan(TableName=STATUS)["Items"] if i["notification_id"]["S"] in notification_ids]
+    idempotency = [
+        i
+        for i in ddb.scan(TableName=IDEMPOTENCY)["Items"]
+        if any(n in i.get("data", {}).get("S", "") for n in notification_ids)
+    ]
+    return {"status": status, "idempotency": idempotency}
+
+
+@pytest.fixture
+def two_customers(moto_aws, published, monkeypatch) -> dict[str, list[str]]:
+    """c-42 with two purchases, c-7 with one: accepted, emails sent, customer recorded on the status items."""
+    ddb = moto_aws.client("dynamodb")
+    ids = {"c-42": [accept("c-42"), accept("c-42")], "c-7": [accept("c-7")]}
+    send_emails(moto_aws, published, monkeypatch)
+    for customer, notification_ids in ids.items():
+        for notification_id in notification_ids:
+            record_customer(ddb, notification_id, customer)
+    return ids
+
+
+def run(ddb, *argv: str) -> tuple[int, str]:
+    out = io.StringIO()
+    return erase.main(["--customer-id", *argv], out=out, ddb=ddb), out.getvalue()
+
+
+def test_the_erasure_command_leaves_no_item_for_that_customer(moto_aws, two_customers):
+    ddb = moto_aws.client("dynamodb")
+    erased, kept = two_customers["c-42"], two_customers["c-7"]
+    # Given status items (email, sms) and idempotency records (ingest's and the email sender's) for both customers
+    before = items_naming(ddb, erased)
+    assert len(before["status"]) == 4 and len(before["idempotency"]) == 4
+    others = items_naming(ddb, kept)
+
+    # When the operator erases c-42
+    code, output = run(ddb, "c-42")
+
+    # Then nothing names c-42's notifications any more, and c-7's items are untouched
+    assert code == 0, output
+    assert items_naming(ddb, erased) == {"status": [], "idempotency": []}
+    assert not [i for i in ddb.scan(TableName=STATUS)["Items"] if i.get(STATUS_CUSTOMER_ATTRIBUTE) == {"S": "c-42"}]
+    assert items_naming(ddb, kept) == others
+    assert output.splitlines()[-1] == "deleted 4 status item(s) and 4 idempotency record(s) of 2 notification(s)"
+    assert {line.split()[-1] for line in output.splitlines()[:-1]} == set(erased)
+
+    # And a second run finds nothing
+    assert run(ddb, "c-42")[1].splitlines()[-1].endswith("of 0 notification(s)")
+
+
+def test_a_dry_run_deletes_nothing(moto_aws, two_customers):
+    ddb = moto_aws.client("dynamodb")
+    before = items_naming(ddb, two_customers["c-42"])
+
+    code, output = run(ddb, "c-42", "--dry-run")
+
+    assert code == 0
+    assert output.splitlines()[-1] == "would delete 4 status item(s) and 4 idempotency record(s) of 2 notification(s)"
+    assert items_naming(ddb, two_customers["c-42"]) == before
+
+
+def test_it_needs_the_table_names(moto_aws, monkeypatch, capsys):
+    monkeypatch.delenv("STATUS_TABLE_NAME")
+    assert erase.main(["--customer-id", "c-42"], out=io.StringIO(), ddb=moto_aws.client("dynamodb")) == 2
+    assert "--status-table" in capsys.readouterr().err
+
+
+def test_the_console_script_is_installed():
+    import tomllib
+    from pathlib import Path
+
+    project = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())
+    assert project["project"]["scripts"]["notifications-erase"] == "ops.erase:main"
