@@ -1,13 +1,24 @@
-"""Delivery status per notification and channel (DynamoDB table keyed by notification_id, channel)."""
+"""Delivery status per notification and channel (DynamoDB table keyed by notification_id, channel).
+
+A notification lives in its caller's namespace: the partition key ``notification_id`` holds
+``<caller id>/<notification id>`` (``NotificationKey``), so another caller's notification with the same id is
+another item and reading it answers nothing. Notifications of v1 envelopes (no caller) are keyed by the bare id.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
-from uuid import UUID
 
-from notifications.models import Channel, ChannelStatus, DeliveryState, NotificationStatus
+from notifications.models import (
+    Channel,
+    ChannelStatus,
+    DeliveryState,
+    NotificationRef,
+    NotificationStatus,
+    notification_id_of,
+)
 
 _MAX_ERROR = 500
 
@@ -15,13 +26,13 @@ _MAX_ERROR = 500
 class StatusStore(Protocol):
     """Port: where ingest, fanout and senders record what happened to each channel of a notification."""
 
-    def record_accepted(self, notification_id: UUID, channels: Sequence[Channel]) -> None: ...
+    def record_accepted(self, notification: NotificationRef, channels: Sequence[Channel]) -> None: ...
 
-    def record_sent(self, notification_id: UUID, channel: Channel, provider_message_id: str | None) -> None: ...
+    def record_sent(self, notification: NotificationRef, channel: Channel, provider_message_id: str | None) -> None: ...
 
-    def record_failure(self, notification_id: UUID, channel: Channel, reason: str, *, final: bool) -> None: ...
+    def record_failure(self, notification: NotificationRef, channel: Channel, reason: str, *, final: bool) -> None: ...
 
-    def get(self, notification_id: UUID) -> NotificationStatus | None: ...
+    def get(self, notification: NotificationRef) -> NotificationStatus | None: ...
 
 
 def _now() -> datetime:
@@ -38,7 +49,7 @@ class DynamoStatusStore:
 
     def _update(
         self,
-        notification_id: UUID,
+        notification: NotificationRef,
         channel: Channel,
         expression: str,
         values: dict[str, Any],
@@ -46,7 +57,7 @@ class DynamoStatusStore:
     ) -> None:
         kwargs: dict[str, Any] = {
             "TableName": self._table,
-            "Key": {"notification_id": {"S": str(notification_id)}, "channel": {"S": channel.value}},
+            "Key": {"notification_id": {"S": str(notification)}, "channel": {"S": channel.value}},
             "UpdateExpression": expression,
             "ExpressionAttributeNames": {"#state": "state"},
             "ExpressionAttributeValues": {":now": {"S": self._clock().isoformat()}, **values},
@@ -58,19 +69,19 @@ class DynamoStatusStore:
         except self._ddb.exceptions.ConditionalCheckFailedException:
             return
 
-    def record_accepted(self, notification_id: UUID, channels: Sequence[Channel]) -> None:
+    def record_accepted(self, notification: NotificationRef, channels: Sequence[Channel]) -> None:
         for channel in channels:
             self._update(
-                notification_id,
+                notification,
                 channel,
                 "SET #state = if_not_exists(#state, :accepted), attempts = if_not_exists(attempts, :zero), "
                 "updated_at = if_not_exists(updated_at, :now)",
                 {":accepted": {"S": DeliveryState.ACCEPTED.value}, ":zero": {"N": "0"}},
             )
 
-    def record_sent(self, notification_id: UUID, channel: Channel, provider_message_id: str | None) -> None:
+    def record_sent(self, notification: NotificationRef, channel: Channel, provider_message_id: str | None) -> None:
         self._update(
-            notification_id,
+            notification,
             channel,
             "SET #state = :sent, provider_message_id = :pid, updated_at = :now, "
             "attempts = if_not_exists(attempts, :zero) + :one REMOVE last_error",
@@ -83,7 +94,7 @@ class DynamoStatusStore:
             condition="attribute_not_exists(#state) OR #state <> :sent",
         )
 
-    def record_failure(self, notification_id: UUID, channel: Channel, reason: str, *, final: bool) -> None:
+    def record_failure(self, notification: NotificationRef, channel: Channel, reason: str, *, final: bool) -> None:
         expression = "SET last_error = :reason, updated_at = :now, attempts = if_not_exists(attempts, :zero) + :one"
         values: dict[str, Any] = {
             ":reason": {"S": reason[:_MAX_ERROR]},
@@ -95,13 +106,13 @@ class DynamoStatusStore:
             expression += ", #state = :failed"
             values[":failed"] = {"S": DeliveryState.FAILED.value}
         self._update(
-            notification_id, channel, expression, values, condition="attribute_not_exists(#state) OR #state <> :sent"
+            notification, channel, expression, values, condition="attribute_not_exists(#state) OR #state <> :sent"
         )
 
-    def record_dead_lettered(self, notification_id: UUID, channel: Channel, reason: str) -> None:
+    def record_dead_lettered(self, notification: NotificationRef, channel: Channel, reason: str) -> None:
         """Failed for good, the record being on the DLQ; unlike ``record_failure`` this is not a delivery attempt."""
         self._update(
-            notification_id,
+            notification,
             channel,
             "SET #state = :failed, last_error = :reason, updated_at = :now, attempts = if_not_exists(attempts, :zero)",
             {
@@ -113,17 +124,18 @@ class DynamoStatusStore:
             condition="attribute_not_exists(#state) OR #state <> :sent",
         )
 
-    def get(self, notification_id: UUID) -> NotificationStatus | None:
+    def get(self, notification: NotificationRef) -> NotificationStatus | None:
         response = self._ddb.query(
             TableName=self._table,
             KeyConditionExpression="notification_id = :id",
-            ExpressionAttributeValues={":id": {"S": str(notification_id)}},
+            ExpressionAttributeValues={":id": {"S": str(notification)}},
             ConsistentRead=True,
         )
         items = response.get("Items", [])
         if not items:
             return None
-        return NotificationStatus(id=notification_id, channels=[_channel_status(item) for item in items])
+        channels = [_channel_status(item) for item in items]
+        return NotificationStatus(id=notification_id_of(notification), channels=channels)
 
 
 def _channel_status(item: dict[str, Any]) -> ChannelStatus:
