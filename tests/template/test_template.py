@@ -259,17 +259,22 @@ SETTINGS_BY_HANDLER = {
 
 @pytest.mark.parametrize("cluster_type", ["MSK", "SelfManaged"])
 def test_every_setting_a_function_reads_is_set(template: dict[str, Any], cluster_type: str) -> None:
-    """Each function's environment validates against the settings model its handler reads (values that CloudFormation
-    resolves at deploy time stand in as placeholders)."""
+    """Each function's environment validates against the settings model its handler reads (a parameter stands in
+    with its default if it has one, other values that CloudFormation resolves at deploy time as placeholders)."""
+    params = template["Parameters"]
+
+    def value(name: str, given: Any) -> str:
+        if isinstance(given, str):
+            return given
+        default = params.get(given.get("Ref") if isinstance(given, dict) else None, {}).get("Default", "")
+        return str(default) if default != "" else f"deploy-time-{name.lower()}"
+
     checked = set()
     for function, resource in functions(template).items():
         model = SETTINGS_BY_HANDLER.get(resource["Properties"]["Handler"])
         if model is None:
             continue
-        env = {
-            k: (v if isinstance(v, str) else f"deploy-time-{k.lower()}")
-            for k, v in function_environment(template, function, cluster_type).items()
-        }
+        env = {k: value(k, v) for k, v in function_environment(template, function, cluster_type).items()}
         model.from_env(env)  # raises ConfigurationError naming what is missing or wrong
         checked.add(model)
     assert checked == set(SETTINGS_BY_HANDLER.values())
