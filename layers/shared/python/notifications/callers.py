@@ -23,6 +23,7 @@ import hashlib
 import re
 import sys
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
@@ -32,6 +33,7 @@ CallerKind = Literal["iam", "jwt"]
 _ASSUMED_ROLE_SESSION = re.compile(r"^(arn:[^:]+:sts::[0-9]{12}:assumed-role/[^/]+)/.+$")
 
 
+@lru_cache(maxsize=1024)  # an execution environment serves few principals, each many times
 def caller_id(kind: CallerKind, principal: str) -> str:
     """``c-`` and 26 base32 letters (130 bits) of the SHA-256 of the principal; matches ``CALLER_ID_PATTERN``."""
     digest = hashlib.sha256(f"{kind}\n{principal}".encode()).digest()
