@@ -19,7 +19,6 @@ import time
 import warnings
 from collections.abc import Sequence
 from typing import Any
-from uuid import UUID
 
 from bench.common import machine, write_section
 from bench.memory_idempotency import MemoryPersistenceLayer
@@ -39,7 +38,7 @@ def run(records: int, batch: int, rate: float | None, provider_ms: float, store_
     from devstack.msk_events import build_event  # noqa: PLC0415
     from notifications import delivery  # noqa: PLC0415
     from notifications.channels.base import Receipt  # noqa: PLC0415
-    from notifications.models import Channel, ChannelMessage  # noqa: PLC0415
+    from notifications.models import Channel, ChannelMessage, NotificationRef  # noqa: PLC0415
     from notifications.settings import SenderSettings  # noqa: PLC0415
     from tests.channel_support import channel_message, message_record  # noqa: PLC0415
     from tests.support import InMemoryStatusStore, MemoryPublisher, busiest_second  # noqa: PLC0415
@@ -57,15 +56,21 @@ def run(records: int, batch: int, rate: float | None, provider_ms: float, store_
             return Receipt(provider_message_id="bench")
 
     class SlowStatus(InMemoryStatusStore):
-        def record_accepted(self, notification_id: UUID, channels: Sequence[Channel]) -> None:
+        def record_accepted(
+            self, notification_id: NotificationRef, channels: Sequence[Channel], *, customer_id: str | None = None
+        ) -> None:
             _sleep_ms(store_ms)
-            super().record_accepted(notification_id, channels)
+            super().record_accepted(notification_id, channels, customer_id=customer_id)
 
-        def record_sent(self, notification_id: UUID, channel: Channel, provider_message_id: str | None) -> None:
+        def record_sent(
+            self, notification_id: NotificationRef, channel: Channel, provider_message_id: str | None
+        ) -> None:
             _sleep_ms(store_ms)
             super().record_sent(notification_id, channel, provider_message_id)
 
-        def record_failure(self, notification_id: UUID, channel: Channel, reason: str, *, final: bool) -> None:
+        def record_failure(
+            self, notification_id: NotificationRef, channel: Channel, reason: str, *, final: bool
+        ) -> None:
             _sleep_ms(store_ms)
             super().record_failure(notification_id, channel, reason, final=final)
 

@@ -8,9 +8,11 @@ Sequential, one request at a time, as API Gateway would invoke one execution env
   the same envelope bytes and headers the handler publishes;
 * handler, in-memory stores: ``ingest_handler.handler`` on API Gateway v2 events, real broker, idempotency and
   status kept in memory (the code's own cost beside Kafka);
-* handler, full path: the same with idempotency and status on moto's in-process DynamoDB (5 calls a request:
-  idempotency put + update, one status update per channel);
-* without Kafka (an in-memory publisher), the handler's own cost per request with either store.
+* handler, full path: the same with idempotency, quotas and status on moto's in-process DynamoDB (9 calls a
+  request: idempotency put + update, four quota counters, one status update per channel);
+* without Kafka (an in-memory publisher), the handler's own cost per request with either store;
+* the quota check alone (``Quotas.charge`` for a sample request: two caller and two recipient counters), its
+  counters in memory.
 
 Rounds repeat the variants on one broker (``KAFKA_BOOTSTRAP_SERVERS`` or one started in a temporary folder), raw
 and in-memory back to back in alternating order; each rate is the median of the rounds, the ratio the median of
@@ -163,10 +165,11 @@ def _published_shape() -> tuple[bytes, list[tuple[str, bytes]]]:
     from datetime import UTC, datetime  # noqa: PLC0415
 
     from notifications.models import NotificationRequest, NotificationRequested  # noqa: PLC0415
-    from tests.support import sample_request  # noqa: PLC0415
+    from tests.support import caller_id, sample_request  # noqa: PLC0415
 
     request = NotificationRequest.model_validate(sample_request())
     envelope = NotificationRequested(
+        caller=caller_id(),
         notification_id=request.id,
         correlation_id=f"bench-{uuid.uuid4().hex[:12]}",
         accepted_at=datetime.now(UTC),
@@ -175,7 +178,7 @@ def _published_shape() -> tuple[bytes, list[tuple[str, bytes]]]:
         purchase=request.purchase,
         customer=request.customer,
     )
-    headers = [("correlation-id", envelope.correlation_id.encode()), ("schema", b"notification.requested/v1")]
+    headers = [("correlation-id", envelope.correlation_id.encode()), ("schema", envelope.schema_.encode())]
     return envelope.to_json(), headers
 
 
@@ -236,13 +239,14 @@ def _runtime(*, memory_stores: bool, memory_publisher: bool) -> Iterator[None]:
 
     from bench.memory_idempotency import MemoryPersistenceLayer  # noqa: PLC0415
     from notifications.runtime import ingest  # noqa: PLC0415
-    from tests.support import InMemoryStatusStore, MemoryPublisher  # noqa: PLC0415
+    from tests.support import InMemoryStatusStore, MemoryCounterStore, MemoryPublisher  # noqa: PLC0415
 
     with contextlib.ExitStack() as swaps:
         if memory_publisher:
             swaps.enter_context(_swapped(ingest, "KafkaPublisher", lambda settings, **_: MemoryPublisher()))
         if memory_stores:
             swaps.enter_context(_swapped(ingest, "DynamoStatusStore", lambda *a, **k: InMemoryStatusStore()))
+            swaps.enter_context(_swapped(ingest, "DynamoCounterStore", lambda *a, **k: MemoryCounterStore()))
             swaps.enter_context(_swapped(idempotency, "DynamoDBPersistenceLayer", lambda **k: MemoryPersistenceLayer()))
         ingest.ingest_runtime.cache_clear()
         try:
@@ -276,6 +280,29 @@ def handler_loop(count: int, **variant: bool) -> tuple[float, list[float]]:
                 print(f"ingest answered {answer['statusCode']}: {answer['body']}", file=sys.stderr)
         elapsed = time.perf_counter() - started
     return (count - refused) / elapsed, latencies
+
+
+QUOTA_CHECKS = 20_000
+
+
+def quota_check() -> list[float]:
+    """Microseconds of each ``Quotas.charge`` for the sample request (as ingest calls it), counters in memory."""
+    from notifications.ingest import recipients  # noqa: PLC0415
+    from notifications.models import NotificationRequest  # noqa: PLC0415
+    from notifications.quotas import Quotas  # noqa: PLC0415
+    from notifications.runtime.ingest import quota_limits  # noqa: PLC0415
+    from notifications.settings import IngestSettings  # noqa: PLC0415
+    from tests.support import MemoryCounterStore, caller_id, sample_request  # noqa: PLC0415
+
+    quotas = Quotas(MemoryCounterStore(), quota_limits(IngestSettings.from_env(_function_env())))
+    requests = [NotificationRequest.model_validate(sample_request()) for _ in range(QUOTA_CHECKS)]
+    caller = caller_id()
+    latencies = []
+    for request in requests:
+        begun = time.perf_counter()
+        quotas.charge(caller, recipients(request))
+        latencies.append((time.perf_counter() - begun) * 1e6)
+    return latencies
 
 
 def throughput(bootstrap: str, requests: int, rounds: int) -> Runs:
@@ -320,7 +347,7 @@ def _ms(values: list[float]) -> str:
     return f"{statistics.median(values):.0f} ms (min {min(values):.0f})"
 
 
-def report(args: argparse.Namespace, runs: Runs, imports: dict[str, list[float]]) -> str:
+def report(args: argparse.Namespace, runs: Runs, imports: dict[str, list[float]], quota_us: list[float]) -> str:
     from notifications.kafka.producer import producer_config  # noqa: PLC0415
     from notifications.settings import IngestSettings  # noqa: PLC0415
 
@@ -333,6 +360,8 @@ def report(args: argparse.Namespace, runs: Runs, imports: dict[str, list[float]]
     verdict = "met" if import_ms <= 500 else f"missed by {import_ms - 500:.0f} ms"
     first_use = _ms(imports["handler_first_use"])
     goal = "met" if memory_ratio >= 0.8 else "missed"
+    quota_p50 = percentile(quota_us, 50)
+    quota_goal = "met" if quota_p50 < 1000 else "missed"
     shared_linger = producer_config(IngestSettings.from_env(_function_env()))["linger_ms"]
     per_round = ", ".join(f"{m / r:.2f}" for m, r in zip(runs.rps["memory"], runs.rps["raw"], strict=True))
     return f"""
@@ -353,16 +382,18 @@ the machine (other work included) at the start and the end of the run: {args.loa
 | raw kafka-python `send().get()`, ingest's producer settings | {raw:.0f} records/s | 1.00 |
 | raw, the shared `producer_config` alone (`linger_ms` {shared_linger}) | {runs.median("raw_shared"):.0f} records/s | \
 {runs.median("raw_shared") / raw:.2f} |
-| handler, idempotency + status in memory | {memory:.0f} accepted/s | {memory_ratio:.2f} (goal >= 0.80: {goal}) |
+| handler, idempotency, quotas + status in memory | {memory:.0f} accepted/s | {memory_ratio:.2f} (goal >= 0.80: {goal}) |
 | raw loop, spinning {runs.spin_seconds * 1e6:.0f} us (the handler's own cost, measured first) before each send | \
 {runs.median("raw_spin"):.0f} records/s | {runs.median("raw_spin") / raw:.2f} |
-| handler, full path: idempotency + status on moto DynamoDB (in-process) | {full:.0f} accepted/s | {full / raw:.2f} |
+| handler, full path: idempotency, quotas + status on moto DynamoDB (in-process) | {full:.0f} accepted/s | {full / raw:.2f} |
 | answers other than 202 in all handler runs | {", ".join(REFUSED) or "none"} | |
 | CPU of kafka-python's network thread per acknowledged record (raw loop) | {statistics.median(IO_THREAD_CPU_MS):.2f} ms | |
 | handler latency, in-memory stores | p50 {percentile(lat["memory"], 50):.1f} ms, p99 {percentile(lat["memory"], 99):.1f} ms | |
 | handler latency, full path | p50 {percentile(lat["full"], 50):.1f} ms, p99 {percentile(lat["full"], 99):.1f} ms | |
 | handler's own cost, Kafka left out, stores in memory | {us_code:.0f} us/request | |
 | handler's own cost, Kafka left out, stores on moto | {us_moto:.0f} us/request | |
+| quota check (`Quotas.charge`, 2 caller + 2 recipient counters), counters in memory, {QUOTA_CHECKS} calls | \
+p50 {quota_p50:.1f} us, p99 {percentile(quota_us, 99):.1f} us | goal p50 < 1 ms: {quota_goal} |
 | import `ingest_handler` | {_ms(imports["handler"])} | goal <= 500 ms: {verdict} |
 | of which the project's own modules (its third-party imports already loaded) | {_ms(imports["own_modules"])} | |
 | import `ingest_handler`, shared package as the layer ships it (no .pyc) | {_ms(imports["handler_source_layer"])} | |
@@ -377,10 +408,14 @@ is pure Python and spends the CPU of the "network thread" row on every record un
 much of it around the acknowledgement, when the raw loop is idle and the handler is not. The gap per request
 ({gap_ms:.1f} ms) is {gap_ms * 1000 / us_code:.0f} times the handler's own code, so trimming that code cannot close
 it; a client whose network I/O runs outside the lock (librdkafka) is the lever to try. The ratio also moves a lot with the machine's other load (see the rounds).
-The full path is slower still because each request also makes five DynamoDB calls (idempotency
-put and update, one status update per channel); moto's in-process DynamoDB interprets them in Python for about
-{us_moto - us_code:.0f} us per request (the difference of the two "Kafka left out" rows). That is moto's cost, not
-production's: real DynamoDB is a network round trip per call.
+The full path is slower still because each request also makes nine DynamoDB calls (idempotency
+put and update, four quota counters, one status update per channel); moto's in-process DynamoDB interprets them in
+Python for about {us_moto - us_code:.0f} us per request (the difference of the two "Kafka left out" rows). That is
+moto's cost, not production's: real DynamoDB is a network round trip per call, and the four quota counters go out
+together (one round trip; `DynamoCounterStore`).
+
+The quota check's own cost is the quota row: a few dictionary updates and a digest per recipient. In AWS it is
+one round trip to DynamoDB on top (the counters' conditional updates, sent at once).
 
 Ingest sends with `linger_ms` 0: it publishes one record and waits for it, so lingering for a batch is pure
 delay. That lowers the ratio (the raw loop gains more than the handler) but not the handler's own speed: the
@@ -407,9 +442,10 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.update({k: v for k, v in _function_env().items() if k != "KAFKA_BOOTSTRAP_SERVERS"})
     warnings.filterwarnings("ignore", message="No application metrics to publish")
     imports = cold_import()
+    quota_us = quota_check()
     with kafka_for_bench() as bootstrap:
         runs = throughput(bootstrap, args.requests, args.rounds)
-    text = report(args, runs, imports)
+    text = report(args, runs, imports, quota_us)
     print(text)
     if not args.no_report:
         write_section("ingest", text)

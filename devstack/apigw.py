@@ -1,6 +1,12 @@
 """API Gateway HTTP API (payload format 2.0) events and responses, as Lambda sees them.
 
 Shape: https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-develop-integrations-lambda.html
+
+The local API authenticates nobody; it stands in for the authorizer by putting a caller into every event, as
+``requestContext.authorizer`` holds it after API Gateway verified the request: by default the IAM user
+``LOCAL_CALLER``, or whoever the request's ``X-Devstack-Caller`` header names (the header itself is not passed
+on): ``<name>`` is the IAM user ``<name>`` of the local account, ``jwt:<subject>`` a JWT subject of the local
+issuer with both scopes, ``anonymous`` (or nothing) no caller at all (the function answers 401).
 """
 
 from __future__ import annotations
@@ -15,6 +21,40 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 ROUTES = (("POST", "/v1/notifications"), ("GET", "/v1/notifications/{id}"))
+ACCOUNT_ID = "123456789012"
+LOCAL_CALLER = "local-shop"
+LOCAL_ISSUER = "https://issuer.devstack.local"
+CALLER_HEADER = "x-devstack-caller"
+ANONYMOUS = "anonymous"
+
+
+def caller_arn(name: str) -> str:
+    """The IAM user ARN the local API gives the caller ``name``."""
+    return f"arn:aws:iam::{ACCOUNT_ID}:user/{name}"
+
+
+def authorizer_context(caller: str) -> dict[str, Any] | None:
+    """``requestContext.authorizer`` for a caller named as in ``X-Devstack-Caller`` (None: ``anonymous``).
+
+    IAM fields as the payload 2.0 example documents them; a JWT authorizer passes the token's claims and scopes."""
+    if caller in (ANONYMOUS, ""):
+        return None
+    if caller.startswith("jwt:"):
+        subject = caller.removeprefix("jwt:")
+        scopes = ["notifications/send", "notifications/read"]
+        claims = {"iss": LOCAL_ISSUER, "sub": subject, "client_id": subject, "scope": " ".join(scopes)}
+        return {"jwt": {"claims": claims, "scopes": scopes}}
+    return {
+        "iam": {
+            "accessKey": "AKIAIOSFODNN7EXAMPLE",
+            "accountId": ACCOUNT_ID,
+            "callerId": f"AIDA{caller.upper()[:16]}",
+            "cognitoIdentity": None,
+            "principalOrgId": None,
+            "userArn": caller_arn(caller),
+            "userId": f"AIDA{caller.upper()[:16]}",
+        }
+    }
 
 
 def _route_key(method: str, path: str) -> tuple[str, dict[str, str] | None]:
@@ -38,9 +78,12 @@ def http_api_event(
     headers: Mapping[str, str] | None = None,
     query: str = "",
     source_ip: str = "127.0.0.1",
+    caller: str = LOCAL_CALLER,
 ) -> dict[str, Any]:
-    """The event API Gateway HTTP API sends to a Lambda proxy integration (payload 2.0)."""
+    """The event API Gateway HTTP API sends to a Lambda proxy integration (payload 2.0), for ``caller`` (named as
+    in ``X-Devstack-Caller``, which wins when the headers have it)."""
     lowered = {k.lower(): v for k, v in (headers or {}).items()}
+    caller = lowered.pop(CALLER_HEADER, caller).strip()
     route_key, params = _route_key(method, path)
     raw = body.encode() if isinstance(body, str) else body
     is_text = raw is None or _is_text(lowered.get("content-type", ""))
@@ -52,7 +95,7 @@ def http_api_event(
         "rawQueryString": query,
         "headers": lowered,
         "requestContext": {
-            "accountId": "123456789012",
+            "accountId": ACCOUNT_ID,
             "apiId": "local",
             "domainName": "127.0.0.1",
             "domainPrefix": "127",
@@ -71,6 +114,8 @@ def http_api_event(
         },
         "isBase64Encoded": not is_text,
     }
+    if (authorizer := authorizer_context(caller)) is not None:
+        event["requestContext"]["authorizer"] = authorizer
     if query:
         event["queryStringParameters"] = dict(parse_qsl(query, keep_blank_values=True))
     if params:

@@ -1,8 +1,9 @@
 """The AWS resources the functions expect, created in moto (tests) or the moto server (local stack).
 
 Names and shapes match template.yaml: the idempotency table (key ``id``, TTL ``expiration``), the status table
-(``notification_id`` + ``channel``, TTL ``expires_at``), a verified SES identity and the Slack and webhook secrets
-(the webhook's signing keys are Standard Webhooks secrets, ``whsec_`` + base64 of at least 32 bytes).
+(``notification_id`` + ``channel``, TTL ``expires_at``), the quota table (key ``counter``, TTL ``expires_at``), a
+verified SES identity and the Slack and webhook secrets (the webhook's signing keys are Standard Webhooks secrets,
+``whsec_`` + base64 of at least 32 bytes).
 """
 
 from __future__ import annotations
@@ -15,6 +16,14 @@ from notifications.retention import STATUS_EXPIRES_ATTRIBUTE
 
 IDEMPOTENCY_TABLE = "notifications-idempotency"
 STATUS_TABLE = "notifications-status"
+QUOTA_TABLE = "notifications-quotas"
+# Locally the quotas are high, so that demos and load runs are not refused; tests of the quotas lower them.
+LOCAL_QUOTAS = {
+    "QUOTA_CALLER_PER_SECOND": "100000",
+    "QUOTA_CALLER_PER_DAY": "100000000",
+    "QUOTA_PHONE_PER_HOUR": "1000000",
+    "QUOTA_EMAIL_PER_HOUR": "1000000",
+}
 SENDER_ADDRESS = "orders@shop.example"
 SLACK_SECRET = "notifications/slack-webhook"
 WEBHOOK_SECRET = "notifications/webhook"
@@ -43,6 +52,16 @@ def create_all(session: Any, endpoints: Endpoints = Endpoints()) -> None:
         )
         ddb.update_time_to_live(
             TableName=IDEMPOTENCY_TABLE, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiration"}
+        )
+    if QUOTA_TABLE not in existing:
+        ddb.create_table(
+            TableName=QUOTA_TABLE,
+            KeySchema=[{"AttributeName": "counter", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "counter", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        ddb.update_time_to_live(
+            TableName=QUOTA_TABLE, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"}
         )
     if STATUS_TABLE not in existing:
         ddb.create_table(
@@ -79,6 +98,8 @@ def function_environment(bootstrap: str) -> dict[str, str]:
         "KAFKA_SECURITY_PROTOCOL": "PLAINTEXT",
         "STATUS_TABLE_NAME": STATUS_TABLE,
         "IDEMPOTENCY_TABLE_NAME": IDEMPOTENCY_TABLE,
+        "QUOTA_TABLE_NAME": QUOTA_TABLE,
+        **LOCAL_QUOTAS,
         "EMAIL_FROM_ADDRESS": SENDER_ADDRESS,
         "SLACK_WEBHOOK_SECRET_ID": SLACK_SECRET,
         "WEBHOOK_SECRET_ID": WEBHOOK_SECRET,

@@ -81,7 +81,8 @@ def find(ddb: Any, status_table: str, idempotency_table: str, customer_id: str) 
         )
         found.status_keys += [item for page in pages for item in page.get("Items", [])]
     if found.notification_ids:
-        wanted = tuple(found.notification_ids)
+        # Status keys are ``<caller id>/<notification id>``; the idempotency records name the notification id.
+        wanted = tuple(key.rsplit("/", 1)[-1] for key in found.notification_ids)
         for item in _scan(
             ddb,
             TableName=idempotency_table,

@@ -9,13 +9,22 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from uuid import UUID
 
+from devstack.apigw import LOCAL_CALLER, caller_arn
 from devstack.stack import StackConfig
 from notifications import aws, settings
+from notifications.callers import Caller
 from notifications.channels import sms
 from notifications.kafka.producer import OutgoingRecord
-from notifications.models import Channel, ChannelStatus, DeliveryState, NotificationStatus
+from notifications.models import (
+    Channel,
+    ChannelStatus,
+    DeliveryState,
+    NotificationRef,
+    NotificationStatus,
+    notification_id_of,
+)
+from notifications.quotas import Count
 from notifications.runtime import dlq, fanout, ingest, sender
 
 SAMPLE_REQUEST: dict[str, Any] = {
@@ -54,6 +63,11 @@ def sample_request(**changes: Any) -> dict[str, Any]:
     body["purchase"]["order_id"] = f"A-{uuid.uuid4().hex[:8]}"
     body.update(changes)
     return body
+
+
+def caller_id(name: str = LOCAL_CALLER) -> str:
+    """The caller id of the local API's caller ``name`` (``X-Devstack-Caller``; by default the local caller)."""
+    return Caller.iam(caller_arn(name)).id
 
 
 def isolated_stack_config(data_dir: Path, bootstrap: str | None = None) -> StackConfig:
@@ -113,15 +127,17 @@ class InMemoryStatusStore:
     """StatusStore for unit tests and benchmarks that leave DynamoDB out."""
 
     def __init__(self) -> None:
-        self.items: dict[tuple[UUID, Channel], ChannelStatus] = {}
+        self.items: dict[tuple[NotificationRef, Channel], ChannelStatus] = {}
 
-    def record_accepted(self, notification_id: UUID, channels: Sequence[Channel]) -> None:
+    def record_accepted(
+        self, notification_id: NotificationRef, channels: Sequence[Channel], *, customer_id: str | None = None
+    ) -> None:
         for channel in channels:
             self.items.setdefault(
                 (notification_id, channel), ChannelStatus(channel=channel, state=DeliveryState.ACCEPTED)
             )
 
-    def record_sent(self, notification_id: UUID, channel: Channel, provider_message_id: str | None) -> None:
+    def record_sent(self, notification_id: NotificationRef, channel: Channel, provider_message_id: str | None) -> None:
         old = self.items.get((notification_id, channel))
         if old and old.state == DeliveryState.SENT:
             return
@@ -133,7 +149,7 @@ class InMemoryStatusStore:
             updated_at=datetime.now(UTC),
         )
 
-    def record_failure(self, notification_id: UUID, channel: Channel, reason: str, *, final: bool) -> None:
+    def record_failure(self, notification_id: NotificationRef, channel: Channel, reason: str, *, final: bool) -> None:
         old = self.items.get((notification_id, channel)) or ChannelStatus(channel=channel, state=DeliveryState.ACCEPTED)
         if old.state == DeliveryState.SENT:
             return
@@ -146,9 +162,26 @@ class InMemoryStatusStore:
             }
         )
 
-    def get(self, notification_id: UUID) -> NotificationStatus | None:
+    def get(self, notification_id: NotificationRef) -> NotificationStatus | None:
         channels = [s for (nid, _), s in self.items.items() if nid == notification_id]
-        return NotificationStatus(id=notification_id, channels=channels) if channels else None
+        return NotificationStatus(id=notification_id_of(notification_id), channels=channels) if channels else None
+
+
+class MemoryCounterStore:
+    """CounterStore (``notifications.quotas``) in memory: counts per counter, forgetting nothing."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+
+    def take(self, counts: Sequence[Count]) -> list[bool]:
+        taken = []
+        for count in counts:
+            if self.counts.get(count.counter, 0) >= count.limit:
+                taken.append(False)
+            else:
+                self.counts[count.counter] = self.counts.get(count.counter, 0) + 1
+                taken.append(True)
+        return taken
 
 
 def busiest_second(times: list[float]) -> int:

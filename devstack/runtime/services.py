@@ -16,7 +16,7 @@ from devstack.receivers import DeliveryReceiver
 from devstack.runtime.emulator import HOST
 from devstack.stack import EndpointSession, free_port
 
-SIGNING_KEY = "runtime-signing-key"
+SIGNING_KEY = aws_resources.Endpoints().webhook_signing_key
 
 
 @dataclass(frozen=True)

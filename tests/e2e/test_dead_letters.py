@@ -17,11 +17,12 @@ from kafka import KafkaProducer
 from devstack import aws_resources
 from devstack.msk_events import signed_bytes
 from devstack.stack import DUMMY_CREDENTIALS, REGION, LocalStack
-from notifications.models import Channel
+from notifications.models import CHANNEL_SCHEMA_V2, Channel, ChannelMessage
 from notifications.status import DynamoStatusStore
 from tests.channel_support import channel_message
 from tests.e2e.test_local_stack import eventually, states
 from tests.on_failure_example import documented_example
+from tests.support import caller_id
 
 pytestmark = pytest.mark.e2e
 
@@ -31,8 +32,10 @@ def test_a_notification_the_trigger_gave_up_on_shows_failed_with_the_condition(l
     api, bootstrap = local_stack.info.api_url, local_stack.info.bootstrap
     assert "DlqFunction" in local_stack.workers
 
-    # Given a notification ingest accepted for SMS (written to the stack's status table; no sender has it)
-    message = channel_message(Channel.SMS)
+    # Given a notification ingest accepted for SMS from the local caller (written to the stack's status table; no
+    # sender has it)
+    wire = json.loads(channel_message(Channel.SMS).to_json()) | {"schema": CHANNEL_SCHEMA_V2, "caller": caller_id()}
+    message = ChannelMessage.model_validate(wire)
     nid = str(message.notification_id)
     dynamodb = boto3.client(
         "dynamodb",
@@ -41,7 +44,7 @@ def test_a_notification_the_trigger_gave_up_on_shows_failed_with_the_condition(l
         aws_access_key_id=DUMMY_CREDENTIALS["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=DUMMY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
     )
-    DynamoStatusStore(aws_resources.STATUS_TABLE, dynamodb).record_accepted(message.notification_id, [Channel.SMS])
+    DynamoStatusStore(aws_resources.STATUS_TABLE, dynamodb).record_accepted(message.key, [Channel.SMS])
     assert states(api, nid)["sms"]["state"] == "accepted"
 
     # When the SMS trigger's on-failure record for its message lands on the DLQ

@@ -11,7 +11,7 @@ from kafka import KafkaConsumer, TopicPartition
 
 from devstack.apigw import http_api_event, http_result
 from devstack.lambda_context import LocalLambdaContext
-from tests.support import sample_request
+from tests.support import caller_id, sample_request
 
 REQUESTED = "notifications.requested"
 
@@ -47,8 +47,9 @@ def test_the_given_correlation_id_travels_in_the_kafka_headers(kafka_env, moto_a
     assert answer.status == 202, answer.body
     [record] = records_with_key(kafka_env, body["id"])
     assert dict(record.headers)["correlation-id"] == f"shop-{unique}".encode()
-    assert dict(record.headers)["schema"] == b"notification.requested/v1"
+    assert dict(record.headers)["schema"] == b"notification.requested/v2"
     assert json.loads(record.value)["correlation_id"] == f"shop-{unique}"
+    assert json.loads(record.value)["caller"] == caller_id()
 
 
 def test_a_generated_correlation_id_is_returned_and_travels_in_the_kafka_headers(kafka_env, moto_aws):

@@ -11,7 +11,7 @@ from devstack.apigw import http_api_event, http_result
 from devstack.consume import read_topic
 from devstack.lambda_context import LocalLambdaContext
 from devstack.msk_events import build_event
-from tests.support import sample_request
+from tests.support import caller_id, sample_request
 
 CLUSTER_ARN = "arn:aws:kafka:us-east-1:123456789012:cluster/notifications/abcd1234-0000-0000-0000-000000000000-1"
 
@@ -56,7 +56,8 @@ def test_one_purchase_is_delivered_as_exactly_one_email(kafka_env, moto_aws, mon
     # Then exactly one message waits on the email topic, correlation id kept
     emails = read_topic(kafka_env, "notifications.email", where=_by_key(nid), until=lambda r: len(r) >= 1)
     assert len(emails) == 1
-    assert json.loads(emails[0].value)["schema"] == "notification.channel/v1"
+    assert json.loads(emails[0].value)["schema"] == "notification.channel/v2"
+    assert json.loads(emails[0].value)["caller"] == caller_id()
     assert emails[0].header("correlation-id") == b"corr-flow-1"
 
     # When the email sender receives that message

@@ -269,8 +269,8 @@ def deploy_time_value(template: dict[str, Any], name: str, value: Any) -> str:
 
 @pytest.mark.parametrize("cluster_type", ["MSK", "SelfManaged"])
 def test_every_setting_a_function_reads_is_set(template: dict[str, Any], cluster_type: str) -> None:
-    """Each function's environment validates against the settings model its handler reads (values that CloudFormation
-    resolves at deploy time stand in as placeholders)."""
+    """Each function's environment validates against the settings model its handler reads (a parameter stands in
+    with its default if it has one, other values that CloudFormation resolves at deploy time as placeholders)."""
     checked = set()
     for function, resource in functions(template).items():
         model = SETTINGS_BY_HANDLER.get(resource["Properties"]["Handler"])

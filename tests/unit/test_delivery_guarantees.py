@@ -139,7 +139,7 @@ def poison_batch(channel: Channel):
     poison = {
         b"not-json": (b"{not json", "value is not JSON"),
         b"empty": (b"", "empty value"),
-        b"v2": (json.dumps(sample | {"schema": "notification.channel/v2"}).encode(), "unsupported schema"),
+        b"v9": (json.dumps(sample | {"schema": "notification.channel/v9"}).encode(), "unsupported schema"),
         b"unknown-channel": (
             json.dumps(sample | {"channel": "pager"}).encode(),
             "invalid notification.channel/v1: channel",

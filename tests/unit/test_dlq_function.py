@@ -22,8 +22,9 @@ from devstack.apigw import http_result
 from devstack.aws_resources import STATUS_TABLE
 from devstack.lambda_context import LocalLambdaContext
 from devstack.msk_events import build_event, signed_bytes
+from notifications.callers import Caller
 from notifications.kafka.msk_event import KafkaRecord
-from notifications.models import Channel
+from notifications.models import Channel, NotificationKey
 from notifications.records import dead_letter
 from notifications.runtime import ingest
 from notifications.status import DynamoStatusStore
@@ -91,8 +92,10 @@ def dead_letters_counted(output: str) -> int:
 def test_the_sample_marks_both_channels_failed_and_get_shows_them(moto_aws, status, monkeypatch, capsys):
     # Given the sample notification accepted on four channels
     event = load("dlq_kafka")
-    nid = UUID(load("ingest_get")["pathParameters"]["id"])
-    status.record_accepted(nid, [Channel.EMAIL, Channel.SMS, Channel.SLACK, Channel.WEBHOOK])
+    sample = load("ingest_get")
+    caller = Caller.iam(sample["requestContext"]["authorizer"]["iam"]["userArn"])
+    key = NotificationKey(caller.id, UUID(sample["pathParameters"]["id"]))
+    status.record_accepted(key, [Channel.EMAIL, Channel.SMS, Channel.SLACK, Channel.WEBHOOK])
 
     # When the dead-letter function gets the sample: the webhook sender's dead letter, and the email trigger's
     # on-failure record

@@ -51,7 +51,7 @@ def requested_record(offset: int, **changes):
 def test_poison_records_go_to_the_dlq_and_the_rest_is_fanned_out(monkeypatch):
     # Given a batch: a good record, one that is not JSON, one of a future schema version, another good one
     first, good_1 = requested_record(10, channels=["email", "sms"])
-    future = json.loads(first.to_json()) | {"schema": "notification.requested/v2"}
+    future = json.loads(first.to_json()) | {"schema": "notification.requested/v9"}
     second, good_2 = requested_record(13, channels=["slack", "webhook"])
     batch = [
         good_1,
@@ -75,7 +75,7 @@ def test_poison_records_go_to_the_dlq_and_the_rest_is_fanned_out(monkeypatch):
     assert [(d.key, d.value) for d in dead] == [(b"bad-1", batch[1].value), (b"bad-2", batch[2].value)]
     headers = [dict(d.headers) for d in dead]
     assert headers[0]["dlq-reason"].startswith(b"value is not JSON")
-    assert b"unsupported schema 'notification.requested/v2'" in headers[1]["dlq-reason"]
+    assert b"unsupported schema 'notification.requested/v9'" in headers[1]["dlq-reason"]
     for h, offset in zip(headers, (b"11", b"12"), strict=True):
         assert (h["dlq-source-topic"], h["dlq-source-partition"], h["dlq-source-offset"], h["dlq-stage"]) == (
             TOPIC.encode(),

@@ -15,11 +15,11 @@ from devstack.apigw import HttpResult, http_api_event, http_result
 from devstack.aws_resources import IDEMPOTENCY_TABLE, STATUS_TABLE
 from devstack.lambda_context import LocalLambdaContext
 from notifications.kafka.producer import OutgoingRecord
-from notifications.models import Channel
+from notifications.models import Channel, NotificationKey
 from notifications.runtime import ingest
 from notifications.settings import ingest_settings
 from notifications.status import DynamoStatusStore
-from tests.support import MemoryPublisher, sample_request
+from tests.support import MemoryPublisher, caller_id, sample_request
 
 REQUESTED = "notifications.requested"
 
@@ -72,9 +72,10 @@ def test_a_valid_request_is_published_then_answered_202(publisher):
     [record] = publisher.on(REQUESTED)
     assert record.key == body["id"].encode()
     assert dict(record.headers)["correlation-id"] == b"shop-corr-1"
-    assert dict(record.headers)["schema"] == b"notification.requested/v1"
+    assert dict(record.headers)["schema"] == b"notification.requested/v2"
     envelope = json.loads(record.value)
-    assert envelope["schema"] == "notification.requested/v1"
+    assert envelope["schema"] == "notification.requested/v2"
+    assert envelope["caller"] == caller_id()
     assert envelope["notification_id"] == body["id"]
     assert envelope["correlation_id"] == "shop-corr-1"
     assert envelope["purchase"]["total"] == "49.90"
@@ -153,7 +154,7 @@ def test_the_same_id_with_a_different_payload_is_a_conflict(publisher):
 
     # Then it is refused as a conflict and nothing new is published
     assert answer.status == 409
-    assert answer.json()["error"]["code"] == "idempotency_key_reused"
+    assert answer.json()["error"]["code"] == "notification_id_reused"
     assert answer.headers["x-correlation-id"]
     assert len(publisher.records) == 1
 
@@ -294,7 +295,7 @@ def test_get_shows_what_the_senders_recorded(publisher, moto_aws):
     body = sample_request()
     assert post(body).status == 202
     store = DynamoStatusStore(STATUS_TABLE, moto_aws.client("dynamodb"))
-    nid = uuid.UUID(body["id"])
+    nid = NotificationKey(caller_id(), uuid.UUID(body["id"]))
     store.record_sent(nid, Channel.EMAIL, "ses-0001")
     store.record_failure(nid, Channel.SMS, "throttled", final=False)
     store.record_failure(nid, Channel.SMS, "invalid number", final=True)

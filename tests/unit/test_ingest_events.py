@@ -12,7 +12,8 @@ import pytest
 from devstack.apigw import ROUTES, http_result
 from devstack.aws_resources import STATUS_TABLE
 from devstack.lambda_context import LocalLambdaContext
-from notifications.models import Channel
+from notifications.callers import Caller
+from notifications.models import Channel, NotificationKey
 from notifications.runtime import ingest
 from notifications.status import DynamoStatusStore
 from tests.support import MemoryPublisher
@@ -70,11 +71,12 @@ def test_the_invalid_sample_is_refused_field_by_field_and_publishes_nothing(publ
 def test_the_get_sample_reads_the_status_of_its_notification(publisher, moto_aws):
     # Given no status yet for the sample's notification
     event = load("ingest_get")
-    nid = UUID(event["pathParameters"]["id"])
+    caller = Caller.iam(event["requestContext"]["authorizer"]["iam"]["userArn"])
+    key = NotificationKey(caller.id, UUID(event["pathParameters"]["id"]))
     assert http_result(ingest_handler.handler(event, LocalLambdaContext("ingest"))).status == 404
 
-    # When ingest recorded it as accepted for email and the sample is invoked again
-    DynamoStatusStore(STATUS_TABLE, moto_aws.client("dynamodb")).record_accepted(nid, [Channel.EMAIL])
+    # When ingest recorded it as accepted for email, for the sample's caller, and the sample is invoked again
+    DynamoStatusStore(STATUS_TABLE, moto_aws.client("dynamodb")).record_accepted(key, [Channel.EMAIL])
     answer = http_result(ingest_handler.handler(event, LocalLambdaContext("ingest")))
 
     # Then the status is there

@@ -4,6 +4,11 @@ Schemathesis generates requests from ``docs/openapi.json`` (valid and invalid on
 headers); a small WSGI adapter turns each into the API Gateway HTTP API (payload 2.0) event Lambda would get and
 calls ``ingest_handler.handler`` on moto's DynamoDB with an in-memory publisher. Every answer must be documented
 (status, headers, body schema) and none may be a 5xx.
+
+The adapter stands in for API Gateway's authorizer with one valid credential, ``TOKEN``: a request carrying it
+reaches the function as the local caller, any other (none, or what Schemathesis makes up) with no caller at all.
+Schemathesis sends ``TOKEN`` and, to check that authentication is enforced, requests without it or with another:
+the function must answer those 401.
 """
 
 from __future__ import annotations
@@ -20,12 +25,13 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 
-from devstack.apigw import http_api_event, http_result
+from devstack.apigw import ANONYMOUS, CALLER_HEADER, LOCAL_CALLER, http_api_event, http_result
 from devstack.lambda_context import LocalLambdaContext
 from notifications.runtime import ingest
 from tests.support import MemoryPublisher, phone_the_sms_channel_refuses
 
 DOCUMENT = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
+TOKEN = "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20261121/us-east-1/execute-api/aws4_request"
 
 
 def _event_from_environ(environ: dict[str, Any]) -> dict[str, Any]:
@@ -39,6 +45,7 @@ def _event_from_environ(environ: dict[str, Any]) -> dict[str, Any]:
     length = int(environ.get("CONTENT_LENGTH") or 0)
     body = environ["wsgi.input"].read(length) if length else None
     method, query = environ["REQUEST_METHOD"], environ.get("QUERY_STRING", "")
+    headers[CALLER_HEADER] = LOCAL_CALLER if headers.get("authorization") == TOKEN else ANONYMOUS
     try:
         event = http_api_event(method, path, headers=headers, query=query, body=body)
     except UnicodeDecodeError:  # a "text" body that is not UTF-8: API Gateway passes it base64-encoded
@@ -63,6 +70,7 @@ APP = LambdaWsgiApp(ingest_handler.handler)
 schema = schemathesis.openapi.from_path(DOCUMENT)
 schema.app = APP
 schema.config.generation.update(max_examples=100, deterministic=True)
+AUTHENTICATED = {"Authorization": TOKEN}
 
 
 @schema.hook
@@ -83,7 +91,7 @@ def handler_on_moto(moto_aws, monkeypatch: pytest.MonkeyPatch) -> MemoryPublishe
 def test_every_answer_is_documented_and_none_is_a_server_error(case, handler_on_moto):
     # Given a request generated from the document (valid or not)
     # When API Gateway hands it to the ingest function
-    response = case.call()
-    # Then the answer is one the document describes, and never a 5xx
-    case.validate_response(response)
+    response = case.call(headers=AUTHENTICATED)
+    # Then the answer is one the document describes, and never a 5xx (nor accepted without the credential)
+    case.validate_response(response, headers=AUTHENTICATED)
     assert response.status_code < 500, response.text

@@ -45,8 +45,8 @@ def test_paths_are_exactly_the_routes_api_gateway_sends(document):
 @pytest.mark.parametrize(
     ("route", "statuses"),
     [
-        (POST, {"202", "400", "409", "413", "415", "422", "500", "503"}),
-        (GET, {"200", "400", "404", "500", "503"}),
+        (POST, {"202", "400", "401", "409", "413", "415", "422", "429", "500", "503"}),
+        (GET, {"200", "400", "401", "404", "500", "503"}),
     ],
 )
 def test_every_status_the_operation_can_answer_is_documented(document, route, statuses):
@@ -78,11 +78,42 @@ def test_headers_are_documented(document):
     assert {"X-Correlation-Id", "Location", "Idempotent-Replayed"} <= set(accepted)
     assert accepted["Idempotent-Replayed"]["required"] is False
     assert post["responses"]["503"]["headers"]["Retry-After"]["required"] is True
+    assert post["responses"]["429"]["headers"]["Retry-After"]["required"] is True
     assert post["responses"]["409"]["headers"]["Retry-After"]["required"] is False
     for path_item in document["paths"].values():
         for operation in path_item.values():
             for response in operation["responses"].values():
                 assert response["headers"]["X-Correlation-Id"]["required"] is True
+
+
+def test_every_operation_is_authenticated_by_iam_or_by_jwt_with_its_scope(document):
+    # Given the schemes the deployment chooses from (template.yaml's AuthMode)
+    schemes = document["components"]["securitySchemes"]
+    assert schemes["iam"] | {"description": None} == {
+        "type": "apiKey",
+        "in": "header",
+        "name": "Authorization",
+        "description": None,
+    }
+    assert (schemes["jwt"]["type"], schemes["jwt"]["scheme"], schemes["jwt"]["bearerFormat"]) == (
+        "http",
+        "bearer",
+        "JWT",
+    )
+    # Then each operation takes either, JWT with the scope of its kind: sending or reading
+    scopes = {POST: http_api.SEND_SCOPE, GET: http_api.READ_SCOPE}
+    for (path, method), scope in scopes.items():
+        assert document["paths"][path][method]["security"] == [{"iam": []}, {"jwt": [scope]}]
+        assert scope in schemes["jwt"]["description"]
+    assert (http_api.SEND_SCOPE, http_api.READ_SCOPE) == ("notifications/send", "notifications/read")
+
+
+def test_401_and_429_are_described(document):
+    post = document["paths"]["/v1/notifications"]["post"]["responses"]
+    assert "`unauthenticated`" in post["401"]["description"]
+    assert "`quota_exceeded`" in post["429"]["description"]
+    assert "`notification_id_reused`" in post["409"]["description"]
+    assert "`unauthenticated`" in document["paths"]["/v1/notifications/{id}"]["get"]["responses"]["401"]["description"]
 
 
 def _request_validator(document: dict) -> jsonschema.Draft202012Validator:

@@ -8,7 +8,7 @@ import pytest
 
 from notifications.errors import PoisonRecordError
 from notifications.kafka.msk_event import KafkaRecord
-from notifications.models import REQUESTED_SCHEMA, NotificationRequested
+from notifications.models import REQUESTED_SCHEMA, REQUESTED_SCHEMAS, NotificationRequested
 from notifications.records import MAX_ENVELOPE_BYTES, dead_letter, decode_envelope
 
 
@@ -32,7 +32,7 @@ def rec(value: bytes | None) -> KafkaRecord:
         (b"{not json", "not JSON"),
         (b"\xff\xfe", "not JSON"),
         (b"[1, 2]", "not a JSON object"),
-        (json.dumps({"schema": "notification.requested/v2"}).encode(), "unsupported schema"),
+        (json.dumps({"schema": "notification.requested/v9"}).encode(), "unsupported schema"),
         (json.dumps({"no": "schema"}).encode(), "unsupported schema"),
         (
             json.dumps({"schema": REQUESTED_SCHEMA, "channels": ["pigeon"]}).encode(),
@@ -43,7 +43,7 @@ def rec(value: bytes | None) -> KafkaRecord:
 )
 def test_unreadable_values_are_poison_with_a_reason(value, reason):
     with pytest.raises(PoisonRecordError, match=reason):
-        decode_envelope(rec(value), NotificationRequested, REQUESTED_SCHEMA)
+        decode_envelope(rec(value), NotificationRequested, REQUESTED_SCHEMAS)
 
 
 def test_dead_letter_keeps_the_record_and_names_its_origin():

@@ -33,7 +33,7 @@ from notifications.channels.base import ChannelSender, Receipt
 from notifications.errors import PermanentDeliveryError, PoisonRecordError, TransientDeliveryError
 from notifications.kafka.msk_event import KafkaRecord
 from notifications.kafka.producer import OutgoingRecord, Publisher, publish_one
-from notifications.models import CHANNEL_SCHEMA, ChannelMessage
+from notifications.models import CHANNEL_SCHEMAS, ChannelMessage
 from notifications.observability import correlation_id_from_headers, logger, metrics
 from notifications.pacing import Circuit, RateLimiter
 from notifications.records import dead_letter, decode_envelope
@@ -180,7 +180,7 @@ class DeliveryService:
         # Every log line about this record carries the request's correlation id (from ingest, via Kafka).
         logger.thread_safe_append_keys(correlation_id=correlation_id_from_headers(record.headers))
         try:
-            message = decode_envelope(record, ChannelMessage, CHANNEL_SCHEMA)
+            message = decode_envelope(record, ChannelMessage, CHANNEL_SCHEMAS)
             if message.channel != self.settings.channel:
                 raise PoisonRecordError(f"channel {message.channel.value!r} on the {self.settings.channel.value} topic")
         except PoisonRecordError as exc:
@@ -190,6 +190,7 @@ class DeliveryService:
             return
         logger.thread_safe_append_keys(correlation_id=message.correlation_id)
         log = {
+            "caller": message.caller or "-",
             "notification_id": str(message.notification_id),
             "channel": message.channel.value,
             "order_id": message.purchase.order_id,
@@ -236,10 +237,10 @@ class DeliveryService:
             logger.warning("permanent delivery failure, to DLQ", reason=exc.reason, extra=log)
             metrics.add_metric(name="DeliveryPermanentFailures", unit="Count", value=1)
             self._dead_letter(record, exc.reason)
-            self._record(self.status.record_failure, message.notification_id, message.channel, exc.reason, final=True)
+            self._record(self.status.record_failure, message.key, message.channel, exc.reason, final=True)
             return
         receipt = Receipt(provider_message_id=stored.get("provider_message_id"))
-        self._record(self.status.record_sent, message.notification_id, message.channel, receipt.provider_message_id)
+        self._record(self.status.record_sent, message.key, message.channel, receipt.provider_message_id)
         if stored.get("replayed"):
             logger.info("already delivered, not sent again", provider_message_id=receipt.provider_message_id, extra=log)
             metrics.add_metric(name="RedeliveriesSkipped", unit="Count", value=1)
@@ -329,11 +330,11 @@ class DeliveryService:
             logger.warning("outage budget exhausted, to DLQ", reason=final, extra=log)
             metrics.add_metric(name="DeliveryBudgetExhausted", unit="Count", value=1)
             self._dead_letter(record, final)
-            self._record(self.status.record_failure, message.notification_id, message.channel, final, final=True)
+            self._record(self.status.record_failure, message.key, message.channel, final, final=True)
             return
         attempt = retry.attempt + (1 if attempted else 0)
         if attempted:
-            self._record(self.status.record_failure, message.notification_id, message.channel, reason, final=False)
+            self._record(self.status.record_failure, message.key, message.channel, reason, final=False)
         kept = tuple((k, v) for k, v in record.headers if k not in RETRY_HEADERS)
         publish_one(
             self.publisher,

@@ -4,9 +4,10 @@ Every path into the DLQ passes here: fanout and sender dead letters (poison reco
 and the Kafka triggers' on-failure records (retries exhausted, records too old), read alike through
 :mod:`notifications.dead_letters`. For each original record:
 
-- a channel message (``notification.channel/v1``) marks its channel ``failed`` with the reason; a requested
-  envelope (``notification.requested/v1``) marks every channel it asked for. So ``GET /v1/notifications/{id}``
-  never stays pending for a notification the pipeline gave up on. A channel already ``sent`` stays sent.
+- a channel message (``notification.channel/v1`` or v2) marks its channel ``failed`` with the reason; a requested
+  envelope (``notification.requested/v1`` or v2) marks every channel it asked for, in the caller's namespace.
+  So ``GET /v1/notifications/{id}`` never stays pending for a notification the pipeline gave up on. A channel
+  already ``sent`` stays sent.
 - one ``DeadLetters`` metric is emitted, so the DLQ alarm counts every path with one metric.
 
 Values are read leniently (unknown fields ignored): a dead letter is often a record the strict contract refused,
@@ -25,14 +26,21 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from notifications.dead_letters import DeadLetter, read_dead_letters
 from notifications.kafka.msk_event import KafkaRecord
-from notifications.models import CHANNEL_SCHEMA, REQUESTED_SCHEMA, Channel
+from notifications.models import (
+    CHANNEL_SCHEMAS,
+    REQUESTED_SCHEMAS,
+    Channel,
+    NotificationKey,
+    NotificationRef,
+    notification_id_of,
+)
 from notifications.observability import correlation_id_from_headers, logger, metrics
 
 
 class DeadLetterStatus(Protocol):
     """Port: the status table, as far as dead letters change it."""
 
-    def record_dead_lettered(self, notification_id: UUID, channel: Channel, reason: str) -> None: ...
+    def record_dead_lettered(self, notification: NotificationRef, channel: Channel, reason: str) -> None: ...
 
 
 class _Envelope(BaseModel):
@@ -41,21 +49,24 @@ class _Envelope(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
 
     schema_: str = Field(alias="schema")
+    caller: str | None = None
     notification_id: UUID
     channel: Channel | None = None
     channels: list[Channel] = Field(default_factory=list)
 
 
-def affected(record: KafkaRecord) -> tuple[UUID, list[Channel]] | None:
-    """The notification and channels a dead-lettered record was about, or None if it names none."""
+def affected(record: KafkaRecord) -> tuple[NotificationRef, list[Channel]] | None:
+    """The notification (in its caller's namespace) and channels a dead-lettered record was about, or None if it
+    names none."""
     try:
         envelope = _Envelope.model_validate(json.loads(record.value or b""))
     except (ValueError, ValidationError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         return None
-    if envelope.schema_ == CHANNEL_SCHEMA and envelope.channel is not None:
-        return envelope.notification_id, [envelope.channel]
-    if envelope.schema_ == REQUESTED_SCHEMA and envelope.channels:
-        return envelope.notification_id, list(dict.fromkeys(envelope.channels))
+    ref = NotificationKey(envelope.caller, envelope.notification_id) if envelope.caller else envelope.notification_id
+    if envelope.schema_ in CHANNEL_SCHEMAS and envelope.channel is not None:
+        return ref, [envelope.channel]
+    if envelope.schema_ in REQUESTED_SCHEMAS and envelope.channels:
+        return ref, list(dict.fromkeys(envelope.channels))
     return None
 
 
@@ -82,11 +93,12 @@ class DeadLetterService:
             source=letter.source,
             stage=letter.stage,
             reason=letter.reason,
-            notification_id=str(found[0]) if found else None,
+            notification_id=str(notification_id_of(found[0])) if found else None,
+            caller=found[0].caller if found and isinstance(found[0], NotificationKey) else None,
             channels=[c.value for c in found[1]] if found else [],
         )
         if found is None:
             return
-        notification_id, channels = found
+        notification, channels = found
         for channel in channels:
-            self.status.record_dead_lettered(notification_id, channel, letter.reason)
+            self.status.record_dead_lettered(notification, channel, letter.reason)

@@ -1,4 +1,5 @@
-"""Fanout domain: one ``notification.channel/v1`` message per requested channel, acknowledged before success.
+"""Fanout domain: one ``notification.channel`` message per requested channel (of the request's schema version),
+acknowledged before success.
 
 Records are sent together and their acknowledgements awaited together, so a batch costs one round trip to the
 broker, not one per record. A record whose sends fail is reported failed (the event-source mapping redelivers it
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from notifications.errors import PoisonRecordError
 from notifications.kafka.msk_event import KafkaRecord
 from notifications.kafka.producer import OutgoingRecord, Publisher
-from notifications.models import CHANNEL_SCHEMA, REQUESTED_SCHEMA, NotificationRequested, channel_messages
+from notifications.models import REQUESTED_SCHEMAS, NotificationRequested, channel_messages
 from notifications.observability import CORRELATION_HEADER, correlation_id_from_headers, logger, metrics
 from notifications.records import dead_letter, decode_envelope
 from notifications.settings import FanoutSettings
@@ -30,24 +31,23 @@ class FanoutService:
         """What one source record turns into: its channel messages, or one dead letter."""
         logger.set_correlation_id(correlation_id_from_headers(record.headers))
         try:
-            envelope = decode_envelope(record, NotificationRequested, REQUESTED_SCHEMA)
+            envelope = decode_envelope(record, NotificationRequested, REQUESTED_SCHEMAS)
         except PoisonRecordError as exc:
             logger.warning("poison record to DLQ", source=record.partition_id, offset=record.offset, reason=exc.reason)
             metrics.add_metric(name="FanoutPoisonRecords", unit="Count", value=1)
             return [dead_letter(record, exc.reason, topic=self.settings.topic_dlq, stage="fanout")]
         logger.set_correlation_id(envelope.correlation_id)
         passed_on = tuple((k, v) for k, v in record.headers if k in _PASSED_ON)
-        headers = (
-            (CORRELATION_HEADER, envelope.correlation_id.encode()),
-            ("schema", CHANNEL_SCHEMA.encode()),
-            *passed_on,
-        )
         return [
             OutgoingRecord(
                 topic=self.settings.channel_topic(message.channel),
                 key=str(message.notification_id).encode(),
                 value=message.to_json(),
-                headers=headers,
+                headers=(
+                    (CORRELATION_HEADER, envelope.correlation_id.encode()),
+                    ("schema", message.schema_.encode()),
+                    *passed_on,
+                ),
             )
             for message in channel_messages(envelope)
         ]

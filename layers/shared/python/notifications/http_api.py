@@ -1,6 +1,9 @@
 """HTTP side of ingest. Powertools routes, validates (path, headers, body) and documents it: ``python -m
 notifications.http_api > docs/openapi.json``. This module keeps the one JSON error contract: every error answers
-``{"error": {"code", "message", "details"}}`` with ``X-Correlation-Id``; each kind is declared in ``ErrorKind``."""
+``{"error": {"code", "message", "details"}}`` with ``X-Correlation-Id``; each kind is declared in ``ErrorKind``.
+
+Every route needs a caller (``notifications.callers``): API Gateway authenticates (IAM, or JWT with the route's
+scope), and a request whose event names no caller answers 401 before anything else is looked at."""
 
 from __future__ import annotations
 
@@ -21,10 +24,17 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path
 from pydantic import BaseModel, BeforeValidator, GetPydanticSchema
 
+from notifications.callers import Caller, caller_of
 from notifications.errors import BrokerUnavailableError
-from notifications.ingest import IdempotencyKeyReusedError, RequestInFlightError, StoreUnavailableError
+from notifications.ingest import (
+    IdempotencyKeyReusedError,
+    NotificationIdReusedError,
+    RequestInFlightError,
+    StoreUnavailableError,
+)
 from notifications.models import Accepted, NotificationRequest, NotificationStatus, customer_addressed
 from notifications.observability import logger, metrics, new_correlation_id
+from notifications.quotas import QuotaExceededError
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
@@ -42,6 +52,9 @@ MAX_KEY_LENGTH, MAX_CORRELATION_ID_LENGTH, IN_FLIGHT_RETRY_AFTER_SECONDS = 255, 
 # Visible ASCII, inner spaces allowed, no leading or trailing blank: safe in HTTP and Kafka headers and in logs.
 IDEMPOTENCY_KEY_PATTERN = rf"^[!-~](?:[ -~]{{0,{MAX_KEY_LENGTH - 2}}}[!-~])?$"
 CORRELATION_ID_PATTERN = rf"^[!-~](?:[ -~]{{0,{MAX_CORRELATION_ID_LENGTH - 2}}}[!-~])?$"
+# The JWT scope each route requires (template.yaml: the JwtAuthorizer's scopes per route; Amazon Cognito style).
+SEND_SCOPE, READ_SCOPE = "notifications/send", "notifications/read"
+IAM_SCHEME, JWT_SCHEME = "iam", "jwt"
 
 
 class ErrorKind(Enum):
@@ -50,14 +63,21 @@ class ErrorKind(Enum):
     MALFORMED_JSON = 400, "The body is not valid JSON (or not valid base64)."
     INVALID_IDEMPOTENCY_KEY = 400, f"The Idempotency-Key header is not 1-{MAX_KEY_LENGTH} visible ASCII characters."
     INVALID_ID = 400, "The notification id in the path is not a UUID."
-    NOT_FOUND = 404, "No notification has this id."
+    UNAUTHENTICATED = 401, "The request names no caller (an IAM principal, or a JWT issuer and subject)."
+    NOT_FOUND = 404, "The caller has no notification with this id."
     ROUTE_NOT_FOUND = 404, "No route has this path."
     METHOD_NOT_ALLOWED = 405, "The path exists for other methods.", (ALLOW,)
     IDEMPOTENCY_KEY_REUSED = 409, "The idempotency key was already used with a different payload."
+    NOTIFICATION_ID_REUSED = 409, "The notification id was already used with a different payload (whatever the key)."
     REQUEST_IN_FLIGHT = 409, "A request with this key is still in progress; retry after Retry-After.", (RETRY_AFTER,)
     PAYLOAD_TOO_LARGE = 413, "The body is larger than the limit (64 KiB by default)."
     UNSUPPORTED_MEDIA_TYPE = 415, "The body is not sent as application/json."
     VALIDATION_FAILED = 422, "Fields are invalid; `details` names each one."
+    QUOTA_EXCEEDED = (
+        429,
+        "A quota (the caller's, or a recipient's) is used up: NOT accepted; retry after Retry-After.",
+        (RETRY_AFTER,),
+    )
     INTERNAL_ERROR = 500, "An unexpected error; retry later."
     BROKER_UNAVAILABLE = 503, "Kafka did not acknowledge it: NOT accepted; retry after Retry-After.", (RETRY_AFTER,)
     STORE_UNAVAILABLE = 503, "The idempotency or status store did not answer; retry after Retry-After.", (RETRY_AFTER,)
@@ -68,7 +88,7 @@ class ErrorKind(Enum):
 
 
 E = ErrorKind
-GET_ERRORS = (E.INVALID_ID, E.NOT_FOUND, E.ROUTE_NOT_FOUND, E.INTERNAL_ERROR, E.STORE_UNAVAILABLE)
+GET_ERRORS = (E.INVALID_ID, E.UNAUTHENTICATED, E.NOT_FOUND, E.ROUTE_NOT_FOUND, E.INTERNAL_ERROR, E.STORE_UNAVAILABLE)
 POST_ERRORS = tuple(kind for kind in E if kind.status not in (404, 405) and kind is not E.INVALID_ID)
 
 
@@ -130,7 +150,7 @@ CorrelationIdHeader = Annotated[str | None, Header(alias=CORRELATION_ID, descrip
 NotificationId = Annotated[UUID, Path(description="The notification id.")]
 _HEADERS = {  # each answer header: what it is, the pattern of its value
     CORRELATION_ID: ("The caller's usable X-Correlation-Id, else a new id.", CORRELATION_ID_PATTERN),
-    RETRY_AFTER: ("Seconds to wait before retrying with the same idempotency key.", "^[1-9][0-9]*$"),
+    RETRY_AFTER: ("Seconds to wait before retrying the same request.", "^[1-9][0-9]*$"),
     REPLAYED: ("On a replay: the first 202 for this key again; nothing new was published.", "^true$"),
     LOCATION: ("Where the notification's status can be read.", "^/v1/notifications/[0-9a-f-]{36}$"),
 }
@@ -167,6 +187,12 @@ def _as_api_error(exc: Exception, event: BaseProxyEvent, settings: Callable[[], 
             return _no_route(event.path, event.http_method.upper())
         case IdempotencyKeyReusedError():
             return ApiError(E.IDEMPOTENCY_KEY_REUSED)
+        case NotificationIdReusedError():
+            return ApiError(E.NOTIFICATION_ID_REUSED)
+        case QuotaExceededError():
+            logger.info("quota exceeded, answering 429", quota=exc.quota.name, retry_after=exc.retry_after)
+            metrics.add_metric(name="QuotaExceeded", unit="Count", value=1)
+            return ApiError(E.QUOTA_EXCEEDED, str(exc), headers={RETRY_AFTER: str(exc.retry_after)})
         case RequestInFlightError():
             return ApiError(E.REQUEST_IN_FLIGHT, headers={RETRY_AFTER: str(IN_FLIGHT_RETRY_AFTER_SECONDS)})
         case BrokerUnavailableError():
@@ -200,11 +226,26 @@ def _no_route(path: str, method: str) -> ApiError:
     return ApiError(E.METHOD_NOT_ALLOWED, headers={ALLOW: allowed})
 
 
+def authenticated(router: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response[Any]:
+    """The request's caller from the authorizer context, kept for the route and named in every log line."""
+    if (found := caller_of(router.current_event)) is None:
+        raise ApiError(E.UNAUTHENTICATED, "no caller: the authorizer context names no IAM principal or JWT subject")
+    logger.append_keys(caller=found.id)
+    router.append_context(caller=found)  # type: ignore[no-untyped-call]
+    return next_middleware(router)
+
+
+def _caller(router: APIGatewayHttpResolver) -> Caller:
+    """The caller ``authenticated`` found for this request."""
+    return router.context["caller"]  # type: ignore[no-any-return]
+
+
 def build_app(
     runtime: Callable[[], IdempotentIngest], settings: Callable[[], IngestSettings]
 ) -> APIGatewayHttpResolver:
     """The HTTP API. ``runtime`` and ``settings`` are cached factories, called on first use, not at import.
-    Validation is on per route: GET's one input is a path id (400 when bad; its document has no Powertools 422)."""
+    Each route names its middlewares: the caller first (401), then the body checks (POST), then Powertools'
+    validation (GET's one input is a path id: 400 when bad)."""
     # The body reaches ``RequestBody`` as text: it parses the JSON itself (``_strict_json``).
     app = APIGatewayHttpResolver(json_body_deserializer=lambda text: text)  # type: ignore[arg-type,return-value]
 
@@ -241,12 +282,13 @@ def build_app(
         operation_id="createNotification",
         summary="Accept a purchase notification (202 only once Kafka acknowledged it with acks=all).",
         responses=responses(HTTPStatus.ACCEPTED, Accepted, _headers(LOCATION, optional=(REPLAYED,)), POST_ERRORS),
-        enable_validation=False,  # Powertools' validation runs as the second middleware, after the body checks
-        middlewares=[json_within_limit, OpenAPIRequestValidationMiddleware()],  # type: ignore[no-untyped-call]
+        security=[{IAM_SCHEME: []}, {JWT_SCHEME: [SEND_SCOPE]}],
+        enable_validation=False,  # Powertools' validation runs as a middleware, after the caller and the body checks
+        middlewares=[authenticated, json_within_limit, OpenAPIRequestValidationMiddleware()],  # type: ignore[no-untyped-call]
     )
     def post_notification(request: RequestBody, key: KeyHeader = None, _: CorrelationIdHeader = None) -> Response[str]:
         correlation_id = cid()
-        outcome = runtime().accept(request, key or str(request.id), correlation_id, app.lambda_context)
+        outcome = runtime().accept(request, _caller(app).id, key or str(request.id), correlation_id, app.lambda_context)
         headers = {CORRELATION_ID: correlation_id, LOCATION: f"{COLLECTION}/{request.id}"}
         if outcome.replayed:
             headers[REPLAYED] = "true"
@@ -260,11 +302,14 @@ def build_app(
         operation_id="getNotification",
         summary="The delivery status of each channel of a notification.",
         responses=responses(HTTPStatus.OK, NotificationStatus, _headers(), GET_ERRORS),
-        enable_validation=True,
+        security=[{IAM_SCHEME: []}, {JWT_SCHEME: [READ_SCOPE]}],
+        enable_validation=False,  # as for POST: the caller first, then Powertools' validation
+        middlewares=[authenticated, OpenAPIRequestValidationMiddleware()],  # type: ignore[no-untyped-call]
     )
     def get_notification(id: NotificationId, _: CorrelationIdHeader = None) -> Response[str]:
         correlation_id = cid()
-        if (status := runtime().service.status_of(id)) is None:
+        # Another caller's notification is not there for this one: 404, as for an id nobody used.
+        if (status := runtime().service.status_of(_caller(app).id, id)) is None:
             raise ApiError(E.NOT_FOUND, f"no notification {id}")
         return Response(HTTPStatus.OK, JSON, status.model_dump_json(), {CORRELATION_ID: correlation_id})
 
@@ -279,11 +324,42 @@ def build_app(
     return app
 
 
+_ABOUT = (
+    "Every error is JSON with a machine-readable `error.code`; a method a path lacks answers 405 with `Allow`. "
+    "Every request is authenticated by API Gateway (the deployment's AuthMode: IAM or JWT) and belongs to its "
+    "caller: notification ids and idempotency keys live in the caller's namespace, a caller never sees another's "
+    "notifications, and quotas per caller and per recipient answer 429 with `Retry-After`."
+)
+
+
+def security_schemes() -> dict[str, Any]:
+    """The two ways a deployment authenticates callers (template.yaml's AuthMode), as the document names them."""
+    # Powertools' OpenAPI models take long to import: only the document needs them, not the handler.
+    from aws_lambda_powertools.event_handler.openapi.models import APIKey, HTTPBearer  # noqa: PLC0415
+
+    iam = (
+        "AuthMode IAM: a request signed with AWS Signature Version 4 (the caller is the signing IAM principal; an "
+        "assumed role is one caller whatever its session). Needs execute-api:Invoke on the route."
+    )
+    jwt = (
+        "AuthMode JWT: an access token of the configured issuer and audience; the caller is its issuer and subject "
+        f"(`sub`, else `client_id`). POST needs the scope `{SEND_SCOPE}`, GET `{READ_SCOPE}`."
+    )
+    return {
+        IAM_SCHEME: APIKey.model_validate(
+            {"type": "apiKey", "in": "header", "name": "Authorization", "description": iam}
+        ),
+        JWT_SCHEME: HTTPBearer(bearerFormat="JWT", description=jwt),
+    }
+
+
 def openapi_json() -> str:
     """The published OpenAPI document, generated by Powertools from the routes (it never calls the factories)."""
-    about = "Every error is JSON with a machine-readable `error.code`; a method a path lacks answers 405 with `Allow`."
     app = build_app(NotImplemented, NotImplemented)
-    return app.get_openapi_json_schema(title="Purchase notifications", version="1.0.0", description=about) + "\n"
+    document = app.get_openapi_json_schema(
+        title="Purchase notifications", version="1.0.0", description=_ABOUT, security_schemes=security_schemes()
+    )
+    return document + "\n"
 
 
 if __name__ == "__main__":

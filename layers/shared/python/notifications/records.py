@@ -24,8 +24,9 @@ DLQ_STAGE = "dlq-stage"
 DLQ_HEADERS = frozenset({DLQ_REASON, DLQ_SOURCE_TOPIC, DLQ_SOURCE_PARTITION, DLQ_SOURCE_OFFSET, DLQ_STAGE})
 
 
-def decode_envelope(record: KafkaRecord, model: type[M], schema: str) -> M:
-    """The record's value as ``model``, or ``PoisonRecordError`` saying exactly why it can never be read."""
+def decode_envelope(record: KafkaRecord, model: type[M], schemas: tuple[str, ...]) -> M:
+    """The record's value as ``model`` (of one of ``schemas``), or ``PoisonRecordError`` saying exactly why it can
+    never be read."""
     if record.undecodable:
         raise PoisonRecordError(record.undecodable)
     if not record.value:
@@ -38,8 +39,9 @@ def decode_envelope(record: KafkaRecord, model: type[M], schema: str) -> M:
         raise PoisonRecordError(f"value is not JSON: {exc.msg if hasattr(exc, 'msg') else exc}") from exc
     if not isinstance(data, dict):
         raise PoisonRecordError("value is not a JSON object")
-    if data.get("schema") != schema:
-        raise PoisonRecordError(f"unsupported schema {data.get('schema')!r}, expected {schema!r}")
+    schema = data.get("schema")
+    if schema not in schemas:
+        raise PoisonRecordError(f"unsupported schema {schema!r}, expected {' or '.join(map(repr, schemas))}")
     try:
         return model.model_validate(data)
     except ValidationError as exc:

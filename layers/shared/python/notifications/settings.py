@@ -62,6 +62,13 @@ class IngestSettings(KafkaSettings):
     idempotency_ttl_seconds: int = Field(default=24 * 3600, gt=0)
     max_body_bytes: int = Field(default=64 * 1024, gt=0)
     retry_after_seconds: int = Field(default=5, gt=0)
+    # Quotas (``notifications.quotas``), counted in this table: new notifications per caller per second and per
+    # UTC day, and messages per hour to one phone number and to one email address, whoever the caller.
+    quota_table_name: str
+    quota_caller_per_second: int = Field(default=50, gt=0)
+    quota_caller_per_day: int = Field(default=100_000, gt=0)
+    quota_phone_per_hour: int = Field(default=5, gt=0)
+    quota_email_per_hour: int = Field(default=10, gt=0)
 
 
 class FanoutSettings(KafkaSettings):

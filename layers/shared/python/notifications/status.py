@@ -1,13 +1,25 @@
-"""Delivery status per notification and channel (DynamoDB table keyed by notification_id, channel)."""
+"""Delivery status per notification and channel (DynamoDB table keyed by notification_id, channel).
+
+A notification lives in its caller's namespace: the partition key ``notification_id`` holds
+``<caller id>/<notification id>`` (``NotificationKey``), so another caller's notification with the same id is
+another item and reading it answers nothing. Notifications of v1 envelopes (no caller) are keyed by the bare id.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
-from uuid import UUID
 
-from notifications.models import Channel, ChannelStatus, DeliveryState, NotificationStatus
+from notifications import retention
+from notifications.models import (
+    Channel,
+    ChannelStatus,
+    DeliveryState,
+    NotificationRef,
+    NotificationStatus,
+    notification_id_of,
+)
 
 _MAX_ERROR = 500
 
@@ -15,13 +27,15 @@ _MAX_ERROR = 500
 class StatusStore(Protocol):
     """Port: where ingest, fanout and senders record what happened to each channel of a notification."""
 
-    def record_accepted(self, notification_id: UUID, channels: Sequence[Channel]) -> None: ...
+    def record_accepted(
+        self, notification: NotificationRef, channels: Sequence[Channel], *, customer_id: str | None = None
+    ) -> None: ...
 
-    def record_sent(self, notification_id: UUID, channel: Channel, provider_message_id: str | None) -> None: ...
+    def record_sent(self, notification: NotificationRef, channel: Channel, provider_message_id: str | None) -> None: ...
 
-    def record_failure(self, notification_id: UUID, channel: Channel, reason: str, *, final: bool) -> None: ...
+    def record_failure(self, notification: NotificationRef, channel: Channel, reason: str, *, final: bool) -> None: ...
 
-    def get(self, notification_id: UUID) -> NotificationStatus | None: ...
+    def get(self, notification: NotificationRef) -> NotificationStatus | None: ...
 
 
 def _now() -> datetime:
@@ -31,25 +45,40 @@ def _now() -> datetime:
 class DynamoStatusStore:
     """StatusStore on DynamoDB. Writes never move a channel backwards (a late 'accepted' cannot undo 'sent')."""
 
-    def __init__(self, table_name: str, dynamodb: Any, clock: Callable[[], datetime] = _now) -> None:
+    def __init__(
+        self,
+        table_name: str,
+        dynamodb: Any,
+        clock: Callable[[], datetime] = _now,
+        ttl_seconds: int = retention.STATUS_TTL_SECONDS,
+    ) -> None:
         self._table = table_name
         self._ddb = dynamodb
         self._clock = clock
+        self._ttl = ttl_seconds
 
     def _update(
         self,
-        notification_id: UUID,
+        notification: NotificationRef,
         channel: Channel,
         expression: str,
         values: dict[str, Any],
         condition: str | None = None,
     ) -> None:
+        # Every write moves the item's expiry on (notifications.retention): status is kept for a bounded time.
+        now = self._clock()
+        set_part, _, remove = expression.partition(" REMOVE ")
+        expression = f"{set_part}, #expires = :expires" + (f" REMOVE {remove}" if remove else "")
         kwargs: dict[str, Any] = {
             "TableName": self._table,
-            "Key": {"notification_id": {"S": str(notification_id)}, "channel": {"S": channel.value}},
+            "Key": {"notification_id": {"S": str(notification)}, "channel": {"S": channel.value}},
             "UpdateExpression": expression,
-            "ExpressionAttributeNames": {"#state": "state"},
-            "ExpressionAttributeValues": {":now": {"S": self._clock().isoformat()}, **values},
+            "ExpressionAttributeNames": {"#state": "state", "#expires": retention.STATUS_EXPIRES_ATTRIBUTE},
+            "ExpressionAttributeValues": {
+                ":now": {"S": now.isoformat()},
+                ":expires": {"N": str(retention.expires_at(now, self._ttl))},
+                **values,
+            },
         }
         if condition:
             kwargs["ConditionExpression"] = condition
@@ -58,19 +87,26 @@ class DynamoStatusStore:
         except self._ddb.exceptions.ConditionalCheckFailedException:
             return
 
-    def record_accepted(self, notification_id: UUID, channels: Sequence[Channel]) -> None:
+    def record_accepted(
+        self, notification: NotificationRef, channels: Sequence[Channel], *, customer_id: str | None = None
+    ) -> None:
+        # The customer's id lets the erasure tool find the customer's items (ops/erase.py).
+        customer = ", customer_id = :customer" if customer_id else ""
+        values: dict[str, Any] = {":accepted": {"S": DeliveryState.ACCEPTED.value}, ":zero": {"N": "0"}}
+        if customer_id:
+            values[":customer"] = {"S": customer_id}
         for channel in channels:
             self._update(
-                notification_id,
+                notification,
                 channel,
                 "SET #state = if_not_exists(#state, :accepted), attempts = if_not_exists(attempts, :zero), "
-                "updated_at = if_not_exists(updated_at, :now)",
-                {":accepted": {"S": DeliveryState.ACCEPTED.value}, ":zero": {"N": "0"}},
+                "updated_at = if_not_exists(updated_at, :now)" + customer,
+                values,
             )
 
-    def record_sent(self, notification_id: UUID, channel: Channel, provider_message_id: str | None) -> None:
+    def record_sent(self, notification: NotificationRef, channel: Channel, provider_message_id: str | None) -> None:
         self._update(
-            notification_id,
+            notification,
             channel,
             "SET #state = :sent, provider_message_id = :pid, updated_at = :now, "
             "attempts = if_not_exists(attempts, :zero) + :one REMOVE last_error",
@@ -83,7 +119,7 @@ class DynamoStatusStore:
             condition="attribute_not_exists(#state) OR #state <> :sent",
         )
 
-    def record_failure(self, notification_id: UUID, channel: Channel, reason: str, *, final: bool) -> None:
+    def record_failure(self, notification: NotificationRef, channel: Channel, reason: str, *, final: bool) -> None:
         expression = "SET last_error = :reason, updated_at = :now, attempts = if_not_exists(attempts, :zero) + :one"
         values: dict[str, Any] = {
             ":reason": {"S": reason[:_MAX_ERROR]},
@@ -95,13 +131,13 @@ class DynamoStatusStore:
             expression += ", #state = :failed"
             values[":failed"] = {"S": DeliveryState.FAILED.value}
         self._update(
-            notification_id, channel, expression, values, condition="attribute_not_exists(#state) OR #state <> :sent"
+            notification, channel, expression, values, condition="attribute_not_exists(#state) OR #state <> :sent"
         )
 
-    def record_dead_lettered(self, notification_id: UUID, channel: Channel, reason: str) -> None:
+    def record_dead_lettered(self, notification: NotificationRef, channel: Channel, reason: str) -> None:
         """Failed for good, the record being on the DLQ; unlike ``record_failure`` this is not a delivery attempt."""
         self._update(
-            notification_id,
+            notification,
             channel,
             "SET #state = :failed, last_error = :reason, updated_at = :now, attempts = if_not_exists(attempts, :zero)",
             {
@@ -113,17 +149,18 @@ class DynamoStatusStore:
             condition="attribute_not_exists(#state) OR #state <> :sent",
         )
 
-    def get(self, notification_id: UUID) -> NotificationStatus | None:
+    def get(self, notification: NotificationRef) -> NotificationStatus | None:
         response = self._ddb.query(
             TableName=self._table,
             KeyConditionExpression="notification_id = :id",
-            ExpressionAttributeValues={":id": {"S": str(notification_id)}},
+            ExpressionAttributeValues={":id": {"S": str(notification)}},
             ConsistentRead=True,
         )
         items = response.get("Items", [])
         if not items:
             return None
-        return NotificationStatus(id=notification_id, channels=[_channel_status(item) for item in items])
+        channels = [_channel_status(item) for item in items]
+        return NotificationStatus(id=notification_id_of(notification), channels=channels)
 
 
 def _channel_status(item: dict[str, Any]) -> ChannelStatus:

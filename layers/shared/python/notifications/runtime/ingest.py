@@ -7,7 +7,9 @@ from typing import Any
 
 from notifications.ingest import IdempotentIngest, build_ingest
 from notifications.kafka.producer import KafkaPublisher
-from notifications.settings import ingest_settings
+from notifications.models import customer_addressed
+from notifications.quotas import DynamoCounterStore, QuotaLimits, Quotas
+from notifications.settings import IngestSettings, ingest_settings
 from notifications.status import DynamoStatusStore
 
 # Ingest publishes one record per request and waits for its acknowledgement: lingering for a batch that never
@@ -20,6 +22,16 @@ def ingest_producer(**config: Any) -> Any:
     from kafka import KafkaProducer  # noqa: PLC0415 - on first use, as in KafkaPublisher
 
     return KafkaProducer(**{**config, **PRODUCER_OVERRIDES})
+
+
+def quota_limits(settings: IngestSettings) -> QuotaLimits:
+    """The quotas the settings give; every customer field a channel delivers to has a per-hour limit."""
+    per_hour = {"phone": settings.quota_phone_per_hour, "email": settings.quota_email_per_hour}
+    return QuotaLimits(
+        caller_per_second=settings.quota_caller_per_second,
+        caller_per_day=settings.quota_caller_per_day,
+        recipient_per_hour={field: per_hour[field] for field in customer_addressed().values()},
+    )
 
 
 @cache
@@ -35,5 +47,6 @@ def ingest_runtime() -> IdempotentIngest:
         settings,
         publisher=KafkaPublisher(settings, factory=ingest_producer),
         status=DynamoStatusStore(settings.status_table_name, dynamodb),
-        persistence=DynamoDBPersistenceLayer(table_name=settings.idempotency_table_name, boto3_client=dynamodb),
+        quotas=Quotas(DynamoCounterStore(settings.quota_table_name, dynamodb), quota_limits(settings)),
+        persistence=lambda: DynamoDBPersistenceLayer(table_name=settings.idempotency_table_name, boto3_client=dynamodb),
     )

@@ -1,0 +1,230 @@
+"""Quotas per caller and per recipient: over quota is 429 with Retry-After and nothing reaches Kafka.
+
+The rules with an in-memory counter store and a fixed clock; the DynamoDB counters on moto (conditional
+``UpdateItem`` with ``ADD``: https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_UpdateItem.html);
+the ingest handler in process with low limits.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from devstack.aws_resources import QUOTA_TABLE
+from notifications.models import customer_addressed
+from notifications.quotas import (
+    Count,
+    DynamoCounterStore,
+    QuotaExceededError,
+    QuotaLimits,
+    Quotas,
+    QuotaStoreError,
+    recipient_digest,
+)
+from notifications.runtime import ingest
+from notifications.runtime.ingest import quota_limits
+from notifications.settings import IngestSettings, ingest_settings
+from tests.security.callers import REQUESTED, get, new_caller, new_phone, post
+from tests.support import MemoryCounterStore, MemoryPublisher, caller_id, sample_request
+
+# 2026-11-21T10:00:00Z plus 0.25 s: a quarter second into a second, 0.25 s into an hour and a day.
+NOON = 1795255200.25
+LIMITS = QuotaLimits(caller_per_second=3, caller_per_day=5, recipient_per_hour={"phone": 2, "email": 4})
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def quotas(store: MemoryCounterStore | None = None) -> tuple[Quotas, Clock]:
+    clock = Clock(NOON)
+    return Quotas(store or MemoryCounterStore(), LIMITS, clock=clock), clock
+
+
+# ----------------------------------------------------------------------------------------------- the rules
+
+
+def test_a_caller_gets_its_per_second_limit_and_the_next_second_is_a_new_window():
+    q, clock = quotas()
+    for _ in range(3):
+        q.charge("c-a", [])
+    with pytest.raises(QuotaExceededError) as refused:
+        q.charge("c-a", [])
+    assert (refused.value.quota.name, refused.value.retry_after) == ("caller_per_second", 1)
+    # Another caller has its own window
+    q.charge("c-b", [])
+    # The next second counts afresh (the refused request took a count of the day: fixed windows count attempts)
+    clock.now += 1
+    q.charge("c-a", [])
+
+
+def test_the_per_day_limit_holds_across_seconds_and_says_when_the_day_ends():
+    q, clock = quotas()
+    for second in range(5):
+        clock.now = NOON + second
+        q.charge("c-a", [])
+    clock.now = NOON + 3600
+    with pytest.raises(QuotaExceededError) as refused:
+        q.charge("c-a", [])
+    # 10:00:00.25 + 1 h is 11:00:00.25 UTC; the day ends in 13 h minus a quarter second: 46800 s rounded up
+    assert (refused.value.quota.name, refused.value.retry_after) == ("caller_per_day", 46800)
+
+
+def test_a_recipient_is_limited_whoever_the_caller_and_its_digest_is_the_key():
+    store = MemoryCounterStore()
+    q, clock = quotas(store)
+    phone = ("phone", "+4915112345678")
+    q.charge("c-a", [phone])
+    clock.now += 1
+    q.charge("c-b", [phone, ("email", "ada@example.com")])
+    clock.now += 1
+    with pytest.raises(QuotaExceededError) as refused:
+        q.charge("c-c", [("email", "ADA@example.com"), phone])
+    assert refused.value.quota.name == "phone_per_hour"
+    assert refused.value.retry_after == 3600 - 2
+    # The counters name no address: the recipient is a digest (case-folded, so ADA@ is ada@)
+    assert not [key for key in store.counts if "+49" in key or "@" in key]
+    assert (
+        store.counts[f"email_per_hour#{recipient_digest('email', 'ada@example.com')}#{int(NOON) // 3600 * 3600}"] == 2
+    )
+
+
+def test_retry_after_is_the_latest_end_of_the_refused_windows():
+    # Given a caller at its per-second limit and a phone at its hourly limit
+    q, _ = quotas()
+    phone = ("phone", "+4915112345678")
+    for _ in range(2):
+        q.charge("c-a", [phone])
+    q.charge("c-a", [])
+    # When both refuse the same request, the client is told to wait for the later one
+    with pytest.raises(QuotaExceededError) as refused:
+        q.charge("c-a", [phone])
+    assert refused.value.quota.name == "phone_per_hour"
+    assert refused.value.retry_after == 3600
+
+
+def test_every_customer_field_a_channel_delivers_to_has_a_recipient_limit():
+    required = {"KAFKA_BOOTSTRAP_SERVERS": "b:9092", "STATUS_TABLE_NAME": "s", "IDEMPOTENCY_TABLE_NAME": "i"}
+    limits = quota_limits(IngestSettings.from_env({**required, "QUOTA_TABLE_NAME": "q"}))
+    assert set(limits.recipient_per_hour) == set(customer_addressed().values())
+    assert limits == QuotaLimits(50, 100_000, {"email": 10, "phone": 5})
+
+
+# ---------------------------------------------------------------------------------------- DynamoDB counters
+
+
+def test_dynamodb_counters_count_atomically_refuse_at_the_limit_and_expire_with_their_window(moto_aws):
+    ddb = moto_aws.client("dynamodb")
+    store = DynamoCounterStore(QUOTA_TABLE, ddb)
+    counts = [Count("caller_per_second#c-a#100", 2, 101), Count("phone_per_hour#d#0", 1, 3600)]
+
+    assert store.take(counts) == [True, True]
+    assert store.take(counts) == [True, False]
+    assert store.take(counts) == [False, False]
+    assert store.take(counts[:1]) == [False]
+
+    items = {i["counter"]["S"]: i for i in ddb.scan(TableName=QUOTA_TABLE)["Items"]}
+    assert {k: (v["count"]["N"], v["expires_at"]["N"]) for k, v in items.items()} == {
+        "caller_per_second#c-a#100": ("2", "101"),
+        "phone_per_hour#d#0": ("1", "3600"),
+    }
+    ttl = ddb.describe_time_to_live(TableName=QUOTA_TABLE)["TimeToLiveDescription"]
+    assert (ttl["TimeToLiveStatus"], ttl["AttributeName"]) == ("ENABLED", "expires_at")
+
+
+def test_a_counter_store_that_does_not_answer_is_a_typed_error(moto_aws):
+    ddb = moto_aws.client("dynamodb")
+    ddb.delete_table(TableName=QUOTA_TABLE)
+    with pytest.raises(QuotaStoreError):
+        DynamoCounterStore(QUOTA_TABLE, ddb).take([Count("x", 1, 1)])
+
+
+# ------------------------------------------------------------------------------------- through the handler
+
+
+@pytest.fixture
+def low_quotas(moto_aws, monkeypatch: pytest.MonkeyPatch) -> MemoryPublisher:
+    """The ingest handler with low limits (the day's and the recipients'), publishing in memory."""
+    monkeypatch.setenv("QUOTA_CALLER_PER_DAY", "4")
+    monkeypatch.setenv("QUOTA_PHONE_PER_HOUR", "2")
+    monkeypatch.setenv("QUOTA_EMAIL_PER_HOUR", "3")
+    publisher = MemoryPublisher()
+    monkeypatch.setattr(ingest, "KafkaPublisher", lambda settings, **_: publisher)
+    return publisher
+
+
+def published_ids(publisher: MemoryPublisher) -> list[str]:
+    return [json.loads(r.value)["notification_id"] for r in publisher.on(REQUESTED)]
+
+
+def sms_to(phone: str) -> dict:
+    return sample_request(channels=["sms"], customer={"id": "c-1", "name": "Ada", "phone": phone})
+
+
+def test_over_a_recipients_quota_is_429_with_retry_after_and_nothing_is_published(low_quotas):
+    # Given a phone number that got its two messages this hour, from two shops
+    phone = new_phone()
+    accepted = [post(new_caller(), sms_to(phone)) for _ in range(2)]
+    assert [a.status for a in accepted] == [202, 202]
+
+    # When a third shop sends it another SMS
+    body = sms_to(phone)
+    shop = new_caller()
+    refused = post(shop, body)
+
+    # Then it is 429 quota_exceeded in the JSON error contract, with Retry-After within the hour, not published
+    assert refused.status == 429, refused.body
+    error = refused.json()["error"]
+    assert error["code"] == "quota_exceeded"
+    assert "phone_per_hour" in error["message"]
+    assert phone not in refused.body.decode()
+    assert 1 <= int(refused.headers["retry-after"]) <= 3600
+    assert refused.headers["x-correlation-id"]
+    assert body["id"] not in published_ids(low_quotas)
+    assert len(published_ids(low_quotas)) == 2
+    # And nothing of it is recorded: GET is 404, and the same request later is not a replay of a refusal
+    assert get(shop, body["id"]).status == 404
+    assert post(shop, body).status == 429
+
+
+def test_over_a_callers_daily_quota_is_429_and_a_replay_costs_nothing(low_quotas):
+    # Given a shop that sent its four notifications of the day (Slack only: no customer recipient)
+    shop = new_caller()
+    bodies = [sample_request(channels=["slack"]) for _ in range(5)]
+    answers = [post(shop, body) for body in bodies[:4]]
+    assert [a.status for a in answers] == [202] * 4
+
+    # When it retries one of them, and then sends a fifth
+    replay = post(shop, bodies[0])
+    fifth = post(shop, bodies[4])
+
+    # Then the retry is replayed (a replay publishes and counts nothing), and the fifth is refused
+    assert replay.status == 202
+    assert replay.headers["idempotent-replayed"] == "true"
+    assert fifth.status == 429
+    assert "caller_per_day" in fifth.json()["error"]["message"]
+    assert published_ids(low_quotas) == [b["id"] for b in bodies[:4]]
+    # And another shop is not refused
+    assert post(new_caller(), sample_request(channels=["slack"])).status == 202
+    assert caller_id(shop) not in fifth.body.decode()
+
+
+def test_the_quota_store_down_is_503_and_nothing_is_published(low_quotas, moto_aws):
+    moto_aws.client("dynamodb").delete_table(TableName=ingest_settings().quota_table_name)
+    answer = post(new_caller(), sample_request())
+    assert answer.status == 503
+    assert answer.json()["error"]["code"] == "store_unavailable"
+    assert int(answer.headers["retry-after"]) > 0
+    assert low_quotas.records == []
+
+
+def test_the_local_environment_has_quotas_high_enough_for_demos_and_load_runs():
+    # (tests/conftest.py gives every test the local function environment, as the local stack has it)
+    settings = ingest_settings()
+    assert settings.quota_caller_per_second >= 10_000
+    assert settings.quota_phone_per_hour >= 10_000
