@@ -33,7 +33,7 @@ from notifications.ingest import (
     StoreUnavailableError,
 )
 from notifications.models import Accepted, NotificationRequest, NotificationStatus, customer_addressed
-from notifications.observability import logger, metrics, new_correlation_id
+from notifications.observability import CORRELATION_ID_PATTERN, logger, metrics, usable_correlation_id
 from notifications.quotas import QuotaExceededError
 
 if TYPE_CHECKING:
@@ -51,7 +51,6 @@ RETRY_AFTER, LOCATION, ALLOW, JSON = "Retry-After", "Location", "Allow", "applic
 MAX_KEY_LENGTH, MAX_CORRELATION_ID_LENGTH, IN_FLIGHT_RETRY_AFTER_SECONDS = 255, 128, 1
 # Visible ASCII, inner spaces allowed, no leading or trailing blank: safe in HTTP and Kafka headers and in logs.
 IDEMPOTENCY_KEY_PATTERN = rf"^[!-~](?:[ -~]{{0,{MAX_KEY_LENGTH - 2}}}[!-~])?$"
-CORRELATION_ID_PATTERN = rf"^[!-~](?:[ -~]{{0,{MAX_CORRELATION_ID_LENGTH - 2}}}[!-~])?$"
 # The JWT scope each route requires (template.yaml: the JwtAuthorizer's scopes per route; Amazon Cognito style).
 SEND_SCOPE, READ_SCOPE = "notifications/send", "notifications/read"
 IAM_SCHEME, JWT_SCHEME = "iam", "jwt"
@@ -145,7 +144,7 @@ _RULES = GetPydanticSchema(get_pydantic_json_schema=_cross_field_rules)
 RequestBody = Annotated[NotificationRequest, BeforeValidator(_strict_json), _RULES, Body(description=_REQUEST)]
 _KEY = "Deduplicates client retries (default: the body's `id`). Reusing a key with another payload answers 409."
 KeyHeader = Annotated[str | None, Header(alias=IDEMPOTENCY_KEY, pattern=IDEMPOTENCY_KEY_PATTERN, description=_KEY)]
-_CID = "Echoed and carried to Kafka when it is 1-128 visible ASCII characters; else a new id is made (never an error)."
+_CID = "Echoed and carried to Kafka when a token of 1-128 letters, digits and ._:-; else a new id (never an error)."
 CorrelationIdHeader = Annotated[str | None, Header(alias=CORRELATION_ID, description=_CID)]  # cid() reads it
 NotificationId = Annotated[UUID, Path(description="The notification id.")]
 _HEADERS = {  # each answer header: what it is, the pattern of its value
@@ -252,8 +251,7 @@ def build_app(
     def cid() -> str:
         """The caller's usable ``X-Correlation-Id``, else a new one: chosen once per request, set on the logger."""
         if "correlation_id" not in app.context:
-            given = app.current_event.headers.get(CORRELATION_ID.lower()) or ""
-            chosen = given if re.fullmatch(CORRELATION_ID_PATTERN, given) else new_correlation_id()
+            chosen = usable_correlation_id(app.current_event.headers.get(CORRELATION_ID.lower()))
             logger.set_correlation_id(chosen)
             app.append_context(correlation_id=chosen)  # type: ignore[no-untyped-call]
         return str(app.context["correlation_id"])
