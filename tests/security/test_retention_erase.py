@@ -21,13 +21,12 @@ from devstack.lambda_context import LocalLambdaContext
 from devstack.msk_events import build_event
 from notifications import channels
 from notifications.delivery import DeliveryService
-from notifications.kafka.msk_event import KafkaRecord
 from notifications.models import Channel, NotificationRequested, channel_messages
 from notifications.retention import STATUS_CUSTOMER_ATTRIBUTE
 from notifications.runtime import ingest
 from notifications.status import DynamoStatusStore
 from ops import erase
-from tests.channel_support import CLUSTER_ARN, sender_environment, sender_settings
+from tests.channel_support import CLUSTER_ARN, message_record, sender_environment, sender_settings
 from tests.support import MemoryPublisher, sample_request
 
 STATUS, IDEMPOTENCY = aws_resources.STATUS_TABLE, aws_resources.IDEMPOTENCY_TABLE
@@ -72,17 +71,7 @@ def send_emails(session, published: MemoryPublisher, monkeypatch: pytest.MonkeyP
         for message in channel_messages(NotificationRequested.model_validate_json(record.value))
         if message.channel is Channel.EMAIL
     ]
-    records = [
-        KafkaRecord(
-            topic="notifications.email",
-            partition=0,
-            offset=offset,
-            timestamp=1,
-            key=str(m.notification_id).encode(),
-            value=m.to_json(),
-        )
-        for offset, m in enumerate(messages)
-    ]
+    records = [message_record(m, offset) for offset, m in enumerate(messages)]
     event = build_event(records, bootstrap_servers="b:9098", event_source_arn=CLUSTER_ARN)
     assert sender_handler.handler(event, LocalLambdaContext("email-sender")) == {"batchItemFailures": []}
 

@@ -32,6 +32,25 @@ def provider_client(service: str) -> Any:
     return boto3.session.Session().client(service, config=_PROVIDER_CONFIG)  # type: ignore[call-overload]
 
 
+def provider_error(exc: Exception, service: str, *, permanent: frozenset[str], throttled: frozenset[str]) -> Exception:
+    """The delivery error a failed provider call (``ClientError`` or ``BotoCoreError``) stands for.
+
+    An error code in ``permanent`` answered below HTTP 500 is permanent; everything else is transient, marked
+    ``throttled`` for the provider's "slow down" codes and ``ambiguous`` when the request may have arrived.
+    """
+    from botocore.exceptions import ClientError  # noqa: PLC0415
+
+    from notifications.errors import PermanentDeliveryError, TransientDeliveryError  # noqa: PLC0415
+
+    if not isinstance(exc, ClientError):
+        return TransientDeliveryError(f"{service} unreachable: {type(exc).__name__}", ambiguous=may_have_arrived(exc))
+    code = exc.response.get("Error", {}).get("Code", "Unknown")
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+    if code in permanent and status < 500:
+        return PermanentDeliveryError(f"{service} rejected the message: {code}", provider_code=code)
+    return TransientDeliveryError(f"{service} call failed: {code}", provider_code=code, throttled=code in throttled)
+
+
 def may_have_arrived(exc: Exception) -> bool:
     """Whether a failed call may still have reached the service: a read timeout or a connection lost mid-call."""
     from botocore.exceptions import ConnectionClosedError, ReadTimeoutError  # noqa: PLC0415

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ValidationError
 from notifications import aws
 from notifications.channels.base import Receipt, render
 from notifications.channels.email import EmailSettings
-from notifications.errors import PermanentDeliveryError, TransientDeliveryError
+from notifications.errors import PermanentDeliveryError
 from notifications.models import Channel, ChannelMessage, Email
 from notifications.settings import SenderSettings
 
@@ -65,17 +65,8 @@ class EmailSender:
             request["ConfigurationSetName"] = self._configuration_set
         try:
             response = self._ses.send_email(**request)
-        except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "Unknown")
-            if code in _PERMANENT:
-                raise PermanentDeliveryError(f"SES rejected the message: {code}", provider_code=code) from exc
-            raise TransientDeliveryError(
-                f"SES call failed: {code}", provider_code=code, throttled=code in _THROTTLED
-            ) from exc
-        except BotoCoreError as exc:
-            raise TransientDeliveryError(
-                f"SES unreachable: {type(exc).__name__}", ambiguous=aws.may_have_arrived(exc)
-            ) from exc
+        except (ClientError, BotoCoreError) as exc:
+            raise aws.provider_error(exc, "SES", permanent=_PERMANENT, throttled=_THROTTLED) from exc
         return Receipt(provider_message_id=response.get("MessageId"))
 
 

@@ -22,7 +22,7 @@ from notifications import aws
 from notifications.channels.base import Receipt, render
 from notifications.channels.sms import SmsSettings
 from notifications.channels.sms.numbers import refusal
-from notifications.errors import PermanentDeliveryError, TransientDeliveryError
+from notifications.errors import PermanentDeliveryError
 from notifications.models import Channel, ChannelMessage, Phone
 from notifications.settings import SenderSettings
 
@@ -146,18 +146,8 @@ class SmsSender:
         request = self.request(message)
         try:
             response = self._sns.publish(**request)
-        except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "Unknown")
-            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-            if code in _PERMANENT and status < 500:
-                raise PermanentDeliveryError(f"SNS rejected the SMS: {code}", provider_code=code) from exc
-            raise TransientDeliveryError(
-                f"SNS call failed: {code}", provider_code=code, throttled=code in _THROTTLED
-            ) from exc
-        except BotoCoreError as exc:
-            raise TransientDeliveryError(
-                f"SNS unreachable: {type(exc).__name__}", ambiguous=aws.may_have_arrived(exc)
-            ) from exc
+        except (ClientError, BotoCoreError) as exc:
+            raise aws.provider_error(exc, "SNS", permanent=_PERMANENT, throttled=_THROTTLED) from exc
         return Receipt(provider_message_id=response.get("MessageId"))
 
 
