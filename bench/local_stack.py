@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import tempfile
 import threading
 import time
@@ -26,12 +27,16 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
-from bench.common import machine, percentile, write_section
+from bench.common import ROOT, machine, percentile, write_section
+from devstack import call_counts
 from devstack.demo import sample_purchase
 from devstack.stack import LocalStack, StackConfig
 
 CHANNELS = ("email", "sms", "slack")
+# The measured counts of the last run, read by bench.cost.
+CALLS_FILE = ROOT / "bench" / "results" / "local_stack_calls.json"
 
 
 def cpu_seconds(pid: int) -> float:
@@ -58,6 +63,9 @@ class Run:
     started: float = 0.0
     posted: float = 0.0
     cpu: dict[str, float] = field(default_factory=dict)  # process group -> CPU seconds during the run
+    duplicates: int = 0  # "delivered" lines beyond the first for one (notification, channel)
+    # function logical id -> {"aws_calls": {kind: n}, "invocations": n, "invocation_seconds": s} during the run
+    functions: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def post(api: str, body: dict[str, object]) -> int:
@@ -81,6 +89,7 @@ class DeliveryLog:
     def __init__(self, logs_dir: Path) -> None:
         self._positions = {path: path.stat().st_size for path in logs_dir.glob("*SenderFunction*.log")}
         self._partial = dict.fromkeys(self._positions, b"")
+        self.duplicates = 0
 
     def read(self, into: dict[tuple[str, str], float], wanted: set[str]) -> None:
         for path, position in self._positions.items():
@@ -96,7 +105,35 @@ class DeliveryLog:
                 entry = json.loads(line)
                 if entry.get("message") == "delivered" and entry.get("notification_id") in wanted:
                     when = datetime.strptime(entry["timestamp"], "%Y-%m-%d %H:%M:%S,%f%z").timestamp()
-                    into.setdefault((entry["notification_id"], entry["channel"]), when)
+                    key = (entry["notification_id"], entry["channel"])
+                    if key in into:
+                        self.duplicates += 1
+                    into.setdefault(key, when)
+
+
+def counts_by_function(directory: Path | None) -> dict[str, dict[str, Any]]:
+    """The call counts of every function process so far, summed per function (its environments together)."""
+    totals: dict[str, dict[str, Any]] = {}
+    for snapshot in (call_counts.read(directory) if directory else {}).values():
+        total = totals.setdefault(snapshot["function"], {"aws_calls": {}, "invocations": 0, "invocation_seconds": 0.0})
+        for kind, n in snapshot["aws_calls"].items():
+            total["aws_calls"][kind] = total["aws_calls"].get(kind, 0) + n
+        total["invocations"] += snapshot["invocations"]
+        total["invocation_seconds"] += snapshot["invocation_seconds"]
+    return totals
+
+
+def counts_between(before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    diff: dict[str, dict[str, Any]] = {}
+    for function, total in after.items():
+        base = before.get(function, {"aws_calls": {}, "invocations": 0, "invocation_seconds": 0.0})
+        calls = {k: n - base["aws_calls"].get(k, 0) for k, n in total["aws_calls"].items()}
+        diff[function] = {
+            "aws_calls": {k: n for k, n in sorted(calls.items()) if n},
+            "invocations": total["invocations"] - base["invocations"],
+            "invocation_seconds": total["invocation_seconds"] - base["invocation_seconds"],
+        }
+    return diff
 
 
 def drive(stack: LocalStack, count: int, concurrency: int, rate: float, timeout: float) -> Run:
@@ -119,6 +156,9 @@ def drive(stack: LocalStack, count: int, concurrency: int, rate: float, timeout:
             else:
                 run.rejected[status] = run.rejected.get(status, 0) + 1
 
+    counts_dir = stack.config.call_counts_dir
+    time.sleep(2 * call_counts.INTERVAL_SECONDS)  # the last snapshots of what came before
+    counts_before = counts_by_function(counts_dir)
     processes = stack.processes()
     cpu_before = {name: cpu_seconds(pid) for name, pid in processes.items()}
     run.started = time.time()
@@ -136,9 +176,12 @@ def drive(stack: LocalStack, count: int, concurrency: int, rate: float, timeout:
         logs.read(run.delivered, wanted)
         time.sleep(0.2)
     logs.read(run.delivered, wanted)
+    run.duplicates = logs.duplicates
     for name, pid in processes.items():
         group = cpu_group(name)
         run.cpu[group] = run.cpu.get(group, 0.0) + cpu_seconds(pid) - cpu_before[name]
+    time.sleep(3 * call_counts.INTERVAL_SECONDS)
+    run.functions = counts_between(counts_before, counts_by_function(counts_dir))
     return run
 
 
@@ -187,6 +230,14 @@ def report(run: Run, count: int, concurrency: int, rate: float, environments: in
             f"{percentile(complete, 50):.2f} s / {percentile(complete, 99):.2f} s",
         ),
         (
+            "lost / duplicated",
+            f"{len(run.accepted) * len(CHANNELS) - len(delivered)} / {run.duplicates}",
+        ),
+        (
+            "CPU per accepted notification, all processes but the broker",
+            f"{sum(s for g, s in run.cpu.items() if g != 'Kafka broker') * 1000 / max(1, len(run.accepted)):.1f} ms",
+        ),
+        (
             "CPU per accepted notification, by process",
             ", ".join(
                 f"{group} {seconds * 1000 / max(1, len(run.accepted)):.0f} ms"
@@ -195,6 +246,68 @@ def report(run: Run, count: int, concurrency: int, rate: float, environments: in
         ),
     ]
     return "\n".join(["| figure | value |", "| --- | --- |", *(f"| {name} | {value} |" for name, value in rows)])
+
+
+def calls_table(run: Run) -> str:
+    """AWS calls per accepted notification, by function and kind (botocore ``before-call`` counts)."""
+    n = max(1, len(run.accepted))
+    lines = [
+        "| function | invocations per notification | mean invocation | AWS calls per notification, by kind | total |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    grand = 0
+    for function, total in sorted(run.functions.items()):
+        calls = total["aws_calls"]
+        if not calls and not total["invocations"]:
+            continue
+        mean = total["invocation_seconds"] * 1000 / max(1, total["invocations"])
+        kinds = ", ".join(f"{kind} {count / n:.2f}" for kind, count in sorted(calls.items())) or "none"
+        grand += sum(calls.values())
+        lines.append(
+            f"| {function} | {total['invocations'] / n:.3f} | {mean:.1f} ms | {kinds} | {sum(calls.values()) / n:.2f} |"
+        )
+    lines.append(f"| all functions | | | | {grand / n:.2f} |")
+    return "\n".join(lines)
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], check=False, cwd=ROOT, capture_output=True, text=True
+        )
+    except OSError:
+        return "unknown"
+    return out.stdout.strip() or "unknown"
+
+
+def calls_section(label: str, command: str, calls: str) -> str:
+    return "\n".join(
+        [
+            f"## AWS calls per notification ({label})",
+            "",
+            f"Command: `{command}` at commit {git_commit()}, on {machine()}.",
+            "Counted, not estimated: every function process of the local stack registers a botocore `before-call`",
+            "handler on each client it creates (`devstack.call_counts`), so each API request is counted once, by",
+            "service and operation, before any retry. The counts are divided by the accepted notifications (three",
+            "channels each: email, SMS, Slack). Invocations and their mean duration are the handler's own, timed",
+            "in the same process (Lambda bills that duration).",
+            "",
+            calls,
+        ]
+    )
+
+
+def save_calls(run: Run, command: str) -> None:
+    """The measured counts, for ``python -m bench.cost``."""
+    CALLS_FILE.parent.mkdir(parents=True, exist_ok=True)
+    data = {
+        "command": command,
+        "machine": machine(),
+        "channels": list(CHANNELS),
+        "accepted": len(run.accepted),
+        "functions": run.functions,
+    }
+    CALLS_FILE.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 def section(command: str, table: str) -> str:
@@ -231,6 +344,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=0.0, help="posts per second (0: as fast as answered)")
     parser.add_argument("--timeout", type=float, default=600.0, help="upper bound for the whole run in seconds")
     parser.add_argument("--no-report", action="store_true", help="do not write docs/performance.md")
+    parser.add_argument(
+        "--calls-label",
+        default="current",
+        help="the AWS call counts go to the section bench:aws_calls_<label> (e.g. before, after)",
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench-stack-") as data:
         config = StackConfig(
@@ -242,6 +360,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             webhook_port=0,
             bootstrap=os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or None,
             concurrency=args.environments,
+            call_counts_dir=Path(data) / "calls",
         )
         print("starting the local stack ...", flush=True)
         with LocalStack(config, progress=lambda line: None) as stack:
@@ -249,8 +368,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"posting {args.count} notifications ...", flush=True)
             run = drive(stack, args.count, args.concurrency, args.rate, args.timeout)
     table = report(run, args.count, args.concurrency, args.rate, args.environments)
+    calls = calls_table(run)
     print(table)
-    complete = len(run.delivered) == len(run.accepted) * len(CHANNELS) and len(run.accepted) == args.count
+    print(calls)
+    complete = (
+        len(run.delivered) == len(run.accepted) * len(CHANNELS) and len(run.accepted) == args.count
+    ) and not run.duplicates
     if not args.no_report:
         command = (
             f"python -m bench.local_stack --count {args.count} --concurrency {args.concurrency}"
@@ -259,6 +382,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.rate:
             command += f" --rate {args.rate:g}"
         write_section("local_stack", section(command, table))
+        write_section(f"aws_calls_{args.calls_label}", calls_section(args.calls_label, command, calls))
+        save_calls(run, command)
     return 0 if complete else 1
 
 

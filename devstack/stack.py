@@ -37,7 +37,7 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
-from devstack import aws_resources
+from devstack import aws_resources, call_counts
 from devstack.broker import KafkaBroker, ensure_topics, is_fetched, wait_until_ready
 from devstack.receivers import DeliveryReceiver
 from devstack.template_config import DEFAULT_TEMPLATE, FunctionSpec, load_template
@@ -72,6 +72,8 @@ class StackConfig:
     # Kafka-triggered function share its consumer group, at most one per partition.
     concurrency: int = 1
     ready_timeout_seconds: float = 120.0
+    # Where every function process writes its AWS call counts (``devstack.call_counts``; benchmarks only).
+    call_counts_dir: Path | None = None
     # Extra environment per function (logical id), applied last: e.g. a channel's rate for a test.
     overrides: dict[str, dict[str, str]] = field(default_factory=dict)
 
@@ -423,6 +425,8 @@ class LocalStack:
                 backoff=self.config.retry_backoff_seconds,
                 backoff_cap=self.config.retry_backoff_cap_seconds,
             )
+            if self.config.call_counts_dir is not None:
+                env[call_counts.ENV] = str(self.config.call_counts_dir)
             env.update(self.config.overrides.get(spec.logical_id, {}))
             for number in range(1, environments + 1):
                 name = spec.logical_id if number == 1 else f"{spec.logical_id}-{number}"
