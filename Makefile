@@ -21,13 +21,17 @@ test: install $(CHECKOV)
 	$(BIN)/python -m devstack.broker fetch
 	$(BIN)/python -m pytest
 
-install: tools $(VENV)/.installed
+install: tools $(VENV)/.installed .cache/dynalite/.installed
 
-# Java 17 and Maven fetch and run Apache Kafka; installed from Debian when missing (needs root or sudo).
+# Java 17 and Maven fetch and run Apache Kafka, Node.js (>= 20) and npm the local DynamoDB (dynalite); installed
+# from Debian when missing (needs root or sudo).
 tools:
 	@command -v java >/dev/null && command -v mvn >/dev/null || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update && $$SUDO apt-get install -y --no-install-recommends openjdk-17-jre-headless maven; }
+	@command -v node >/dev/null && command -v npm >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update && $$SUDO apt-get install -y --no-install-recommends nodejs npm; }
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 is required"'
 
 # Every third-party package comes from requirements.lock, hash-checked: pip itself first (the venv's own pip may
@@ -39,6 +43,10 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 	$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes -r requirements.lock
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
+
+# The local stack's DynamoDB (devstack/dynamodb_local.py): dynalite and its dependencies, pinned with hashes.
+.cache/dynalite/.installed: devstack/dynalite/package-lock.json $(VENV)/.installed
+	$(BIN)/python -m devstack.dynamodb_local install
 
 # One lock for the dev environment, the deps layer (layers/deps/install_locked.py installs its share of it) and
 # the runtime tests' runtime (awslambdaric, boto3): universal (every Python >= 3.11, every platform), with hashes.

@@ -35,8 +35,8 @@ from devstack.demo import sample_purchase
 from devstack.stack import LocalStack, StackConfig
 
 CHANNELS = ("email", "sms", "slack")
-# The measured counts of the last run, read by bench.cost.
-CALLS_FILE = ROOT / "bench" / "results" / "local_stack_calls.json"
+# The measured counts of a run, by label (--calls-label), read by bench.cost.
+RESULTS = ROOT / "bench" / "results"
 
 
 def cpu_seconds(pid: int) -> float:
@@ -49,8 +49,8 @@ def cpu_seconds(pid: int) -> float:
 
 
 def cpu_group(name: str) -> str:
-    if name in ("moto", "kafka"):
-        return {"moto": "moto server", "kafka": "Kafka broker"}[name]
+    if name in ("moto", "kafka", "dynamodb"):
+        return {"moto": "moto server", "kafka": "Kafka broker", "dynamodb": "DynamoDB (dynalite)"}[name]
     return "senders" if "Sender" in name else name.split("-", maxsplit=1)[0].removesuffix("Function").lower()
 
 
@@ -280,7 +280,7 @@ def git_commit() -> str:
     return out.stdout.strip() or "unknown"
 
 
-def calls_section(label: str, command: str, calls: str) -> str:
+def calls_section(label: str, command: str, table: str, calls: str) -> str:
     return "\n".join(
         [
             f"## AWS calls per notification ({label})",
@@ -293,21 +293,26 @@ def calls_section(label: str, command: str, calls: str) -> str:
             "in the same process (Lambda bills that duration).",
             "",
             calls,
+            "",
+            "The run these counts come from:",
+            "",
+            table,
         ]
     )
 
 
-def save_calls(run: Run, command: str) -> None:
+def save_calls(run: Run, command: str, label: str) -> None:
     """The measured counts, for ``python -m bench.cost``."""
-    CALLS_FILE.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.mkdir(parents=True, exist_ok=True)
     data = {
         "command": command,
         "machine": machine(),
         "channels": list(CHANNELS),
         "accepted": len(run.accepted),
+        "commit": git_commit(),
         "functions": run.functions,
     }
-    CALLS_FILE.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    (RESULTS / f"aws_calls_{label}.json").write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 def section(command: str, table: str) -> str:
@@ -356,6 +361,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             api_port=0,
             broker_port=0,
             moto_port=0,
+            dynamodb_port=0,
             slack_port=0,
             webhook_port=0,
             bootstrap=os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or None,
@@ -382,8 +388,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.rate:
             command += f" --rate {args.rate:g}"
         write_section("local_stack", section(command, table))
-        write_section(f"aws_calls_{args.calls_label}", calls_section(args.calls_label, command, calls))
-        save_calls(run, command)
+        write_section(f"aws_calls_{args.calls_label}", calls_section(args.calls_label, command, table, calls))
+        save_calls(run, command, args.calls_label)
     return 0 if complete else 1
 
 

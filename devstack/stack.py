@@ -37,7 +37,7 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
-from devstack import aws_resources, call_counts
+from devstack import aws_resources, call_counts, dynamodb_local
 from devstack.broker import KafkaBroker, ensure_topics, is_fetched, wait_until_ready
 from devstack.receivers import DeliveryReceiver
 from devstack.template_config import DEFAULT_TEMPLATE, FunctionSpec, load_template
@@ -47,6 +47,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA_DIR = REPO_ROOT / ".devstack"
 HOST = "127.0.0.1"
 REGION = "us-east-1"
+DYNAMODB_ENDPOINT_ENV = "AWS_ENDPOINT_URL_DYNAMODB"
 DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 # Variables of the orchestrating process that must not leak into a function's environment.
 _NOT_INHERITED = ("AWS_", "KAFKA_", "POWERTOOLS_", "TOPIC_", "_X_AMZN", "DEVSTACK_")
@@ -63,6 +64,7 @@ class StackConfig:
     api_port: int = 3000  # exact (0: any free port)
     broker_port: int = 9092  # preferred; another free port when taken
     moto_port: int = 5000  # preferred
+    dynamodb_port: int = 8000  # preferred
     slack_port: int = 3001  # preferred
     webhook_port: int = 3002  # preferred
     bootstrap: str | None = None  # an existing Kafka cluster instead of the local broker
@@ -90,6 +92,7 @@ class StackInfo:
     logs_dir: str
     channels: list[str]
     functions: dict[str, int] = field(default_factory=dict)  # logical id -> pid
+    dynamodb_endpoint: str = ""  # the local DynamoDB (dynalite); every other AWS API is at aws_endpoint
 
     @classmethod
     def read(cls, data_dir: Path = DEFAULT_DATA_DIR) -> StackInfo | None:
@@ -130,6 +133,7 @@ def function_environment(
     *,
     bootstrap: str,
     aws_endpoint: str,
+    dynamodb_endpoint: str | None = None,
     base: Mapping[str, str],
     backoff: float,
     backoff_cap: float = 10.0,
@@ -142,6 +146,7 @@ def function_environment(
     env.update(
         {
             "AWS_ENDPOINT_URL": aws_endpoint,
+            **({DYNAMODB_ENDPOINT_ENV: dynamodb_endpoint} if dynamodb_endpoint else {}),
             "AWS_REGION": REGION,
             "AWS_DEFAULT_REGION": REGION,
             "AWS_LAMBDA_FUNCTION_NAME": spec.logical_id,
@@ -155,7 +160,9 @@ def function_environment(
     return env
 
 
-def env_vars(function_ids: Iterable[str], *, bootstrap: str, aws_endpoint: str) -> dict[str, dict[str, str]]:
+def env_vars(
+    function_ids: Iterable[str], *, bootstrap: str, aws_endpoint: str, dynamodb_endpoint: str | None = None
+) -> dict[str, dict[str, str]]:
     """The local wiring per function in SAM's ``--env-vars`` format: ``{"FunctionLogicalId": {"VAR": "value"}}``.
 
     ``sam local invoke`` applies only the variables the template declares for a function (SAM developer guide,
@@ -163,13 +170,16 @@ def env_vars(function_ids: Iterable[str], *, bootstrap: str, aws_endpoint: str) 
     serverless-sam-cli-using-invoke.html#serverless-sam-cli-using-invoke-environment-file).
     """
     wiring = {**aws_resources.function_environment(bootstrap), "AWS_ENDPOINT_URL": aws_endpoint}
+    if dynamodb_endpoint:
+        wiring[DYNAMODB_ENDPOINT_ENV] = dynamodb_endpoint
     return {fid: dict(wiring) for fid in function_ids}
 
 
 class EndpointSession:
-    """The ``client(service)`` of a boto3 session, aimed at the moto server (for ``aws_resources.create_all``)."""
+    """The ``client(service)`` of a boto3 session, aimed at the moto server (for ``aws_resources.create_all``),
+    and DynamoDB at ``dynamodb_endpoint`` when given."""
 
-    def __init__(self, endpoint: str) -> None:
+    def __init__(self, endpoint: str, dynamodb_endpoint: str | None = None) -> None:
         import boto3  # noqa: PLC0415
 
         self._session = boto3.Session(
@@ -178,9 +188,11 @@ class EndpointSession:
             aws_secret_access_key=DUMMY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
         )
         self._endpoint = endpoint
+        self._dynamodb_endpoint = dynamodb_endpoint or endpoint
 
     def client(self, service: str) -> Any:
-        return self._session.client(service, endpoint_url=self._endpoint)  # type: ignore[call-overload]
+        endpoint = self._dynamodb_endpoint if service == "dynamodb" else self._endpoint
+        return self._session.client(service, endpoint_url=endpoint)  # type: ignore[call-overload]
 
 
 def _wait_ready_line(proc: subprocess.Popen[bytes], fd: int, timeout: float, what: str) -> dict[str, Any]:
@@ -278,6 +290,7 @@ class LocalStack:
         self.workers: dict[str, _Worker] = {}
         self._own_broker = False
         self._moto: subprocess.Popen[bytes] | None = None
+        self._dynamodb: subprocess.Popen[bytes] | None = None
         self._stopping = threading.Event()
         self._supervisor: threading.Thread | None = None
 
@@ -299,17 +312,20 @@ class LocalStack:
         ensure_topics(bootstrap, TOPICS, configs=TOPIC_CONFIGS)
         self.progress(f"topics: {', '.join(f'{name} ({n})' for name, n in TOPICS.items())}")
         aws_endpoint = self._start_moto()
+        dynamodb_endpoint = self._start_dynamodb()
         endpoints = self._start_receivers()
-        aws_resources.create_all(EndpointSession(aws_endpoint), endpoints)
+        aws_resources.create_all(EndpointSession(aws_endpoint, dynamodb_endpoint), endpoints)
         self.progress(
             f"aws: tables {aws_resources.STATUS_TABLE}, {aws_resources.IDEMPOTENCY_TABLE}; SES identity "
             f"{aws_resources.SENDER_ADDRESS}; secrets {aws_resources.SLACK_SECRET}, {aws_resources.WEBHOOK_SECRET}"
         )
         env_vars_file = self.data_dir / "env-vars.json"
-        wiring = env_vars(template.functions, bootstrap=bootstrap, aws_endpoint=aws_endpoint)
+        wiring = env_vars(
+            template.functions, bootstrap=bootstrap, aws_endpoint=aws_endpoint, dynamodb_endpoint=dynamodb_endpoint
+        )
         env_vars_file.write_text(json.dumps(wiring, indent=2) + "\n")
         self.progress(f"env-vars: {env_vars_file} (sam local invoke --env-vars)")
-        channels = self._start_functions(template.functions.values(), bootstrap, aws_endpoint)
+        channels = self._start_functions(template.functions.values(), bootstrap, aws_endpoint, dynamodb_endpoint)
         ingest = next((w for w in self.workers.values() if "port" in w.info), None)
         if ingest is None:
             raise StackError("no function with an HTTP API event in the template")
@@ -322,6 +338,7 @@ class LocalStack:
             logs_dir=str(self.logs_dir),
             channels=channels,
             functions={fid: w.proc.pid for fid, w in self.workers.items() if w.proc is not None},
+            dynamodb_endpoint=dynamodb_endpoint,
         )
         (self.data_dir / "stack.json").write_text(json.dumps(asdict(self.info), indent=2) + "\n")
         self._supervisor = threading.Thread(target=self._supervise, name="supervisor", daemon=True)
@@ -363,7 +380,33 @@ class LocalStack:
         self._moto = proc
         _wait_ready_line(proc, fd, 60, "moto server")
         endpoint = f"http://{HOST}:{port}"
-        self.progress(f"aws: moto server at {endpoint} (DynamoDB, SES, SNS, Secrets Manager)")
+        self.progress(f"aws: moto server at {endpoint} (SES, SNS, Secrets Manager)")
+        return endpoint
+
+    def _start_dynamodb(self) -> str:
+        """dynalite on LevelDB in ``<data_dir>/dynamodb``: tables and items survive restarts of the stack."""
+        if not dynamodb_local.is_installed():
+            self.progress("aws: installing the local DynamoDB (dynalite, npm; first run only) ...")
+        try:
+            dynamodb_local.install()
+        except dynamodb_local.DynaliteError as exc:
+            raise StackError(str(exc)) from None
+        data = self.data_dir / "dynamodb"
+        data.mkdir(parents=True, exist_ok=True)
+        port = preferred_port(self.config.dynamodb_port)
+        with (self.logs_dir / "dynamodb.log").open("ab") as log:
+            self._dynamodb = subprocess.Popen(
+                dynamodb_local.command(port, data),
+                cwd=REPO_ROOT,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=log,
+            )
+        assert self._dynamodb.stdout is not None
+        info = _wait_ready_line(self._dynamodb, os.dup(self._dynamodb.stdout.fileno()), 60, "local DynamoDB")
+        self._dynamodb.stdout.close()
+        endpoint = f"http://{HOST}:{info['port']}"
+        self.progress(f"aws: DynamoDB at {endpoint} (dynalite, data in {data})")
         return endpoint
 
     def _start_receivers(self) -> aws_resources.Endpoints:
@@ -391,7 +434,7 @@ class LocalStack:
                 + "\n"
             )
 
-    def _start_functions(self, specs: Any, bootstrap: str, aws_endpoint: str) -> list[str]:
+    def _start_functions(self, specs: Any, bootstrap: str, aws_endpoint: str, dynamodb_endpoint: str) -> list[str]:
         channels: list[str] = []
         concurrency = max(1, self.config.concurrency)
         api_port = self.config.api_port
@@ -421,6 +464,7 @@ class LocalStack:
                 spec,
                 bootstrap=bootstrap,
                 aws_endpoint=aws_endpoint,
+                dynamodb_endpoint=dynamodb_endpoint,
                 base=os.environ,
                 backoff=self.config.retry_backoff_seconds,
                 backoff_cap=self.config.retry_backoff_cap_seconds,
@@ -469,6 +513,8 @@ class LocalStack:
         found = {name: w.proc.pid for name, w in self.workers.items() if w.proc is not None}
         if self._moto is not None:
             found["moto"] = self._moto.pid
+        if self._dynamodb is not None:
+            found["dynamodb"] = self._dynamodb.pid
         pid = self.broker.pid if self.broker is not None else None
         if pid is not None:
             found["kafka"] = pid
@@ -511,6 +557,10 @@ class LocalStack:
             self.progress("stopping: moto server")
             _terminate(self._moto, 10)
             self._moto = None
+        if self._dynamodb is not None:
+            self.progress("stopping: DynamoDB (data kept)")
+            _terminate(self._dynamodb, 10)
+            self._dynamodb = None
         if self.broker is not None and self._own_broker:
             self.progress("stopping: kafka (SIGTERM, data kept)")
             self.broker.stop()

@@ -77,6 +77,7 @@ def isolated_stack_config(data_dir: Path, bootstrap: str | None = None) -> Stack
         api_port=0,
         broker_port=0,
         moto_port=0,
+        dynamodb_port=0,
         slack_port=0,
         webhook_port=0,
         bootstrap=bootstrap,

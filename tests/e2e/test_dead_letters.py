@@ -39,7 +39,7 @@ def test_a_notification_the_trigger_gave_up_on_shows_failed_with_the_condition(l
     nid = str(message.notification_id)
     dynamodb = boto3.client(
         "dynamodb",
-        endpoint_url=local_stack.info.aws_endpoint,
+        endpoint_url=local_stack.info.dynamodb_endpoint,
         region_name=REGION,
         aws_access_key_id=DUMMY_CREDENTIALS["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=DUMMY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
