@@ -64,6 +64,7 @@ class Run:
     posted: float = 0.0
     cpu: dict[str, float] = field(default_factory=dict)  # process group -> CPU seconds during the run
     duplicates: int = 0  # "delivered" lines beyond the first for one (notification, channel)
+    log_bytes: int = 0  # written to the functions' logs during the run (CloudWatch Logs ingests as much)
     # function logical id -> {"aws_calls": {kind: n}, "invocations": n, "invocation_seconds": s} during the run
     functions: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -109,6 +110,10 @@ class DeliveryLog:
                     if key in into:
                         self.duplicates += 1
                     into.setdefault(key, when)
+
+
+def function_log_bytes(logs_dir: Path) -> int:
+    return sum(path.stat().st_size for path in logs_dir.glob("*Function*.log"))
 
 
 def counts_by_function(directory: Path | None) -> dict[str, dict[str, Any]]:
@@ -159,6 +164,8 @@ def drive(stack: LocalStack, count: int, concurrency: int, rate: float, timeout:
     counts_dir = stack.config.call_counts_dir
     time.sleep(2 * call_counts.INTERVAL_SECONDS)  # the last snapshots of what came before
     counts_before = counts_by_function(counts_dir)
+    logs_dir = Path(stack.info.logs_dir)
+    log_bytes_before = function_log_bytes(logs_dir)
     processes = stack.processes()
     cpu_before = {name: cpu_seconds(pid) for name, pid in processes.items()}
     run.started = time.time()
@@ -177,6 +184,7 @@ def drive(stack: LocalStack, count: int, concurrency: int, rate: float, timeout:
         time.sleep(0.2)
     logs.read(run.delivered, wanted)
     run.duplicates = logs.duplicates
+    run.log_bytes = function_log_bytes(logs_dir) - log_bytes_before
     for name, pid in processes.items():
         group = cpu_group(name)
         run.cpu[group] = run.cpu.get(group, 0.0) + cpu_seconds(pid) - cpu_before[name]
@@ -252,7 +260,7 @@ def calls_table(run: Run) -> str:
     """AWS calls per accepted notification, by function and kind (botocore ``before-call`` counts)."""
     n = max(1, len(run.accepted))
     lines = [
-        "| function | invocations per notification | mean invocation | AWS calls per notification, by kind | total |",
+        "| function | invocations per notification | mean invocation | AWS calls per notification, by kind (`.items`: items in batches) | total |",
         "| --- | --- | --- | --- | --- |",
     ]
     grand = 0
@@ -262,11 +270,10 @@ def calls_table(run: Run) -> str:
             continue
         mean = total["invocation_seconds"] * 1000 / max(1, total["invocations"])
         kinds = ", ".join(f"{kind} {count / n:.2f}" for kind, count in sorted(calls.items())) or "none"
-        grand += sum(calls.values())
-        lines.append(
-            f"| {function} | {total['invocations'] / n:.3f} | {mean:.1f} ms | {kinds} | {sum(calls.values()) / n:.2f} |"
-        )
-    lines.append(f"| all functions | | | | {grand / n:.2f} |")
+        requests = sum(count for kind, count in calls.items() if not kind.endswith(".items"))
+        grand += requests
+        lines.append(f"| {function} | {total['invocations'] / n:.3f} | {mean:.1f} ms | {kinds} | {requests / n:.2f} |")
+    lines.append(f"| all functions | | | function logs: {run.log_bytes / n:.0f} bytes | {grand / n:.2f} |")
     return "\n".join(lines)
 
 
@@ -309,6 +316,7 @@ def save_calls(run: Run, command: str, label: str) -> None:
         "machine": machine(),
         "channels": list(CHANNELS),
         "accepted": len(run.accepted),
+        "log_bytes": run.log_bytes,
         "commit": git_commit(),
         "functions": run.functions,
     }

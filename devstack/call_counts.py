@@ -38,11 +38,17 @@ class CallCounts:
         self.invocation_seconds = 0.0
         self._lock = threading.Lock()
 
-    def on_call(self, model: Any = None, **_: Any) -> None:
-        """botocore ``before-call``: one AWS API call (before retries, as billed per request)."""
-        if model is not None:
-            with self._lock:
-                self.calls[f"{model.service_model.service_name}.{model.name}"] += 1
+    def on_call(self, model: Any = None, params: Any = None, **_: Any) -> None:
+        """botocore ``before-call``: one AWS API call (before retries, as billed per request). Batches and
+        transactions also count their items (``<kind>.items``), as DynamoDB bills each item."""
+        if model is None:
+            return
+        kind = f"{model.service_model.service_name}.{model.name}"
+        items = _items(model.name, (params or {}).get("body"))
+        with self._lock:
+            self.calls[kind] += 1
+            if items is not None:
+                self.calls[f"{kind}.items"] += items
 
     def timed(self, handler: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(handler)
@@ -75,6 +81,24 @@ class CallCounts:
         while True:
             time.sleep(INTERVAL_SECONDS)
             self.dump()
+
+
+_BATCHES = ("BatchWriteItem", "BatchGetItem", "TransactWriteItems", "TransactGetItems")
+
+
+def _items(operation: str, body: Any) -> int | None:
+    """Items of a DynamoDB batch or transaction request (its JSON body as botocore serialized it)."""
+    if operation not in _BATCHES or not body:
+        return None
+    try:
+        request = json.loads(body)
+    except (TypeError, ValueError):
+        return None
+    if operation.startswith("Transact"):
+        return len(request.get("TransactItems", []))
+    if operation == "BatchGetItem":
+        return sum(len(table.get("Keys", [])) for table in request.get("RequestItems", {}).values())
+    return sum(len(requests) for requests in request.get("RequestItems", {}).values())
 
 
 _installed: CallCounts | None = None

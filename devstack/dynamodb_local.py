@@ -3,10 +3,11 @@
     python -m devstack.dynamodb_local install        # npm ci of devstack/dynalite into .cache/dynalite
 
 Why not moto for DynamoDB: the moto server keeps its state in memory (a restart of the stack forgot every status
-and idempotency record) and spends about 7 ms of Python CPU per call; dynalite keeps tables in LevelDB files and
-answers a call for a fraction of that (docs/local-stack.md, "The local DynamoDB", has the measurement). The
+and idempotency record) and spends more CPU per call; dynalite keeps tables in LevelDB files and answers a call
+for less (docs/local-stack.md, "The local DynamoDB", has the measurement). The
 functions reach it through their ordinary boto3 clients: ``AWS_ENDPOINT_URL_DYNAMODB`` overrides the
-endpoint of DynamoDB only, the other services stay on moto (boto3 guide, "Service-specific endpoints":
+endpoint of DynamoDB only, the other services stay on moto (AWS SDKs and Tools Reference Guide,
+"Service-specific endpoints":
 https://docs.aws.amazon.com/sdkref/latest/guide/feature-ss-endpoints.html).
 
 The npm package and its dependencies are pinned with integrity hashes in ``devstack/dynalite/package-lock.json``;

@@ -49,6 +49,12 @@ HOST = "127.0.0.1"
 REGION = "us-east-1"
 DYNAMODB_ENDPOINT_ENV = "AWS_ENDPOINT_URL_DYNAMODB"
 DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+# Lambda runs one request per execution environment and starts more as requests overlap (Lambda developer guide,
+# "Understanding Lambda function scaling": https://docs.aws.amazon.com/lambda/latest/dg/lambda-concurrency.html);
+# locally a fixed pool behind the API port stands for that. For Kafka triggers Lambda adds pollers on the
+# partitions' offset lag (Lambda developer guide, "Apache Kafka event poller scaling modes in Lambda":
+# https://docs.aws.amazon.com/lambda/latest/dg/kafka-scaling-modes.html); locally one environment per partition.
+INGEST_ENVIRONMENTS = 4
 # Variables of the orchestrating process that must not leak into a function's environment.
 _NOT_INHERITED = ("AWS_", "KAFKA_", "POWERTOOLS_", "TOPIC_", "_X_AMZN", "DEVSTACK_")
 
@@ -71,8 +77,9 @@ class StackConfig:
     retry_backoff_seconds: float = 0.5  # first back-off of a failing partition (doubles, capped)
     retry_backoff_cap_seconds: float = 10.0
     # Execution environments (processes) per function: the ingest's share the API port (Linux), those of a
-    # Kafka-triggered function share its consumer group, at most one per partition.
-    concurrency: int = 1
+    # Kafka-triggered function share its consumer group, at most one per partition. None: as Lambda scales out,
+    # INGEST_ENVIRONMENTS for the HTTP API and one per partition for Kafka triggers.
+    concurrency: int | None = None
     ready_timeout_seconds: float = 120.0
     # Where every function process writes its AWS call counts (``devstack.call_counts``; benchmarks only).
     call_counts_dir: Path | None = None
@@ -436,9 +443,10 @@ class LocalStack:
 
     def _start_functions(self, specs: Any, bootstrap: str, aws_endpoint: str, dynamodb_endpoint: str) -> list[str]:
         channels: list[str] = []
-        concurrency = max(1, self.config.concurrency)
+        concurrency = self.config.concurrency
+        ingest_environments = INGEST_ENVIRONMENTS if concurrency is None else max(1, concurrency)
         api_port = self.config.api_port
-        if concurrency > 1 and not api_port:
+        if ingest_environments > 1 and not api_port:
             api_port = free_port()  # every ingest environment binds the same port
         for spec in specs:
             args = ["-m", "devstack.function_worker", spec.logical_id, "--template", str(self.config.template)]
@@ -450,13 +458,14 @@ class LocalStack:
                 topics = [t for trigger in spec.kafka_triggers for t in trigger.topics]
                 what = f"{', '.join(topics)} -> {spec.logical_id}"
                 # More environments than partitions would sit idle in the consumer group.
-                environments = min(concurrency, max(TOPICS.get(t, 1) for t in topics))
+                partitions = max(TOPICS.get(t, 1) for t in topics)
+                environments = partitions if concurrency is None else min(max(1, concurrency), partitions)
                 if channel:
                     channels.append(channel)
             elif spec.http_routes:
-                args += ["--http-port", str(api_port)] + (["--reuse-port"] if concurrency > 1 else [])
+                args += ["--http-port", str(api_port)] + (["--reuse-port"] if ingest_environments > 1 else [])
                 what = f"HTTP API -> {spec.logical_id}"
-                environments = concurrency
+                environments = ingest_environments
             else:
                 self.progress(f"functions: {spec.logical_id} not started (no Kafka trigger or HTTP API event)")
                 continue

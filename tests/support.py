@@ -82,6 +82,8 @@ def isolated_stack_config(data_dir: Path, bootstrap: str | None = None) -> Stack
         webhook_port=0,
         bootstrap=bootstrap,
         retry_backoff_seconds=0.1,
+        # One environment per function: tests name, kill and rate-limit "the" sender of a channel.
+        concurrency=1,
     )
 
 

@@ -14,6 +14,7 @@ import urllib.error
 import urllib.request
 import uuid
 from collections import Counter
+from email.message import Message
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,8 @@ pytestmark = pytest.mark.e2e
 MID_STREAM = 6  # posted right before the stop, not waited for
 
 
-def post(api: str, body: dict[str, Any]) -> tuple[int, dict[str, str], Any]:
+def post(api: str, body: dict[str, Any]) -> tuple[int, Message, Any]:
+    """POST a purchase with its id as the Idempotency-Key: status, headers (case-insensitive), JSON body."""
     request = urllib.request.Request(
         f"{api}/v1/notifications",
         data=json.dumps(body).encode(),
@@ -38,9 +40,9 @@ def post(api: str, body: dict[str, Any]) -> tuple[int, dict[str, str], Any]:
     )
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, dict(response.headers), json.loads(response.read())
+            return response.status, response.headers, json.loads(response.read())
     except urllib.error.HTTPError as error:
-        return error.code, dict(error.headers), json.loads(error.read() or b"null")
+        return error.code, error.headers, json.loads(error.read() or b"null")
 
 
 def slack_posts(stack: LocalStack, orders: list[str]) -> Counter[str]:
@@ -90,7 +92,7 @@ def test_after_a_restart_a_retry_is_a_replay_and_status_is_still_there(tmp_path:
         # And the client's retry with the same key is answered as a replay of the first 202
         status, headers, replayed = post(api, first)
         assert status == 202, replayed
-        assert headers.get("Idempotent-Replayed") == "true"
+        assert headers.get("Idempotent-Replayed") == "true", dict(headers)
         assert replayed == accepted
 
         # And every notification accepted before the stop is sent, each exactly once across both runs
