@@ -137,11 +137,13 @@ def shared_costs(data: dict[str, Any]) -> dict[str, float]:
     channels = len(data["channels"])
     written = (1 + channels) * RECORD_BYTES / 1e9  # requested + one record per channel
     read = written  # each record is read once by its consumer group
-    return {
+    costs = {
         "API Gateway HTTP API": PRICES["http_api"].usd,
         "MSK Serverless data": written * PRICES["msk_serverless_in"].usd + read * PRICES["msk_serverless_out"].usd,
-        "CloudWatch Logs": data.get("log_bytes", 0) / max(1, data["accepted"]) / 1e9 * PRICES["logs_ingested"].usd,
     }
+    if "log_bytes" in data:  # measured since the log bytes were counted
+        costs["CloudWatch Logs"] = data["log_bytes"] / max(1, data["accepted"]) / 1e9 * PRICES["logs_ingested"].usd
+    return costs
 
 
 def money(usd_per_notification: float) -> str:
