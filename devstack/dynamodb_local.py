@@ -14,9 +14,10 @@ The npm package and its dependencies are pinned with integrity hashes in ``devst
 LevelDB's native module ships prebuilt in the npm tarball of ``classic-level`` (Linux, macOS, Windows), so no
 compiler is needed. Needs Node.js >= 20 (``make tools`` installs it from Debian when missing).
 
-What dynalite does not implement, so the project must not need it locally: ``UpdateTimeToLive`` (expired items are
-not deleted locally, as with moto), transactions (``TransactWriteItems``/``TransactGetItems``) and
-``ReturnValuesOnConditionCheckFailure`` (ignored: a failed conditional write answers without the old item).
+dynalite has no transactions: ``devstack/dynalite/serve.js`` adds ``TransactWriteItems`` and ``TransactGetItems``
+on top of its single-item operations (all or nothing, ``TransactionCanceledException`` with a reason per item; see
+the script for what differs from AWS). It has no ``UpdateTimeToLive`` (expired items stay, as with moto) and
+ignores ``ReturnValuesOnConditionCheckFailure`` (a failed conditional write answers without the old item).
 """
 
 from __future__ import annotations
