@@ -189,6 +189,25 @@ def per_channel(data: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def line_items(data: dict[str, Any]) -> dict[str, float]:
+    totals: dict[str, float] = {}
+    for _, costs in function_costs(data):
+        for item, usd in costs.items():
+            totals[item] = totals.get(item, 0.0) + usd
+    for item, usd in shared_costs(data).items():
+        totals[item] = totals.get(item, 0.0) + usd
+    return totals
+
+
+def comparison(old: dict[str, Any], new: dict[str, Any], old_label: str, new_label: str) -> str:
+    before, after = line_items(old), line_items(new)
+    lines = [f"| line item | {old_label} | {new_label} |", "| --- | --- | --- |"]
+    for item in dict.fromkeys([*before, *after]):
+        was = money(before[item]) if item in before else "not measured"
+        lines.append(f"| {item} | {was} | {money(after.get(item, 0.0))} |")
+    return "\n".join(lines)
+
+
 def fixed_monthly() -> str:
     partitions = 3 * 6 + 1  # requested + 5 channel topics of 3 partitions, DLQ of 1 (devstack.topics)
     cluster = PRICES["msk_serverless_cluster_hour"].usd * HOURS_PER_MONTH
@@ -207,7 +226,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-report", action="store_true")
     args = parser.parse_args(argv)
     data = load(args.label)
-    table, without_sms, _ = tables(data)
+    table, _, _ = tables(data)
     body = [
         f"## Cost per million notifications ({args.label})",
         "",
@@ -224,11 +243,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ]
     if args.compare:
         other = load(args.compare)
-        _, other_without, _ = tables(other)
         body += [
             "",
-            f"Compared with `{args.compare}` (commit {other.get('commit', 'unknown')}): {money(other_without)} "
-            f"without SMS then, {money(without_sms)} now.",
+            f"Compared with `{args.compare}` (commit {other.get('commit', 'unknown')}), by line item, per million:",
+            "",
+            comparison(other, data, args.compare, args.label),
         ]
     text = "\n".join(body)
     print(text)
