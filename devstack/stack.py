@@ -323,8 +323,9 @@ class LocalStack:
         endpoints = self._start_receivers()
         aws_resources.create_all(EndpointSession(aws_endpoint, dynamodb_endpoint), endpoints)
         self.progress(
-            f"aws: tables {aws_resources.STATUS_TABLE}, {aws_resources.IDEMPOTENCY_TABLE}; SES identity "
-            f"{aws_resources.SENDER_ADDRESS}; secrets {aws_resources.SLACK_SECRET}, {aws_resources.WEBHOOK_SECRET}"
+            f"aws: tables {aws_resources.STATUS_TABLE}, {aws_resources.IDEMPOTENCY_TABLE}, "
+            f"{aws_resources.QUOTA_TABLE}; SES identity {aws_resources.SENDER_ADDRESS}; "
+            f"secrets {aws_resources.SLACK_SECRET}, {aws_resources.WEBHOOK_SECRET}"
         )
         env_vars_file = self.data_dir / "env-vars.json"
         wiring = env_vars(
