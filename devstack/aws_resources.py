@@ -1,7 +1,8 @@
 """The AWS resources the functions expect, created in moto (tests) or the moto server (local stack).
 
 Names and shapes match template.yaml: the idempotency table (key ``id``, TTL ``expiration``), the status table
-(``notification_id`` + ``channel``, TTL ``expires_at``), the quota table (key ``counter``, TTL ``expires_at``), a
+(``notification_id`` + ``channel``, TTL ``expires_at``, keys-only index on ``provider_message_id``), the
+suppression table (key ``address_hash``), the quota table (key ``counter``, TTL ``expires_at``), a
 verified SES identity and the Slack and webhook secrets (the webhook's signing keys are Standard Webhooks secrets,
 ``whsec_`` + base64 of at least 32 bytes).
 """
@@ -12,11 +13,13 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from notifications.message_index import INDEX_NAME as MESSAGE_INDEX
 from notifications.retention import STATUS_EXPIRES_ATTRIBUTE
 
 IDEMPOTENCY_TABLE = "notifications-idempotency"
 STATUS_TABLE = "notifications-status"
 QUOTA_TABLE = "notifications-quotas"
+SUPPRESSION_TABLE = "notifications-suppressions"
 # Locally the quotas are high, so that demos and load runs are not refused; tests of the quotas lower them.
 LOCAL_QUOTAS = {
     "QUOTA_CALLER_PER_SECOND": "100000",
@@ -73,11 +76,26 @@ def create_all(session: Any, endpoints: Endpoints = Endpoints()) -> None:
             AttributeDefinitions=[
                 {"AttributeName": "notification_id", "AttributeType": "S"},
                 {"AttributeName": "channel", "AttributeType": "S"},
+                {"AttributeName": "provider_message_id", "AttributeType": "S"},
+            ],
+            GlobalSecondaryIndexes=[
+                {
+                    "IndexName": MESSAGE_INDEX,
+                    "KeySchema": [{"AttributeName": "provider_message_id", "KeyType": "HASH"}],
+                    "Projection": {"ProjectionType": "KEYS_ONLY"},
+                }
             ],
             BillingMode="PAY_PER_REQUEST",
         )
         ddb.update_time_to_live(
             TableName=STATUS_TABLE, TimeToLiveSpecification={"Enabled": True, "AttributeName": STATUS_EXPIRES_ATTRIBUTE}
+        )
+    if SUPPRESSION_TABLE not in existing:
+        ddb.create_table(
+            TableName=SUPPRESSION_TABLE,
+            KeySchema=[{"AttributeName": "address_hash", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "address_hash", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
         )
     session.client("sesv2").create_email_identity(EmailIdentity=SENDER_ADDRESS)
     secrets = session.client("secretsmanager")
@@ -99,6 +117,7 @@ def function_environment(bootstrap: str) -> dict[str, str]:
         "STATUS_TABLE_NAME": STATUS_TABLE,
         "IDEMPOTENCY_TABLE_NAME": IDEMPOTENCY_TABLE,
         "QUOTA_TABLE_NAME": QUOTA_TABLE,
+        "SUPPRESSION_TABLE_NAME": SUPPRESSION_TABLE,
         **LOCAL_QUOTAS,
         "EMAIL_FROM_ADDRESS": SENDER_ADDRESS,
         "SLACK_WEBHOOK_SECRET_ID": SLACK_SECRET,

@@ -512,11 +512,16 @@ def channel_messages(envelope: NotificationRequested) -> list[ChannelMessage]:
 
 
 class DeliveryState(StrEnum):
+    """Where a channel of a notification stands. ``sent``: the provider took it; the provider's feedback (email, SMS)
+    then moves it on to ``delivered``, ``bounced``, ``complained`` or ``undeliverable``."""
+
     ACCEPTED = "accepted"
-    QUEUED = "queued"
     SENT = "sent"
+    DELIVERED = "delivered"
+    BOUNCED = "bounced"
+    COMPLAINED = "complained"
+    UNDELIVERABLE = "undeliverable"
     FAILED = "failed"
-    DEAD = "dead"
 
 
 class ChannelStatus(BaseModel):
