@@ -5,7 +5,7 @@ events (EventBridge rather than an SNS topic: no topic to own, encrypt and subsc
 type and configuration set, and Lambda's asynchronous invocation retries failures and keeps what still fails on
 an on-failure destination), and a CloudWatch Logs subscription filter on each SNS SMS delivery status log group.
 https://docs.aws.amazon.com/ses/latest/dg/monitoring-eventbridge.html
-https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/SubscriptionFilters.html#LambdaFunctionExample
+https://docs.aws.amazon.com/lambda/latest/dg/services-cloudwatchlogs.html
 
 Records we cannot read and events for message ids we did not send are counted and dropped, never retried. A
 status write that fails (or an event that overtook the sender's own write) raises: Lambda retries the event.
