@@ -28,6 +28,9 @@ LOCAL_QUOTAS = {
     "QUOTA_EMAIL_PER_HOUR": "1000000",
 }
 SENDER_ADDRESS = "orders@shop.example"
+# The configuration set the email sender names (template.yaml's EmailConfigurationSet); the local SES publishes the
+# events of messages sent with it (devstack.providers).
+CONFIGURATION_SET = "notifications"
 SLACK_SECRET = "notifications/slack-webhook"
 WEBHOOK_SECRET = "notifications/webhook"
 # Where the local stack may send SMS (the template's SmsAllowedCountries parameter in AWS).
@@ -120,6 +123,7 @@ def function_environment(bootstrap: str) -> dict[str, str]:
         "SUPPRESSION_TABLE_NAME": SUPPRESSION_TABLE,
         **LOCAL_QUOTAS,
         "EMAIL_FROM_ADDRESS": SENDER_ADDRESS,
+        "SES_CONFIGURATION_SET": CONFIGURATION_SET,
         "SLACK_WEBHOOK_SECRET_ID": SLACK_SECRET,
         "WEBHOOK_SECRET_ID": WEBHOOK_SECRET,
         "SMS_ALLOWED_COUNTRIES": SMS_ALLOWED_COUNTRIES,
