@@ -1,10 +1,11 @@
 """The suppression list: email addresses that bounced permanently or complained, never mailed again.
 
-SES's own account-level suppression list would also stop such sends, but SES still takes the call and reports it
-as a bounce later: the sender could not tell the caller at once, and the list is not per application. So the
-project keeps its own table, keyed by a digest of the normalized address (no address is stored), checked by the
-email sender before each send (one GetItem) and written by the feedback function.
-https://docs.aws.amazon.com/ses/latest/dg/sending-email-suppression-list.html (why senders keep such a list)
+SES's own account-level suppression list (https://docs.aws.amazon.com/ses/latest/APIReference-V2/API_SuppressionOptions.html)
+would also stop such deliveries, but SES still takes the call and counts it as a send, the delivery suppressed
+(https://docs.aws.amazon.com/ses/latest/APIReference-V2/API_EventDestination.html, SEND): the sender could not
+tell at once, and moto has no such list to test against. So the project keeps its own table, keyed by a digest of
+the normalized address (no address is stored), checked by the email sender before each send (one GetItem) and
+written by the feedback function.
 """
 
 from __future__ import annotations
