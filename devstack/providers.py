@@ -268,3 +268,97 @@ def _handler(stand_in: SesStandIn) -> type[BaseHTTPRequestHandler]:
             self._error(404, "NotFoundException", "unknown path")
 
     return Handler
+
+
+# --------------------------------------------------------------------------------------------- SMS delivery logs
+
+SMS_LOG_DELAY_SECONDS = 0.3
+_MESSAGE_ID = re.compile(rb"<MessageId>([^<]+)</MessageId>")
+
+
+class SnsDeliveryLogHook:
+    """SNS for the local stack: every call goes on to moto's SNS (which keeps the SMS), and each SMS published to a
+    phone number is then reported as SNS's delivery status logging would, through a CloudWatch Logs subscription:
+    a ``SUCCESS`` log line (https://docs.aws.amazon.com/sns/latest/dg/sms_stats_cloudwatch.html) in the event
+    CloudWatch Logs hands a subscribed function (https://docs.aws.amazon.com/lambda/latest/dg/services-cloudwatchlogs.html),
+    invoked asynchronously. The functions reach it through ``AWS_ENDPOINT_URL_SNS`` (SNS's Query protocol).
+    """
+
+    def __init__(self, moto_url: str, port: int = 0) -> None:
+        if not moto_url.startswith("http://127.0.0.1:"):
+            raise ValueError(f"the hook forwards to a local moto server only, not {moto_url}")
+        self.moto_url = moto_url.rstrip("/")
+        self._invoker: Invoker | None = None
+        self._events: queue.Queue[tuple[float, str] | None] = queue.Queue()
+        self._server = ThreadedServer(_sns_handler(self), port, name="sns-hook")
+        self._publisher: threading.Thread | None = None
+        self.reported: list[str] = []  # message ids reported to the function
+
+    @property
+    def url(self) -> str:
+        return self._server.url()
+
+    def start(self) -> SnsDeliveryLogHook:
+        self._server.start()
+        self._publisher = threading.Thread(target=self._publish, name="sms-delivery-logs", daemon=True)
+        self._publisher.start()
+        return self
+
+    def stop(self) -> None:
+        self._events.put(None)
+        if self._publisher is not None:
+            self._publisher.join(timeout=5)
+            self._publisher = None
+        self._server.stop()
+
+    def deliver_logs_to(self, invoker: Invoker | None) -> None:
+        self._invoker = invoker
+
+    def published(self, message_id: str) -> None:
+        self._events.put((time.monotonic() + SMS_LOG_DELAY_SECONDS, message_id))
+
+    def _publish(self) -> None:
+        while (item := self._events.get()) is not None:
+            due, message_id = item
+            time.sleep(max(0.0, due - time.monotonic()))
+            invoker = self._invoker
+            if invoker is not None and invoker(
+                ses_events.cloudwatch_logs_event([ses_events.sms_log_line(message_id, success=True)])
+            ):
+                self.reported.append(message_id)
+
+
+def _sns_handler(hook: SnsDeliveryLogHook) -> type[BaseHTTPRequestHandler]:
+    from urllib.parse import parse_qs  # noqa: PLC0415
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
+            url = hook.moto_url + self.path
+            forward = urllib.request.Request(url, data=body, method="POST", headers=headers)  # noqa: S310
+            try:
+                with urllib.request.urlopen(forward, timeout=30) as answer:  # noqa: S310 - the local moto server
+                    status, answer_headers, data = answer.status, dict(answer.headers.items()), answer.read()
+            except urllib.error.HTTPError as error:
+                status, answer_headers, data = error.code, dict(error.headers.items()), error.read()
+            self.send_response(status)
+            for name, value in answer_headers.items():
+                if name.lower() not in ("content-length", "transfer-encoding", "connection", "server", "date"):
+                    self.send_header(name, value)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            form = parse_qs(body.decode("utf-8", "replace"))
+            if status == 200 and form.get("Action") == ["Publish"] and form.get("PhoneNumber"):
+                found = _MESSAGE_ID.search(data)
+                if found:
+                    hook.published(found.group(1).decode())
+
+    return Handler

@@ -42,7 +42,7 @@ from typing import IO, Any
 
 from devstack import aws_resources
 from devstack.broker import KafkaBroker, ensure_topics, is_fetched, wait_until_ready
-from devstack.providers import SesStandIn, lambda_invoker
+from devstack.providers import SesStandIn, SnsDeliveryLogHook, lambda_invoker
 from devstack.receivers import DeliveryReceiver
 from devstack.template_config import DEFAULT_TEMPLATE, FunctionSpec, load_template
 from devstack.topics import TOPIC_CONFIGS, TOPICS
@@ -280,6 +280,7 @@ class LocalStack:
         self.slack: DeliveryReceiver | None = None
         self.webhook: DeliveryReceiver | None = None
         self.ses: SesStandIn | None = None
+        self.sns: SnsDeliveryLogHook | None = None
         self.info: StackInfo | None = None
         self.workers: dict[str, _Worker] = {}
         self._own_broker = False
@@ -309,6 +310,8 @@ class LocalStack:
         self.ses = SesStandIn(preferred_port(self.config.ses_port), configuration_set=aws_resources.CONFIGURATION_SET)
         self.ses.start()
         self.progress(f"ses: local SES v2 at {self.ses.url} (emails as received: {self.ses.url}/_local/ses/messages)")
+        self.sns = SnsDeliveryLogHook(aws_endpoint).start()
+        self.progress(f"sns: {self.sns.url} -> moto, each SMS then reported as SNS's delivery status log would")
         aws_resources.create_all(EndpointSession(aws_endpoint), endpoints)
         self.progress(
             f"aws: tables {aws_resources.STATUS_TABLE}, {aws_resources.IDEMPOTENCY_TABLE}; SES identity "
@@ -441,6 +444,8 @@ class LocalStack:
             )
             if self.ses is not None:  # botocore's service-specific endpoint: SES v2 calls reach the local SES
                 env["AWS_ENDPOINT_URL_SESV2"] = self.ses.url
+            if self.sns is not None:
+                env["AWS_ENDPOINT_URL_SNS"] = self.sns.url
             env.update(self.config.overrides.get(spec.logical_id, {}))
             for number in range(1, environments + 1):
                 name = spec.logical_id if number == 1 else f"{spec.logical_id}-{number}"
@@ -481,11 +486,16 @@ class LocalStack:
                 self._wire_feedback()
 
     def _wire_feedback(self) -> None:
-        """SES events go to the function with an EventBridge rule, through its Invoke API (as EventBridge does)."""
+        """SES events go to the function with an EventBridge rule, SMS delivery logs to the one with a CloudWatch Logs
+        subscription, through its Invoke API (as EventBridge and CloudWatch Logs do)."""
         for worker in self.workers.values():
-            bridged = any(event.endswith(":EventBridgeRule") for event in worker.spec.async_events)
-            if self.ses is not None and bridged and "invoke_url" in worker.info:
+            if "invoke_url" not in worker.info:
+                continue
+            kinds = {event.rpartition(":")[2] for event in worker.spec.async_events}
+            if self.ses is not None and "EventBridgeRule" in kinds:
                 self.ses.deliver_events_to(lambda_invoker(worker.info["invoke_url"]))
+            if self.sns is not None and "CloudWatchLogs" in kinds:
+                self.sns.deliver_logs_to(lambda_invoker(worker.info["invoke_url"]))
 
     def processes(self) -> dict[str, int]:
         """Process ids of what runs: ``moto``, ``kafka`` (when started here) and every function environment."""
@@ -530,9 +540,7 @@ class LocalStack:
             if receiver is not None:
                 receiver.stop()
         self.slack = self.webhook = None
-        if self.ses is not None:
-            self.ses.stop()
-            self.ses = None
+        self._stop_providers()
         if self._moto is not None:
             self.progress("stopping: moto server")
             _terminate(self._moto, 10)
@@ -544,6 +552,13 @@ class LocalStack:
         (self.data_dir / "stack.json").unlink(missing_ok=True)
         (self.data_dir / "env-vars.json").unlink(missing_ok=True)
         self.info = None
+
+    def _stop_providers(self) -> None:
+        for provider in (self.ses, self.sns):
+            if provider is not None:
+                provider.stop()
+        self.ses = None
+        self.sns = None
 
     def __enter__(self) -> LocalStack:
         self.start()

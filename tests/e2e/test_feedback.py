@@ -61,3 +61,16 @@ def test_a_complaint_address_turns_complained(local_stack):
     nid = post_email(api, f"complaint+{uuid.uuid4().hex[:8]}@simulator.amazonses.com")
     email = eventually(lambda: email_state(api, nid, "complained"))
     assert email, states(api, nid)
+
+
+def test_an_sms_turns_delivered_from_its_delivery_log(local_stack):
+    # SNS's delivery status log line for the SMS (https://docs.aws.amazon.com/sns/latest/dg/sms_stats_cloudwatch.html)
+    # reaches the feedback function as a CloudWatch Logs subscription would hand it over
+    api = local_stack.info.api_url
+    body = sample_request(channels=["sms"])
+    status, answer = call("POST", f"{api}/v1/notifications", body)
+    assert status == 202, answer
+    nid = str(body["id"])
+    sms = eventually(lambda: (states(api, nid).get("sms") or {}).get("state") == "delivered")
+    assert sms, states(api, nid)
+    assert states(api, nid)["sms"]["provider_message_id"] in local_stack.sns.reported
