@@ -241,3 +241,29 @@ def test_a_failed_sms_is_undeliverable_with_the_carrier_reason(kafka_env, moto_a
     (sms,) = status_of(key).channels
     assert sms.state is DeliveryState.UNDELIVERABLE
     assert sms.last_error == "Unknown error attempting to reach phone"
+
+
+def test_an_event_that_overtakes_the_senders_write_fails_the_invocation_for_a_retry(moto_aws):
+    # Given a channel row whose send is not recorded yet (the attempt is under way: no provider message id)
+    import feedback_handler
+
+    from notifications.feedback import NotYetSentError
+
+    key = NotificationKey(caller_id(), UUID("0b6f6a8e-1d2c-4a0b-9a55-3c4d5e6f7a8b"))
+    aws.client("dynamodb").put_item(
+        TableName=aws_resources.STATUS_TABLE,
+        Item={"notification_id": {"S": str(key)}, "channel": {"S": "email"}, "state": {"S": "accepted"}},
+    )
+    mail = ses_events.mail_object(
+        "0100018c-early-000000",
+        source=aws_resources.SENDER_ADDRESS,
+        to=["early@example.com"],
+        subject="Your order",
+        tags=[{"Name": "notification_caller", "Value": key.caller}, {"Name": "notification_id", "Value": str(key.id)}],
+    )
+    # When its delivery event arrives first, the invocation fails (Lambda retries asynchronous invocations)
+    with pytest.raises(NotYetSentError):
+        feedback_handler.handler(ses_events.eventbridge_event(ses_events.delivery(mail)), LocalLambdaContext("fb"))
+    # And a record that is not an SES event is dropped and counted, not retried
+    other = {**ses_events.eventbridge_event(ses_events.delivery(mail)), "source": "aws.ec2"}
+    assert feedback(other) == {"unreadable": 1}
