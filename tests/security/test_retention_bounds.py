@@ -62,6 +62,9 @@ def test_the_sms_spend_limit_and_its_alarm_are_in_the_template():
     assert limit["Properties"] == {
         "ServiceToken": {"Fn::GetAtt": ["TopicsFunction", "Arn"]},
         "MonthlySpendLimitUsd": {"Ref": "SmsMonthlySpendLimitUsd"},
+        # The same account-wide SMS attributes also turn on delivery status logs (provider feedback)
+        "DeliveryStatusIamRoleArn": {"Fn::GetAtt": ["SmsDeliveryStatusRole", "Arn"]},
+        "DeliveryStatusSuccessSamplingRate": 100,
     }
     alarm = RESOURCES["SmsSpendAlarm"]["Properties"]
     [spent] = [m["MetricStat"] for m in alarm["Metrics"] if "MetricStat" in m]
