@@ -9,6 +9,8 @@ What runs (``LocalStack.start``), each announced by one progress line:
 4. Functions from template.yaml, each in its own process (``devstack.function_worker``): the ingest behind a local
    HTTP API, the fanout and one sender per channel behind local Kafka event-source mappings. A function whose
    process dies gets a new one, as Lambda starts a new execution environment.
+5. The delivery viewer (``devstack.viewer``, port 3003 unless taken): a page of every notification, its status and
+   what each provider received, and the dead letters with a Replay button. Local only, never deployed.
 
 Each function's environment is what template.yaml gives it literally, then the local wiring
 (``aws_resources.function_environment``), then ``AWS_ENDPOINT_URL`` (moto) with dummy credentials. Function logs
@@ -42,6 +44,7 @@ from devstack.broker import KafkaBroker, ensure_topics, is_fetched, wait_until_r
 from devstack.receivers import DeliveryReceiver
 from devstack.template_config import DEFAULT_TEMPLATE, FunctionSpec, load_template
 from devstack.topics import TOPIC_CONFIGS, TOPICS
+from devstack.viewer import DeliveryViewer
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA_DIR = REPO_ROOT / ".devstack"
@@ -65,6 +68,7 @@ class StackConfig:
     moto_port: int = 5000  # preferred
     slack_port: int = 3001  # preferred
     webhook_port: int = 3002  # preferred
+    viewer_port: int = 3003  # preferred (the delivery viewer)
     bootstrap: str | None = None  # an existing Kafka cluster instead of the local broker
     retry_backoff_seconds: float = 0.5  # first back-off of a failing partition (doubles, capped)
     retry_backoff_cap_seconds: float = 10.0
@@ -88,6 +92,7 @@ class StackInfo:
     logs_dir: str
     channels: list[str]
     functions: dict[str, int] = field(default_factory=dict)  # logical id -> pid
+    viewer_url: str = ""
 
     @classmethod
     def read(cls, data_dir: Path = DEFAULT_DATA_DIR) -> StackInfo | None:
@@ -272,6 +277,7 @@ class LocalStack:
         self.broker: KafkaBroker | None = None
         self.slack: DeliveryReceiver | None = None
         self.webhook: DeliveryReceiver | None = None
+        self.viewer: DeliveryViewer | None = None
         self.info: StackInfo | None = None
         self.workers: dict[str, _Worker] = {}
         self._own_broker = False
@@ -320,6 +326,7 @@ class LocalStack:
             logs_dir=str(self.logs_dir),
             channels=channels,
             functions={fid: w.proc.pid for fid, w in self.workers.items() if w.proc is not None},
+            viewer_url=self._start_viewer(bootstrap, aws_endpoint),
         )
         (self.data_dir / "stack.json").write_text(json.dumps(asdict(self.info), indent=2) + "\n")
         self._supervisor = threading.Thread(target=self._supervise, name="supervisor", daemon=True)
@@ -379,6 +386,20 @@ class LocalStack:
         )
         self.progress(f"receivers: Slack {endpoints.slack_webhook_url}, webhook {endpoints.webhook_url}")
         return endpoints
+
+    def _start_viewer(self, bootstrap: str, aws_endpoint: str) -> str:
+        self.viewer = DeliveryViewer.for_stack(
+            bootstrap=bootstrap,
+            aws_endpoint=aws_endpoint,
+            dynamodb=EndpointSession(aws_endpoint).client("dynamodb"),
+            status_table=aws_resources.STATUS_TABLE,
+            slack=self.slack,
+            webhook=self.webhook,
+            port=preferred_port(self.config.viewer_port),
+            data_dir=self.data_dir,
+        ).start()
+        self.progress(f"viewer: {self.viewer.url} (notifications, what each provider received, dead letters)")
+        return self.viewer.url
 
     def _log_delivery(self, delivery: Any) -> None:
         with (self.logs_dir / "receivers.log").open("a") as log:
@@ -499,6 +520,9 @@ class LocalStack:
                 if worker.proc is not None:
                     _terminate(worker.proc, 20)
             self.workers.clear()
+        if self.viewer is not None:
+            self.viewer.stop()
+            self.viewer = None
         for receiver in (self.slack, self.webhook):
             if receiver is not None:
                 receiver.stop()
