@@ -67,7 +67,7 @@ pre{background:#fff;border:1px solid #dde;padding:8px;overflow:auto;max-height:3
 .s-failed,.s-dead,.s-bounced,.s-complained,.s-undeliverable{background:#ffdcdc;color:#8f1515}
 .card{background:#fff;border:1px solid #dde;border-radius:6px;padding:10px 14px;margin:10px 0}
 .msg{border-top:1px dashed #ccd;margin-top:8px;padding-top:8px}
-iframe.email{width:100%;height:420px;border:1px solid #ccd;background:#fff}
+iframe.email{width:100%;height:320px;border:1px solid #ccd;background:#fff}
 .notice{background:#fff7d6;border:1px solid #e8d27a;padding:6px 10px;border-radius:4px}
 .muted{color:#667}dl{display:grid;grid-template-columns:max-content auto;gap:2px 12px;margin:0}dt{color:#667}
 button{font:inherit;padding:2px 10px;cursor:pointer}
@@ -206,6 +206,8 @@ class DeliveryViewer:
         )
         return (
             f'<section class="counters" aria-label="counters">{boxes}</section>'
+            '<p class="muted">Deliveries (one per notification and channel) by state; in DLQ: dead letters not '
+            "replayed and not delivered since.</p>"
             '<h2>Notifications</h2><table id="notifications"><thead><tr><th>accepted</th><th>notification</th>'
             "<th>order</th><th>customer</th><th>channels</th></tr></thead>"
             f"<tbody>{rows}</tbody></table>{more}{self._dlq()}"
