@@ -1,0 +1,206 @@
+"""Does an open delivery viewer slow the local stack? The local-stack benchmark with and without the page open.
+
+    python -m bench.viewer [--count 400] [--pairs 3] [--concurrency 8] [--client browser|http]
+
+One local stack (as ``bench.local_stack`` starts it; its viewer runs in both cases, reading Kafka), warmed up,
+then rounds of ``--count`` purchases (email, SMS, Slack) alternating without and with the viewer's list page
+open, in the order closed/open, open/closed, ... so that a drift of the machine falls on both alike. "Open" is
+the page in Debian's chromium (headless, Playwright), polling as it does for a person (``--client http`` polls
+the same URL with urllib instead, the viewer's server-side cost alone). Compares the throughput (deliveries per
+second, first POST to last delivery) and latency of both; writes the table to docs/performance.md between the
+``bench:viewer`` markers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from statistics import mean
+from typing import Any
+
+from bench.common import machine, percentile, write_section
+from bench.local_stack import CHANNELS, Run, drive, warm_up
+from devstack.stack import LocalStack, StackConfig
+from devstack.viewer import POLL_MS
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+@dataclass
+class Round:
+    open: bool
+    run: Run
+    status_reads: int
+
+    @property
+    def deliveries_per_second(self) -> float:
+        last = max(self.run.delivered.values(), default=self.run.posted)
+        return len(self.run.delivered) / (last - self.run.started)
+
+    @property
+    def accepted_per_second(self) -> float:
+        return len(self.run.accepted) / (self.run.posted - self.run.started)
+
+    @property
+    def latencies(self) -> list[float]:
+        return [when - self.run.accepted[nid] for (nid, _), when in self.run.delivered.items()]
+
+    @property
+    def complete(self) -> bool:
+        return len(self.run.delivered) == len(self.run.accepted) * len(CHANNELS)
+
+
+@contextmanager
+def http_poller(url: str) -> Iterator[None]:
+    """What the page's script does: fetch the live part every POLL_MS."""
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.wait(POLL_MS / 1000):
+            with urllib.request.urlopen(url, timeout=30) as response:
+                response.read()
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+@contextmanager
+def browser_page(browser: Any, url: str) -> Iterator[None]:
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(url)
+    try:
+        yield
+    finally:
+        page.close()
+
+
+def measure(stack: LocalStack, args: argparse.Namespace, browser: Any) -> list[Round]:
+    assert stack.info is not None
+    viewer = stack.viewer
+    assert viewer is not None
+    rounds: list[Round] = []
+    for pair in range(args.pairs):
+        for is_open in (False, True) if pair % 2 == 0 else (True, False):
+            reads = viewer.board.reads
+            if not is_open:
+                run = drive(stack, args.count, args.concurrency, 0.0, args.timeout)
+            elif args.client == "http":
+                with http_poller(stack.info.viewer_url + "live"):
+                    run = drive(stack, args.count, args.concurrency, 0.0, args.timeout)
+            else:
+                with browser_page(browser, stack.info.viewer_url):
+                    run = drive(stack, args.count, args.concurrency, 0.0, args.timeout)
+            rounds.append(Round(is_open, run, viewer.board.reads - reads))
+            print(
+                f"round {len(rounds)} viewer {'open  ' if is_open else 'closed'}: "
+                f"{rounds[-1].deliveries_per_second:.1f} deliveries/s, "
+                f"{rounds[-1].accepted_per_second:.1f} accepted/s, status reads {rounds[-1].status_reads}",
+                flush=True,
+            )
+            time.sleep(2)  # the last deliveries' status writes settle
+    return rounds
+
+
+def report(rounds: list[Round], args: argparse.Namespace) -> tuple[str, float]:
+    closed = [r for r in rounds if not r.open]
+    opened = [r for r in rounds if r.open]
+    ratio = mean(r.deliveries_per_second for r in opened) / mean(r.deliveries_per_second for r in closed)
+    accept_ratio = mean(r.accepted_per_second for r in opened) / mean(r.accepted_per_second for r in closed)
+
+    def row(name: str, group: list[Round]) -> str:
+        latencies = [x for r in group for x in r.latencies]
+        seconds = sum(r.run.posted - r.run.started for r in group)
+        reads = sum(r.status_reads for r in group)
+        return (
+            f"| {name} | {len(group)} | "
+            + " / ".join(f"{r.deliveries_per_second:.1f}" for r in group)
+            + f" (mean {mean(r.deliveries_per_second for r in group):.1f}) | "
+            f"{mean(r.accepted_per_second for r in group):.1f} | "
+            f"{percentile(latencies, 50):.2f} s / {percentile(latencies, 99):.2f} s | {reads / seconds:.1f} |"
+        )
+
+    table = "\n".join(
+        [
+            "| viewer page | rounds | deliveries per second, each round | accepted per second (mean) "
+            "| accept-to-delivery p50 / p99 | status reads by the viewer per second |",
+            "| --- | --- | --- | --- | --- | --- |",
+            row("closed", closed),
+            row(f"open ({args.client})", opened),
+        ]
+    )
+    lines = [
+        "## Delivery viewer",
+        "",
+        f"Command: `python -m bench.viewer --count {args.count} --pairs {args.pairs} --concurrency {args.concurrency}"
+        f" --client {args.client}` on {machine()}.",
+        "One local stack, rounds of the local-stack benchmark (email, SMS, Slack per notification) alternating",
+        "without and with the viewer's list page open"
+        + (" in headless chromium" if args.client == "browser" else " (polled with urllib)")
+        + f", which fetches its live part every {POLL_MS / 1000:g} s and reads",
+        "status for the rows it shows (`devstack/viewer_feed.py`). The viewer's Kafka reader runs in both.",
+        "",
+        table,
+        "",
+        f"Throughput with the page open: **{ratio:.1%}** of the throughput without it (deliveries per second;",
+        f"accepted per second {accept_ratio:.1%}). Goal: at least 95 %.",
+    ]
+    return "\n".join(lines), ratio
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.viewer", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--count", type=int, default=400, help="notifications per round")
+    parser.add_argument("--pairs", type=int, default=3, help="pairs of rounds (closed and open)")
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--client", choices=("browser", "http"), default="browser")
+    parser.add_argument("--timeout", type=float, default=300.0)
+    parser.add_argument("--no-report", action="store_true", help="do not write docs/performance.md")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="bench-viewer-") as data:
+        config = StackConfig(
+            data_dir=Path(data),
+            api_port=0,
+            broker_port=0,
+            moto_port=0,
+            slack_port=0,
+            webhook_port=0,
+            viewer_port=0,
+            bootstrap=os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or None,
+        )
+        print("starting the local stack ...", flush=True)
+        with LocalStack(config, progress=lambda line: None) as stack:
+            warm_up(stack)
+            if args.client == "browser":
+                from playwright.sync_api import sync_playwright  # noqa: PLC0415 - a dev dependency
+
+                with sync_playwright() as playwright:
+                    browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+                    try:
+                        rounds = measure(stack, args, browser)
+                    finally:
+                        browser.close()
+            else:
+                rounds = measure(stack, args, None)
+    text, ratio = report(rounds, args)
+    print(text)
+    print(f"goal (open >= 95 % of closed) {'met' if ratio >= 0.95 else 'NOT met'}: {ratio:.1%}")
+    if not args.no_report:
+        write_section("viewer", text)
+    return 0 if all(r.complete for r in rounds) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
