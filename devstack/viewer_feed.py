@@ -97,7 +97,6 @@ class Feed:
         self.unreadable = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.caught_up = threading.Event()  # set once the topics were read to the end seen at start
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
 
@@ -131,12 +130,9 @@ class Feed:
             ]
             consumer.assign(partitions)
             consumer.seek_to_beginning(*partitions)
-            end = consumer.end_offsets(partitions)
             while not self._stop.is_set():
                 for batch in consumer.poll(timeout_ms=300).values():
                     self.add(to_kafka_record(record) for record in batch)
-                if not self.caught_up.is_set() and all(consumer.position(tp) >= end[tp] for tp in partitions):
-                    self.caught_up.set()
         except Exception:  # the viewer must never take the stack down
             log.exception("viewer feed stopped")
         finally:
