@@ -425,6 +425,8 @@ def _handler_for(viewer: DeliveryViewer) -> type[BaseHTTPRequestHandler]:
             query = parse_qs(parts.query)
             try:
                 self._get(parts.path, query)
+            except ConnectionError:  # the page went away (closed, reloaded) before its answer
+                return
             except Exception:
                 log.exception("viewer: GET %s failed", parts.path)
                 self._send(500, "<p>The viewer failed on this page; see the stack's output.</p>")
