@@ -56,12 +56,26 @@ def cpu_now(stack: LocalStack) -> dict[int, float]:
     return {pid: cpu_seconds(pid) for pid in process_tree({os.getpid(), *stack.processes().values()})}
 
 
+def kind(pid: int, stack_pids: dict[int, str]) -> str:
+    """Which part of the measurement a process is."""
+    if pid == os.getpid():
+        return "load generator + viewer"
+    if pid in stack_pids:
+        return {"moto": "moto", "kafka": "kafka"}.get(stack_pids[pid], "functions")
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return "other"
+    return "browser" if b"chrom" in command or b"playwright" in command or b"node" in command else "other"
+
+
 @dataclass
 class Round:
     open: bool
     run: Run
     status_reads: int
     cpu: float  # CPU seconds of everything (stack, load generator, viewer, browser) during the round
+    cpu_by_kind: dict[str, float]
 
     @property
     def cpu_ms_per_notification(self) -> float:
@@ -131,13 +145,19 @@ def measure(stack: LocalStack, args: argparse.Namespace, browser: Any) -> list[R
                 with browser_page(browser, stack.info.viewer_url):
                     run = drive(stack, args.count, args.concurrency, args.rate, args.timeout)
             cpu_after = cpu_now(stack)
-            cpu = sum(seconds - cpu_before.get(pid, 0.0) for pid, seconds in cpu_after.items())
-            rounds.append(Round(is_open, run, viewer.board.reads - reads, cpu))
+            stack_pids = {pid: name.split("-")[0] for name, pid in stack.processes().items()}
+            by_kind: dict[str, float] = {}
+            for pid, seconds in cpu_after.items():
+                part = kind(pid, stack_pids)
+                by_kind[part] = by_kind.get(part, 0.0) + seconds - cpu_before.get(pid, 0.0)
+            rounds.append(Round(is_open, run, viewer.board.reads - reads, sum(by_kind.values()), by_kind))
             print(
                 f"round {len(rounds)} viewer {'open  ' if is_open else 'closed'}: "
                 f"{rounds[-1].deliveries_per_second:.1f} deliveries/s, "
                 f"{rounds[-1].accepted_per_second:.1f} accepted/s, "
-                f"CPU {rounds[-1].cpu_ms_per_notification:.0f} ms/notification, status reads {rounds[-1].status_reads}",
+                f"CPU {rounds[-1].cpu_ms_per_notification:.0f} ms/notification "
+                f"({', '.join(f'{k} {v * 1000 / len(run.accepted):.0f}' for k, v in sorted(by_kind.items()))}), "
+                f"status reads {rounds[-1].status_reads}",
                 flush=True,
             )
             time.sleep(2)  # the last deliveries' status writes settle

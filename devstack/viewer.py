@@ -32,6 +32,7 @@ from devstack.receivers import DeliveryReceiver
 from devstack.threaded_server import ThreadedServer
 from devstack.viewer_feed import (
     FINAL_STATES,
+    BatchStatusReader,
     Feed,
     Letter,
     StatusBoard,
@@ -46,7 +47,7 @@ log = logging.getLogger("devstack.viewer")
 
 POLL_MS = 1500
 LIST_ROWS = 50  # notifications on the list page
-READS_PER_POLL = 20  # status reads one poll of the list page may make
+NOTIFICATIONS_PER_POLL = 60  # whose status one poll of the list page may read (one or two BatchGetItem calls)
 
 _STYLE = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#1d2330;background:#f5f6f8}
@@ -133,12 +134,13 @@ class DeliveryViewer:
         *,
         bootstrap: str,
         read_status: Callable[[Any], NotificationStatus | None],
+        read_statuses: Callable[[Sequence[Tracked]], dict[str, NotificationStatus | None]],
         inbox: ProviderInbox,
         port: int = 0,
         data_dir: Path | None = None,
     ) -> None:
         self.feed = Feed(bootstrap, replayed_file=data_dir / "viewer-replayed.json" if data_dir else None)
-        self.board = StatusBoard(read_status)
+        self.board = StatusBoard(read_status, read_statuses)
         self.inbox = inbox
         self._poll_lock = threading.Lock()
         self._http = ThreadedServer(_handler_for(self), port, name="viewer")
@@ -162,6 +164,7 @@ class DeliveryViewer:
         return cls(
             bootstrap=bootstrap,
             read_status=store.get,
+            read_statuses=BatchStatusReader(status_table, dynamodb),
             inbox=provider_inbox(aws_endpoint, slack, webhook),
             port=port,
             data_dir=data_dir,
@@ -189,7 +192,7 @@ class DeliveryViewer:
             # The rows on the page first, then the dead letters' notifications, then the rest for the counters.
             by_key = {t.key: t for t in notifications}
             letters = [by_key[e.notification_key] for e in self.feed.letters() if e.notification_key in by_key]
-            self.board.refresh([*shown, *letters, *notifications[LIST_ROWS:]], READS_PER_POLL)
+            self.board.refresh([*shown, *letters, *notifications[LIST_ROWS:]], NOTIFICATIONS_PER_POLL)
         counts = counters(self.feed, self.board)
         boxes = "".join(
             f'<div class="counter" data-counter="{esc(name)}"><b>{value}</b>{esc(name)}</div>'
@@ -260,7 +263,7 @@ class DeliveryViewer:
     # -- detail page -------------------------------------------------------------------------------------------
 
     def live_notification(self, tracked: Tracked) -> str:
-        status = self.board.fresh(tracked.key)
+        status = self.board.current(tracked)
         received = self.inbox.received(tracked, status)
         by_channel = {c.channel.value: c for c in status.channels} if status is not None else {}
         cards = "".join(
@@ -353,7 +356,7 @@ class DeliveryViewer:
         return f'<div class="msg">{"".join(parts)}</div>'
 
     def email_html(self, tracked: Tracked, message_id: str) -> str | None:
-        status = self.board.cached(tracked.key) or self.board.fresh(tracked.key)
+        status = self.board.current(tracked)
         for message in self.inbox.received(tracked, status):
             if message.message_id == message_id and message.html is not None:
                 return message.html

@@ -4,22 +4,25 @@
   ``notifications.dlq`` from the beginning with its own consumer (partitions assigned, no consumer group, nothing
   committed: the pipeline's groups and offsets are untouched). Kafka serves it from the same log the functions
   read; nothing is added to a request's path. It keeps the newest notifications (bounded) and every dead letter.
-- :class:`StatusBoard`: channel status read with the store read ``GET /v1/notifications/{id}`` uses
-  (``DynamoStatusStore.get``), only when a viewer page asks (its poll), a bounded number of reads per poll, and
-  each notification at most once per ``stale_after`` of its state (a final state is read again rarely).
+- :class:`StatusBoard`: channel status, read only when a viewer page asks (its poll): the detail page with the
+  store read ``GET /v1/notifications/{id}`` uses (``DynamoStatusStore.get``), the list page with key lookups of
+  the same rows (:class:`BatchStatusReader`), a bounded number per poll; each notification at most once a second
+  while in flight, every 5 s once sent, every minute once final.
 - Replays (:meth:`Feed.replay`) go through the redrive tool's own logic (``ops.redrive.select``/``replay``).
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from uuid import UUID
 
 from devstack.viewer_inbox import Tracked
@@ -212,47 +215,111 @@ class Feed:
         return answer
 
 
+def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class BatchStatusReader:
+    """The channel rows of many notifications in ``BatchGetItem`` calls on their exact (notification, channel)
+    keys, each row read as ``GET /v1/notifications/{id}`` reads it (``notifications.status``).
+
+    The list page's read. A ``Query`` per notification (``DynamoStatusStore.get``) would answer the same, but the
+    moto server answers a ``Query`` by scanning the whole table, so its cost grows with every notification the
+    stack ever took; a key lookup does not. BatchGetItem takes at most 100 keys per call and may answer some in
+    ``UnprocessedKeys``, to be asked again
+    (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_BatchGetItem.html).
+    """
+
+    MAX_KEYS = 100
+
+    def __init__(self, table_name: str, dynamodb: Any) -> None:
+        self._table = table_name
+        self._ddb = dynamodb
+        self.calls = 0
+
+    def __call__(self, notifications: Sequence[Tracked]) -> dict[str, NotificationStatus | None]:
+        from notifications.status import _channel_status  # noqa: PLC0415 - the store's own reading of a row
+
+        keys = [
+            {"notification_id": {"S": tracked.key}, "channel": {"S": channel}}
+            for tracked in notifications
+            for channel in tracked.channels
+        ]
+        rows: dict[str, list[dict[str, Any]]] = {}
+        for chunk in _chunks(keys, self.MAX_KEYS):
+            request: dict[str, Any] = {self._table: {"Keys": list(chunk), "ConsistentRead": True}}
+            while request:
+                self.calls += 1
+                answer = self._ddb.batch_get_item(RequestItems=request)
+                for item in answer.get("Responses", {}).get(self._table, []):
+                    rows.setdefault(item["notification_id"]["S"], []).append(item)
+                request = answer.get("UnprocessedKeys") or {}
+        found: dict[str, NotificationStatus | None] = {}
+        for tracked in notifications:
+            items = sorted(rows.get(tracked.key, []), key=lambda item: str(item["channel"]["S"]))
+            channels = [_channel_status(item) for item in items]
+            found[tracked.key] = NotificationStatus(id=UUID(tracked.id), channels=channels) if channels else None
+        return found
+
+
 class StatusBoard:
-    """Channel status of the notifications a page shows, read on demand and cached (see the module docstring)."""
+    """Channel status of the notifications a page shows, read on demand and cached (see the module docstring).
+
+    ``read_one`` is the store read ``GET /v1/notifications/{id}`` uses (the detail page: history included);
+    ``read_many`` reads the rows of many notifications at once (the list page, :class:`BatchStatusReader`)."""
 
     def __init__(
         self,
-        read: Callable[[NotificationRef], NotificationStatus | None],
+        read_one: Callable[[NotificationRef], NotificationStatus | None],
+        read_many: Callable[[Sequence[Tracked]], dict[str, NotificationStatus | None]],
         *,
         in_flight_seconds: float = 1.0,
         sent_seconds: float = 5.0,
         final_seconds: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._read = read
+        self._read_one = read_one
+        self._read_many = read_many
         self._ages = {"in_flight": in_flight_seconds, "sent": sent_seconds, "final": final_seconds}
         self._clock = clock
         self._lock = threading.Lock()
-        self._cache: dict[str, tuple[NotificationStatus | None, float]] = {}
+        # key -> (status, when read, read by read_one: with the history the list's key lookups leave out)
+        self._cache: dict[str, tuple[NotificationStatus | None, float, bool]] = {}
         self._watched: dict[str, float] = {}  # key -> until when it is read as in flight whatever its state
-        self.reads = 0
+        self.reads = 0  # notifications read
 
-    def _stale_after(self, key: str, status: NotificationStatus | None, expected: int) -> float:
-        if self._watched.get(key, float("-inf")) > self._clock():
-            return self._ages["in_flight"]
+    def _stale(self, tracked: Tracked, now: float) -> bool:
+        entry = self._cache.get(tracked.key)
+        if entry is None:
+            return True
+        status, read_at, _ = entry
         states = [c.state.value for c in status.channels] if status is not None else []
-        if len(states) < expected or any(s not in FINAL_STATES and s != "sent" for s in states):
-            return self._ages["in_flight"]
-        if any(s == "sent" for s in states):
-            return self._ages["sent"]
-        return self._ages["final"]
+        replayed = self._watched.get(tracked.key, float("-inf")) > now
+        in_flight = len(states) < len(tracked.channels) or any(s not in FINAL_STATES and s != "sent" for s in states)
+        if replayed or in_flight:
+            age = self._ages["in_flight"]
+        elif "sent" in states:
+            age = self._ages["sent"]
+        else:
+            age = self._ages["final"]
+        return now - read_at >= age
 
     def cached(self, key: str) -> NotificationStatus | None:
         with self._lock:
             entry = self._cache.get(key)
         return entry[0] if entry else None
 
-    def fresh(self, key: str) -> NotificationStatus | None:
-        """Read now (the detail page)."""
-        status = self._read(notification_ref(key))
+    def current(self, tracked: Tracked) -> NotificationStatus | None:
+        """The detail page's read: the store's ``get`` when the cached answer is stale."""
+        with self._lock:
+            entry = self._cache.get(tracked.key)
+            if entry is not None and entry[2] and not self._stale(tracked, self._clock()):
+                return entry[0]
+        status = self._read_one(notification_ref(tracked.key))
         with self._lock:
             self.reads += 1
-            self._cache[key] = (status, self._clock())
+            self._cache[tracked.key] = (status, self._clock(), True)
         return status
 
     def watch(self, key: str, seconds: float = 60.0) -> None:
@@ -263,16 +330,17 @@ class StatusBoard:
 
     def refresh(self, notifications: Iterable[Tracked], budget: int) -> None:
         """Read the stale ones among ``notifications`` (in the order given), at most ``budget`` of them."""
-        now = self._clock()
-        for tracked in notifications:
-            if budget <= 0:
-                return
-            with self._lock:
-                entry = self._cache.get(tracked.key)
-            if entry is not None and now - entry[1] < self._stale_after(tracked.key, entry[0], len(tracked.channels)):
-                continue
-            self.fresh(tracked.key)
-            budget -= 1
+        with self._lock:
+            now = self._clock()
+            stale = list(itertools.islice((t for t in notifications if self._stale(t, now)), budget))
+        if not stale:
+            return
+        found = self._read_many(stale)
+        with self._lock:
+            self.reads += len(stale)
+            now = self._clock()
+            for tracked in stale:
+                self._cache[tracked.key] = (found.get(tracked.key), now, False)
 
 
 def channel_state(status: NotificationStatus | None, channel: str) -> str:

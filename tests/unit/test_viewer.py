@@ -6,11 +6,11 @@ from dataclasses import replace
 from uuid import UUID
 
 from devstack.viewer import DeliveryViewer
-from devstack.viewer_feed import StatusBoard, counters, open_letters
+from devstack.viewer_feed import StatusBoard, counters, notification_ref, open_letters
 from devstack.viewer_inbox import Inboxes
-from notifications.models import Channel, ChannelStatus, DeliveryState, NotificationStatus
+from notifications.models import Channel, ChannelStatus, DeliveryState, NotificationStatus, channel_messages
 from notifications.records import dead_letter
-from tests.channel_support import channel_message, kafka_record, requested
+from tests.channel_support import kafka_record, requested
 
 
 class Clock:
@@ -37,11 +37,14 @@ class Statuses:
         channels = [ChannelStatus(channel=Channel(c), state=s) for c, s in states.items()]
         return NotificationStatus(id=UUID(key.rsplit("/", 1)[-1]), channels=channels)
 
+    def many(self, notifications) -> dict[str, NotificationStatus | None]:
+        return {tracked.key: self(notification_ref(tracked.key)) for tracked in notifications}
+
 
 def viewer(statuses: Statuses, clock: Clock | None = None) -> DeliveryViewer:
-    page = DeliveryViewer(bootstrap="127.0.0.1:1", read_status=statuses, inbox=Inboxes([]))
+    page = DeliveryViewer(bootstrap="127.0.0.1:1", read_status=statuses, read_statuses=statuses.many, inbox=Inboxes([]))
     if clock is not None:
-        page.board = StatusBoard(statuses, clock=clock)
+        page.board = StatusBoard(statuses, statuses.many, clock=clock)
     return page
 
 
@@ -104,15 +107,21 @@ def test_status_is_read_only_for_stale_rows_and_at_most_the_budget_per_poll():
     board.watch(tracked[0].key)  # replayed: read as in flight again
     board.refresh(tracked, budget=3)
     assert statuses.reads[5:] == [tracked[0].key]
+    board.current(tracked[1])  # the detail page reads with the store's get, not from the list's lookups
+    assert statuses.reads[6:] == [tracked[1].key]
+    board.current(tracked[1])
+    assert len(statuses.reads) == 7
     clock.now = 61
     board.refresh(tracked, budget=10)
-    assert len(statuses.reads) == 11
+    assert len(statuses.reads) == 7 + 4  # all but the one just read again
 
 
 def test_a_dead_letter_is_open_until_replayed_or_its_channel_was_sent_since():
     statuses = Statuses()
     page = viewer(statuses)
-    message = channel_message(Channel("webhook"))
+    envelope = requested(channels=["webhook"])
+    [message] = channel_messages(envelope)
+    page.feed.add([kafka_record("notifications.requested", 0, envelope.to_json())])
     source = kafka_record("notifications.webhook", 7, message.to_json(), partition=2)
     failed = dead_letter(source, "webhook answered HTTP 400", topic="notifications.dlq", stage="sender-webhook")
     on_dlq = replace(kafka_record("notifications.dlq", 3, failed.value, key=failed.key), headers=failed.headers)
@@ -126,5 +135,42 @@ def test_a_dead_letter_is_open_until_replayed_or_its_channel_was_sent_since():
     assert "webhook answered HTTP 400" in html
 
     statuses.states[str(message.key)] = {"webhook": DeliveryState.SENT}
-    page.board.fresh(str(message.key))
+    page.board.watch(str(message.key))
+    page.board.refresh(page.feed.notifications(), budget=1)
     assert open_letters(page.feed, page.board) == []
+
+
+def test_the_list_reads_many_notifications_in_batches_of_key_lookups_as_get_reads_each():
+    import boto3
+    from moto import mock_aws
+
+    from devstack import aws_resources
+    from devstack.viewer_feed import BatchStatusReader
+    from notifications.status import DynamoStatusStore
+
+    with mock_aws():
+        session = boto3.Session(region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing")
+        aws_resources.create_all(session)
+        dynamodb = session.client("dynamodb")
+        store = DynamoStatusStore(aws_resources.STATUS_TABLE, dynamodb)
+        page = viewer(Statuses())
+        envelopes = [requested(channels=["email", "sms", "slack"]) for _ in range(40)]  # 120 keys: two calls
+        page.feed.add(kafka_record("notifications.requested", i, e.to_json()) for i, e in enumerate(envelopes))
+        for number, envelope in enumerate(envelopes[:-1]):  # the last one has no row yet
+            channels = [Channel("email"), Channel("sms"), Channel("slack")]
+            store.record_accepted(envelope.key, channels)
+            if number % 2:
+                store.record_sent(envelope.key, Channel("sms"), "sms-id")
+                store.record_failure(envelope.key, Channel("email"), "mailbox full", final=True)
+        reader = BatchStatusReader(aws_resources.STATUS_TABLE, dynamodb)
+
+        found = reader(page.feed.notifications())
+
+        assert reader.calls == 2
+        assert found == {str(e.key): store.get(e.key) for e in envelopes}
+        assert found[str(envelopes[-1].key)] is None
+        assert {c.channel.value: c.state.value for c in found[str(envelopes[1].key)].channels} == {
+            "email": "failed",
+            "slack": "accepted",
+            "sms": "sent",
+        }
