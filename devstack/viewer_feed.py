@@ -241,11 +241,9 @@ class BatchStatusReader:
     def __call__(self, notifications: Sequence[Tracked]) -> dict[str, NotificationStatus | None]:
         from notifications.status import _channel_status  # noqa: PLC0415 - the store's own reading of a row
 
-        keys = [
-            {"notification_id": {"S": tracked.key}, "channel": {"S": channel}}
-            for tracked in notifications
-            for channel in tracked.channels
-        ]
+        # A key may appear once per call (ValidationException otherwise).
+        wanted = dict.fromkeys((tracked.key, channel) for tracked in notifications for channel in tracked.channels)
+        keys = [{"notification_id": {"S": key}, "channel": {"S": channel}} for key, channel in wanted]
         rows: dict[str, list[dict[str, Any]]] = {}
         for chunk in _chunks(keys, self.MAX_KEYS):
             request: dict[str, Any] = {self._table: {"Keys": list(chunk), "ConsistentRead": True}}
@@ -329,10 +327,11 @@ class StatusBoard:
             self._watched[key] = self._clock() + seconds
 
     def refresh(self, notifications: Iterable[Tracked], budget: int) -> None:
-        """Read the stale ones among ``notifications`` (in the order given), at most ``budget`` of them."""
+        """Read the stale ones among ``notifications`` (in the order given, each once), at most ``budget`` of them."""
         with self._lock:
             now = self._clock()
-            stale = list(itertools.islice((t for t in notifications if self._stale(t, now)), budget))
+            unique = {t.key: t for t in notifications}.values()
+            stale = list(itertools.islice((t for t in unique if self._stale(t, now)), budget))
         if not stale:
             return
         found = self._read_many(stale)

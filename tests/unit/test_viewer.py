@@ -164,7 +164,8 @@ def test_the_list_reads_many_notifications_in_batches_of_key_lookups_as_get_read
                 store.record_failure(envelope.key, Channel("email"), "mailbox full", final=True)
         reader = BatchStatusReader(aws_resources.STATUS_TABLE, dynamodb)
 
-        found = reader(page.feed.notifications())
+        notifications = page.feed.notifications()
+        found = reader([*notifications, notifications[0]])  # a row shown twice (list and DLQ) is asked once
 
         assert reader.calls == 2
         assert found == {str(e.key): store.get(e.key) for e in envelopes}
