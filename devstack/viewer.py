@@ -45,7 +45,7 @@ from notifications.models import ChannelStatus, NotificationStatus
 
 log = logging.getLogger("devstack.viewer")
 
-POLL_MS = 1500
+POLL_MS = 2000
 LIST_ROWS = 50  # notifications on the list page
 NOTIFICATIONS_PER_POLL = 60  # whose status one poll of the list page may read (one or two BatchGetItem calls)
 
@@ -189,10 +189,10 @@ class DeliveryViewer:
         notifications = self.feed.notifications()
         shown = notifications[:LIST_ROWS]
         with self._poll_lock:  # two open pages poll once each, not twice each
-            # The rows on the page first, then the dead letters' notifications, then the rest for the counters.
+            # The rows on the page and the dead letters' notifications first, then the rest for the counters.
             by_key = {t.key: t for t in notifications}
             letters = [by_key[e.notification_key] for e in self.feed.letters() if e.notification_key in by_key]
-            self.board.refresh([*shown, *letters, *notifications[LIST_ROWS:]], NOTIFICATIONS_PER_POLL)
+            self.board.refresh([*shown, *letters], notifications[LIST_ROWS:], NOTIFICATIONS_PER_POLL)
         counts = counters(self.feed, self.board)
         boxes = "".join(
             f'<div class="counter" data-counter="{esc(name)}"><b>{value}</b>{esc(name)}</div>'

@@ -287,7 +287,9 @@ class StatusBoard:
         self._watched: dict[str, float] = {}  # key -> until when it is read as in flight whatever its state
         self.reads = 0  # notifications read
 
-    def _stale(self, tracked: Tracked, now: float) -> bool:
+    OFF_PAGE_SLOWER = 5.0
+
+    def _stale(self, tracked: Tracked, now: float, slow: float = 1.0) -> bool:
         entry = self._cache.get(tracked.key)
         if entry is None:
             return True
@@ -301,7 +303,7 @@ class StatusBoard:
             age = self._ages["sent"]
         else:
             age = self._ages["final"]
-        return now - read_at >= age
+        return now - read_at >= age * slow
 
     def cached(self, key: str) -> NotificationStatus | None:
         with self._lock:
@@ -326,12 +328,20 @@ class StatusBoard:
             self._cache.pop(key, None)
             self._watched[key] = self._clock() + seconds
 
-    def refresh(self, notifications: Iterable[Tracked], budget: int) -> None:
-        """Read the stale ones among ``notifications`` (in the order given, each once), at most ``budget`` of them."""
+    def refresh(self, shown: Sequence[Tracked], others: Iterable[Tracked], budget: int) -> None:
+        """Read the stale ones among the notifications ``shown`` on the page, then among ``others`` (for the
+        counters; their ages ``OFF_PAGE_SLOWER`` times longer), each once, at most ``budget`` of them."""
+        candidates = itertools.chain(((t, 1.0) for t in shown), ((t, self.OFF_PAGE_SLOWER) for t in others))
+        seen: set[str] = set()
+        stale: list[Tracked] = []
         with self._lock:
             now = self._clock()
-            unique = {t.key: t for t in notifications}.values()
-            stale = list(itertools.islice((t for t in unique if self._stale(t, now)), budget))
+            for tracked, slow in candidates:
+                if len(stale) >= budget:
+                    break
+                if tracked.key not in seen and self._stale(tracked, now, slow):
+                    stale.append(tracked)
+                seen.add(tracked.key)
         if not stale:
             return
         found = self._read_many(stale)

@@ -97,22 +97,22 @@ def test_status_is_read_only_for_stale_rows_and_at_most_the_budget_per_poll():
         statuses.states[str(envelope.notification_id)] = {"email": DeliveryState.FAILED}
     board, tracked = page.board, page.feed.notifications()
 
-    board.refresh(tracked, budget=3)
+    board.refresh(tracked, [], budget=3)
     assert len(statuses.reads) == 3  # the budget
-    board.refresh(tracked, budget=3)
+    board.refresh(tracked, [], budget=3)
     assert len(statuses.reads) == 5  # the two not read yet; the others are fresh
     clock.now = 30
-    board.refresh(tracked, budget=3)
+    board.refresh(tracked, [], budget=3)
     assert len(statuses.reads) == 5  # failed is final: read again only after a minute
     board.watch(tracked[0].key)  # replayed: read as in flight again
-    board.refresh(tracked, budget=3)
+    board.refresh(tracked, [], budget=3)
     assert statuses.reads[5:] == [tracked[0].key]
     board.current(tracked[1])  # the detail page reads with the store's get, not from the list's lookups
     assert statuses.reads[6:] == [tracked[1].key]
     board.current(tracked[1])
     assert len(statuses.reads) == 7
     clock.now = 61
-    board.refresh(tracked, budget=10)
+    board.refresh(tracked, [], budget=10)
     assert len(statuses.reads) == 7 + 4  # all but the one just read again
 
 
@@ -136,7 +136,7 @@ def test_a_dead_letter_is_open_until_replayed_or_its_channel_was_sent_since():
 
     statuses.states[str(message.key)] = {"webhook": DeliveryState.SENT}
     page.board.watch(str(message.key))
-    page.board.refresh(page.feed.notifications(), budget=1)
+    page.board.refresh(page.feed.notifications(), [], budget=1)
     assert open_letters(page.feed, page.board) == []
 
 
@@ -175,3 +175,22 @@ def test_the_list_reads_many_notifications_in_batches_of_key_lookups_as_get_read
             "slack": "accepted",
             "sms": "sent",
         }
+
+
+def test_rows_off_the_page_are_read_five_times_less_often_than_the_rows_shown():
+    statuses, clock = Statuses(), Clock()
+    page = viewer(statuses, clock)
+    shown, off_page = requested(channels=["email"]), requested(channels=["email"])
+    page.feed.add(kafka_record("notifications.requested", i, e.to_json()) for i, e in enumerate([off_page, shown]))
+    for envelope in (shown, off_page):
+        statuses.states[str(envelope.notification_id)] = {"email": DeliveryState.ACCEPTED}  # in flight
+    [on, off] = page.feed.notifications()
+    page.board.refresh([on], [on, off], budget=10)
+    assert statuses.reads == [on.key, off.key]
+
+    clock.now = 2
+    page.board.refresh([on], [on, off], budget=10)
+    assert statuses.reads[2:] == [on.key]
+    clock.now = 5
+    page.board.refresh([on], [on, off], budget=10)
+    assert statuses.reads[3:] == [on.key, off.key]
