@@ -65,7 +65,9 @@ def kind(pid: int, stack_pids: dict[int, str]) -> str:
     try:
         command = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
-        return "other"
+        command = b""
+    if not command:
+        return "exited"  # e.g. the renderer of a page just closed
     return "browser" if b"chrom" in command or b"playwright" in command or b"node" in command else "other"
 
 

@@ -45,7 +45,7 @@ from notifications.models import ChannelStatus, NotificationStatus
 
 log = logging.getLogger("devstack.viewer")
 
-POLL_MS = 2000
+POLL_MS = 3000
 LIST_ROWS = 50  # notifications on the list page
 NOTIFICATIONS_PER_POLL = 60  # whose status one poll of the list page may read (one or two BatchGetItem calls)
 

@@ -6,8 +6,9 @@
   read; nothing is added to a request's path. It keeps the newest notifications (bounded) and every dead letter.
 - :class:`StatusBoard`: channel status, read only when a viewer page asks (its poll): the detail page with the
   store read ``GET /v1/notifications/{id}`` uses (``DynamoStatusStore.get``), the list page with key lookups of
-  the same rows (:class:`BatchStatusReader`), a bounded number per poll; each notification at most once a second
-  while in flight, every 5 s once sent, every minute once final.
+  the same rows (:class:`BatchStatusReader`), a bounded number per poll; each notification first 2 s after it
+  appeared, then at most every 2 s while in flight, every 10 s once sent, every minute once final (rows off the
+  page five times less often).
 - Replays (:meth:`Feed.replay`) go through the redrive tool's own logic (``ops.redrive.select``/``replay``).
 """
 
@@ -272,13 +273,18 @@ class StatusBoard:
         read_one: Callable[[NotificationRef], NotificationStatus | None],
         read_many: Callable[[Sequence[Tracked]], dict[str, NotificationStatus | None]],
         *,
-        in_flight_seconds: float = 1.0,
-        sent_seconds: float = 5.0,
+        first_read_seconds: float = 2.0,
+        in_flight_seconds: float = 2.0,
+        sent_seconds: float = 10.0,
         final_seconds: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._read_one = read_one
         self._read_many = read_many
+        # A notification is first read this long after the page first listed it: before, no channel can have
+        # been sent (the fanout's and the sender's batching windows alone take longer), so it shows "accepted".
+        self._first_read = first_read_seconds
+        self._first_seen: dict[str, float] = {}
         self._ages = {"in_flight": in_flight_seconds, "sent": sent_seconds, "final": final_seconds}
         self._clock = clock
         self._lock = threading.Lock()
@@ -290,12 +296,13 @@ class StatusBoard:
     OFF_PAGE_SLOWER = 5.0
 
     def _stale(self, tracked: Tracked, now: float, slow: float = 1.0) -> bool:
+        replayed = self._watched.get(tracked.key, float("-inf")) > now
         entry = self._cache.get(tracked.key)
         if entry is None:
-            return True
+            first_seen = self._first_seen.setdefault(tracked.key, now)
+            return replayed or now - first_seen >= self._first_read
         status, read_at, _ = entry
         states = [c.state.value for c in status.channels] if status is not None else []
-        replayed = self._watched.get(tracked.key, float("-inf")) > now
         in_flight = len(states) < len(tracked.channels) or any(s not in FINAL_STATES and s != "sent" for s in states)
         if replayed or in_flight:
             age = self._ages["in_flight"]
@@ -328,7 +335,7 @@ class StatusBoard:
             self._cache.pop(key, None)
             self._watched[key] = self._clock() + seconds
 
-    def refresh(self, shown: Sequence[Tracked], others: Iterable[Tracked], budget: int) -> None:
+    def refresh(self, shown: Sequence[Tracked], others: Sequence[Tracked], budget: int) -> None:
         """Read the stale ones among the notifications ``shown`` on the page, then among ``others`` (for the
         counters; their ages ``OFF_PAGE_SLOWER`` times longer), each once, at most ``budget`` of them."""
         candidates = itertools.chain(((t, 1.0) for t in shown), ((t, self.OFF_PAGE_SLOWER) for t in others))
@@ -350,6 +357,10 @@ class StatusBoard:
             now = self._clock()
             for tracked in stale:
                 self._cache[tracked.key] = (found.get(tracked.key), now, False)
+            if len(self._cache) > 2 * MAX_NOTIFICATIONS:  # forget the notifications no page lists any more
+                listed = {t.key for t in itertools.chain(shown, others)}
+                self._cache = {key: entry for key, entry in self._cache.items() if key in listed}
+                self._first_seen = {key: when for key, when in self._first_seen.items() if key in listed}
 
 
 def channel_state(status: NotificationStatus | None, channel: str) -> str:

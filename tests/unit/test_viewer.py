@@ -44,7 +44,9 @@ class Statuses:
 def viewer(statuses: Statuses, clock: Clock | None = None) -> DeliveryViewer:
     page = DeliveryViewer(bootstrap="127.0.0.1:1", read_status=statuses, read_statuses=statuses.many, inbox=Inboxes([]))
     if clock is not None:
-        page.board = StatusBoard(statuses, statuses.many, clock=clock)
+        page.board = StatusBoard(
+            statuses, statuses.many, clock=clock, first_read_seconds=0, in_flight_seconds=1, sent_seconds=5
+        )
     return page
 
 
@@ -194,3 +196,20 @@ def test_rows_off_the_page_are_read_five_times_less_often_than_the_rows_shown():
     clock.now = 5
     page.board.refresh([on], [on, off], budget=10)
     assert statuses.reads[3:] == [on.key, off.key]
+
+
+def test_a_new_notification_is_first_read_after_the_time_no_channel_can_be_sent_in():
+    statuses, clock = Statuses(), Clock()
+    page = viewer(statuses)
+    page.board = StatusBoard(statuses, statuses.many, clock=clock, first_read_seconds=2)
+    envelope = requested(channels=["email"])
+    page.feed.add([kafka_record("notifications.requested", 0, envelope.to_json())])
+    listed = page.feed.notifications()
+
+    page.board.refresh(listed, [], budget=10)
+    clock.now = 1.9
+    page.board.refresh(listed, [], budget=10)
+    assert statuses.reads == []
+    clock.now = 2
+    page.board.refresh(listed, [], budget=10)
+    assert statuses.reads == [str(envelope.notification_id)]
