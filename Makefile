@@ -21,14 +21,15 @@ test: install $(CHECKOV)
 	$(BIN)/python -m devstack.broker fetch
 	$(BIN)/python -m pytest
 
-install: tools $(VENV)/.installed
+install: tools $(VENV)/.installed .cache/dynalite/.installed
 
-# Java 17 and Maven fetch and run Apache Kafka; Debian's chromium runs the delivery viewer's browser test
-# (Playwright drives it; no browser download). Installed from Debian when missing (needs root or sudo), with one
-# apt-get update for all of them.
+# Java 17 and Maven fetch and run Apache Kafka, Node.js (>= 20) and npm the local DynamoDB (dynalite), Debian's
+# chromium runs the delivery viewer's browser test (Playwright drives it; no browser download). Installed from
+# Debian when missing (needs root or sudo), with one apt-get update for all of them.
 tools:
 	@MISSING=""; \
 	  command -v java >/dev/null && command -v mvn >/dev/null || MISSING="openjdk-17-jre-headless maven"; \
+	  command -v node >/dev/null && command -v npm >/dev/null || MISSING="$$MISSING nodejs npm"; \
 	  [ -x /usr/bin/chromium ] || MISSING="$$MISSING chromium"; \
 	  [ -z "$$MISSING" ] || { \
 	    SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
@@ -44,6 +45,10 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 	$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes -r requirements.lock
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
+
+# The local stack's DynamoDB (devstack/dynamodb_local.py): dynalite and its dependencies, pinned with hashes.
+.cache/dynalite/.installed: devstack/dynalite/package-lock.json $(VENV)/.installed
+	$(BIN)/python -m devstack.dynamodb_local install
 
 # One lock for the dev environment, the deps layer (layers/deps/install_locked.py installs its share of it) and
 # the runtime tests' runtime (awslambdaric, boto3): universal (every Python >= 3.11, every platform), with hashes.

@@ -64,11 +64,11 @@ def machine() -> str:
     return f"{os.cpu_count()} cores, {model}, Python {platform.python_version()}, {platform.system()}"
 
 
-def write_section(name: str, body: str, *, at_top: bool = False) -> None:
+def write_section(name: str, body: str, *, at_top: bool = False, report: Path = REPORT) -> None:
     """Replace the report section between ``<!-- bench:name -->`` markers, or add it (at the end, or first)."""
     start, end = f"<!-- bench:{name} -->", f"<!-- /bench:{name} -->"
     header = "# Performance\n\nFigures from `make bench`.\n"
-    text = REPORT.read_text() if REPORT.exists() else header
+    text = report.read_text() if report.exists() else header
     block = f"{start}\n{body.strip()}\n{end}"
     pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.S)
     if pattern.search(text):
@@ -77,5 +77,5 @@ def write_section(name: str, body: str, *, at_top: bool = False) -> None:
         text = header + "\n" + block + "\n" + text[len(header) :]
     else:
         text = text.rstrip() + "\n\n" + block + "\n"
-    REPORT.parent.mkdir(exist_ok=True)
-    REPORT.write_text(text)
+    report.parent.mkdir(exist_ok=True)
+    report.write_text(text)

@@ -17,11 +17,9 @@ import os
 import threading
 import time
 import warnings
-from collections.abc import Sequence
 from typing import Any
 
 from bench.common import machine, write_section
-from bench.memory_idempotency import MemoryPersistenceLayer
 
 ARN = "arn:aws:kafka:us-east-1:123456789012:cluster/bench/abc-1"
 
@@ -56,11 +54,11 @@ def run(records: int, batch: int, rate: float | None, provider_ms: float, store_
             return Receipt(provider_message_id="bench")
 
     class SlowStatus(InMemoryStatusStore):
-        def record_accepted(
-            self, notification_id: NotificationRef, channels: Sequence[Channel], *, customer_id: str | None = None
-        ) -> None:
+        """Every store call (the send's claim, its outcome) takes ``store_ms``."""
+
+        def claim_send(self, notification_id: NotificationRef, channel: Channel, lease_seconds: float) -> Any:
             _sleep_ms(store_ms)
-            super().record_accepted(notification_id, channels, customer_id=customer_id)
+            return super().claim_send(notification_id, channel, lease_seconds)
 
         def record_sent(
             self, notification_id: NotificationRef, channel: Channel, provider_message_id: str | None
@@ -73,23 +71,6 @@ def run(records: int, batch: int, rate: float | None, provider_ms: float, store_
         ) -> None:
             _sleep_ms(store_ms)
             super().record_failure(notification_id, channel, reason, final=final)
-
-    class SlowPersistence(MemoryPersistenceLayer):
-        def _get_record(self, idempotency_key: str) -> Any:
-            _sleep_ms(store_ms)
-            return super()._get_record(idempotency_key)
-
-        def _put_record(self, data_record: Any) -> None:
-            _sleep_ms(store_ms)
-            super()._put_record(data_record)
-
-        def _update_record(self, data_record: Any) -> None:
-            _sleep_ms(store_ms)
-            super()._update_record(data_record)
-
-        def _delete_record(self, data_record: Any) -> None:
-            _sleep_ms(store_ms)
-            super()._delete_record(data_record)
 
     env = {
         "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1",
@@ -105,7 +86,6 @@ def run(records: int, batch: int, rate: float | None, provider_ms: float, store_
         sender=SlowProvider(),
         status=SlowStatus(),
         publisher=MemoryPublisher(),
-        persistence=SlowPersistence(),
     )
     sender_handler.delivery_runtime = lambda: service  # type: ignore[attr-defined,assignment]
     messages = [channel_message(Channel("email")) for _ in range(records)]

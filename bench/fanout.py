@@ -151,7 +151,6 @@ def sender_overhead(records: int) -> dict[str, float]:
     import boto3  # noqa: PLC0415
     from moto import mock_aws  # noqa: PLC0415
 
-    from bench.memory_idempotency import MemoryPersistenceLayer  # noqa: PLC0415
     from devstack import aws_resources  # noqa: PLC0415
     from devstack.lambda_context import LocalLambdaContext  # noqa: PLC0415
     from devstack.msk_events import build_event  # noqa: PLC0415
@@ -180,13 +179,9 @@ def sender_overhead(records: int) -> dict[str, float]:
         }
     )
 
-    def run(persistence: Any) -> float:
+    def run(status: Any) -> float:
         service = delivery.DeliveryService(
-            settings=settings,
-            sender=InstantSender(),
-            status=InMemoryStatusStore(),
-            publisher=MemoryPublisher(),
-            persistence=persistence,
+            settings=settings, sender=InstantSender(), status=status, publisher=MemoryPublisher()
         )
         sender_handler.delivery_runtime = lambda: service  # type: ignore[attr-defined,assignment]
         batch = []
@@ -214,19 +209,15 @@ def sender_overhead(records: int) -> dict[str, float]:
                 assert not result["batchItemFailures"], result
         return (time.perf_counter() - started) / records * 1e6
 
-    memory_us = run(MemoryPersistenceLayer())
+    memory_us = run(InMemoryStatusStore())
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
     with mock_aws():
         session = boto3.Session(region_name="us-east-1")
         aws_resources.create_all(session)
-        from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer  # noqa: PLC0415
+        from notifications.status import DynamoStatusStore  # noqa: PLC0415
 
-        moto_us = run(
-            DynamoDBPersistenceLayer(
-                table_name=aws_resources.IDEMPOTENCY_TABLE, boto3_client=session.client("dynamodb")
-            )
-        )
+        moto_us = run(DynamoStatusStore(aws_resources.STATUS_TABLE, session.client("dynamodb")))
     return {"memory_us": memory_us, "moto_us": moto_us}
 
 

@@ -235,11 +235,8 @@ def _swapped(owner: object, name: str, value: object) -> Iterator[None]:
 @contextlib.contextmanager
 def _runtime(*, memory_stores: bool, memory_publisher: bool) -> Iterator[None]:
     """Swap the runtime's adapters for in-memory ones; the wiring in ``ingest_runtime()`` stays the real one."""
-    import aws_lambda_powertools.utilities.idempotency as idempotency  # noqa: PLC0415
-
-    from bench.memory_idempotency import MemoryPersistenceLayer  # noqa: PLC0415
     from notifications.runtime import ingest  # noqa: PLC0415
-    from tests.support import InMemoryStatusStore, MemoryCounterStore, MemoryPublisher  # noqa: PLC0415
+    from tests.support import InMemoryLedger, InMemoryStatusStore, MemoryCounterStore, MemoryPublisher  # noqa: PLC0415
 
     with contextlib.ExitStack() as swaps:
         if memory_publisher:
@@ -247,7 +244,7 @@ def _runtime(*, memory_stores: bool, memory_publisher: bool) -> Iterator[None]:
         if memory_stores:
             swaps.enter_context(_swapped(ingest, "DynamoStatusStore", lambda *a, **k: InMemoryStatusStore()))
             swaps.enter_context(_swapped(ingest, "DynamoCounterStore", lambda *a, **k: MemoryCounterStore()))
-            swaps.enter_context(_swapped(idempotency, "DynamoDBPersistenceLayer", lambda **k: MemoryPersistenceLayer()))
+            swaps.enter_context(_swapped(ingest, "DynamoLedger", lambda *a, **k: InMemoryLedger()))
         ingest.ingest_runtime.cache_clear()
         try:
             yield

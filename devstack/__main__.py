@@ -125,8 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument(
         "--concurrency",
         type=int,
-        default=1,
-        help="execution environments per function (Kafka-triggered: at most one per partition; default: 1)",
+        default=None,
+        help="execution environments per function (Kafka-triggered: at most one per partition; default: as Lambda "
+        "scales out, 4 for the HTTP API and one per partition for Kafka triggers)",
     )
     up.add_argument("--count", type=int, default=3, help="purchases posted by --demo (default: %(default)s)")
     up.add_argument("--template", type=Path, default=DEFAULT_TEMPLATE, help=argparse.SUPPRESS)

@@ -41,7 +41,21 @@ class Endpoints:
 
 def create_all(session: Any, endpoints: Endpoints = Endpoints()) -> None:
     """Create every resource; already existing ones are left as they are."""
-    ddb = session.client("dynamodb")
+    create_tables(session.client("dynamodb"))
+    session.client("sesv2").create_email_identity(EmailIdentity=SENDER_ADDRESS)
+    secrets = session.client("secretsmanager")
+    for name, value in (
+        (SLACK_SECRET, {"url": endpoints.slack_webhook_url}),
+        (WEBHOOK_SECRET, {"url": endpoints.webhook_url, "signing_keys": [endpoints.webhook_signing_key]}),
+    ):
+        try:
+            secrets.create_secret(Name=name, SecretString=json.dumps(value))
+        except secrets.exceptions.ResourceExistsException:
+            secrets.put_secret_value(SecretId=name, SecretString=json.dumps(value))
+
+
+def create_tables(ddb: Any) -> None:
+    """The three tables (a DynamoDB client of moto or of the local DynamoDB server); existing ones are kept."""
     existing = set(ddb.list_tables()["TableNames"])
     if IDEMPOTENCY_TABLE not in existing:
         ddb.create_table(
@@ -50,9 +64,7 @@ def create_all(session: Any, endpoints: Endpoints = Endpoints()) -> None:
             AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
             BillingMode="PAY_PER_REQUEST",
         )
-        ddb.update_time_to_live(
-            TableName=IDEMPOTENCY_TABLE, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiration"}
-        )
+        _enable_ttl(ddb, IDEMPOTENCY_TABLE, "expiration")
     if QUOTA_TABLE not in existing:
         ddb.create_table(
             TableName=QUOTA_TABLE,
@@ -60,9 +72,7 @@ def create_all(session: Any, endpoints: Endpoints = Endpoints()) -> None:
             AttributeDefinitions=[{"AttributeName": "counter", "AttributeType": "S"}],
             BillingMode="PAY_PER_REQUEST",
         )
-        ddb.update_time_to_live(
-            TableName=QUOTA_TABLE, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"}
-        )
+        _enable_ttl(ddb, QUOTA_TABLE, "expires_at")
     if STATUS_TABLE not in existing:
         ddb.create_table(
             TableName=STATUS_TABLE,
@@ -76,19 +86,16 @@ def create_all(session: Any, endpoints: Endpoints = Endpoints()) -> None:
             ],
             BillingMode="PAY_PER_REQUEST",
         )
-        ddb.update_time_to_live(
-            TableName=STATUS_TABLE, TimeToLiveSpecification={"Enabled": True, "AttributeName": STATUS_EXPIRES_ATTRIBUTE}
-        )
-    session.client("sesv2").create_email_identity(EmailIdentity=SENDER_ADDRESS)
-    secrets = session.client("secretsmanager")
-    for name, value in (
-        (SLACK_SECRET, {"url": endpoints.slack_webhook_url}),
-        (WEBHOOK_SECRET, {"url": endpoints.webhook_url, "signing_keys": [endpoints.webhook_signing_key]}),
-    ):
-        try:
-            secrets.create_secret(Name=name, SecretString=json.dumps(value))
-        except secrets.exceptions.ResourceExistsException:
-            secrets.put_secret_value(SecretId=name, SecretString=json.dumps(value))
+        _enable_ttl(ddb, STATUS_TABLE, STATUS_EXPIRES_ATTRIBUTE)
+
+
+def _enable_ttl(ddb: Any, table: str, attribute: str) -> None:
+    """TTL as in template.yaml; the local DynamoDB (dynalite) has no UpdateTimeToLive and keeps expired items."""
+    try:
+        ddb.update_time_to_live(TableName=table, TimeToLiveSpecification={"Enabled": True, "AttributeName": attribute})
+    except ddb.exceptions.ClientError as exc:
+        if exc.response["Error"]["Code"] != "UnknownOperationException":
+            raise
 
 
 def function_environment(bootstrap: str) -> dict[str, str]:

@@ -36,6 +36,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from devstack import call_counts
 from devstack.esm import Handler, KafkaEventSourceMapping, retry_delay
 from devstack.faults import install_from_env
 from devstack.http_server import HttpApiServer
@@ -89,7 +90,10 @@ def _signal_ready(fd: int | None, info: dict[str, Any]) -> None:
 def serve(
     spec: FunctionSpec, stop: threading.Event, *, http_port: int | None, ready_fd: int | None, reuse_port: bool = False
 ) -> int:
+    counts = call_counts.install_from_env(spec.logical_id)
     handler = load_handler(spec)
+    if counts is not None:
+        handler = counts.timed(handler)
     if spec.environment.get("CHANNEL") and (rate := install_from_env()):
         log.warning("chaos: %s's provider fails %.0f%% of calls transiently", spec.logical_id, rate * 100)
     if spec.kafka_triggers:

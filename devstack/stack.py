@@ -39,7 +39,7 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
-from devstack import aws_resources
+from devstack import aws_resources, call_counts, dynamodb_local
 from devstack.broker import KafkaBroker, ensure_topics, is_fetched, wait_until_ready
 from devstack.receivers import DeliveryReceiver
 from devstack.template_config import DEFAULT_TEMPLATE, FunctionSpec, load_template
@@ -50,7 +50,14 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA_DIR = REPO_ROOT / ".devstack"
 HOST = "127.0.0.1"
 REGION = "us-east-1"
+DYNAMODB_ENDPOINT_ENV = "AWS_ENDPOINT_URL_DYNAMODB"
 DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+# Lambda runs one request per execution environment and starts more as requests overlap (Lambda developer guide,
+# "Understanding Lambda function scaling": https://docs.aws.amazon.com/lambda/latest/dg/lambda-concurrency.html);
+# locally a fixed pool behind the API port stands for that. For Kafka triggers Lambda adds pollers on the
+# partitions' offset lag (Lambda developer guide, "Apache Kafka event poller scaling modes in Lambda":
+# https://docs.aws.amazon.com/lambda/latest/dg/kafka-scaling-modes.html); locally one environment per partition.
+INGEST_ENVIRONMENTS = 4
 # Variables of the orchestrating process that must not leak into a function's environment.
 _NOT_INHERITED = ("AWS_", "KAFKA_", "POWERTOOLS_", "TOPIC_", "_X_AMZN", "DEVSTACK_")
 
@@ -66,6 +73,7 @@ class StackConfig:
     api_port: int = 3000  # exact (0: any free port)
     broker_port: int = 9092  # preferred; another free port when taken
     moto_port: int = 5000  # preferred
+    dynamodb_port: int = 8000  # preferred
     slack_port: int = 3001  # preferred
     webhook_port: int = 3002  # preferred
     viewer_port: int = 3003  # preferred (the delivery viewer)
@@ -73,9 +81,12 @@ class StackConfig:
     retry_backoff_seconds: float = 0.5  # first back-off of a failing partition (doubles, capped)
     retry_backoff_cap_seconds: float = 10.0
     # Execution environments (processes) per function: the ingest's share the API port (Linux), those of a
-    # Kafka-triggered function share its consumer group, at most one per partition.
-    concurrency: int = 1
+    # Kafka-triggered function share its consumer group, at most one per partition. None: as Lambda scales out,
+    # INGEST_ENVIRONMENTS for the HTTP API and one per partition for Kafka triggers.
+    concurrency: int | None = None
     ready_timeout_seconds: float = 120.0
+    # Where every function process writes its AWS call counts (``devstack.call_counts``; benchmarks only).
+    call_counts_dir: Path | None = None
     # Extra environment per function (logical id), applied last: e.g. a channel's rate for a test.
     overrides: dict[str, dict[str, str]] = field(default_factory=dict)
 
@@ -92,6 +103,7 @@ class StackInfo:
     logs_dir: str
     channels: list[str]
     functions: dict[str, int] = field(default_factory=dict)  # logical id -> pid
+    dynamodb_endpoint: str = ""  # the local DynamoDB (dynalite); every other AWS API is at aws_endpoint
     viewer_url: str = ""
 
     @classmethod
@@ -133,6 +145,7 @@ def function_environment(
     *,
     bootstrap: str,
     aws_endpoint: str,
+    dynamodb_endpoint: str | None = None,
     base: Mapping[str, str],
     backoff: float,
     backoff_cap: float = 10.0,
@@ -145,6 +158,7 @@ def function_environment(
     env.update(
         {
             "AWS_ENDPOINT_URL": aws_endpoint,
+            **({DYNAMODB_ENDPOINT_ENV: dynamodb_endpoint} if dynamodb_endpoint else {}),
             "AWS_REGION": REGION,
             "AWS_DEFAULT_REGION": REGION,
             "AWS_LAMBDA_FUNCTION_NAME": spec.logical_id,
@@ -158,7 +172,9 @@ def function_environment(
     return env
 
 
-def env_vars(function_ids: Iterable[str], *, bootstrap: str, aws_endpoint: str) -> dict[str, dict[str, str]]:
+def env_vars(
+    function_ids: Iterable[str], *, bootstrap: str, aws_endpoint: str, dynamodb_endpoint: str | None = None
+) -> dict[str, dict[str, str]]:
     """The local wiring per function in SAM's ``--env-vars`` format: ``{"FunctionLogicalId": {"VAR": "value"}}``.
 
     ``sam local invoke`` applies only the variables the template declares for a function (SAM developer guide,
@@ -166,13 +182,16 @@ def env_vars(function_ids: Iterable[str], *, bootstrap: str, aws_endpoint: str) 
     serverless-sam-cli-using-invoke.html#serverless-sam-cli-using-invoke-environment-file).
     """
     wiring = {**aws_resources.function_environment(bootstrap), "AWS_ENDPOINT_URL": aws_endpoint}
+    if dynamodb_endpoint:
+        wiring[DYNAMODB_ENDPOINT_ENV] = dynamodb_endpoint
     return {fid: dict(wiring) for fid in function_ids}
 
 
 class EndpointSession:
-    """The ``client(service)`` of a boto3 session, aimed at the moto server (for ``aws_resources.create_all``)."""
+    """The ``client(service)`` of a boto3 session, aimed at the moto server (for ``aws_resources.create_all``),
+    and DynamoDB at ``dynamodb_endpoint`` when given."""
 
-    def __init__(self, endpoint: str) -> None:
+    def __init__(self, endpoint: str, dynamodb_endpoint: str | None = None) -> None:
         import boto3  # noqa: PLC0415
 
         self._session = boto3.Session(
@@ -181,9 +200,11 @@ class EndpointSession:
             aws_secret_access_key=DUMMY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
         )
         self._endpoint = endpoint
+        self._dynamodb_endpoint = dynamodb_endpoint or endpoint
 
     def client(self, service: str) -> Any:
-        return self._session.client(service, endpoint_url=self._endpoint)  # type: ignore[call-overload]
+        endpoint = self._dynamodb_endpoint if service == "dynamodb" else self._endpoint
+        return self._session.client(service, endpoint_url=endpoint)  # type: ignore[call-overload]
 
 
 def _wait_ready_line(proc: subprocess.Popen[bytes], fd: int, timeout: float, what: str) -> dict[str, Any]:
@@ -282,6 +303,7 @@ class LocalStack:
         self.workers: dict[str, _Worker] = {}
         self._own_broker = False
         self._moto: subprocess.Popen[bytes] | None = None
+        self._dynamodb: subprocess.Popen[bytes] | None = None
         self._stopping = threading.Event()
         self._supervisor: threading.Thread | None = None
 
@@ -303,17 +325,21 @@ class LocalStack:
         ensure_topics(bootstrap, TOPICS, configs=TOPIC_CONFIGS)
         self.progress(f"topics: {', '.join(f'{name} ({n})' for name, n in TOPICS.items())}")
         aws_endpoint = self._start_moto()
+        dynamodb_endpoint = self._start_dynamodb()
         endpoints = self._start_receivers()
-        aws_resources.create_all(EndpointSession(aws_endpoint), endpoints)
+        aws_resources.create_all(EndpointSession(aws_endpoint, dynamodb_endpoint), endpoints)
         self.progress(
-            f"aws: tables {aws_resources.STATUS_TABLE}, {aws_resources.IDEMPOTENCY_TABLE}; SES identity "
-            f"{aws_resources.SENDER_ADDRESS}; secrets {aws_resources.SLACK_SECRET}, {aws_resources.WEBHOOK_SECRET}"
+            f"aws: tables {aws_resources.STATUS_TABLE}, {aws_resources.IDEMPOTENCY_TABLE}, "
+            f"{aws_resources.QUOTA_TABLE}; SES identity {aws_resources.SENDER_ADDRESS}; "
+            f"secrets {aws_resources.SLACK_SECRET}, {aws_resources.WEBHOOK_SECRET}"
         )
         env_vars_file = self.data_dir / "env-vars.json"
-        wiring = env_vars(template.functions, bootstrap=bootstrap, aws_endpoint=aws_endpoint)
+        wiring = env_vars(
+            template.functions, bootstrap=bootstrap, aws_endpoint=aws_endpoint, dynamodb_endpoint=dynamodb_endpoint
+        )
         env_vars_file.write_text(json.dumps(wiring, indent=2) + "\n")
         self.progress(f"env-vars: {env_vars_file} (sam local invoke --env-vars)")
-        channels = self._start_functions(template.functions.values(), bootstrap, aws_endpoint)
+        channels = self._start_functions(template.functions.values(), bootstrap, aws_endpoint, dynamodb_endpoint)
         ingest = next((w for w in self.workers.values() if "port" in w.info), None)
         if ingest is None:
             raise StackError("no function with an HTTP API event in the template")
@@ -326,7 +352,8 @@ class LocalStack:
             logs_dir=str(self.logs_dir),
             channels=channels,
             functions={fid: w.proc.pid for fid, w in self.workers.items() if w.proc is not None},
-            viewer_url=self._start_viewer(bootstrap, aws_endpoint),
+            dynamodb_endpoint=dynamodb_endpoint,
+            viewer_url=self._start_viewer(bootstrap, aws_endpoint, dynamodb_endpoint),
         )
         (self.data_dir / "stack.json").write_text(json.dumps(asdict(self.info), indent=2) + "\n")
         self._supervisor = threading.Thread(target=self._supervise, name="supervisor", daemon=True)
@@ -368,7 +395,33 @@ class LocalStack:
         self._moto = proc
         _wait_ready_line(proc, fd, 60, "moto server")
         endpoint = f"http://{HOST}:{port}"
-        self.progress(f"aws: moto server at {endpoint} (DynamoDB, SES, SNS, Secrets Manager)")
+        self.progress(f"aws: moto server at {endpoint} (SES, SNS, Secrets Manager)")
+        return endpoint
+
+    def _start_dynamodb(self) -> str:
+        """dynalite on LevelDB in ``<data_dir>/dynamodb``: tables and items survive restarts of the stack."""
+        if not dynamodb_local.is_installed():
+            self.progress("aws: installing the local DynamoDB (dynalite, npm; first run only) ...")
+        try:
+            dynamodb_local.install()
+        except dynamodb_local.DynaliteError as exc:
+            raise StackError(str(exc)) from None
+        data = self.data_dir / "dynamodb"
+        data.mkdir(parents=True, exist_ok=True)
+        port = preferred_port(self.config.dynamodb_port)
+        with (self.logs_dir / "dynamodb.log").open("ab") as log:
+            self._dynamodb = subprocess.Popen(
+                dynamodb_local.command(port, data),
+                cwd=REPO_ROOT,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=log,
+            )
+        assert self._dynamodb.stdout is not None
+        info = _wait_ready_line(self._dynamodb, os.dup(self._dynamodb.stdout.fileno()), 60, "local DynamoDB")
+        self._dynamodb.stdout.close()
+        endpoint = f"http://{HOST}:{info['port']}"
+        self.progress(f"aws: DynamoDB at {endpoint} (dynalite, data in {data})")
         return endpoint
 
     def _start_receivers(self) -> aws_resources.Endpoints:
@@ -387,11 +440,11 @@ class LocalStack:
         self.progress(f"receivers: Slack {endpoints.slack_webhook_url}, webhook {endpoints.webhook_url}")
         return endpoints
 
-    def _start_viewer(self, bootstrap: str, aws_endpoint: str) -> str:
+    def _start_viewer(self, bootstrap: str, aws_endpoint: str, dynamodb_endpoint: str) -> str:
         self.viewer = DeliveryViewer.for_stack(
             bootstrap=bootstrap,
             aws_endpoint=aws_endpoint,
-            dynamodb=EndpointSession(aws_endpoint).client("dynamodb"),
+            dynamodb=EndpointSession(aws_endpoint, dynamodb_endpoint).client("dynamodb"),
             status_table=aws_resources.STATUS_TABLE,
             slack=self.slack,
             webhook=self.webhook,
@@ -410,11 +463,12 @@ class LocalStack:
                 + "\n"
             )
 
-    def _start_functions(self, specs: Any, bootstrap: str, aws_endpoint: str) -> list[str]:
+    def _start_functions(self, specs: Any, bootstrap: str, aws_endpoint: str, dynamodb_endpoint: str) -> list[str]:
         channels: list[str] = []
-        concurrency = max(1, self.config.concurrency)
+        concurrency = self.config.concurrency
+        ingest_environments = INGEST_ENVIRONMENTS if concurrency is None else max(1, concurrency)
         api_port = self.config.api_port
-        if concurrency > 1 and not api_port:
+        if ingest_environments > 1 and not api_port:
             api_port = free_port()  # every ingest environment binds the same port
         for spec in specs:
             args = ["-m", "devstack.function_worker", spec.logical_id, "--template", str(self.config.template)]
@@ -426,13 +480,14 @@ class LocalStack:
                 topics = [t for trigger in spec.kafka_triggers for t in trigger.topics]
                 what = f"{', '.join(topics)} -> {spec.logical_id}"
                 # More environments than partitions would sit idle in the consumer group.
-                environments = min(concurrency, max(TOPICS.get(t, 1) for t in topics))
+                partitions = max(TOPICS.get(t, 1) for t in topics)
+                environments = partitions if concurrency is None else min(max(1, concurrency), partitions)
                 if channel:
                     channels.append(channel)
             elif spec.http_routes:
-                args += ["--http-port", str(api_port)] + (["--reuse-port"] if concurrency > 1 else [])
+                args += ["--http-port", str(api_port)] + (["--reuse-port"] if ingest_environments > 1 else [])
                 what = f"HTTP API -> {spec.logical_id}"
-                environments = concurrency
+                environments = ingest_environments
             else:
                 self.progress(f"functions: {spec.logical_id} not started (no Kafka trigger or HTTP API event)")
                 continue
@@ -440,10 +495,13 @@ class LocalStack:
                 spec,
                 bootstrap=bootstrap,
                 aws_endpoint=aws_endpoint,
+                dynamodb_endpoint=dynamodb_endpoint,
                 base=os.environ,
                 backoff=self.config.retry_backoff_seconds,
                 backoff_cap=self.config.retry_backoff_cap_seconds,
             )
+            if self.config.call_counts_dir is not None:
+                env[call_counts.ENV] = str(self.config.call_counts_dir)
             env.update(self.config.overrides.get(spec.logical_id, {}))
             for number in range(1, environments + 1):
                 name = spec.logical_id if number == 1 else f"{spec.logical_id}-{number}"
@@ -486,6 +544,8 @@ class LocalStack:
         found = {name: w.proc.pid for name, w in self.workers.items() if w.proc is not None}
         if self._moto is not None:
             found["moto"] = self._moto.pid
+        if self._dynamodb is not None:
+            found["dynamodb"] = self._dynamodb.pid
         pid = self.broker.pid if self.broker is not None else None
         if pid is not None:
             found["kafka"] = pid
@@ -520,17 +580,18 @@ class LocalStack:
                 if worker.proc is not None:
                     _terminate(worker.proc, 20)
             self.workers.clear()
-        if self.viewer is not None:
-            self.viewer.stop()
-            self.viewer = None
-        for receiver in (self.slack, self.webhook):
-            if receiver is not None:
-                receiver.stop()
-        self.slack = self.webhook = None
+        for server in (self.viewer, self.slack, self.webhook):
+            if server is not None:
+                server.stop()
+        self.viewer, self.slack, self.webhook = None, None, None
         if self._moto is not None:
             self.progress("stopping: moto server")
             _terminate(self._moto, 10)
             self._moto = None
+        if self._dynamodb is not None:
+            self.progress("stopping: DynamoDB (data kept)")
+            _terminate(self._dynamodb, 10)
+            self._dynamodb = None
         if self.broker is not None and self._own_broker:
             self.progress("stopping: kafka (SIGTERM, data kept)")
             self.broker.stop()

@@ -222,13 +222,13 @@ def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
 
 
 class BatchStatusReader:
-    """The channel rows of many notifications in ``BatchGetItem`` calls on their exact (notification, channel)
-    keys, each row read as ``GET /v1/notifications/{id}`` reads it (``notifications.status``).
+    """The status items of many notifications in ``BatchGetItem`` calls on their exact keys (the notification's
+    own item and one row per channel), read as ``GET /v1/notifications/{id}`` reads them
+    (``notifications.status.read_status``).
 
-    The list page's read. A ``Query`` per notification (``DynamoStatusStore.get``) would answer the same, but the
-    moto server answers a ``Query`` by scanning the whole table, so its cost grows with every notification the
-    stack ever took; a key lookup does not. BatchGetItem takes at most 100 keys per call and may answer some in
-    ``UnprocessedKeys``, to be asked again
+    The list page's read: one call for many notifications instead of a ``Query`` each (``DynamoStatusStore.get``,
+    which the detail page uses). BatchGetItem takes at most 100 keys per call, each key once, and may answer some
+    in ``UnprocessedKeys``, to be asked again
     (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_BatchGetItem.html).
     """
 
@@ -240,26 +240,25 @@ class BatchStatusReader:
         self.calls = 0
 
     def __call__(self, notifications: Sequence[Tracked]) -> dict[str, NotificationStatus | None]:
-        from notifications.status import _channel_status  # noqa: PLC0415 - the store's own reading of a row
+        from notifications.status import NOTIFICATION_ITEM, read_status  # noqa: PLC0415
 
-        # A key may appear once per call (ValidationException otherwise).
-        wanted = dict.fromkeys((tracked.key, channel) for tracked in notifications for channel in tracked.channels)
-        keys = [{"notification_id": {"S": key}, "channel": {"S": channel}} for key, channel in wanted]
-        rows: dict[str, list[dict[str, Any]]] = {}
+        wanted = dict.fromkeys(
+            (tracked.key, sort_key) for tracked in notifications for sort_key in (NOTIFICATION_ITEM, *tracked.channels)
+        )
+        keys = [{"notification_id": {"S": key}, "channel": {"S": sort_key}} for key, sort_key in wanted]
+        items: dict[str, list[dict[str, Any]]] = {}
         for chunk in _chunks(keys, self.MAX_KEYS):
             request: dict[str, Any] = {self._table: {"Keys": list(chunk), "ConsistentRead": True}}
             while request:
                 self.calls += 1
                 answer = self._ddb.batch_get_item(RequestItems=request)
                 for item in answer.get("Responses", {}).get(self._table, []):
-                    rows.setdefault(item["notification_id"]["S"], []).append(item)
+                    items.setdefault(item["notification_id"]["S"], []).append(item)
                 request = answer.get("UnprocessedKeys") or {}
-        found: dict[str, NotificationStatus | None] = {}
-        for tracked in notifications:
-            items = sorted(rows.get(tracked.key, []), key=lambda item: str(item["channel"]["S"]))
-            channels = [_channel_status(item) for item in items]
-            found[tracked.key] = NotificationStatus(id=UUID(tracked.id), channels=channels) if channels else None
-        return found
+        return {
+            tracked.key: read_status(notification_ref(tracked.key), items.get(tracked.key, []))
+            for tracked in notifications
+        }
 
 
 class StatusBoard:

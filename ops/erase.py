@@ -7,8 +7,10 @@ What it removes, in this order:
 1. finds the customer's notifications: a Scan of the status table for items whose ``customer_id`` is the customer
    (ingest records it on each status item, ``notifications.retention``);
 2. deletes every status item of those notifications (every channel), whatever its ``customer_id``;
-3. deletes every idempotency record that names one of those notifications: ingest's (its stored answer holds the
-   notification id) and the senders' (their stored receipt holds it); a Scan of the idempotency table.
+3. deletes every idempotency record that names one of those notifications: ingest's records of clients' own
+   idempotency keys (``notification_id``) and records of earlier versions, whose stored answer or receipt
+   (``data``) holds the notification id; a Scan of the idempotency table. (Ingest's record of the notification
+   itself is its status item, ``#notification``, deleted in step 2.)
 
 It prints one line per notification and a summary, and with ``--dry-run`` deletes nothing. Running it twice is
 safe: the second run finds nothing. It does not touch Kafka: records there are deleted by each topic's
@@ -86,11 +88,11 @@ def find(ddb: Any, status_table: str, idempotency_table: str, customer_id: str) 
         for item in _scan(
             ddb,
             TableName=idempotency_table,
-            ProjectionExpression="id, #data",
+            ProjectionExpression="id, #data, notification_id",
             ExpressionAttributeNames={"#data": "data"},
         ):
-            data = item.get("data", {}).get("S", "")
-            if any(notification_id in data for notification_id in wanted):
+            names = item.get("data", {}).get("S", "") + item.get("notification_id", {}).get("S", "")
+            if any(notification_id in names for notification_id in wanted):
                 found.idempotency_keys.append({"id": item["id"]})
     return found
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import re
+import time
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -16,16 +17,22 @@ from notifications import aws, settings
 from notifications.callers import Caller
 from notifications.channels import sms
 from notifications.kafka.producer import OutgoingRecord
+from notifications.ledger import Claimed, Entry
 from notifications.models import (
+    HANDED_OVER,
+    Accepted,
     Channel,
     ChannelStatus,
     DeliveryState,
+    NotificationKey,
     NotificationRef,
     NotificationStatus,
+    StatusEvent,
     notification_id_of,
 )
 from notifications.quotas import Count
 from notifications.runtime import dlq, fanout, ingest, sender
+from notifications.status import Claim, SendClaim
 
 SAMPLE_REQUEST: dict[str, Any] = {
     "id": "8f58c11d-ebc2-4ca7-a934-226e2bb6192c",
@@ -77,10 +84,13 @@ def isolated_stack_config(data_dir: Path, bootstrap: str | None = None) -> Stack
         api_port=0,
         broker_port=0,
         moto_port=0,
+        dynamodb_port=0,
         slack_port=0,
         webhook_port=0,
         bootstrap=bootstrap,
         retry_backoff_seconds=0.1,
+        # One environment per function: tests name, kill and rate-limit "the" sender of a channel.
+        concurrency=1,
     )
 
 
@@ -124,47 +134,108 @@ class MemoryPublisher:
 
 
 class InMemoryStatusStore:
-    """StatusStore for unit tests and benchmarks that leave DynamoDB out."""
+    """StatusStore (``notifications.status``) for unit tests and benchmarks that leave DynamoDB out: the same
+    claims and transitions as the DynamoDB store, in a dict."""
 
     def __init__(self) -> None:
         self.items: dict[tuple[NotificationRef, Channel], ChannelStatus] = {}
+        self.leases: dict[tuple[NotificationRef, Channel], float] = {}
 
-    def record_accepted(
-        self, notification_id: NotificationRef, channels: Sequence[Channel], *, customer_id: str | None = None
-    ) -> None:
-        for channel in channels:
-            self.items.setdefault(
-                (notification_id, channel), ChannelStatus(channel=channel, state=DeliveryState.ACCEPTED)
-            )
+    def _row(self, notification_id: NotificationRef, channel: Channel) -> ChannelStatus:
+        return self.items.get((notification_id, channel)) or ChannelStatus(
+            channel=channel, state=DeliveryState.ACCEPTED
+        )
+
+    def _write(self, notification_id: NotificationRef, channel: Channel, event: str | None, **changes: Any) -> None:
+        old = self._row(notification_id, channel)
+        now = datetime.now(UTC)
+        history = [*old.history, StatusEvent(event=event, at=now, reason=changes.get("last_error"))] if event else None
+        self.items[(notification_id, channel)] = old.model_copy(
+            update={**changes, "updated_at": now, **({"history": history} if history else {})}
+        )
+
+    def claim_send(self, notification_id: NotificationRef, channel: Channel, lease_seconds: float) -> SendClaim:
+        row = self._row(notification_id, channel)
+        if row.state in HANDED_OVER:
+            return SendClaim(Claim.ALREADY_SENT, row.provider_message_id)
+        key = (notification_id, channel)
+        if self.leases.get(key, 0.0) > time.time():
+            return SendClaim(Claim.IN_FLIGHT)
+        self.leases[key] = time.time() + lease_seconds
+        self._write(notification_id, channel, None, attempts=row.attempts + 1)
+        return SendClaim(Claim.CLAIMED)
 
     def record_sent(self, notification_id: NotificationRef, channel: Channel, provider_message_id: str | None) -> None:
-        old = self.items.get((notification_id, channel))
-        if old and old.state == DeliveryState.SENT:
-            return
-        self.items[(notification_id, channel)] = ChannelStatus(
-            channel=channel,
-            state=DeliveryState.SENT,
-            attempts=(old.attempts if old else 0) + 1,
-            provider_message_id=provider_message_id,
-            updated_at=datetime.now(UTC),
-        )
+        self.leases.pop((notification_id, channel), None)
+        if self._row(notification_id, channel).state not in HANDED_OVER:
+            self._write(
+                notification_id,
+                channel,
+                "sent",
+                state=DeliveryState.SENT,
+                provider_message_id=provider_message_id,
+                last_error=None,
+            )
 
     def record_failure(self, notification_id: NotificationRef, channel: Channel, reason: str, *, final: bool) -> None:
-        old = self.items.get((notification_id, channel)) or ChannelStatus(channel=channel, state=DeliveryState.ACCEPTED)
-        if old.state == DeliveryState.SENT:
-            return
-        self.items[(notification_id, channel)] = old.model_copy(
-            update={
-                "attempts": old.attempts + 1,
-                "last_error": reason[:500],
-                "updated_at": datetime.now(UTC),
-                "state": DeliveryState.FAILED if final else old.state,
-            }
-        )
+        self.leases.pop((notification_id, channel), None)
+        row = self._row(notification_id, channel)
+        if row.state not in HANDED_OVER:
+            state = DeliveryState.FAILED if final else row.state
+            self._write(
+                notification_id, channel, "failed" if final else "attempt_failed", state=state, last_error=reason[:500]
+            )
+
+    def release(self, notification_id: NotificationRef, channel: Channel) -> None:
+        if self.leases.pop((notification_id, channel), None) is not None:
+            self._write(notification_id, channel, None, attempts=self._row(notification_id, channel).attempts - 1)
 
     def get(self, notification_id: NotificationRef) -> NotificationStatus | None:
         channels = [s for (nid, _), s in self.items.items() if nid == notification_id]
         return NotificationStatus(id=notification_id_of(notification_id), channels=channels) if channels else None
+
+
+def record_accepted(dynamodb: Any, key: NotificationKey, channels: Sequence[Channel]) -> Accepted:
+    """What ingest writes for a notification it accepted (its ledger item, ``notifications.ledger``), without ingest."""
+    from devstack.aws_resources import IDEMPOTENCY_TABLE, STATUS_TABLE
+    from notifications.ledger import DynamoLedger
+
+    ledger = DynamoLedger(STATUS_TABLE, IDEMPOTENCY_TABLE, dynamodb, key_ttl_seconds=3600)
+    accepted = Accepted(id=key.id, channels=list(channels), correlation_id="corr-test", accepted_at=datetime.now(UTC))
+    assert ledger.claim(key, None, "digest", 30, "c-42").taken
+    ledger.complete(key, None, accepted)
+    return accepted
+
+
+class InMemoryLedger:
+    """Ledger (``notifications.ledger``) in memory: claims, answers and releases in dicts."""
+
+    def __init__(self) -> None:
+        self.entries: dict[str, Entry] = {}
+
+    @staticmethod
+    def _names(key: NotificationKey, client_key: str | None) -> list[str]:
+        return [str(key)] + ([f"{key.caller}#key#{client_key}"] if client_key is not None else [])
+
+    def claim(
+        self, key: NotificationKey, client_key: str | None, digest: str, lease_seconds: float, customer_id: str | None
+    ) -> Claimed:
+        names = self._names(key, client_key)
+        found = [self.entries.get(name) for name in names]
+        if any(e is not None and (e.accepted is not None or e.lease_until > time.time()) for e in found):
+            return Claimed(notification=found[0], client_key=found[1] if client_key is not None else None)
+        for name in names:
+            self.entries[name] = Entry(digest, None, time.time() + lease_seconds)
+        return Claimed()
+
+    def complete(self, key: NotificationKey, client_key: str | None, accepted: Accepted) -> None:
+        for name in self._names(key, client_key):
+            self.entries[name] = Entry(self.entries[name].digest, accepted, 0.0)
+
+    def release(self, key: NotificationKey, client_key: str | None) -> None:
+        for name in self._names(key, client_key):
+            if (entry := self.entries.get(name)) is not None and entry.accepted is None:
+                del self.entries[name]
 
 
 class MemoryCounterStore:

@@ -14,15 +14,13 @@ import boto3
 import pytest
 from kafka import KafkaProducer
 
-from devstack import aws_resources
 from devstack.msk_events import signed_bytes
 from devstack.stack import DUMMY_CREDENTIALS, REGION, LocalStack
-from notifications.models import CHANNEL_SCHEMA_V2, Channel, ChannelMessage
-from notifications.status import DynamoStatusStore
+from notifications.models import CHANNEL_SCHEMA_V2, Channel, ChannelMessage, NotificationKey
 from tests.channel_support import channel_message
 from tests.e2e.test_local_stack import eventually, states
 from tests.on_failure_example import documented_example
-from tests.support import caller_id
+from tests.support import caller_id, record_accepted
 
 pytestmark = pytest.mark.e2e
 
@@ -39,12 +37,12 @@ def test_a_notification_the_trigger_gave_up_on_shows_failed_with_the_condition(l
     nid = str(message.notification_id)
     dynamodb = boto3.client(
         "dynamodb",
-        endpoint_url=local_stack.info.aws_endpoint,
+        endpoint_url=local_stack.info.dynamodb_endpoint,
         region_name=REGION,
         aws_access_key_id=DUMMY_CREDENTIALS["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=DUMMY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
     )
-    DynamoStatusStore(aws_resources.STATUS_TABLE, dynamodb).record_accepted(message.key, [Channel.SMS])
+    record_accepted(dynamodb, NotificationKey(caller_id(), message.notification_id), [Channel.SMS])
     assert states(api, nid)["sms"]["state"] == "accepted"
 
     # When the SMS trigger's on-failure record for its message lands on the DLQ

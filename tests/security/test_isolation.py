@@ -58,7 +58,11 @@ def test_two_callers_with_the_same_id_and_key_each_get_their_own_notification(pu
     assert {e["schema"] for e in published} == {"notification.requested/v2"}
 
     # And each reads its own status under the shared id
-    assert [c["channel"] for c in get(shop_a, body["id"]).json()["channels"]] == ["email", "slack", "sms"]
+    assert [c["channel"] for c in get(shop_a, body["id"]).json()["channels"]] == [
+        "email",
+        "sms",
+        "slack",
+    ]  # in the order asked for
     assert [c["channel"] for c in get(shop_b, body["id"]).json()["channels"]] == ["email"]
 
 

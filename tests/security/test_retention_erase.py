@@ -13,7 +13,6 @@ from typing import Any
 
 import ingest_handler
 import pytest
-from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
 from devstack import aws_resources
 from devstack.apigw import http_api_event, http_result
@@ -39,13 +38,12 @@ def published(moto_aws, monkeypatch: pytest.MonkeyPatch) -> MemoryPublisher:
     return fake
 
 
-def accept(customer_id: str) -> str:
+def accept(customer_id: str, key: str | None = None) -> str:
     """POST a purchase for ``customer_id`` (email and SMS) through the ingest function; its notification id."""
     body = sample_request(channels=["email", "sms"])
     body["customer"]["id"] = customer_id
-    event = http_api_event(
-        "POST", "/v1/notifications", body=json.dumps(body), headers={"content-type": "application/json"}
-    )
+    headers = {"content-type": "application/json"} | ({"idempotency-key": key} if key else {})
+    event = http_api_event("POST", "/v1/notifications", body=json.dumps(body), headers=headers)
     assert http_result(ingest_handler.handler(event, LocalLambdaContext("ingest"))).status == 202
     return str(body["id"])
 
@@ -62,7 +60,6 @@ def send_emails(session, published: MemoryPublisher, monkeypatch: pytest.MonkeyP
         sender=channels.create_sender(settings, env),
         status=DynamoStatusStore(STATUS, ddb),
         publisher=MemoryPublisher(),
-        persistence=DynamoDBPersistenceLayer(table_name=IDEMPOTENCY, boto3_client=ddb),
     )
     monkeypatch.setattr(sender_handler, "delivery_runtime", lambda: service)
     messages = [
@@ -86,15 +83,18 @@ def items_naming(ddb, notification_ids: list[str]) -> dict[str, list[Any]]:
     idempotency = [
         i
         for i in ddb.scan(TableName=IDEMPOTENCY)["Items"]
-        if any(n in i.get("data", {}).get("S", "") for n in notification_ids)
+        if any(
+            n in i.get("data", {}).get("S", "") + i.get("notification_id", {}).get("S", "") for n in notification_ids
+        )
     ]
     return {"status": status, "idempotency": idempotency}
 
 
 @pytest.fixture
 def two_customers(moto_aws, published, monkeypatch) -> dict[str, list[str]]:
-    """c-42 with two purchases, c-7 with one: accepted (ingest records the customer on the status items), emails sent."""
-    ids = {"c-42": [accept("c-42"), accept("c-42")], "c-7": [accept("c-7")]}
+    """c-42 with two purchases (one with the shop's own idempotency key), c-7 with one: accepted (ingest records the
+    customer on the notification's item), emails sent."""
+    ids = {"c-42": [accept("c-42"), accept("c-42", key="order-1")], "c-7": [accept("c-7", key="order-2")]}
     send_emails(moto_aws, published, monkeypatch)
     return ids
 
@@ -107,9 +107,9 @@ def run(ddb, *argv: str) -> tuple[int, str]:
 def test_the_erasure_command_leaves_no_item_for_that_customer(moto_aws, two_customers):
     ddb = moto_aws.client("dynamodb")
     erased, kept = two_customers["c-42"], two_customers["c-7"]
-    # Given status items (email, sms) and idempotency records (ingest's and the email sender's) for both customers
+    # Given status items (each notification's own and its email's) and the record of the shop's idempotency key
     before = items_naming(ddb, erased)
-    assert len(before["status"]) == 4 and len(before["idempotency"]) == 4
+    assert len(before["status"]) == 4 and len(before["idempotency"]) == 1
     others = items_naming(ddb, kept)
 
     # When the operator erases c-42
@@ -120,7 +120,7 @@ def test_the_erasure_command_leaves_no_item_for_that_customer(moto_aws, two_cust
     assert items_naming(ddb, erased) == {"status": [], "idempotency": []}
     assert not [i for i in ddb.scan(TableName=STATUS)["Items"] if i.get(STATUS_CUSTOMER_ATTRIBUTE) == {"S": "c-42"}]
     assert items_naming(ddb, kept) == others
-    assert output.splitlines()[-1] == "deleted 4 status item(s) and 4 idempotency record(s) of 2 notification(s)"
+    assert output.splitlines()[-1] == "deleted 4 status item(s) and 1 idempotency record(s) of 2 notification(s)"
     assert {line.split()[-1].rsplit("/", 1)[-1] for line in output.splitlines()[:-1]} == set(erased)
 
     # And a second run finds nothing
@@ -134,7 +134,7 @@ def test_a_dry_run_deletes_nothing(moto_aws, two_customers):
     code, output = run(ddb, "c-42", "--dry-run")
 
     assert code == 0
-    assert output.splitlines()[-1] == "would delete 4 status item(s) and 4 idempotency record(s) of 2 notification(s)"
+    assert output.splitlines()[-1] == "would delete 4 status item(s) and 1 idempotency record(s) of 2 notification(s)"
     assert items_naming(ddb, two_customers["c-42"]) == before
 
 

@@ -1,7 +1,7 @@
 """Sender guarantees: one send per notification and channel across redeliveries; poison records to the DLQ.
 
-The real delivery domain and sender handler, Powertools idempotency on (in-process moto) DynamoDB, and fakes for
-the provider, the broker and the status table.
+The real delivery domain and sender handler, the status table on (in-process moto) DynamoDB, where each send is
+claimed and its outcome recorded, and fakes for the provider and the broker.
 """
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
 from devstack import aws_resources
 from devstack.lambda_context import LocalLambdaContext
@@ -19,8 +18,9 @@ from notifications.channels.base import Receipt
 from notifications.errors import PermanentDeliveryError, TransientDeliveryError
 from notifications.kafka.msk_event import KafkaRecord
 from notifications.models import Channel, ChannelMessage, DeliveryState
+from notifications.status import DynamoStatusStore
 from tests.channel_support import CLUSTER_ARN, channel_message, kafka_record, message_record, sender_settings
-from tests.support import InMemoryStatusStore, MemoryPublisher
+from tests.support import MemoryPublisher
 
 
 class RecordingSender:
@@ -50,7 +50,7 @@ def sender_stack(moto_aws, monkeypatch):
 
         sender = RecordingSender(channel)
         publisher = MemoryPublisher()
-        status = InMemoryStatusStore()
+        status = DynamoStatusStore(aws_resources.STATUS_TABLE, moto_aws.client("dynamodb"))
         clock = iter(range(10**9))  # waits pass at once: each reading of the clock is a second later
         service = delivery.DeliveryService(
             wall_clock=lambda: 1_800_000_000.0 + next(clock),
@@ -59,9 +59,6 @@ def sender_stack(moto_aws, monkeypatch):
             sender=sender,
             status=status,
             publisher=publisher,
-            persistence=DynamoDBPersistenceLayer(
-                table_name=aws_resources.IDEMPOTENCY_TABLE, boto3_client=moto_aws.client("dynamodb")
-            ),
         )
         monkeypatch.setattr(sender_handler, "delivery_runtime", lambda: service)
 

@@ -5,7 +5,6 @@ only an outage longer than the budget dead-letters."""
 from __future__ import annotations
 
 import pytest
-from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
 from devstack.lambda_context import LocalLambdaContext
 from notifications.channels.base import Receipt
@@ -67,9 +66,6 @@ def service(moto_aws, sender, attempts: int = 3, clock: Clock | None = None, **e
         sender=sender,
         status=InMemoryStatusStore(),
         publisher=MemoryPublisher(),
-        persistence=DynamoDBPersistenceLayer(
-            table_name="notifications-idempotency", boto3_client=moto_aws.client("dynamodb")
-        ),
         wall_clock=clock.time,
         sleep=clock.sleep,
     )

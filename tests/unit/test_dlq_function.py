@@ -30,7 +30,7 @@ from notifications.runtime import ingest
 from notifications.status import DynamoStatusStore
 from tests.channel_support import CLUSTER_ARN, channel_message, message_record, requested
 from tests.on_failure_example import documented_example
-from tests.support import MemoryPublisher
+from tests.support import MemoryPublisher, record_accepted
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 DLQ = "notifications.dlq"
@@ -95,7 +95,7 @@ def test_the_sample_marks_both_channels_failed_and_get_shows_them(moto_aws, stat
     sample = load("ingest_get")
     caller = Caller.iam(sample["requestContext"]["authorizer"]["iam"]["userArn"])
     key = NotificationKey(caller.id, UUID(sample["pathParameters"]["id"]))
-    status.record_accepted(key, [Channel.EMAIL, Channel.SMS, Channel.SLACK, Channel.WEBHOOK])
+    record_accepted(moto_aws.client("dynamodb"), key, [Channel.EMAIL, Channel.SMS, Channel.SLACK, Channel.WEBHOOK])
 
     # When the dead-letter function gets the sample: the webhook sender's dead letter, and the email trigger's
     # on-failure record
@@ -120,7 +120,6 @@ def test_the_sample_marks_both_channels_failed_and_get_shows_them(moto_aws, stat
 def test_a_requested_envelope_given_up_by_fanouts_trigger_fails_every_channel_it_asked_for(status, capsys):
     # Given a notification accepted on email and slack, whose requested record the fanout trigger gave up on
     envelope = requested(channels=["email", "slack"])
-    status.record_accepted(envelope.notification_id, envelope.channels)
     original = KafkaRecord(
         topic="notifications.requested",
         partition=2,
@@ -147,7 +146,6 @@ def test_a_requested_envelope_given_up_by_fanouts_trigger_fails_every_channel_it
 def test_a_sent_channel_stays_sent(status):
     # Given a webhook message that was sent, and then (a redelivery) dead-lettered after all
     message = channel_message(Channel.WEBHOOK)
-    status.record_accepted(message.notification_id, [Channel.WEBHOOK])
     status.record_sent(message.notification_id, Channel.WEBHOOK, "provider-1")
     letter = dead_letter(message_record(message, 4), "webhook answered HTTP 410", topic=DLQ, stage="sender-webhook")
 

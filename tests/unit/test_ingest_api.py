@@ -15,10 +15,11 @@ from devstack.apigw import HttpResult, http_api_event, http_result
 from devstack.aws_resources import IDEMPOTENCY_TABLE, STATUS_TABLE
 from devstack.lambda_context import LocalLambdaContext
 from notifications.kafka.producer import OutgoingRecord
+from notifications.ledger import DynamoLedger
 from notifications.models import Channel, NotificationKey
 from notifications.runtime import ingest
 from notifications.settings import ingest_settings
-from notifications.status import DynamoStatusStore
+from notifications.status import NOTIFICATION_ITEM, Claim, DynamoStatusStore
 from tests.support import MemoryPublisher, caller_id, sample_request
 
 REQUESTED = "notifications.requested"
@@ -38,7 +39,10 @@ def get(notification_id: str, **headers: str) -> HttpResult:
 
 
 def idempotency_items(session: boto3.Session) -> list[dict[str, Any]]:
-    return session.client("dynamodb").scan(TableName=IDEMPOTENCY_TABLE)["Items"]
+    """Ingest's idempotency records: notification items in the status table, client keys' items in their table."""
+    ddb = session.client("dynamodb")
+    notifications = [i for i in ddb.scan(TableName=STATUS_TABLE)["Items"] if i["channel"]["S"] == NOTIFICATION_ITEM]
+    return notifications + ddb.scan(TableName=IDEMPOTENCY_TABLE)["Items"]
 
 
 @pytest.fixture
@@ -218,12 +222,13 @@ def test_broker_down_answers_503_leaves_no_record_and_the_retry_goes_through(mot
     assert len(down.records) == 1
 
 
-def test_idempotency_store_down_answers_503_and_publishes_nothing(publisher, moto_aws):
-    # Given an idempotency table that does not answer
-    moto_aws.client("dynamodb").delete_table(TableName=IDEMPOTENCY_TABLE)
+@pytest.mark.parametrize("table", [STATUS_TABLE, IDEMPOTENCY_TABLE])
+def test_idempotency_store_down_answers_503_and_publishes_nothing(publisher, moto_aws, table):
+    # Given a table of ingest's idempotency records that does not answer (the client's key is in the second)
+    moto_aws.client("dynamodb").delete_table(TableName=table)
 
-    # When the shop posts
-    answer = post(sample_request())
+    # When the shop posts with its own idempotency key
+    answer = post(sample_request(), **{"idempotency-key": "order-A-1001"})
 
     # Then nothing is accepted: 503 store_unavailable with Retry-After
     assert answer.status == 503
@@ -253,15 +258,22 @@ def test_an_unexpected_error_answers_500_json_and_the_retry_goes_through(moto_aw
     assert idempotency_items(moto_aws) == []
 
 
-def test_a_failed_status_write_does_not_unaccept_a_published_notification(publisher, moto_aws):
-    # Given a status table that does not answer
-    moto_aws.client("dynamodb").delete_table(TableName=STATUS_TABLE)
+def test_a_failed_completion_does_not_unaccept_a_published_notification(publisher, moto_aws, monkeypatch):
+    # Given a store that took the claim but fails the second write (the completion)
+    def fail(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("store went away")
+
+    monkeypatch.setattr(DynamoLedger, "complete", fail)
 
     # When the shop posts
-    answer = post(sample_request())
+    body = sample_request()
+    answer = post(body)
 
     # Then the notification, durable on Kafka, is still accepted
     assert answer.status == 202
+    assert len(publisher.records) == 1
+    # And a retry while the claim holds publishes nothing more (409: in flight)
+    assert post(body).status == 409
     assert len(publisher.records) == 1
 
 
@@ -296,25 +308,38 @@ def test_get_shows_what_the_senders_recorded(publisher, moto_aws):
     assert post(body).status == 202
     store = DynamoStatusStore(STATUS_TABLE, moto_aws.client("dynamodb"))
     nid = NotificationKey(caller_id(), uuid.UUID(body["id"]))
+    assert store.claim_send(nid, Channel.EMAIL, 60).outcome is Claim.CLAIMED
     store.record_sent(nid, Channel.EMAIL, "ses-0001")
+    store.claim_send(nid, Channel.SMS, 60)
     store.record_failure(nid, Channel.SMS, "throttled", final=False)
+    store.claim_send(nid, Channel.SMS, 60)
     store.record_failure(nid, Channel.SMS, "invalid number", final=True)
 
     # When its status is read
     channels = {c["channel"]: c for c in get(body["id"]).json()["channels"]}
 
     # Then each channel's state, attempts, last error and provider message id are there
-    assert channels["email"] | {"updated_at": None} == {
+    assert channels["email"] | {"updated_at": None, "history": None} == {
         "channel": "email",
         "state": "sent",
         "attempts": 1,
         "last_error": None,
         "provider_message_id": "ses-0001",
         "updated_at": None,
+        "history": None,
     }
     assert (channels["sms"]["state"], channels["sms"]["attempts"]) == ("failed", 2)
     assert channels["sms"]["last_error"] == "invalid number"
     assert channels["slack"]["state"] == "accepted"
+    # And each channel's history, oldest first: accepted at the 202, then what the senders recorded
+    events = {name: [(e["event"], e["reason"]) for e in c["history"]] for name, c in channels.items()}
+    assert events == {
+        "email": [("accepted", None), ("sent", None)],
+        "sms": [("accepted", None), ("attempt_failed", "throttled"), ("failed", "invalid number")],
+        "slack": [("accepted", None)],
+    }
+    times = [e["at"] for e in channels["sms"]["history"]]
+    assert times == sorted(times)
 
 
 def test_get_answers_404_for_an_unknown_id_and_400_for_a_non_uuid(publisher):

@@ -10,13 +10,11 @@ import ingest_handler
 import pytest
 
 from devstack.apigw import ROUTES, http_result
-from devstack.aws_resources import STATUS_TABLE
 from devstack.lambda_context import LocalLambdaContext
 from notifications.callers import Caller
 from notifications.models import Channel, NotificationKey
 from notifications.runtime import ingest
-from notifications.status import DynamoStatusStore
-from tests.support import MemoryPublisher
+from tests.support import MemoryPublisher, record_accepted
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 SAMPLES = ("ingest_post_valid", "ingest_post_invalid", "ingest_get")
@@ -76,7 +74,7 @@ def test_the_get_sample_reads_the_status_of_its_notification(publisher, moto_aws
     assert http_result(ingest_handler.handler(event, LocalLambdaContext("ingest"))).status == 404
 
     # When ingest recorded it as accepted for email, for the sample's caller, and the sample is invoked again
-    DynamoStatusStore(STATUS_TABLE, moto_aws.client("dynamodb")).record_accepted(key, [Channel.EMAIL])
+    accepted = record_accepted(moto_aws.client("dynamodb"), key, [Channel.EMAIL])
     answer = http_result(ingest_handler.handler(event, LocalLambdaContext("ingest")))
 
     # Then the status is there
@@ -89,4 +87,7 @@ def test_the_get_sample_reads_the_status_of_its_notification(publisher, moto_aws
         "last_error": None,
         "provider_message_id": None,
         "updated_at": None,
+        "history": [
+            {"event": "accepted", "at": accepted.accepted_at.isoformat().replace("+00:00", "Z"), "reason": None}
+        ],
     }

@@ -6,8 +6,6 @@ import io
 import json
 import uuid
 
-from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
-
 from devstack.lambda_context import LocalLambdaContext
 from devstack.msk_events import build_event
 from notifications import delivery
@@ -60,9 +58,6 @@ def email_service(
         sender=sender,
         status=status,
         publisher=publisher or MemoryPublisher(),
-        persistence=DynamoDBPersistenceLayer(
-            table_name="notifications-idempotency", boto3_client=moto_aws.client("dynamodb")
-        ),
     )
 
 

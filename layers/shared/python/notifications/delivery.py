@@ -1,7 +1,9 @@
 """Sender domain: deliver a batch of channel messages effectively once, at the channel's pace, never losing one.
 
-- A send is idempotent on notification id + channel + recipient (Powertools Idempotency on DynamoDB): a
-  redelivered record replays the stored receipt instead of calling the provider again.
+- A send is claimed on its channel's status row before the provider is called, and its outcome written to the
+  same row: two store writes per delivery (``notifications.status``). A redelivered record whose channel the
+  provider already has is skipped; one whose send is in flight elsewhere is retried later. The row is keyed by
+  caller, notification and channel; the recipient is fixed by the notification.
 - A batch is delivered concurrently, one lane per Kafka key (the notification id), so one notification's
   records stay in order and the same delivery is never in flight twice; every provider call takes a slot from
   the channel's rate limiter first (``notifications.pacing``).
@@ -23,13 +25,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
-from aws_lambda_powertools.utilities.idempotency.idempotency import idempotent_function
-from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
-from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from notifications.channels.base import ChannelSender, Receipt
+from notifications.channels.base import ChannelSender
 from notifications.errors import PermanentDeliveryError, PoisonRecordError, TransientDeliveryError
 from notifications.kafka.msk_event import KafkaRecord
 from notifications.kafka.producer import OutgoingRecord, Publisher, publish_one
@@ -38,7 +36,7 @@ from notifications.observability import correlation_id_from_headers, logger, met
 from notifications.pacing import Circuit, RateLimiter
 from notifications.records import dead_letter, decode_envelope
 from notifications.settings import SenderSettings
-from notifications.status import StatusStore
+from notifications.status import Claim, StatusStore
 
 _MAX_IN_PROCESS_WAIT = 2.0  # a longer Retry-After defers the record instead of holding the invocation
 _RESERVE_SECONDS = 5.0  # left for the provider call, status writes and the batch response
@@ -50,9 +48,12 @@ RETRY_REASON = "retry-reason"
 RETRY_HEADERS = frozenset({RETRY_ATTEMPT, RETRY_NOT_BEFORE, RETRY_FIRST_FAILURE, RETRY_REASON})
 
 
-def _mark_replay(response: Any, idempotent_data: DataRecord) -> Any:
-    """Idempotency response hook: the stored receipt of an earlier send, marked as such."""
-    return {**response, "replayed": True}
+# How long a claimed send blocks a redelivery when the invocation's remaining time is unknown (outside Lambda).
+DEFAULT_LEASE_SECONDS = 60.0
+
+
+class _SendInFlightError(Exception):
+    """Internal: another attempt holds the send's claim; the record is retried after it."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,14 @@ class RetryState:
         )
 
 
+class _AlreadySentError(Exception):
+    """Internal: the provider has this channel's message already (a redelivery); nothing is sent."""
+
+    def __init__(self, provider_message_id: str | None) -> None:
+        super().__init__(provider_message_id)
+        self.provider_message_id = provider_message_id
+
+
 class _DeferError(Exception):
     """Internal: the provider is not to be called now; carries when the record should be tried again.
 
@@ -100,23 +109,11 @@ class DeliveryService:
     sender: ChannelSender
     status: StatusStore
     publisher: Publisher
-    persistence: BasePersistenceLayer
     wall_clock: Callable[[], float] = time.time
     sleep: Callable[[float], None] = time.sleep
     _context: LambdaContext | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
-        self._config = IdempotencyConfig(
-            event_key_jmespath="key",
-            raise_on_no_idempotency_key=True,
-            expires_after_seconds=self.settings.idempotency_ttl_seconds,
-            response_hook=_mark_replay,
-        )
-        self._send_once = idempotent_function(
-            data_keyword_argument="delivery",
-            persistence_store=self.persistence,
-            config=self._config,
-        )(self._send)
         self._limiters: dict[str, RateLimiter] = {}
         self._circuit = Circuit(
             self.settings.circuit_failure_threshold,
@@ -126,10 +123,8 @@ class DeliveryService:
         self._pool = ThreadPoolExecutor(max_workers=self.settings.send_concurrency, thread_name_prefix="send")
 
     def bind(self, context: LambdaContext | None) -> None:
-        """Let in-flight idempotency records expire with the invocation (a crashed send is retried later)."""
+        """Let claims lapse with the invocation (a crashed send is retried later) and waits end before it does."""
         self._context = context
-        if context is not None:
-            self._config.register_lambda_context(context)
 
     # -- the batch -------------------------------------------------------------------------------------------
 
@@ -198,9 +193,7 @@ class DeliveryService:
         retry = RetryState.of(record)
         try:
             self._wait_until(retry.not_before)
-            stored = self._send_once(
-                delivery={"key": message.delivery_key}, message=message, partition=record.partition_id
-            )
+            provider_message_id = self._send_once(message, record.partition_id)
         except _DeferError as deferred:
             self._defer(
                 record,
@@ -239,14 +232,32 @@ class DeliveryService:
             self._dead_letter(record, exc.reason)
             self._record(self.status.record_failure, message.key, message.channel, exc.reason, final=True)
             return
-        receipt = Receipt(provider_message_id=stored.get("provider_message_id"))
-        self._record(self.status.record_sent, message.key, message.channel, receipt.provider_message_id)
-        if stored.get("replayed"):
-            logger.info("already delivered, not sent again", provider_message_id=receipt.provider_message_id, extra=log)
+        except _AlreadySentError as sent:
+            logger.info("already delivered, not sent again", provider_message_id=sent.provider_message_id, extra=log)
             metrics.add_metric(name="RedeliveriesSkipped", unit="Count", value=1)
             return
-        logger.info("delivered", provider_message_id=receipt.provider_message_id, attempt=retry.attempt + 1, extra=log)
+        self._record(self.status.record_sent, message.key, message.channel, provider_message_id)
+        logger.info("delivered", provider_message_id=provider_message_id, attempt=retry.attempt + 1, extra=log)
         metrics.add_metric(name="Delivered", unit="Count", value=1)
+
+    def _send_once(self, message: ChannelMessage, partition: str) -> str | None:
+        """Claim the send on the channel's status row (the first of its two writes), then send; the outcome's write
+        (sent, failed, released) is the caller's, except for a send deferred before its turn, released here."""
+        lease = self._remaining() + _RESERVE_SECONDS if self._context is not None else DEFAULT_LEASE_SECONDS
+        try:
+            claim = self.status.claim_send(message.key, message.channel, lease)
+        except Exception as exc:
+            raise TransientDeliveryError(f"status store unavailable: {type(exc).__name__}") from exc
+        if claim.outcome is Claim.ALREADY_SENT:
+            raise _AlreadySentError(claim.provider_message_id)
+        if claim.outcome is Claim.IN_FLIGHT:
+            raise _SendInFlightError(f"{message.channel.value} send of {message.notification_id} is in flight")
+        try:
+            return self._send(message, partition)
+        except _DeferError as deferred:
+            if not deferred.attempted:
+                self._record(self.status.release, message.key, message.channel)
+            raise
 
     def _wait_until(self, not_before: float) -> None:
         """Hold a deferred record until its time, if this invocation can; else defer it again as it is."""
@@ -257,8 +268,8 @@ class DeliveryService:
             raise _DeferError("not due within this invocation", not_before, attempted=False)
         self.sleep(wait)
 
-    def _send(self, *, delivery: dict[str, Any], message: ChannelMessage, partition: str) -> dict[str, Any]:
-        """The provider call under the channel's pacing; runs inside the idempotency record."""
+    def _send(self, message: ChannelMessage, partition: str) -> str | None:
+        """The provider call under the channel's pacing, inside the send's claim; the provider's message id."""
         limiter = self._limiter(partition)
         attempt = 1
         while True:
@@ -284,8 +295,7 @@ class DeliveryService:
                 self._circuit.success()  # the provider answered: it is up
                 raise
             self._circuit.success()
-            # The notification id lets the erasure tool find this record (ops/erase.py); the key is only a hash.
-            return {"provider_message_id": receipt.provider_message_id, "notification_id": str(message.notification_id)}
+            return receipt.provider_message_id
 
     def _in_process_delay(self, attempt: int, exc: TransientDeliveryError) -> float | None:
         """Seconds to wait before another attempt in this invocation, or None to defer the record."""

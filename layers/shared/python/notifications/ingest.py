@@ -2,10 +2,8 @@
 
 A request is accepted only after Kafka acknowledged the ``notification.requested/v2`` record (acks=all), and only
 within the caller's quotas (``notifications.quotas``). Client retries replay the first answer; a failed attempt
-leaves no idempotency record, so the retry goes through.
-
-Powertools Idempotency (and with it boto3) is imported when the service is first built, not at import: the
-handler module stays cheap to import. Clients are built in ``notifications.runtime.ingest``.
+leaves no idempotency record, so the retry goes through. Idempotency and the status view are one item written
+twice per request (``notifications.ledger``). Clients are built in ``notifications.runtime.ingest``.
 """
 
 from __future__ import annotations
@@ -15,11 +13,12 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 from notifications.errors import NotificationError
 from notifications.kafka.producer import OutgoingRecord, Publisher, publish_one
+from notifications.ledger import Claimed, Ledger
 from notifications.models import (
     Accepted,
     NotificationKey,
@@ -34,8 +33,6 @@ from notifications.settings import IngestSettings
 from notifications.status import StatusStore
 
 if TYPE_CHECKING:
-    from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
-    from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
 TRACE_HEADER = "x-amzn-trace-id"
@@ -112,11 +109,6 @@ class IngestService:
                 headers=tuple(headers),
             ),
         )
-        # Durable from here on. The status row is a view; failing to write it must not un-accept the request.
-        try:
-            self.status.record_accepted(envelope.key, envelope.channels, customer_id=envelope.customer.id)
-        except Exception:
-            logger.exception("status write failed after accept", notification_id=str(request.id))
         metrics.add_metric(name="NotificationsAccepted", unit="Count", value=1)
         return Accepted(
             id=request.id,
@@ -133,91 +125,66 @@ class IngestService:
             raise StoreUnavailableError(f"status read failed: {type(exc).__name__}") from exc
 
 
-def _mark_replay(response: Any, idempotent_data: DataRecord) -> Any:
-    return {**response, "replayed": True}
+# How long a claim blocks its key when the invocation's remaining time is unknown (outside Lambda).
+DEFAULT_LEASE_SECONDS = 30.0
 
 
 class IdempotentIngest:
-    """``IngestService.accept`` under Powertools Idempotency, in the caller's namespace, checking the payload.
+    """``IngestService.accept`` once per notification id and per client key, with two store round trips
+    (``notifications.ledger``): claim, publish, complete. A refused or replayed request publishes nothing."""
 
-    One record per notification id makes an id one notification: the same id with another payload is refused,
-    whatever the idempotency key. A client's own ``Idempotency-Key`` (other than the id) gets a record of its own
-    around that one: the same key with another payload (another id included) is refused too. Each record has its
-    own persistence layer, as Powertools configures a layer for the one function it decorates.
-    """
-
-    def __init__(self, service: IngestService, persistence: Callable[[], BasePersistenceLayer]) -> None:
-        from aws_lambda_powertools.utilities.idempotency import (  # noqa: PLC0415 - see the module docstring
-            IdempotencyConfig,
-            exceptions,
-            idempotent_function,
-        )
-
+    def __init__(self, service: IngestService, ledger: Ledger) -> None:
         self.service = service
-        self._errors = exceptions
-        self._config = IdempotencyConfig(
-            event_key_jmespath="key",
-            payload_validation_jmespath="payload",
-            raise_on_no_idempotency_key=True,
-            expires_after_seconds=service.settings.idempotency_ttl_seconds,
-            response_hook=_mark_replay,
-        )
-        self._once_per_id = idempotent_function(
-            data_keyword_argument="submission", persistence_store=persistence(), config=self._config
-        )(self._accept_submission)
-        self._once_per_key = idempotent_function(
-            data_keyword_argument="submission", persistence_store=persistence(), config=self._config
-        )(self._accept_once_per_id)
-
-    def _accept_submission(
-        self, *, submission: dict[str, Any], request: NotificationRequest, caller: str
-    ) -> dict[str, Any]:
-        accepted = self.service.accept(request, caller, submission["correlation_id"])
-        return accepted.model_dump(mode="json")
-
-    def _accept_once_per_id(
-        self, *, submission: dict[str, Any], request: NotificationRequest, caller: str, by_id: dict[str, Any]
-    ) -> dict[str, Any]:
-        try:
-            return dict(self._once_per_id(submission=by_id, request=request, caller=caller))
-        except self._errors.IdempotencyValidationError as exc:
-            raise NotificationIdReusedError(str(request.id)) from exc
+        self.ledger = ledger
 
     def accept(
         self, request: NotificationRequest, caller: str, key: str, correlation_id: str, context: LambdaContext | None
     ) -> AcceptOutcome:
         """Publish once per id and key, or replay the first answer; raise a typed error for every refusal."""
-        if context is not None:
-            # In-flight records expire with this invocation, so a crashed attempt does not block the key for long.
-            self._config.register_lambda_context(context)
-        # The payload enters the idempotency records as a digest of its canonical JSON: Powertools deep-copies and
-        # hashes the data it is given on every call, and a 64-character digest is cheaper to copy than the request.
+        # The payload enters the records as a digest of its canonical JSON.
         digest = hashlib.sha256(request.model_dump_json().encode()).hexdigest()
-        by_id = {"key": f"{caller}#id#{request.id}", "payload": digest, "correlation_id": correlation_id}
-        errors = self._errors
+        notification = NotificationKey(caller, request.id)
+        client_key = None if key == str(request.id) else key
+        # A crashed attempt's claim lapses with its invocation, so it does not block the key for long.
+        lease = context.get_remaining_time_in_millis() / 1000 if context is not None else DEFAULT_LEASE_SECONDS
         try:
-            if key == str(request.id):
-                result = dict(self._once_per_id(submission=by_id, request=request, caller=caller))
-            else:
-                by_key = {**by_id, "key": f"{caller}#key#{key}"}
-                result = dict(self._once_per_key(submission=by_key, request=request, caller=caller, by_id=by_id))
-        except errors.IdempotencyValidationError as exc:
-            raise (NotificationIdReusedError if key == str(request.id) else IdempotencyKeyReusedError)(key) from exc
-        except errors.IdempotencyAlreadyInProgressError as exc:
-            raise RequestInFlightError(key) from exc
-        except (errors.IdempotencyPersistenceLayerError, errors.IdempotencyInconsistentStateError) as exc:
-            raise StoreUnavailableError(str(exc)) from exc
-        replayed = bool(result.pop("replayed", False))
-        return AcceptOutcome(accepted=Accepted.model_validate(result), replayed=replayed)
+            claimed = self.ledger.claim(notification, client_key, digest, lease, request.customer.id)
+        except Exception as exc:
+            raise StoreUnavailableError(f"idempotency claim failed: {type(exc).__name__}") from exc
+        if not claimed.taken:
+            return AcceptOutcome(accepted=_settle(claimed, digest, key, request), replayed=True)
+        try:
+            accepted = self.service.accept(request, caller, correlation_id)
+        except BaseException:
+            # Nothing was accepted: the claim must not block the client's retry.
+            try:
+                self.ledger.release(notification, client_key)
+            except Exception:
+                logger.exception("releasing the idempotency claim failed; it lapses with its lease")
+            raise
+        try:
+            self.ledger.complete(notification, client_key, accepted)
+        except Exception:
+            # Kafka has the record: the request is accepted. Until the claim lapses a retry answers 409 (in flight),
+            # then it publishes again, which the senders' claims make harmless; GET shows the channels' rows.
+            logger.exception("completing the idempotency record failed after accept", notification_id=str(request.id))
+        return AcceptOutcome(accepted=accepted, replayed=False)
+
+
+def _settle(claimed: Claimed, digest: str, key: str, request: NotificationRequest) -> Accepted:
+    """The answer to a request whose claim found earlier records: their 202 (a replay), or the refusal."""
+    if claimed.client_key is not None and claimed.client_key.digest != digest:
+        raise IdempotencyKeyReusedError(key)
+    if claimed.notification is not None and claimed.notification.digest != digest:
+        raise NotificationIdReusedError(str(request.id))
+    for entry in (claimed.client_key, claimed.notification):
+        if entry is not None and entry.accepted is not None:
+            return entry.accepted
+    raise RequestInFlightError(key)
 
 
 def build_ingest(
-    settings: IngestSettings,
-    publisher: Publisher,
-    status: StatusStore,
-    quotas: Quotas,
-    persistence: Callable[[], BasePersistenceLayer],
+    settings: IngestSettings, publisher: Publisher, status: StatusStore, quotas: Quotas, ledger: Ledger
 ) -> IdempotentIngest:
-    """The ingest service; ``persistence`` makes a Powertools persistence layer (it is called twice)."""
-    service = IngestService(settings=settings, publisher=publisher, status=status, quotas=quotas)
-    return IdempotentIngest(service, persistence)
+    """The ingest service: quotas, Kafka and the status view, once per notification id and client key."""
+    return IdempotentIngest(IngestService(settings=settings, publisher=publisher, status=status, quotas=quotas), ledger)

@@ -512,11 +512,38 @@ def channel_messages(envelope: NotificationRequested) -> list[ChannelMessage]:
 
 
 class DeliveryState(StrEnum):
+    """Where a channel of a notification stands. ``sent``: the provider took it; the provider's feedback (email, SMS)
+    then moves it on to ``delivered``, ``bounced``, ``complained`` or ``undeliverable``."""
+
     ACCEPTED = "accepted"
-    QUEUED = "queued"
     SENT = "sent"
+    DELIVERED = "delivered"
+    BOUNCED = "bounced"
+    COMPLAINED = "complained"
+    UNDELIVERABLE = "undeliverable"
     FAILED = "failed"
-    DEAD = "dead"
+
+
+# The provider took the message: nothing may send it again, whatever feedback follows.
+HANDED_OVER = frozenset(
+    {
+        DeliveryState.SENT,
+        DeliveryState.DELIVERED,
+        DeliveryState.BOUNCED,
+        DeliveryState.COMPLAINED,
+        DeliveryState.UNDELIVERABLE,
+    }
+)
+
+
+class StatusEvent(BaseModel):
+    """One step of a channel's history, oldest first: ``accepted``, ``attempt_failed`` (a transient failure, retried),
+    ``sent``, the provider's feedback (``delivered``, ``bounced``, ``complained``, ``undeliverable``) or ``failed``
+    (for good)."""
+
+    event: str
+    at: datetime
+    reason: str | None = None
 
 
 class ChannelStatus(BaseModel):
@@ -526,6 +553,7 @@ class ChannelStatus(BaseModel):
     last_error: str | None = None
     provider_message_id: str | None = None
     updated_at: datetime | None = None
+    history: list[StatusEvent] = Field(default_factory=list)
 
 
 class NotificationStatus(BaseModel):

@@ -1,9 +1,10 @@
 """How long personal data is kept: the attribute names the tables expire items by and the erasure tool reads.
 
-- The idempotency table expires records by ``expiration`` (Powertools Idempotency's TTL attribute, epoch seconds);
-  ingest keeps them ``IDEMPOTENCY_TTL_SECONDS`` (24 h by default), the senders 7 days.
-- The status table expires items by ``expires_at`` (epoch seconds), written with every status update, and records
-  the customer's id in ``customer_id`` so that one customer's items can be found and erased (``ops/erase.py``).
+- The idempotency table expires the records of shops' own idempotency keys by ``expiration`` (epoch seconds);
+  ingest keeps them ``IDEMPOTENCY_TTL_SECONDS`` (24 h by default).
+- The status table expires items by ``expires_at`` (epoch seconds), written with every status update; the
+  notification's own item (ingest's idempotency record for its id) records the customer's id in ``customer_id``
+  so that one customer's items can be found and erased (``ops/erase.py``).
 - Kafka topics delete records after their ``retention.ms`` (the topics custom resource sets it; the DLQ keeps
   them longer, still bounded).
 

@@ -78,8 +78,6 @@ class FanoutSettings(KafkaSettings):
 class SenderSettings(KafkaSettings):
     channel: Channel
     status_table_name: str
-    idempotency_table_name: str
-    idempotency_ttl_seconds: int = Field(default=7 * 24 * 3600, gt=0)
     provider_timeout_seconds: float = Field(default=5.0, gt=0, le=30)
     # Transient provider errors are retried inside the invocation this many times in all, with a short backoff,
     # before the record is reported failed: a reported failure makes the event-source mapping redeliver the

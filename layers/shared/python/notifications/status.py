@@ -3,37 +3,69 @@
 A notification lives in its caller's namespace: the partition key ``notification_id`` holds
 ``<caller id>/<notification id>`` (``NotificationKey``), so another caller's notification with the same id is
 another item and reading it answers nothing. Notifications of v1 envelopes (no caller) are keyed by the bare id.
+
+Items of one notification:
+
+- ``#notification`` (``NOTIFICATION_ITEM``): written by ingest (``notifications.ledger``): the request's
+  idempotency state, the channels and the 202 answer. It is what GET reads first.
+- one item per channel, written by its sender: the channel's state, attempts, last error, the provider's message
+  id, a lease while a send is in flight and the ``history`` of events, oldest first. The row is also the send's
+  idempotency record: a send is claimed on it (``claim_send``) and its outcome written to it (``record_sent``,
+  ``record_failure``, ``release``), two writes per delivery. A channel without its row yet is ``accepted``.
+
+Every write moves the item's expiry on (``notifications.retention``): status is kept for a bounded time.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import Enum
 from typing import Any, Protocol
 
 from notifications import retention
 from notifications.models import (
+    HANDED_OVER,
+    Accepted,
     Channel,
     ChannelStatus,
     DeliveryState,
     NotificationRef,
     NotificationStatus,
+    StatusEvent,
     notification_id_of,
 )
 
 _MAX_ERROR = 500
+NOTIFICATION_ITEM = "#notification"  # sort key of the notification's own item; channel rows are channel names
+
+
+class Claim(Enum):
+    """What ``claim_send`` found: the send is this caller's to make, was made already, or is being made."""
+
+    CLAIMED = "claimed"
+    ALREADY_SENT = "already_sent"
+    IN_FLIGHT = "in_flight"
+
+
+@dataclass(frozen=True)
+class SendClaim:
+    outcome: Claim
+    provider_message_id: str | None = None
 
 
 class StatusStore(Protocol):
-    """Port: where ingest, fanout and senders record what happened to each channel of a notification."""
+    """Port: what senders record about each channel of a notification, and what GET reads."""
 
-    def record_accepted(
-        self, notification: NotificationRef, channels: Sequence[Channel], *, customer_id: str | None = None
-    ) -> None: ...
+    def claim_send(self, notification: NotificationRef, channel: Channel, lease_seconds: float) -> SendClaim: ...
 
     def record_sent(self, notification: NotificationRef, channel: Channel, provider_message_id: str | None) -> None: ...
 
     def record_failure(self, notification: NotificationRef, channel: Channel, reason: str, *, final: bool) -> None: ...
+
+    def release(self, notification: NotificationRef, channel: Channel) -> None: ...
 
     def get(self, notification: NotificationRef) -> NotificationStatus | None: ...
 
@@ -42,8 +74,21 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _event(event: str, at: datetime, reason: str | None = None) -> dict[str, Any]:
+    entry: dict[str, Any] = {"event": {"S": event}, "at": {"S": at.isoformat()}}
+    if reason:
+        entry["reason"] = {"S": reason[:_MAX_ERROR]}
+    return {"M": entry}
+
+
+def _states(states: frozenset[DeliveryState]) -> tuple[str, dict[str, Any]]:
+    """A condition's ``IN (...)`` list of states and its expression values."""
+    names = {f":h{i}": {"S": state.value} for i, state in enumerate(sorted(states))}
+    return ", ".join(names), names
+
+
 class DynamoStatusStore:
-    """StatusStore on DynamoDB. Writes never move a channel backwards (a late 'accepted' cannot undo 'sent')."""
+    """StatusStore on DynamoDB. Writes never move a channel backwards: nothing follows a send but feedback."""
 
     def __init__(
         self,
@@ -61,93 +106,142 @@ class DynamoStatusStore:
         self,
         notification: NotificationRef,
         channel: Channel,
-        expression: str,
+        sets: list[str],
         values: dict[str, Any],
+        *,
+        event: dict[str, Any] | None = None,
+        remove: tuple[str, ...] = (),
         condition: str | None = None,
-    ) -> None:
-        # Every write moves the item's expiry on (notifications.retention): status is kept for a bounded time.
+        old_on_failure: bool = False,
+    ) -> dict[str, Any] | None:
+        """One UpdateItem on a channel row; the old item (if asked for) when the condition failed, else None."""
         now = self._clock()
-        set_part, _, remove = expression.partition(" REMOVE ")
-        expression = f"{set_part}, #expires = :expires" + (f" REMOVE {remove}" if remove else "")
+        sets = [*sets, "updated_at = :now", "#expires = :expires"]
+        values = {
+            **values,
+            ":now": {"S": now.isoformat()},
+            ":expires": {"N": str(retention.expires_at(now, self._ttl))},
+        }
+        if event is not None:
+            sets.append("history = list_append(if_not_exists(history, :empty), :events)")
+            values[":empty"] = {"L": []}
+            values[":events"] = {"L": [event]}
+        expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(remove) if remove else "")
         kwargs: dict[str, Any] = {
             "TableName": self._table,
             "Key": {"notification_id": {"S": str(notification)}, "channel": {"S": channel.value}},
             "UpdateExpression": expression,
-            "ExpressionAttributeNames": {"#state": "state", "#expires": retention.STATUS_EXPIRES_ATTRIBUTE},
-            "ExpressionAttributeValues": {
-                ":now": {"S": now.isoformat()},
-                ":expires": {"N": str(retention.expires_at(now, self._ttl))},
-                **values,
-            },
+            "ExpressionAttributeNames": {"#expires": retention.STATUS_EXPIRES_ATTRIBUTE},
+            "ExpressionAttributeValues": values,
         }
+        if "#state" in expression + (condition or ""):
+            kwargs["ExpressionAttributeNames"]["#state"] = "state"
         if condition:
             kwargs["ConditionExpression"] = condition
+            if old_on_failure:
+                kwargs["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
         try:
             self._ddb.update_item(**kwargs)
-        except self._ddb.exceptions.ConditionalCheckFailedException:
-            return
+        except self._ddb.exceptions.ConditionalCheckFailedException as exc:
+            return dict(getattr(exc, "response", {}).get("Item") or {})
+        return None
 
-    def record_accepted(
-        self, notification: NotificationRef, channels: Sequence[Channel], *, customer_id: str | None = None
-    ) -> None:
-        # The customer's id lets the erasure tool find the customer's items (ops/erase.py).
-        customer = ", customer_id = :customer" if customer_id else ""
-        values: dict[str, Any] = {":accepted": {"S": DeliveryState.ACCEPTED.value}, ":zero": {"N": "0"}}
-        if customer_id:
-            values[":customer"] = {"S": customer_id}
-        for channel in channels:
-            self._update(
-                notification,
-                channel,
-                "SET #state = if_not_exists(#state, :accepted), attempts = if_not_exists(attempts, :zero), "
-                "updated_at = if_not_exists(updated_at, :now)" + customer,
-                values,
-            )
+    # -- a send ----------------------------------------------------------------------------------------------
+
+    def claim_send(self, notification: NotificationRef, channel: Channel, lease_seconds: float) -> SendClaim:
+        """Take the send of this channel for ``lease_seconds``: unless the provider has it already, or another
+        attempt holds an unexpired lease. One write; a lease left by a crashed attempt lapses by itself."""
+        now = self._clock()
+        handed, handed_values = _states(HANDED_OVER)
+        old = self._update(
+            notification,
+            channel,
+            [
+                "#state = if_not_exists(#state, :accepted)",
+                "attempts = if_not_exists(attempts, :zero) + :one",
+                "lease_until = :until",
+            ],
+            {
+                ":accepted": {"S": DeliveryState.ACCEPTED.value},
+                ":zero": {"N": "0"},
+                ":one": {"N": "1"},
+                ":until": {"N": f"{now.timestamp() + lease_seconds:.3f}"},
+                ":epoch": {"N": f"{now.timestamp():.3f}"},
+                **handed_values,
+            },
+            condition=f"(attribute_not_exists(#state) OR NOT #state IN ({handed})) "
+            "AND (attribute_not_exists(lease_until) OR lease_until < :epoch)",
+            old_on_failure=True,
+        )
+        if old is None:
+            return SendClaim(Claim.CLAIMED)
+        if not old:  # a store that does not return the item with the failed condition: read it
+            key = {"notification_id": {"S": str(notification)}, "channel": {"S": channel.value}}
+            old = self._ddb.get_item(TableName=self._table, Key=key, ConsistentRead=True).get("Item", {})
+        if old.get("state", {}).get("S") in {state.value for state in HANDED_OVER}:
+            return SendClaim(Claim.ALREADY_SENT, old.get("provider_message_id", {}).get("S") or None)
+        return SendClaim(Claim.IN_FLIGHT)
 
     def record_sent(self, notification: NotificationRef, channel: Channel, provider_message_id: str | None) -> None:
+        handed, handed_values = _states(HANDED_OVER)
         self._update(
             notification,
             channel,
-            "SET #state = :sent, provider_message_id = :pid, updated_at = :now, "
-            "attempts = if_not_exists(attempts, :zero) + :one REMOVE last_error",
-            {
-                ":sent": {"S": DeliveryState.SENT.value},
-                ":pid": {"S": provider_message_id or ""},
-                ":zero": {"N": "0"},
-                ":one": {"N": "1"},
-            },
-            condition="attribute_not_exists(#state) OR #state <> :sent",
+            ["#state = :sent", "provider_message_id = :pid"],
+            {":sent": {"S": DeliveryState.SENT.value}, ":pid": {"S": provider_message_id or ""}, **handed_values},
+            event=_event("sent", self._clock()),
+            remove=("lease_until", "last_error"),
+            condition=f"attribute_not_exists(#state) OR NOT #state IN ({handed})",
         )
 
     def record_failure(self, notification: NotificationRef, channel: Channel, reason: str, *, final: bool) -> None:
-        expression = "SET last_error = :reason, updated_at = :now, attempts = if_not_exists(attempts, :zero) + :one"
-        values: dict[str, Any] = {
-            ":reason": {"S": reason[:_MAX_ERROR]},
-            ":zero": {"N": "0"},
-            ":one": {"N": "1"},
-            ":sent": {"S": DeliveryState.SENT.value},
-        }
+        """A failed attempt (``final``: the channel failed for good); ends the attempt's lease."""
+        sets = ["last_error = :reason"]
+        values: dict[str, Any] = {":reason": {"S": reason[:_MAX_ERROR]}}
         if final:
-            expression += ", #state = :failed"
+            sets.append("#state = :failed")
             values[":failed"] = {"S": DeliveryState.FAILED.value}
+        handed, handed_values = _states(HANDED_OVER)
         self._update(
-            notification, channel, expression, values, condition="attribute_not_exists(#state) OR #state <> :sent"
+            notification,
+            channel,
+            sets,
+            {**values, **handed_values},
+            event=_event("failed" if final else "attempt_failed", self._clock(), reason),
+            remove=("lease_until",),
+            condition=f"attribute_not_exists(#state) OR NOT #state IN ({handed})",
+        )
+
+    def release(self, notification: NotificationRef, channel: Channel) -> None:
+        """End a claimed attempt that never reached the provider (deferred before its turn): no event, no failure."""
+        self._update(
+            notification,
+            channel,
+            ["attempts = attempts - :one"],
+            {":one": {"N": "1"}},
+            remove=("lease_until",),
+            condition="attribute_exists(lease_until)",
         )
 
     def record_dead_lettered(self, notification: NotificationRef, channel: Channel, reason: str) -> None:
         """Failed for good, the record being on the DLQ; unlike ``record_failure`` this is not a delivery attempt."""
+        handed, handed_values = _states(HANDED_OVER)
         self._update(
             notification,
             channel,
-            "SET #state = :failed, last_error = :reason, updated_at = :now, attempts = if_not_exists(attempts, :zero)",
+            ["#state = :failed", "last_error = :reason", "attempts = if_not_exists(attempts, :zero)"],
             {
                 ":failed": {"S": DeliveryState.FAILED.value},
                 ":reason": {"S": reason[:_MAX_ERROR]},
                 ":zero": {"N": "0"},
-                ":sent": {"S": DeliveryState.SENT.value},
+                **handed_values,
             },
-            condition="attribute_not_exists(#state) OR #state <> :sent",
+            event=_event("failed", self._clock(), reason),
+            remove=("lease_until",),
+            condition=f"attribute_not_exists(#state) OR NOT #state IN ({handed})",
         )
+
+    # -- reading ---------------------------------------------------------------------------------------------
 
     def get(self, notification: NotificationRef) -> NotificationStatus | None:
         response = self._ddb.query(
@@ -156,24 +250,55 @@ class DynamoStatusStore:
             ExpressionAttributeValues={":id": {"S": str(notification)}},
             ConsistentRead=True,
         )
-        items = response.get("Items", [])
-        if not items:
-            return None
-        channels = [_channel_status(item) for item in items]
-        return NotificationStatus(id=notification_id_of(notification), channels=channels)
+        return read_status(notification, response.get("Items", []))
 
 
-def _channel_status(item: dict[str, Any]) -> ChannelStatus:
+def read_status(notification: NotificationRef, items: list[dict[str, Any]]) -> NotificationStatus | None:
+    """The status view of a notification's items: None until ingest accepted it (or, for notifications accepted
+    before the notification item existed, until a channel row was written)."""
+    rows = {item["channel"]["S"]: item for item in items}
+    head = rows.pop(NOTIFICATION_ITEM, None)
+    accepted: Accepted | None = None
+    # A head without its answer is a claim still in flight (or one whose completion failed): no channels from it.
+    if head is not None and "response" in head:
+        accepted = Accepted.model_validate(json.loads(head["response"]["S"]))
+    channels = [] if accepted is None else list(accepted.channels)
+    channels += [Channel(name) for name in rows if not name.startswith("#") and Channel(name) not in channels]
+    if not channels:
+        return None
+    return NotificationStatus(
+        id=notification_id_of(notification),
+        channels=[_channel_status(channel, rows.get(channel.value), accepted) for channel in channels],
+    )
+
+
+def _channel_status(channel: Channel, item: dict[str, Any] | None, accepted: Accepted | None) -> ChannelStatus:
+    history = [StatusEvent(event="accepted", at=accepted.accepted_at)] if accepted else []
+    if item is None:
+        return ChannelStatus(
+            channel=channel, state=DeliveryState.ACCEPTED, updated_at=accepted and accepted.accepted_at, history=history
+        )
+
     def text(name: str) -> str | None:
         value = item.get(name, {}).get("S")
         return value or None
 
+    for entry in item.get("history", {}).get("L", []):
+        fields = entry["M"]
+        history.append(
+            StatusEvent(
+                event=fields["event"]["S"],
+                at=datetime.fromisoformat(fields["at"]["S"]),
+                reason=fields.get("reason", {}).get("S"),
+            )
+        )
     updated = text("updated_at")
     return ChannelStatus(
-        channel=Channel(item["channel"]["S"]),
+        channel=channel,
         state=DeliveryState(item["state"]["S"]),
         attempts=int(item.get("attempts", {}).get("N", "0")),
         last_error=text("last_error"),
         provider_message_id=text("provider_message_id"),
         updated_at=datetime.fromisoformat(updated) if updated else None,
+        history=history,
     )

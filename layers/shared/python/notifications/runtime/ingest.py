@@ -7,6 +7,7 @@ from typing import Any
 
 from notifications.ingest import IdempotentIngest, build_ingest
 from notifications.kafka.producer import KafkaPublisher
+from notifications.ledger import DynamoLedger
 from notifications.models import customer_addressed
 from notifications.quotas import DynamoCounterStore, QuotaLimits, Quotas
 from notifications.settings import IngestSettings, ingest_settings
@@ -36,9 +37,7 @@ def quota_limits(settings: IngestSettings) -> QuotaLimits:
 
 @cache
 def ingest_runtime() -> IdempotentIngest:
-    # Powertools Idempotency and botocore are imported here, on first use, to keep the handler cheap to import.
-    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer  # noqa: PLC0415
-
+    # botocore is imported here, on first use, to keep the handler cheap to import.
     from notifications import aws  # noqa: PLC0415
 
     settings = ingest_settings()
@@ -48,5 +47,10 @@ def ingest_runtime() -> IdempotentIngest:
         publisher=KafkaPublisher(settings, factory=ingest_producer),
         status=DynamoStatusStore(settings.status_table_name, dynamodb),
         quotas=Quotas(DynamoCounterStore(settings.quota_table_name, dynamodb), quota_limits(settings)),
-        persistence=lambda: DynamoDBPersistenceLayer(table_name=settings.idempotency_table_name, boto3_client=dynamodb),
+        ledger=DynamoLedger(
+            settings.status_table_name,
+            settings.idempotency_table_name,
+            dynamodb,
+            key_ttl_seconds=settings.idempotency_ttl_seconds,
+        ),
     )

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from functools import cache
 
-from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
-
 from notifications import aws, channels
 from notifications.delivery import DeliveryService
 from notifications.kafka.producer import KafkaPublisher
@@ -16,11 +14,9 @@ from notifications.status import DynamoStatusStore
 @cache
 def delivery_runtime() -> DeliveryService:
     settings = sender_settings()
-    dynamodb = aws.client("dynamodb")
     return DeliveryService(
         settings=settings,
         sender=channels.create_sender(settings),
-        status=DynamoStatusStore(settings.status_table_name, dynamodb),
+        status=DynamoStatusStore(settings.status_table_name, aws.client("dynamodb")),
         publisher=KafkaPublisher(settings),
-        persistence=DynamoDBPersistenceLayer(table_name=settings.idempotency_table_name, boto3_client=dynamodb),
     )

@@ -1,0 +1,106 @@
+"""The local stack's DynamoDB (dynalite on LevelDB, ``devstack.dynamodb_local``) through ordinary boto3 clients:
+it keeps its items across a restart, and it runs the transactions the ingest's ledger writes.
+
+TransactWriteItems as AWS documents it (API reference:
+https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_TransactWriteItems.html): all or nothing; a
+failed condition cancels the whole transaction with ``TransactionCanceledException`` and one cancellation reason
+per item, in order.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from devstack import aws_resources, dynamodb_local
+from devstack.stack import DUMMY_CREDENTIALS, REGION
+
+STATUS, IDEMPOTENCY = aws_resources.STATUS_TABLE, aws_resources.IDEMPOTENCY_TABLE
+
+
+@contextmanager
+def dynamodb(path: Path) -> Iterator[Any]:
+    dynamodb_local.install()
+    proc = subprocess.Popen(dynamodb_local.command(0, path), stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        port = json.loads(proc.stdout.readline())["port"]
+        client = boto3.client(
+            "dynamodb",
+            endpoint_url=f"http://127.0.0.1:{port}",
+            region_name=REGION,
+            aws_access_key_id=DUMMY_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=DUMMY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        )
+        aws_resources.create_tables(client)
+        yield client
+    finally:
+        proc.terminate()
+        assert proc.wait(10) == 0
+
+
+def claim(notification: str, key: str) -> list[dict[str, Any]]:
+    condition = {"ConditionExpression": "attribute_not_exists(#s)", "ExpressionAttributeNames": {"#s": "state"}}
+    return [
+        {
+            "Put": {
+                "TableName": STATUS,
+                "Item": {
+                    "notification_id": {"S": notification},
+                    "channel": {"S": "#notification"},
+                    "state": {"S": "in_progress"},
+                },
+                **condition,
+            }
+        },
+        {"Put": {"TableName": IDEMPOTENCY, "Item": {"id": {"S": key}, "state": {"S": "in_progress"}}, **condition}},
+    ]
+
+
+def status_item(client: Any, notification: str) -> dict[str, Any] | None:
+    key = {"notification_id": {"S": notification}, "channel": {"S": "#notification"}}
+    item: dict[str, Any] | None = client.get_item(TableName=STATUS, Key=key, ConsistentRead=True).get("Item")
+    return item
+
+
+def test_items_survive_a_restart(tmp_path: Path) -> None:
+    with dynamodb(tmp_path) as client:
+        client.transact_write_items(TransactItems=claim("shop/n-1", "shop#key#k-1"))
+    with dynamodb(tmp_path) as client:
+        assert status_item(client, "shop/n-1") is not None
+        key_item = client.get_item(TableName=IDEMPOTENCY, Key={"id": {"S": "shop#key#k-1"}})["Item"]
+        assert key_item["state"] == {"S": "in_progress"}
+
+
+def test_a_transaction_whose_second_condition_fails_writes_nothing(tmp_path: Path) -> None:
+    with dynamodb(tmp_path) as client:
+        # Given a client key already claimed by another notification
+        client.put_item(TableName=IDEMPOTENCY, Item={"id": {"S": "shop#key#k-2"}, "state": {"S": "accepted"}})
+
+        # When a notification claims its item and that key in one transaction
+        with pytest.raises(client.exceptions.TransactionCanceledException) as cancelled:
+            client.transact_write_items(TransactItems=claim("shop/n-2", "shop#key#k-2"))
+
+        # Then it is cancelled with one reason per item, and the first write was not kept
+        reasons = [reason["Code"] for reason in cancelled.value.response["CancellationReasons"]]
+        assert reasons == ["None", "ConditionalCheckFailed"]
+        assert status_item(client, "shop/n-2") is None
+
+
+def test_transact_get_items_answers_in_order(tmp_path: Path) -> None:
+    with dynamodb(tmp_path) as client:
+        client.transact_write_items(TransactItems=claim("shop/n-3", "shop#key#k-3"))
+        answer = client.transact_get_items(
+            TransactItems=[
+                {"Get": {"TableName": IDEMPOTENCY, "Key": {"id": {"S": "shop#key#k-3"}}}},
+                {"Get": {"TableName": IDEMPOTENCY, "Key": {"id": {"S": "shop#key#missing"}}}},
+            ]
+        )
+        assert [bool(r.get("Item")) for r in answer["Responses"]] == [True, False]

@@ -1,0 +1,184 @@
+"""Store round trips per request and per delivery, counted by a botocore event hook on the functions' own client.
+
+Ingest: one claim and one completion for idempotency and status, whatever the number of channels (a client's own
+idempotency key rides in the same transactions), plus the quota check. A delivery: the send's claim and its outcome,
+two writes. The store is in-process moto DynamoDB through the same boto3 client the functions use.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import ingest_handler
+import pytest
+
+from devstack.apigw import http_api_event, http_result
+from devstack.aws_resources import QUOTA_TABLE, STATUS_TABLE
+from devstack.lambda_context import LocalLambdaContext
+from notifications import aws, delivery
+from notifications.channels.base import Receipt
+from notifications.models import Channel, ChannelMessage, NotificationKey
+from notifications.runtime import ingest
+from notifications.status import Claim, DynamoStatusStore
+from tests.channel_support import channel_message, message_record, sender_settings
+from tests.support import MemoryPublisher, caller_id, sample_request
+
+
+class Calls:
+    """DynamoDB operations made through one client, as (operation, table) pairs."""
+
+    def __init__(self) -> None:
+        self.made: list[tuple[str, str]] = []
+
+    def __call__(self, params: dict[str, Any], model: Any, **_: Any) -> None:
+        table = params.get("TableName") or next(iter(params.get("RequestItems", {})), "")
+        if model.name == "TransactWriteItems":
+            table = "+".join(sorted({next(iter(item.values()))["TableName"] for item in params["TransactItems"]}))
+        self.made.append((model.name, table))
+
+    def on(self, *tables: str) -> list[str]:
+        return [operation for operation, table in self.made if any(t in table for t in tables)]
+
+
+@pytest.fixture
+def calls(moto_aws) -> Iterator[Calls]:
+    counter = Calls()
+    client = aws.client("dynamodb")
+    client.meta.events.register("before-parameter-build.dynamodb", counter)
+    yield counter
+    client.meta.events.unregister("before-parameter-build.dynamodb", counter)
+
+
+@pytest.fixture
+def publisher(moto_aws, monkeypatch: pytest.MonkeyPatch) -> MemoryPublisher:
+    fake = MemoryPublisher()
+    monkeypatch.setattr(ingest, "KafkaPublisher", lambda settings, **_: fake)
+    return fake
+
+
+def post(body: dict[str, Any], **headers: str) -> int:
+    event = http_api_event(
+        "POST", "/v1/notifications", body=json.dumps(body), headers={"content-type": "application/json", **headers}
+    )
+    return http_result(ingest_handler.handler(event, LocalLambdaContext("ingest"))).status
+
+
+@pytest.mark.parametrize("channels", [["email"], [channel.value for channel in Channel]])
+def test_a_new_notification_costs_two_store_round_trips_whatever_its_channels(publisher, calls, channels):
+    # Given a purchase for one or for four channels
+    body = sample_request(channels=channels)
+    post(sample_request())  # clients and tables warm
+    calls.made.clear()
+
+    # When the shop posts it
+    assert post(body) == 202
+
+    # Then idempotency and status took one claim and one completion, and the quota check one batch of counters
+    assert calls.on(STATUS_TABLE, "idempotency") == ["PutItem", "UpdateItem"]
+    assert set(calls.on(QUOTA_TABLE)) <= {"UpdateItem"}
+    # And GET answers at once (no window without status), each channel accepted
+    event = http_api_event("GET", f"/v1/notifications/{body['id']}")
+    answer = http_result(ingest_handler.handler(event, LocalLambdaContext("ingest")))
+    assert answer.status == 200
+    assert {c["channel"]: c["state"] for c in answer.json()["channels"]} == dict.fromkeys(channels, "accepted")
+
+
+def test_a_client_key_rides_in_the_same_two_round_trips(publisher, calls):
+    post(sample_request())
+    calls.made.clear()
+
+    # When the shop posts with its own idempotency key
+    assert post(sample_request(), **{"idempotency-key": f"order-{uuid.uuid4()}"}) == 202
+
+    # Then the key's record and the notification's item were written together, twice
+    assert calls.on(STATUS_TABLE, "idempotency") == ["TransactWriteItems", "TransactWriteItems"]
+
+
+def test_a_replay_reads_nothing_more_and_publishes_nothing(publisher, calls):
+    body = sample_request()
+    assert post(body) == 202
+    calls.made.clear()
+
+    # When the client retries
+    assert post(body) == 202
+
+    # Then the refused claim answered the stored 202 by itself: one call, nothing published again
+    assert calls.on(STATUS_TABLE, "idempotency") == ["PutItem"]
+    assert len(publisher.records) == 1
+
+
+class Provider:
+    channel = Channel("email")
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    def send(self, message: ChannelMessage) -> Receipt:
+        self.sent.append(message.delivery_key)
+        return Receipt(provider_message_id=f"p-{len(self.sent)}")
+
+
+def test_a_delivery_costs_two_store_writes_and_a_redelivery_one(moto_aws, calls):
+    import sender_handler
+
+    # Given the email sender on the functions' own DynamoDB client
+    provider = Provider()
+    service = delivery.DeliveryService(
+        settings=sender_settings(Channel.EMAIL),
+        sender=provider,
+        status=DynamoStatusStore(STATUS_TABLE, aws.client("dynamodb")),
+        publisher=MemoryPublisher(),
+    )
+    message = channel_message(Channel.EMAIL)
+    from devstack.msk_events import build_event
+    from tests.channel_support import CLUSTER_ARN
+
+    def invoke() -> dict[str, Any]:
+        service.bind(None)
+        event = build_event([message_record(message, 1)], bootstrap_servers="b:9098", event_source_arn=CLUSTER_ARN)
+        sender_handler.delivery_runtime = lambda: service  # type: ignore[attr-defined]
+        try:
+            return sender_handler.handler(event, LocalLambdaContext("email-sender"))
+        finally:
+            del sender_handler.delivery_runtime
+
+    # When a record is delivered, then redelivered
+    assert invoke() == {"batchItemFailures": []}
+    first = list(calls.made)
+    calls.made.clear()
+    assert invoke() == {"batchItemFailures": []}
+
+    # Then the delivery wrote twice (claim, sent) and read nothing; the redelivery's refused claim was all
+    assert Counter(first) == Counter({("UpdateItem", STATUS_TABLE): 2})
+    assert calls.made == [("UpdateItem", STATUS_TABLE)]
+    assert len(provider.sent) == 1
+
+
+def test_a_claim_blocks_a_second_attempt_until_its_lease_lapses(moto_aws):
+    ddb = moto_aws.client("dynamodb")
+    now = [1_800_000_000.0]
+    from datetime import UTC, datetime
+
+    store = DynamoStatusStore(STATUS_TABLE, ddb, clock=lambda: datetime.fromtimestamp(now[0], UTC))
+    key = NotificationKey(caller_id(), uuid.uuid4())
+
+    assert store.claim_send(key, Channel.EMAIL, 30).outcome is Claim.CLAIMED
+    # A second attempt while the first holds the lease: in flight
+    assert store.claim_send(key, Channel.EMAIL, 30).outcome is Claim.IN_FLIGHT
+    # The first crashed: after its lease the send can be claimed again
+    now[0] += 31
+    assert store.claim_send(key, Channel.EMAIL, 30).outcome is Claim.CLAIMED
+    # Released (deferred before its turn): claimable at once, and not counted as an attempt
+    store.release(key, Channel.EMAIL)
+    assert store.claim_send(key, Channel.EMAIL, 30).outcome is Claim.CLAIMED
+    store.record_sent(key, Channel.EMAIL, "ses-1")
+    sent = store.claim_send(key, Channel.EMAIL, 30)
+    assert (sent.outcome, sent.provider_message_id) == (Claim.ALREADY_SENT, "ses-1")
+    view = store.get(key)
+    assert view is not None
+    [email] = view.channels
+    assert (email.state.value, email.attempts) == ("sent", 2)
