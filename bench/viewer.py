@@ -61,7 +61,7 @@ def kind(pid: int, stack_pids: dict[int, str]) -> str:
     if pid == os.getpid():
         return "load generator + viewer"
     if pid in stack_pids:
-        return {"moto": "moto", "kafka": "kafka"}.get(stack_pids[pid], "functions")
+        return {"moto": "moto", "kafka": "kafka", "dynamodb": "dynamodb"}.get(stack_pids[pid], "functions")
     try:
         command = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
