@@ -1,7 +1,7 @@
 """The local stack's command line.
 
     python -m devstack up [--demo] [--port 3000]   # everything on this machine; Ctrl-C stops it
-                                                   # (the delivery viewer: http://127.0.0.1:3003/)
+                                                   # (the delivery viewer: http://127.0.0.1:3004/)
     python -m devstack demo [--count N]            # post sample purchases to the running stack
     python -m devstack tail [--from-beginning]     # follow deliveries and dead letters
     python -m devstack redrive list|replay ...     # the operator's redrive tool, on the local broker
@@ -119,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     up = sub.add_parser("up", help="start Kafka, moto, receivers and every function; Ctrl-C stops")
     up.add_argument("--port", type=int, default=3000, help="HTTP API port on 127.0.0.1 (default: %(default)s)")
     up.add_argument(
-        "--viewer-port", type=int, default=3003, help="delivery viewer port, another when taken (default: %(default)s)"
+        "--viewer-port", type=int, default=3004, help="delivery viewer port, another when taken (default: %(default)s)"
     )
     up.add_argument("--demo", action="store_true", help="post sample purchases once everything runs")
     up.add_argument(

@@ -1,7 +1,9 @@
-"""The AWS resources the functions expect, created in moto (tests) or the moto server (local stack).
+"""The AWS resources the functions expect, created in moto (tests) or the local stack (tables in its DynamoDB
+server, the rest in the moto server).
 
 Names and shapes match template.yaml: the idempotency table (key ``id``, TTL ``expiration``), the status table
-(``notification_id`` + ``channel``, TTL ``expires_at``), the quota table (key ``counter``, TTL ``expires_at``), a
+(``notification_id`` + ``channel``, TTL ``expires_at``, keys-only index on ``provider_message_id``), the
+suppression table (key ``address_hash``), the quota table (key ``counter``, TTL ``expires_at``), a
 verified SES identity and the Slack and webhook secrets (the webhook's signing keys are Standard Webhooks secrets,
 ``whsec_`` + base64 of at least 32 bytes).
 """
@@ -12,11 +14,13 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from notifications.message_index import INDEX_NAME as MESSAGE_INDEX
 from notifications.retention import STATUS_EXPIRES_ATTRIBUTE
 
 IDEMPOTENCY_TABLE = "notifications-idempotency"
 STATUS_TABLE = "notifications-status"
 QUOTA_TABLE = "notifications-quotas"
+SUPPRESSION_TABLE = "notifications-suppressions"
 # Locally the quotas are high, so that demos and load runs are not refused; tests of the quotas lower them.
 LOCAL_QUOTAS = {
     "QUOTA_CALLER_PER_SECOND": "100000",
@@ -25,6 +29,9 @@ LOCAL_QUOTAS = {
     "QUOTA_EMAIL_PER_HOUR": "1000000",
 }
 SENDER_ADDRESS = "orders@shop.example"
+# The configuration set the email sender names (template.yaml's EmailConfigurationSet); the local SES publishes the
+# events of messages sent with it (devstack.providers).
+CONFIGURATION_SET = "notifications"
 SLACK_SECRET = "notifications/slack-webhook"
 WEBHOOK_SECRET = "notifications/webhook"
 # Where the local stack may send SMS (the template's SmsAllowedCountries parameter in AWS).
@@ -55,7 +62,7 @@ def create_all(session: Any, endpoints: Endpoints = Endpoints()) -> None:
 
 
 def create_tables(ddb: Any) -> None:
-    """The three tables (a DynamoDB client of moto or of the local DynamoDB server); existing ones are kept."""
+    """The tables (a DynamoDB client of moto or of the local DynamoDB server); existing ones are kept."""
     existing = set(ddb.list_tables()["TableNames"])
     if IDEMPOTENCY_TABLE not in existing:
         ddb.create_table(
@@ -83,10 +90,25 @@ def create_tables(ddb: Any) -> None:
             AttributeDefinitions=[
                 {"AttributeName": "notification_id", "AttributeType": "S"},
                 {"AttributeName": "channel", "AttributeType": "S"},
+                {"AttributeName": "provider_message_id", "AttributeType": "S"},
+            ],
+            GlobalSecondaryIndexes=[
+                {
+                    "IndexName": MESSAGE_INDEX,
+                    "KeySchema": [{"AttributeName": "provider_message_id", "KeyType": "HASH"}],
+                    "Projection": {"ProjectionType": "KEYS_ONLY"},
+                }
             ],
             BillingMode="PAY_PER_REQUEST",
         )
         _enable_ttl(ddb, STATUS_TABLE, STATUS_EXPIRES_ATTRIBUTE)
+    if SUPPRESSION_TABLE not in existing:
+        ddb.create_table(
+            TableName=SUPPRESSION_TABLE,
+            KeySchema=[{"AttributeName": "address_hash", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "address_hash", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
 
 
 def _enable_ttl(ddb: Any, table: str, attribute: str) -> None:
@@ -106,8 +128,10 @@ def function_environment(bootstrap: str) -> dict[str, str]:
         "STATUS_TABLE_NAME": STATUS_TABLE,
         "IDEMPOTENCY_TABLE_NAME": IDEMPOTENCY_TABLE,
         "QUOTA_TABLE_NAME": QUOTA_TABLE,
+        "SUPPRESSION_TABLE_NAME": SUPPRESSION_TABLE,
         **LOCAL_QUOTAS,
         "EMAIL_FROM_ADDRESS": SENDER_ADDRESS,
+        "SES_CONFIGURATION_SET": CONFIGURATION_SET,
         "SLACK_WEBHOOK_SECRET_ID": SLACK_SECRET,
         "WEBHOOK_SECRET_ID": WEBHOOK_SECRET,
         "SMS_ALLOWED_COUNTRIES": SMS_ALLOWED_COUNTRIES,

@@ -21,7 +21,9 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-FINAL_STATES = frozenset({"sent", "failed", "dead"})
+# Past "accepted": handed to the provider (and maybe its feedback since), or failed.
+FINAL_STATES = frozenset({"sent", "delivered", "bounced", "complained", "undeliverable", "failed"})
+DELIVERED_STATES = frozenset({"sent", "delivered"})
 _PEOPLE = [
     ("Ada", "Lovelace"),
     ("Grace", "Hopper"),
@@ -88,7 +90,7 @@ class DemoResult:
 
     @property
     def delivered(self) -> bool:
-        return bool(self.channels) and all(c.get("state") == "sent" for c in self.channels.values())
+        return bool(self.channels) and all(c.get("state") in DELIVERED_STATES for c in self.channels.values())
 
 
 def run_demo(

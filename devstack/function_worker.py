@@ -7,7 +7,9 @@ The process imports the function's handler from its ``CodeUri`` and runs what tr
 - Kafka event-source mappings (one :class:`devstack.esm.KafkaEventSourceMapping` each; invocations one at a
   time, as one execution environment runs one invocation at a time);
 - HTTP API events: an API Gateway HTTP API on 127.0.0.1 (``--http-port``, 0 = a free port; with ``--reuse-port``
-  several environments share the port).
+  several environments share the port);
+- events of services that invoke it asynchronously (EventBridge rules, CloudWatch Logs subscriptions): Lambda's
+  Invoke API on 127.0.0.1 (``devstack.invoke``), which the local stand-ins of those services call.
 
 Several processes of one function are several execution environments: Kafka-triggered ones share the mapping's
 consumer group (Kafka gives each its partitions), HTTP ones share the port.
@@ -157,7 +159,21 @@ def serve(
         stop.wait()
         api.stop()
         return 0
-    log.error("%s has no Kafka trigger and no HTTP API event: nothing runs it locally", spec.logical_id)
+    if spec.async_events:
+        from devstack.invoke import RETRY_ENV, InvokeServer  # noqa: PLC0415
+
+        invoker = InvokeServer(
+            handler,
+            function_name=spec.logical_id,
+            timeout_seconds=spec.timeout_seconds,
+            port=http_port or 0,
+            retry_delay=float(os.environ.get(RETRY_ENV, "1.0")),
+        ).start()
+        _signal_ready(ready_fd, {"function": spec.logical_id, "invoke_url": invoker.url()})
+        stop.wait()
+        invoker.stop()
+        return 0
+    log.error("%s has no Kafka trigger, HTTP API or asynchronous event: nothing runs it locally", spec.logical_id)
     return 2
 
 

@@ -5,11 +5,14 @@ What runs (``LocalStack.start``), each announced by one progress line:
 1. Kafka: the local KRaft broker (data in ``<data_dir>/kafka``, port 9092 unless taken; a restart reuses the data
    dir and its port), or the cluster named by ``KAFKA_BOOTSTRAP_SERVERS``. Topics from ``devstack.topics``.
 2. AWS: a moto server on 127.0.0.1 (DynamoDB, SES, SNS, Secrets Manager) with the project's resources.
-3. Receivers: a Slack incoming webhook and a signature-checking webhook endpoint (``devstack.receivers``).
+3. Receivers: a Slack incoming webhook and a signature-checking webhook endpoint (``devstack.receivers``), and a
+   local SES v2 (``devstack.providers``) that keeps every email as received and publishes SES's events to the
+   feedback function (the SES mailbox simulator's addresses bounce or complain).
 4. Functions from template.yaml, each in its own process (``devstack.function_worker``): the ingest behind a local
-   HTTP API, the fanout and one sender per channel behind local Kafka event-source mappings. A function whose
-   process dies gets a new one, as Lambda starts a new execution environment.
-5. The delivery viewer (``devstack.viewer``, port 3003 unless taken): a page of every notification, its status and
+   HTTP API, the fanout and one sender per channel behind local Kafka event-source mappings, the feedback function
+   behind Lambda's Invoke API. A function whose process dies gets a new one, as Lambda starts a new execution
+   environment.
+5. The delivery viewer (``devstack.viewer``, port 3004 unless taken): a page of every notification, its status and
    what each provider received, and the dead letters with a Replay button. Local only, never deployed.
 
 Each function's environment is what template.yaml gives it literally, then the local wiring
@@ -41,6 +44,7 @@ from typing import IO, Any
 
 from devstack import aws_resources, call_counts, dynamodb_local
 from devstack.broker import KafkaBroker, ensure_topics, is_fetched, wait_until_ready
+from devstack.providers import SesStandIn, SnsDeliveryLogHook, lambda_invoker
 from devstack.receivers import DeliveryReceiver
 from devstack.template_config import DEFAULT_TEMPLATE, FunctionSpec, load_template
 from devstack.topics import TOPIC_CONFIGS, TOPICS
@@ -76,7 +80,8 @@ class StackConfig:
     dynamodb_port: int = 8000  # preferred
     slack_port: int = 3001  # preferred
     webhook_port: int = 3002  # preferred
-    viewer_port: int = 3003  # preferred (the delivery viewer)
+    ses_port: int = 3003  # preferred
+    viewer_port: int = 3004  # preferred (the delivery viewer)
     bootstrap: str | None = None  # an existing Kafka cluster instead of the local broker
     retry_backoff_seconds: float = 0.5  # first back-off of a failing partition (doubles, capped)
     retry_backoff_cap_seconds: float = 10.0
@@ -104,6 +109,8 @@ class StackInfo:
     channels: list[str]
     functions: dict[str, int] = field(default_factory=dict)  # logical id -> pid
     dynamodb_endpoint: str = ""  # the local DynamoDB (dynalite); every other AWS API is at aws_endpoint
+    # The local SES: every email as received at <ses_url>/_local/ses/messages (devstack.providers).
+    ses_url: str = ""
     viewer_url: str = ""
 
     @classmethod
@@ -299,6 +306,8 @@ class LocalStack:
         self.slack: DeliveryReceiver | None = None
         self.webhook: DeliveryReceiver | None = None
         self.viewer: DeliveryViewer | None = None
+        self.ses: SesStandIn | None = None
+        self.sns: SnsDeliveryLogHook | None = None
         self.info: StackInfo | None = None
         self.workers: dict[str, _Worker] = {}
         self._own_broker = False
@@ -327,6 +336,11 @@ class LocalStack:
         aws_endpoint = self._start_moto()
         dynamodb_endpoint = self._start_dynamodb()
         endpoints = self._start_receivers()
+        self.ses = SesStandIn(preferred_port(self.config.ses_port), configuration_set=aws_resources.CONFIGURATION_SET)
+        self.ses.start()
+        self.progress(f"ses: local SES v2 at {self.ses.url} (emails as received: {self.ses.url}/_local/ses/messages)")
+        self.sns = SnsDeliveryLogHook(aws_endpoint).start()
+        self.progress(f"sns: {self.sns.url} -> moto, each SMS then reported as SNS's delivery status log would")
         aws_resources.create_all(EndpointSession(aws_endpoint, dynamodb_endpoint), endpoints)
         self.progress(
             f"aws: tables {aws_resources.STATUS_TABLE}, {aws_resources.IDEMPOTENCY_TABLE}, "
@@ -340,6 +354,7 @@ class LocalStack:
         env_vars_file.write_text(json.dumps(wiring, indent=2) + "\n")
         self.progress(f"env-vars: {env_vars_file} (sam local invoke --env-vars)")
         channels = self._start_functions(template.functions.values(), bootstrap, aws_endpoint, dynamodb_endpoint)
+        self._wire_feedback()
         ingest = next((w for w in self.workers.values() if "port" in w.info), None)
         if ingest is None:
             raise StackError("no function with an HTTP API event in the template")
@@ -353,6 +368,7 @@ class LocalStack:
             channels=channels,
             functions={fid: w.proc.pid for fid, w in self.workers.items() if w.proc is not None},
             dynamodb_endpoint=dynamodb_endpoint,
+            ses_url=self.ses.url,
             viewer_url=self._start_viewer(bootstrap, aws_endpoint, dynamodb_endpoint),
         )
         (self.data_dir / "stack.json").write_text(json.dumps(asdict(self.info), indent=2) + "\n")
@@ -444,6 +460,7 @@ class LocalStack:
         self.viewer = DeliveryViewer.for_stack(
             bootstrap=bootstrap,
             aws_endpoint=aws_endpoint,
+            ses=self.ses,
             dynamodb=EndpointSession(aws_endpoint, dynamodb_endpoint).client("dynamodb"),
             status_table=aws_resources.STATUS_TABLE,
             slack=self.slack,
@@ -462,6 +479,25 @@ class LocalStack:
                 )
                 + "\n"
             )
+
+    def _function_env(self, spec: Any, bootstrap: str, aws_endpoint: str, dynamodb_endpoint: str) -> dict[str, str]:
+        env = function_environment(
+            spec,
+            bootstrap=bootstrap,
+            aws_endpoint=aws_endpoint,
+            dynamodb_endpoint=dynamodb_endpoint,
+            base=os.environ,
+            backoff=self.config.retry_backoff_seconds,
+            backoff_cap=self.config.retry_backoff_cap_seconds,
+        )
+        if self.config.call_counts_dir is not None:
+            env[call_counts.ENV] = str(self.config.call_counts_dir)
+        if self.ses is not None:  # botocore's service-specific endpoint: SES v2 calls reach the local SES
+            env["AWS_ENDPOINT_URL_SESV2"] = self.ses.url
+        if self.sns is not None:
+            env["AWS_ENDPOINT_URL_SNS"] = self.sns.url
+        env.update(self.config.overrides.get(spec.logical_id, {}))
+        return env
 
     def _start_functions(self, specs: Any, bootstrap: str, aws_endpoint: str, dynamodb_endpoint: str) -> list[str]:
         channels: list[str] = []
@@ -484,6 +520,9 @@ class LocalStack:
                 environments = partitions if concurrency is None else min(max(1, concurrency), partitions)
                 if channel:
                     channels.append(channel)
+            elif spec.async_events:
+                what = f"{', '.join(spec.async_events)} -> {spec.logical_id}"
+                environments = 1  # one queue of asynchronous invocations
             elif spec.http_routes:
                 args += ["--http-port", str(api_port)] + (["--reuse-port"] if ingest_environments > 1 else [])
                 what = f"HTTP API -> {spec.logical_id}"
@@ -491,18 +530,7 @@ class LocalStack:
             else:
                 self.progress(f"functions: {spec.logical_id} not started (no Kafka trigger or HTTP API event)")
                 continue
-            env = function_environment(
-                spec,
-                bootstrap=bootstrap,
-                aws_endpoint=aws_endpoint,
-                dynamodb_endpoint=dynamodb_endpoint,
-                base=os.environ,
-                backoff=self.config.retry_backoff_seconds,
-                backoff_cap=self.config.retry_backoff_cap_seconds,
-            )
-            if self.config.call_counts_dir is not None:
-                env[call_counts.ENV] = str(self.config.call_counts_dir)
-            env.update(self.config.overrides.get(spec.logical_id, {}))
+            env = self._function_env(spec, bootstrap, aws_endpoint, dynamodb_endpoint)
             for number in range(1, environments + 1):
                 name = spec.logical_id if number == 1 else f"{spec.logical_id}-{number}"
                 worker = _Worker(spec, args, env, self.logs_dir / f"{name}.log")
@@ -513,6 +541,7 @@ class LocalStack:
             what = worker.info["what"]
             info = worker.wait_ready(self.config.ready_timeout_seconds)
             where = f" at http://{HOST}:{info['port']}" if "port" in info else ""
+            where = f" at {info['invoke_url']}" if "invoke_url" in info else where
             assert worker.proc is not None
             label = f" [{name}]" if name != worker.spec.logical_id else ""
             self.progress(f"functions: {what}{where}{label} (pid {worker.proc.pid}, log {worker.log_path})")
@@ -538,6 +567,19 @@ class LocalStack:
                     continue
                 if self.info is not None and worker.proc is not None:
                     self.info.functions[worker.log_path.stem] = worker.proc.pid
+                self._wire_feedback()
+
+    def _wire_feedback(self) -> None:
+        """SES events go to the function with an EventBridge rule, SMS delivery logs to the one with a CloudWatch Logs
+        subscription, through its Invoke API (as EventBridge and CloudWatch Logs do)."""
+        for worker in self.workers.values():
+            if "invoke_url" not in worker.info:
+                continue
+            kinds = {event.rpartition(":")[2] for event in worker.spec.async_events}
+            if self.ses is not None and "EventBridgeRule" in kinds:
+                self.ses.deliver_events_to(lambda_invoker(worker.info["invoke_url"]))
+            if self.sns is not None and "CloudWatchLogs" in kinds:
+                self.sns.deliver_logs_to(lambda_invoker(worker.info["invoke_url"]))
 
     def processes(self) -> dict[str, int]:
         """Process ids of what runs: ``moto``, ``kafka`` (when started here) and every function environment."""
@@ -584,6 +626,7 @@ class LocalStack:
             if server is not None:
                 server.stop()
         self.viewer, self.slack, self.webhook = None, None, None
+        self._stop_providers()
         if self._moto is not None:
             self.progress("stopping: moto server")
             _terminate(self._moto, 10)
@@ -599,6 +642,13 @@ class LocalStack:
         (self.data_dir / "stack.json").unlink(missing_ok=True)
         (self.data_dir / "env-vars.json").unlink(missing_ok=True)
         self.info = None
+
+    def _stop_providers(self) -> None:
+        for provider in (self.ses, self.sns):
+            if provider is not None:
+                provider.stop()
+        self.ses = None
+        self.sns = None
 
     def __enter__(self) -> LocalStack:
         self.start()

@@ -178,6 +178,9 @@ class FunctionSpec:
     environment: Mapping[str, str]
     kafka_triggers: tuple[KafkaTrigger, ...] = ()
     http_routes: tuple[HttpRoute, ...] = ()
+    # Events of services that invoke the function asynchronously (EventBridge rules, CloudWatch Logs
+    # subscriptions): "<EventName>:<Type>". Locally the function then serves Lambda's Invoke API (devstack.invoke).
+    async_events: tuple[str, ...] = ()
 
     @property
     def handler_module(self) -> str:
@@ -297,6 +300,7 @@ def load_template(path: Path = DEFAULT_TEMPLATE) -> Template:
 
     triggers: dict[str, list[KafkaTrigger]] = {fid: [] for fid in function_ids}
     routes: dict[str, list[HttpRoute]] = {fid: [] for fid in function_ids}
+    async_events: dict[str, list[str]] = {fid: [] for fid in function_ids}
     for rid, resource in resources.items():
         if (resource or {}).get("Type") != "AWS::Lambda::EventSourceMapping":
             continue
@@ -320,6 +324,8 @@ def load_template(path: Path = DEFAULT_TEMPLATE) -> Template:
                 routes[fid].append(
                     HttpRoute(str(event_props.get("Method", "ANY")).upper(), str(event_props.get("Path", "/")))
                 )
+            elif kind in ("EventBridgeRule", "CloudWatchEvent", "CloudWatchLogs"):
+                async_events[fid].append(f"{event_name}:{kind}")
         # Unresolved on purpose: a value chosen by a condition (!If) is computed, not literal.
         env_vars = {**global_env, **_variables(resources[fid].get("Properties") or {})}
         environment = {k: v for k, v in ((k, _literal(v)) for k, v in env_vars.items()) if v is not None}
@@ -336,6 +342,7 @@ def load_template(path: Path = DEFAULT_TEMPLATE) -> Template:
             environment=environment,
             kafka_triggers=tuple(triggers[fid]),
             http_routes=tuple(routes[fid]),
+            async_events=tuple(async_events[fid]),
         )
     return Template(path=path, functions=functions)
 

@@ -151,6 +151,7 @@ class DeliveryViewer:
         *,
         bootstrap: str,
         aws_endpoint: str,
+        ses: Any,
         dynamodb: Any,
         status_table: str,
         slack: DeliveryReceiver | None,
@@ -165,7 +166,7 @@ class DeliveryViewer:
             bootstrap=bootstrap,
             read_status=store.get,
             read_statuses=BatchStatusReader(status_table, dynamodb),
-            inbox=provider_inbox(aws_endpoint, slack, webhook),
+            inbox=provider_inbox(ses, aws_endpoint, slack, webhook),
             port=port,
             data_dir=data_dir,
         )

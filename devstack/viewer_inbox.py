@@ -3,9 +3,10 @@
 ``ProviderInbox.received(notification, status)`` answers the messages a provider got for one notification. The
 viewer asks :func:`provider_inbox`, the one place that says where each channel's messages are read from:
 
-- email and SMS: the moto server's sent messages (SES v2 ``SendEmail`` and SNS ``Publish``), read from its
-  ``/moto-api/data.json`` only when a message the viewer is asked for is not cached yet (moto keeps an email's
-  HTML part only, and nothing of its text part);
+- email: the local SES v2 (``devstack.providers.SesStandIn``), which keeps each message as received (subject,
+  text and HTML parts) and the SES events that followed it;
+- SMS: the moto server's sent messages (SNS ``Publish``), read from its ``/moto-api/data.json`` only when a
+  message the viewer is asked for is not cached yet;
 - Slack and the webhook: the local receivers' records of every request (``devstack.receivers``), including the
   ones they answered with an error.
 """
@@ -70,8 +71,36 @@ def _provider_ids(status: NotificationStatus | None, channel: str) -> list[str]:
     return [c.provider_message_id for c in status.channels if c.channel == channel and c.provider_message_id]
 
 
+class SesInbox:
+    """Email as the local SES v2 received it, found by the status' provider message id (the SES message id)."""
+
+    def __init__(self, ses: Any) -> None:
+        self._ses = ses  # devstack.providers.SesStandIn: message(message_id) -> dict | None
+
+    def received(self, notification: Tracked, status: NotificationStatus | None) -> list[ProviderMessage]:
+        found = []
+        for message_id in _provider_ids(status, "email"):
+            message = self._ses.message(message_id)
+            if message is None:
+                continue
+            events = tuple(f"SES event {e.get('type')} at {e.get('at')}" for e in message.get("events") or [])
+            found.append(
+                ProviderMessage(
+                    channel="email",
+                    provider="SES v2 (local)",
+                    message_id=message_id,
+                    to=", ".join(message.get("to") or []),
+                    subject=message.get("subject"),
+                    html=message.get("html"),
+                    text=message.get("text"),
+                    notes=events,
+                )
+            )
+        return found
+
+
 class MotoInbox:
-    """Email (SES v2) and SMS (SNS) as the moto server recorded them, found by the status' provider message id.
+    """SMS (SNS) as the moto server recorded them, found by the status' provider message id.
 
     A message once seen is kept (what was sent does not change); moto is asked again at most every
     ``refetch_seconds`` and only while a wanted message is missing."""
@@ -84,7 +113,7 @@ class MotoInbox:
         self._fetched_at = float("-inf")
 
     def received(self, notification: Tracked, status: NotificationStatus | None) -> list[ProviderMessage]:
-        wanted = _provider_ids(status, "email") + _provider_ids(status, "sms")
+        wanted = _provider_ids(status, "sms")
         with self._lock:
             missing = [m for m in wanted if m not in self._messages]
             if missing and time.monotonic() - self._fetched_at >= self._refetch:
@@ -95,17 +124,6 @@ class MotoInbox:
         self._fetched_at = time.monotonic()
         with urllib.request.urlopen(f"{self._endpoint}/moto-api/data.json", timeout=10) as response:  # noqa: S310
             data = json.loads(response.read())
-        for sent in data.get("ses", {}).get("Message", []):
-            destinations = sent.get("destinations") or {}
-            self._messages[sent["id"]] = ProviderMessage(
-                channel="email",
-                provider="SES (moto server)",
-                message_id=sent["id"],
-                to=", ".join(destinations.get("ToAddresses") or []),
-                subject=sent.get("subject"),
-                html=sent.get("body"),
-                notes=("moto keeps the HTML part of a message only; the text part is not recorded",),
-            )
         for sms in data.get("sns", {}).get("SMS", []):
             text = sms.get("message") or ""
             self._messages[sms["message_id"]] = ProviderMessage(
@@ -175,7 +193,7 @@ class Inboxes:
 
 
 def provider_inbox(
-    aws_endpoint: str, slack: DeliveryReceiver | None, webhook: DeliveryReceiver | None
+    ses: Any, aws_endpoint: str, slack: DeliveryReceiver | None, webhook: DeliveryReceiver | None
 ) -> ProviderInbox:
     """Where the viewer reads what each provider received (the one place to change a source)."""
-    return Inboxes([MotoInbox(aws_endpoint), ReceiverInbox(slack, webhook)])
+    return Inboxes([SesInbox(ses), MotoInbox(aws_endpoint), ReceiverInbox(slack, webhook)])

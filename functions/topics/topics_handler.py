@@ -179,8 +179,16 @@ def set_sms_spend_limit(sns: Any, props: Mapping[str, Any]) -> dict[str, str]:
     limit = str(props.get("MonthlySpendLimitUsd", "")).strip()
     if not limit.isdigit():
         raise ValueError(f"MonthlySpendLimitUsd must be a whole number of USD, got {limit!r}")
-    sns.set_sms_attributes(attributes={"MonthlySpendLimit": limit})
-    LOG.info("SNS MonthlySpendLimit set to %s USD", limit)
+    attributes = {"MonthlySpendLimit": limit}
+    # SMS delivery status logs (the feedback function reads them): the role SNS writes them with, and the share of
+    # successful deliveries logged (failures are always logged).
+    # https://docs.aws.amazon.com/sns/latest/api/API_SetSMSAttributes.html
+    role = str(props.get("DeliveryStatusIamRoleArn", "")).strip()
+    if role:
+        attributes["DeliveryStatusIAMRole"] = role
+        attributes["DeliveryStatusSuccessSamplingRate"] = str(props.get("DeliveryStatusSuccessSamplingRate", "100"))
+    sns.set_sms_attributes(attributes=attributes)
+    LOG.info("SNS SMS attributes set: %s", ", ".join(sorted(attributes)))
     return {"MonthlySpendLimit": limit}
 
 

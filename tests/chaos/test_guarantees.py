@@ -99,7 +99,7 @@ def moto_data(stack: LocalStack) -> dict[str, Any]:
 
 
 def deliveries(stack: LocalStack) -> Counter[str]:
-    """How many times each order id reached its provider (receivers, moto's SES and SNS)."""
+    """How many times each order id reached its provider (receivers, the local SES, moto's SNS)."""
     assert stack.slack is not None
     assert stack.webhook is not None
     found: Counter[str] = Counter()
@@ -108,9 +108,10 @@ def deliveries(stack: LocalStack) -> Counter[str]:
         found.update({m.decode() for m in order.findall(d.body)})
     for d in stack.webhook.accepted("/webhook"):
         found[d.json()["purchase"]["order_id"]] += 1
+    assert stack.ses is not None
+    for message in stack.ses.messages():  # the local SES (devstack.providers)
+        found.update({m.decode() for m in order.findall((message["text"] or "").encode())})
     data = moto_data(stack)
-    for message in data.get("ses", {}).get("Message", []):
-        found.update({m.decode() for m in order.findall(json.dumps(message).encode())})
     for sms in data.get("sns", {}).get("SMS", []):
         found.update({m.decode() for m in order.findall(sms["message"].encode())})
     return found

@@ -1,9 +1,11 @@
 """The delivery viewer of the local stack, in a real browser: Debian's chromium, headless, driven by Playwright.
 
-A purchase posted to the API appears on the viewer's page without a reload and shows each channel's state; its
-detail page shows the email as SES received it (in a sandboxed frame), the SMS text with its segment count, the
-Slack blocks and the webhook body. A notification whose webhook the receiver refuses for good ends on the DLQ,
-shows there with its reason, and the page's Replay button puts it back: it leaves the DLQ view and is delivered.
+A purchase posted to the API appears on the viewer's page without a reload and turns delivered; its detail page
+shows the email as SES received it (HTML in a sandboxed frame, and text), the SMS text with its segment count,
+the Slack blocks and the webhook body. A notification whose webhook the receiver refuses for good ends on the
+DLQ, shows there with its reason, and the page's Replay button puts it back: it leaves the DLQ view and is
+delivered. An email to the SES simulator's bounce address shows bounced, and the next one to it is dead-lettered
+as suppressed.
 
 Every assertion reads the text the page shows, so a page showing a wrong state fails.
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import os
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,9 +30,9 @@ pytestmark = pytest.mark.e2e
 # Debian's chromium (installed by `make tools`); Playwright's own browser builds are not used.
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
 CHANNELS = ["email", "slack", "sms", "webhook"]
-# The state a channel ends in once its provider accepted the message. With provider feedback (SES delivery events,
-# SNS SMS delivery status) email and SMS move on to "delivered".
-FINAL_STATE = dict.fromkeys(CHANNELS, "sent")
+# The state each channel ends in: email and SMS are "delivered" once the provider reports it (SES events, SNS SMS
+# delivery status); Slack and the webhook say nothing after their 2xx, so they stay "sent".
+FINAL_STATE = {"email": "delivered", "sms": "delivered", "slack": "sent", "webhook": "sent"}
 WAIT_MS = 60_000
 
 
@@ -66,9 +69,8 @@ def post(local_stack: LocalStack, body: dict[str, object]) -> str:
 
 def dead_letter_one(local_stack: LocalStack) -> tuple[str, str]:
     """A notification that ends on the DLQ: the webhook receiver answers its one request 400, a permanent
-    failure. Answers its status key and the channel that failed.
-
-    (With the SES stand-in's simulator addresses, a bounce address gives the same for email.)"""
+    failure. Answers its status key and the channel that failed. (A suppressed email address ends on the DLQ too,
+    but a replay fails again, by design: the last test.)"""
     assert local_stack.webhook is not None
     receiver = local_stack.webhook
     # No other delivery in flight may take the refusal: wait until the receiver has been quiet for a second.
@@ -113,6 +115,8 @@ def test_a_purchase_appears_with_its_status_and_what_each_provider_received(loca
     expect(frame).to_have_attribute("sandbox", "")
     expect(frame.content_frame.locator("body")).to_contain_text(f"thank you for your order {order_id}")
     expect(frame.content_frame.locator("body")).to_contain_text("Total: 49.90 EUR")
+    expect(email.locator("pre.text")).to_contain_text(f"thank you for your order {order_id}")
+    expect(email).to_contain_text("SES event Delivery")
 
     # And the SMS text with its segment count, the Slack blocks and the webhook body as each provider got them
     sms = page.locator('section.card[data-channel="sms"]')
@@ -154,3 +158,27 @@ def test_a_dead_letter_shows_its_reason_and_is_replayed_from_the_page(local_stac
     nid = key.rsplit("/", 1)[1]
     accepted = [d for d in local_stack.webhook.accepted("/webhook") if d.json().get("notification_id") == nid]
     assert len(accepted) == 1
+
+
+def test_a_bounce_shows_on_the_page_and_the_next_email_to_that_address_is_dead_lettered_as_suppressed(
+    local_stack: LocalStack, page: Page
+):
+    assert local_stack.info is not None
+    page.goto(local_stack.info.viewer_url)
+    # The SES mailbox simulator's bounce address (a +label keeps this test's address apart): SES reports a
+    # permanent bounce (https://docs.aws.amazon.com/ses/latest/dg/send-an-email-from-console.html#send-email-simulator)
+    address = f"bounce+viewer-{uuid.uuid4().hex[:8]}@simulator.amazonses.com"
+    customer = {"id": "c-bounce", "name": "Ada", "email": address}
+
+    # When an email to it bounces
+    first = post(local_stack, sample_request(channels=["email"], customer=customer))
+
+    # Then the page shows the channel bounced
+    row = page.locator(f'#notifications tr[data-key="{first}"]')
+    expect(row.locator('[data-channel="email"]')).to_have_text("email: bounced", timeout=WAIT_MS)
+
+    # And the next email to that address is not sent: it fails for good and shows on the DLQ as suppressed
+    second = post(local_stack, sample_request(channels=["email"], customer=customer))
+    row = page.locator(f'#notifications tr[data-key="{second}"]')
+    expect(row.locator('[data-channel="email"]')).to_have_text("email: failed", timeout=WAIT_MS)
+    expect(page.locator(f'#dead-letters tr[data-key="{second}"]')).to_contain_text("suppressed", timeout=WAIT_MS)

@@ -178,7 +178,10 @@ def cloudformation() -> Iterator[_CloudFormation]:
     endpoint.server.server_close()
 
 
-@pytest.mark.parametrize("function_id", functions_where(lambda spec: not spec.http_routes and not spec.kafka_triggers))
+@pytest.mark.parametrize(
+    "function_id",
+    functions_where(lambda spec: not spec.http_routes and not spec.kafka_triggers and not spec.async_events),
+)
 def test_custom_resource_creates_topics_and_answers(
     function_id, start_function, kafka_bootstrap, cloudformation, unique_topic, record_property
 ):

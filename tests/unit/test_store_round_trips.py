@@ -122,7 +122,7 @@ class Provider:
         return Receipt(provider_message_id=f"p-{len(self.sent)}")
 
 
-def test_a_delivery_costs_two_store_writes_and_a_redelivery_one(moto_aws, calls):
+def test_a_delivery_costs_two_store_writes_and_a_redelivery_one(moto_aws, calls, monkeypatch):
     import sender_handler
 
     # Given the email sender on the functions' own DynamoDB client
@@ -137,14 +137,11 @@ def test_a_delivery_costs_two_store_writes_and_a_redelivery_one(moto_aws, calls)
     from devstack.msk_events import build_event
     from tests.channel_support import CLUSTER_ARN
 
+    monkeypatch.setattr(sender_handler, "delivery_runtime", lambda: service)
+
     def invoke() -> dict[str, Any]:
-        service.bind(None)
         event = build_event([message_record(message, 1)], bootstrap_servers="b:9098", event_source_arn=CLUSTER_ARN)
-        sender_handler.delivery_runtime = lambda: service  # type: ignore[attr-defined]
-        try:
-            return sender_handler.handler(event, LocalLambdaContext("email-sender"))
-        finally:
-            del sender_handler.delivery_runtime
+        return sender_handler.handler(event, LocalLambdaContext("email-sender"))
 
     # When a record is delivered, then redelivered
     assert invoke() == {"batchItemFailures": []}

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from notifications import retention
 from notifications.models import (
@@ -37,6 +37,9 @@ from notifications.models import (
     StatusEvent,
     notification_id_of,
 )
+
+if TYPE_CHECKING:
+    from notifications.feedback import Applied
 
 _MAX_ERROR = 500
 NOTIFICATION_ITEM = "#notification"  # sort key of the notification's own item; channel rows are channel names
@@ -183,12 +186,15 @@ class DynamoStatusStore:
         return SendClaim(Claim.IN_FLIGHT)
 
     def record_sent(self, notification: NotificationRef, channel: Channel, provider_message_id: str | None) -> None:
+        # The message id is written only when there is one: it keys the status table's provider_message_id
+        # index (provider feedback finds the row of an SMS by it), and DynamoDB refuses an empty index key.
         handed, handed_values = _states(HANDED_OVER)
+        pid = {":pid": {"S": provider_message_id}} if provider_message_id else {}
         self._update(
             notification,
             channel,
-            ["#state = :sent", "provider_message_id = :pid"],
-            {":sent": {"S": DeliveryState.SENT.value}, ":pid": {"S": provider_message_id or ""}, **handed_values},
+            ["#state = :sent", *(["provider_message_id = :pid"] if pid else [])],
+            {":sent": {"S": DeliveryState.SENT.value}, **pid, **handed_values},
             event=_event("sent", self._clock()),
             remove=("lease_until", "last_error"),
             condition=f"attribute_not_exists(#state) OR NOT #state IN ({handed})",
@@ -252,6 +258,100 @@ class DynamoStatusStore:
         )
         return read_status(notification, response.get("Items", []))
 
+    # -- provider feedback (notifications.feedback) -----------------------------------------------------------
+
+    def record_feedback(
+        self,
+        notification: NotificationRef,
+        channel: Channel,
+        *,
+        provider_message_id: str,
+        state: DeliveryState,
+        at: datetime,
+        reason: str | None,
+        feedback_id: str,
+    ) -> Applied:
+        """Apply one provider event to the channel row that sent ``provider_message_id``.
+
+        The state moves only forward (``_FEEDBACK_ORDER``: events arrive out of order); an event for a row already
+        further on is still kept in its history. The row keeps the ids of the events applied (``feedback_ids``),
+        so the same event twice changes nothing. A row that does not hold this message id is ``UNKNOWN``; a row
+        whose send is not recorded yet raises ``NotYetSentError`` (the event overtook the sender: retried).
+        One conditional write; a second read and write only when the condition fails.
+        """
+        from notifications.feedback import Applied, NotYetSentError  # noqa: PLC0415 - only the feedback function
+
+        now = self._clock()
+        key = {"notification_id": {"S": str(notification)}, "channel": {"S": channel.value}}
+        entry: dict[str, Any] = {"event": {"S": state.value}, "at": {"S": at.isoformat()}}
+        values: dict[str, Any] = {
+            ":pid": {"S": provider_message_id},
+            ":fid": {"S": feedback_id},
+            ":fids": {"SS": [feedback_id]},
+            ":events": {"L": [{"M": entry}]},
+            ":empty": {"L": []},
+            ":now": {"S": now.isoformat()},
+            ":expires": {"N": str(retention.expires_at(now, self._ttl))},
+        }
+        sets = [
+            "updated_at = :now",
+            "#expires = :expires",
+            "history = list_append(if_not_exists(history, :empty), :events)",
+        ]
+        if reason:
+            entry["reason"] = {"S": reason[:_MAX_ERROR]}
+            if state is not DeliveryState.DELIVERED:
+                sets.append("last_error = :reason")
+                values[":reason"] = {"S": reason[:_MAX_ERROR]}
+        new_event = (
+            "provider_message_id = :pid AND (attribute_not_exists(feedback_ids) OR NOT contains(feedback_ids, :fid))"
+        )
+        earlier = _FEEDBACK_ORDER[: _FEEDBACK_ORDER.index(state)]
+        states = {f":before{i}": {"S": before.value} for i, before in enumerate(earlier)}
+
+        def write(extra_sets: list[str], extra_values: dict[str, Any], condition: str) -> dict[str, Any] | None:
+            try:
+                self._ddb.update_item(
+                    TableName=self._table,
+                    Key=key,
+                    UpdateExpression="SET " + ", ".join(sets + extra_sets) + " ADD feedback_ids :fids",
+                    ConditionExpression=condition,
+                    ExpressionAttributeNames={"#state": "state", "#expires": retention.STATUS_EXPIRES_ATTRIBUTE},
+                    ExpressionAttributeValues={**values, **extra_values},
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
+            except self._ddb.exceptions.ConditionalCheckFailedException as exc:
+                old: dict[str, Any] = getattr(exc, "response", {}).get("Item") or {}
+                return old
+            return None
+
+        old = write(
+            ["#state = :state"],
+            {":state": {"S": state.value}, **states},
+            f"{new_event} AND #state IN ({', '.join(states)})",
+        )
+        if old is None:
+            return Applied.APPLIED
+        if not old:  # a store that does not return the item with the failed condition: read it
+            old = self._ddb.get_item(TableName=self._table, Key=key, ConsistentRead=True).get("Item", {})
+        if old.get("provider_message_id", {}).get("S") != provider_message_id:
+            if (
+                old
+                and not old.get("provider_message_id", {}).get("S")
+                and old.get("state", {}).get("S")
+                in (
+                    DeliveryState.ACCEPTED.value,
+                    None,
+                )
+            ):
+                raise NotYetSentError(f"{channel.value} of {notification} has no send recorded yet")
+            return Applied.UNKNOWN
+        if feedback_id in old.get("feedback_ids", {}).get("SS", []):
+            return Applied.DUPLICATE
+        # The state is already further on (or final): the event joins the history only.
+        again = write([], {}, f"{new_event} AND attribute_exists(#state)")
+        return Applied.RECORDED if again is None else Applied.DUPLICATE
+
 
 def read_status(notification: NotificationRef, items: list[dict[str, Any]]) -> NotificationStatus | None:
     """The status view of a notification's items: None until ingest accepted it (or, for notifications accepted
@@ -302,3 +402,13 @@ def _channel_status(channel: Channel, item: dict[str, Any] | None, accepted: Acc
         updated_at=datetime.fromisoformat(updated) if updated else None,
         history=history,
     )
+
+
+# The order provider feedback moves a channel in (``record_feedback``): only ever to a later state.
+_FEEDBACK_ORDER = (
+    DeliveryState.SENT,
+    DeliveryState.DELIVERED,
+    DeliveryState.UNDELIVERABLE,
+    DeliveryState.BOUNCED,
+    DeliveryState.COMPLAINED,
+)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ValidationError
 
-from notifications import aws
+from notifications import aws, feedback
 from notifications.channels.base import Receipt, render
 from notifications.channels.email import EmailSettings
 from notifications.errors import PermanentDeliveryError
@@ -29,23 +29,35 @@ _PERMANENT = frozenset(
 )
 
 
+# A suppressed address (it bounced permanently or complained: notifications.suppression) is a permanent failure
+# with this reason, not a send.
+SUPPRESSED = "suppressed"
+
+
 class EmailRecipient(BaseModel):
     address: Email
+
+
+class Suppressions(Protocol):
+    def is_suppressed(self, address: str) -> bool: ...
 
 
 class EmailSender:
     channel = Channel("email")
 
-    def __init__(self, config: EmailSettings, ses: Any) -> None:
+    def __init__(self, config: EmailSettings, ses: Any, suppressions: Suppressions) -> None:
         self._from = config.email_from_address
         self._configuration_set = config.ses_configuration_set
         self._ses = ses
+        self._suppressions = suppressions
 
     def send(self, message: ChannelMessage) -> Receipt:
         try:
             recipient = EmailRecipient(address=message.recipient or "")
         except ValidationError as exc:
             raise PermanentDeliveryError("invalid email recipient") from exc
+        if self._suppressions.is_suppressed(recipient.address):
+            raise PermanentDeliveryError(SUPPRESSED)
         locale = message.locale
         request: dict[str, Any] = {
             "FromEmailAddress": self._from,
@@ -59,7 +71,8 @@ class EmailSender:
                     },
                 }
             },
-            "EmailTags": [{"Name": "notification_id", "Value": str(message.notification_id)}],
+            # The notification's key comes back in every SES event of the message (notifications.feedback).
+            "EmailTags": feedback.email_tags(message.key),
         }
         if self._configuration_set:
             request["ConfigurationSetName"] = self._configuration_set
@@ -71,4 +84,7 @@ class EmailSender:
 
 
 def create(settings: SenderSettings, config: EmailSettings) -> EmailSender:
-    return EmailSender(config, aws.provider_client("sesv2"))
+    from notifications.suppression import DynamoSuppressionList  # noqa: PLC0415
+
+    suppressions = DynamoSuppressionList(config.suppression_table_name, aws.client("dynamodb"))
+    return EmailSender(config, aws.provider_client("sesv2"), suppressions)
