@@ -47,7 +47,7 @@ log = logging.getLogger("devstack.viewer")
 
 POLL_MS = 3000
 LIST_ROWS = 50  # notifications on the list page
-NOTIFICATIONS_PER_POLL = 60  # whose status one poll of the list page may read (one or two BatchGetItem calls)
+NOTIFICATIONS_PER_POLL = 20  # whose status one poll of the list page may read (one BatchGetItem call)
 
 _STYLE = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#1d2330;background:#f5f6f8}
