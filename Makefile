@@ -23,15 +23,17 @@ test: install $(CHECKOV)
 
 install: tools $(VENV)/.installed .cache/dynalite/.installed
 
-# Java 17 and Maven fetch and run Apache Kafka, Node.js (>= 20) and npm the local DynamoDB (dynalite); installed
-# from Debian when missing (needs root or sudo).
+# Java 17 and Maven fetch and run Apache Kafka, Node.js (>= 20) and npm the local DynamoDB (dynalite), Debian's
+# chromium runs the delivery viewer's browser test (Playwright drives it; no browser download). Installed from
+# Debian when missing (needs root or sudo), with one apt-get update for all of them.
 tools:
-	@command -v java >/dev/null && command -v mvn >/dev/null || { \
-	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update && $$SUDO apt-get install -y --no-install-recommends openjdk-17-jre-headless maven; }
-	@command -v node >/dev/null && command -v npm >/dev/null || { \
-	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update && $$SUDO apt-get install -y --no-install-recommends nodejs npm; }
+	@MISSING=""; \
+	  command -v java >/dev/null && command -v mvn >/dev/null || MISSING="openjdk-17-jre-headless maven"; \
+	  command -v node >/dev/null && command -v npm >/dev/null || MISSING="$$MISSING nodejs npm"; \
+	  [ -x /usr/bin/chromium ] || MISSING="$$MISSING chromium"; \
+	  [ -z "$$MISSING" ] || { \
+	    SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	    $$SUDO apt-get update && $$SUDO apt-get install -y --no-install-recommends $$MISSING; }
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 is required"'
 
 # Every third-party package comes from requirements.lock, hash-checked: pip itself first (the venv's own pip may

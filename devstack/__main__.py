@@ -1,6 +1,7 @@
 """The local stack's command line.
 
     python -m devstack up [--demo] [--port 3000]   # everything on this machine; Ctrl-C stops it
+                                                   # (the delivery viewer: http://127.0.0.1:3004/)
     python -m devstack demo [--count N]            # post sample purchases to the running stack
     python -m devstack tail [--from-beginning]     # follow deliveries and dead letters
     python -m devstack redrive list|replay ...     # the operator's redrive tool, on the local broker
@@ -47,6 +48,7 @@ def _up(args: argparse.Namespace) -> int:
         data_dir=args.data_dir,
         template=args.template,
         api_port=args.port,
+        viewer_port=args.viewer_port,
         concurrency=args.concurrency,
         bootstrap=os.environ.get(BOOTSTRAP_ENV, "").strip() or None,
     )
@@ -56,7 +58,8 @@ def _up(args: argparse.Namespace) -> int:
         starting = False
         if args.demo and not stop.is_set():
             run_demo(info.api_url, info.channels, count=args.count, out=_say)
-        _say("up: running; Ctrl-C stops everything (Kafka data is kept for the next start)")
+        _say(f"up: running; delivery viewer at {info.viewer_url}")
+        _say("up: Ctrl-C stops everything (Kafka data is kept for the next start)")
         stop.wait()
     except KeyboardInterrupt:
         _say("up: interrupted")
@@ -115,6 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     up = sub.add_parser("up", help="start Kafka, moto, receivers and every function; Ctrl-C stops")
     up.add_argument("--port", type=int, default=3000, help="HTTP API port on 127.0.0.1 (default: %(default)s)")
+    up.add_argument(
+        "--viewer-port", type=int, default=3004, help="delivery viewer port, another when taken (default: %(default)s)"
+    )
     up.add_argument("--demo", action="store_true", help="post sample purchases once everything runs")
     up.add_argument(
         "--concurrency",

@@ -12,6 +12,8 @@ What runs (``LocalStack.start``), each announced by one progress line:
    HTTP API, the fanout and one sender per channel behind local Kafka event-source mappings, the feedback function
    behind Lambda's Invoke API. A function whose process dies gets a new one, as Lambda starts a new execution
    environment.
+5. The delivery viewer (``devstack.viewer``, port 3004 unless taken): a page of every notification, its status and
+   what each provider received, and the dead letters with a Replay button. Local only, never deployed.
 
 Each function's environment is what template.yaml gives it literally, then the local wiring
 (``aws_resources.function_environment``), then ``AWS_ENDPOINT_URL`` (moto) with dummy credentials. Function logs
@@ -46,6 +48,7 @@ from devstack.providers import SesStandIn, SnsDeliveryLogHook, lambda_invoker
 from devstack.receivers import DeliveryReceiver
 from devstack.template_config import DEFAULT_TEMPLATE, FunctionSpec, load_template
 from devstack.topics import TOPIC_CONFIGS, TOPICS
+from devstack.viewer import DeliveryViewer
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA_DIR = REPO_ROOT / ".devstack"
@@ -78,6 +81,7 @@ class StackConfig:
     slack_port: int = 3001  # preferred
     webhook_port: int = 3002  # preferred
     ses_port: int = 3003  # preferred
+    viewer_port: int = 3004  # preferred (the delivery viewer)
     bootstrap: str | None = None  # an existing Kafka cluster instead of the local broker
     retry_backoff_seconds: float = 0.5  # first back-off of a failing partition (doubles, capped)
     retry_backoff_cap_seconds: float = 10.0
@@ -107,6 +111,7 @@ class StackInfo:
     dynamodb_endpoint: str = ""  # the local DynamoDB (dynalite); every other AWS API is at aws_endpoint
     # The local SES: every email as received at <ses_url>/_local/ses/messages (devstack.providers).
     ses_url: str = ""
+    viewer_url: str = ""
 
     @classmethod
     def read(cls, data_dir: Path = DEFAULT_DATA_DIR) -> StackInfo | None:
@@ -300,6 +305,7 @@ class LocalStack:
         self.broker: KafkaBroker | None = None
         self.slack: DeliveryReceiver | None = None
         self.webhook: DeliveryReceiver | None = None
+        self.viewer: DeliveryViewer | None = None
         self.ses: SesStandIn | None = None
         self.sns: SnsDeliveryLogHook | None = None
         self.info: StackInfo | None = None
@@ -363,6 +369,7 @@ class LocalStack:
             functions={fid: w.proc.pid for fid, w in self.workers.items() if w.proc is not None},
             dynamodb_endpoint=dynamodb_endpoint,
             ses_url=self.ses.url,
+            viewer_url=self._start_viewer(bootstrap, aws_endpoint, dynamodb_endpoint),
         )
         (self.data_dir / "stack.json").write_text(json.dumps(asdict(self.info), indent=2) + "\n")
         self._supervisor = threading.Thread(target=self._supervise, name="supervisor", daemon=True)
@@ -448,6 +455,21 @@ class LocalStack:
         )
         self.progress(f"receivers: Slack {endpoints.slack_webhook_url}, webhook {endpoints.webhook_url}")
         return endpoints
+
+    def _start_viewer(self, bootstrap: str, aws_endpoint: str, dynamodb_endpoint: str) -> str:
+        self.viewer = DeliveryViewer.for_stack(
+            bootstrap=bootstrap,
+            aws_endpoint=aws_endpoint,
+            ses=self.ses,
+            dynamodb=EndpointSession(aws_endpoint, dynamodb_endpoint).client("dynamodb"),
+            status_table=aws_resources.STATUS_TABLE,
+            slack=self.slack,
+            webhook=self.webhook,
+            port=preferred_port(self.config.viewer_port),
+            data_dir=self.data_dir,
+        ).start()
+        self.progress(f"viewer: {self.viewer.url} (notifications, what each provider received, dead letters)")
+        return self.viewer.url
 
     def _log_delivery(self, delivery: Any) -> None:
         with (self.logs_dir / "receivers.log").open("a") as log:
@@ -600,10 +622,10 @@ class LocalStack:
                 if worker.proc is not None:
                     _terminate(worker.proc, 20)
             self.workers.clear()
-        for receiver in (self.slack, self.webhook):
-            if receiver is not None:
-                receiver.stop()
-        self.slack = self.webhook = None
+        for server in (self.viewer, self.slack, self.webhook):
+            if server is not None:
+                server.stop()
+        self.viewer, self.slack, self.webhook = None, None, None
         self._stop_providers()
         if self._moto is not None:
             self.progress("stopping: moto server")
