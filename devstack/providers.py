@@ -45,7 +45,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler
-from typing import Any
+from typing import Any, Self
 
 from devstack import ses_events
 from devstack.threaded_server import ThreadedServer
@@ -97,23 +97,20 @@ def lambda_invoker(url: str, timeout: float = 5.0) -> Invoker:
     return invoke
 
 
-class SesStandIn:
-    """The stand-in's state and server; ``start()`` serves it on 127.0.0.1:``port`` (0: any free port)."""
+class _EventServer:
+    """A local provider: its own server on 127.0.0.1:``port`` (0: any free port), and a thread that hands the events
+    it queues (``_publish``) to a function, in order. ``start()`` serves it, ``stop()`` ends both."""
 
-    def __init__(self, port: int = 0, *, configuration_set: str = "notifications") -> None:
-        self.configuration_set = configuration_set
-        self._messages: OrderedDict[str, dict[str, Any]] = OrderedDict()
-        self._lock = threading.Lock()
+    def __init__(self, handler: type[BaseHTTPRequestHandler], port: int, name: str) -> None:
         self._invoker: Invoker | None = None
-        self._events: queue.Queue[tuple[float, str, str] | None] = queue.Queue()
-        self._server = ThreadedServer(_handler(self), port, name="ses-stand-in")
+        self._events: queue.Queue[Any] = queue.Queue()
+        self._server = ThreadedServer(handler, port, name=name)
+        self._name = name
         self._publisher: threading.Thread | None = None
 
-    # -- lifecycle ----------------------------------------------------------------------------------------------
-
-    def start(self) -> SesStandIn:
+    def start(self) -> Self:
         self._server.start()
-        self._publisher = threading.Thread(target=self._publish, name="ses-events", daemon=True)
+        self._publisher = threading.Thread(target=self._publish, name=f"{self._name}-events", daemon=True)
         self._publisher.start()
         return self
 
@@ -127,6 +124,19 @@ class SesStandIn:
     @property
     def url(self) -> str:
         return self._server.url()
+
+    def _publish(self) -> None:
+        raise NotImplementedError
+
+
+class SesStandIn(_EventServer):
+    """The stand-in's state and server; ``start()`` serves it on 127.0.0.1:``port`` (0: any free port)."""
+
+    def __init__(self, port: int = 0, *, configuration_set: str = "notifications") -> None:
+        self.configuration_set = configuration_set
+        self._messages: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+        super().__init__(_handler(self), port, "ses-stand-in")
 
     def deliver_events_to(self, invoker: Invoker | None) -> None:
         """Where SES events go (the feedback function's asynchronous invoke); None: nowhere (kept, not sent)."""
@@ -276,7 +286,7 @@ SMS_LOG_DELAY_SECONDS = 0.3
 _MESSAGE_ID = re.compile(rb"<MessageId>([^<]+)</MessageId>")
 
 
-class SnsDeliveryLogHook:
+class SnsDeliveryLogHook(_EventServer):
     """SNS for the local stack: every call goes on to moto's SNS (which keeps the SMS), and each SMS published to a
     phone number is then reported as SNS's delivery status logging would, through a CloudWatch Logs subscription:
     a ``SUCCESS`` log line (https://docs.aws.amazon.com/sns/latest/dg/sms_stats_cloudwatch.html) in the event
@@ -288,28 +298,8 @@ class SnsDeliveryLogHook:
         if not moto_url.startswith("http://127.0.0.1:"):
             raise ValueError(f"the hook forwards to a local moto server only, not {moto_url}")
         self.moto_url = moto_url.rstrip("/")
-        self._invoker: Invoker | None = None
-        self._events: queue.Queue[tuple[float, str] | None] = queue.Queue()
-        self._server = ThreadedServer(_sns_handler(self), port, name="sns-hook")
-        self._publisher: threading.Thread | None = None
         self.reported: list[str] = []  # message ids reported to the function
-
-    @property
-    def url(self) -> str:
-        return self._server.url()
-
-    def start(self) -> SnsDeliveryLogHook:
-        self._server.start()
-        self._publisher = threading.Thread(target=self._publish, name="sms-delivery-logs", daemon=True)
-        self._publisher.start()
-        return self
-
-    def stop(self) -> None:
-        self._events.put(None)
-        if self._publisher is not None:
-            self._publisher.join(timeout=5)
-            self._publisher = None
-        self._server.stop()
+        super().__init__(_sns_handler(self), port, "sns-hook")
 
     def deliver_logs_to(self, invoker: Invoker | None) -> None:
         self._invoker = invoker
