@@ -8,8 +8,8 @@ Sequential, one request at a time, as API Gateway would invoke one execution env
   the same envelope bytes and headers the handler publishes;
 * handler, in-memory stores: ``ingest_handler.handler`` on API Gateway v2 events, real broker, idempotency and
   status kept in memory (the code's own cost beside Kafka);
-* handler, full path: the same with idempotency, quotas and status on moto's in-process DynamoDB (9 calls a
-  request: idempotency put + update, four quota counters, one status update per channel);
+* handler, full path: the same with idempotency, quotas and status on moto's in-process DynamoDB (6 calls a
+  request: the notification item's claim and completion, four quota counters);
 * without Kafka (an in-memory publisher), the handler's own cost per request with either store;
 * the quota check alone (``Quotas.charge`` for a sample request: two caller and two recipient counters), its
   counters in memory.
@@ -49,8 +49,7 @@ HANDLER_FIRST_USE = "import ingest_handler; from notifications.runtime.ingest im
 NAIVE_IMPORT = (
     "import boto3, jinja2, pydantic; from kafka import KafkaProducer; "
     "from aws_lambda_powertools import Logger, Metrics, Tracer; "
-    "from aws_lambda_powertools.event_handler import APIGatewayHttpResolver; "
-    "from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, idempotent_function"
+    "from aws_lambda_powertools.event_handler import APIGatewayHttpResolver"
 )
 # What a Powertools Tracer instance imports as soon as it is created (tracing on or off).
 NAIVE_WITH_XRAY = NAIVE_IMPORT + "; import aws_xray_sdk.core"
@@ -394,7 +393,7 @@ p50 {quota_p50:.1f} us, p99 {percentile(quota_us, 99):.1f} us | goal p50 < 1 ms:
 | import `ingest_handler` | {_ms(imports["handler"])} | goal <= 500 ms: {verdict} |
 | of which the project's own modules (its third-party imports already loaded) | {_ms(imports["own_modules"])} | |
 | import `ingest_handler`, shared package as the layer ships it (no .pyc) | {_ms(imports["handler_source_layer"])} | |
-| import `ingest_handler` + first use of the runtime (boto3, clients, Powertools Idempotency) | {first_use} | |
+| import `ingest_handler` + first use of the runtime (boto3, clients) | {first_use} | |
 | naive import of the dependencies (boto3, kafka, pydantic, jinja2, Powertools) | {_ms(imports["naive"])} | |
 | the same plus the X-Ray SDK every Powertools `Tracer()` imports | {_ms(imports["naive_xray"])} | |
 
@@ -405,9 +404,9 @@ is pure Python and spends the CPU of the "network thread" row on every record un
 much of it around the acknowledgement, when the raw loop is idle and the handler is not. The gap per request
 ({gap_ms:.1f} ms) is {gap_ms * 1000 / us_code:.0f} times the handler's own code, so trimming that code cannot close
 it; a client whose network I/O runs outside the lock (librdkafka) is the lever to try. The ratio also moves a lot with the machine's other load (see the rounds).
-The full path is slower still because each request also makes nine DynamoDB calls (idempotency
-put and update, four quota counters, one status update per channel); moto's in-process DynamoDB interprets them in
-Python for about {us_moto - us_code:.0f} us per request (the difference of the two "Kafka left out" rows). That is
+The full path is slower still because each request also makes six DynamoDB calls (the notification
+item's claim and completion, which are its idempotency record and status view, and four quota counters);
+moto's in-process DynamoDB interprets them in Python for about {us_moto - us_code:.0f} us per request (the difference of the two "Kafka left out" rows). That is
 moto's cost, not production's: real DynamoDB is a network round trip per call, and the four quota counters go out
 together (one round trip; `DynamoCounterStore`).
 
@@ -419,7 +418,7 @@ delay. That lowers the ratio (the raw loop gains more than the handler) but not 
 second row is the raw loop with the shared setting, which the handler with in-memory stores ({memory:.0f}/s)
 {"outruns" if memory > runs.median("raw_shared") else "does not reach"}.
 
-The handler imports Powertools Idempotency, boto3 and kafka-python on first use, not at import, so the first
+The handler imports boto3 and kafka-python on first use, not at import, so the first
 request pays them (the "first use" row): a cold start as a whole is not cheaper for it. What the import loads
 anyway is Powertools (logger, metrics, event handler), pydantic, and botocore with the X-Ray SDK, which the
 shared `Tracer()` imports when it is created, even with tracing disabled (with tracing active in AWS it is needed
