@@ -40,12 +40,7 @@ def delivery_line(entry: dict[str, Any]) -> str | None:
 
 
 def _dead_letter_line(letter: DeadLetter) -> str:
-    original = letter.original
-    try:
-        value = json.loads(original.value or b"") if original is not None else {}
-    except ValueError:
-        value = {}
-    value = value if isinstance(value, dict) else {}
+    original, value = letter.original, letter.fields()
     when = datetime.fromtimestamp(letter.dlq.timestamp / 1000, UTC).strftime("%H:%M:%S.%f")[:12]
     notification = value.get("notification_id") or (letter.key or b"?").decode("utf-8", "replace")
     channel = value.get("channel") or (original.topic.removeprefix("notifications.") if original else "?")

@@ -71,12 +71,7 @@ class Letter:
 
 
 def _letter(letter: DeadLetter) -> Letter:
-    original = letter.original
-    try:
-        value = json.loads(original.value or b"") if original is not None else {}
-    except ValueError:
-        value = {}
-    value = value if isinstance(value, dict) else {}
+    original, value = letter.original, letter.fields()
     nid, caller = value.get("notification_id"), value.get("caller")
     key = (f"{caller}/{nid}" if caller else str(nid)) if nid else None
     channel = value.get("channel") or (

@@ -132,6 +132,14 @@ class DeadLetter:
     def key(self) -> bytes | None:
         return self.original.key if self.original is not None else self.dlq.key
 
+    def fields(self) -> dict[str, Any]:
+        """The original record's JSON object (an envelope's fields), or {} when it has none or is not one."""
+        try:
+            value = json.loads(self.original.value or b"") if self.original is not None else {}
+        except ValueError:
+            return {}
+        return value if isinstance(value, dict) else {}
+
 
 def _text(value: bytes | None) -> str:
     return "" if value is None else value.decode("utf-8", "replace")
