@@ -23,9 +23,11 @@ from devstack.consume import read_topic
 from devstack.lambda_context import LocalLambdaContext
 from devstack.msk_events import build_event
 from notifications import aws
-from notifications.models import DeliveryState, NotificationKey, NotificationStatus
+from notifications.errors import TransientDeliveryError
+from notifications.models import Channel, DeliveryState, NotificationKey, NotificationStatus
 from notifications.status import DynamoStatusStore
 from notifications.suppression import address_key
+from tests.channel_support import build_sender, channel_message
 from tests.support import caller_id, sample_request
 
 CLUSTER_ARN = "arn:aws:kafka:us-east-1:123456789012:cluster/notifications/abcd1234-0000-0000-0000-000000000000-1"
@@ -267,3 +269,13 @@ def test_an_event_that_overtakes_the_senders_write_fails_the_invocation_for_a_re
     # And a record that is not an SES event is dropped and counted, not retried
     other = {**ses_events.eventbridge_event(ses_events.delivery(mail)), "source": "aws.ec2"}
     assert feedback(other) == {"unreadable": 1}
+
+
+def test_an_unreadable_suppression_list_is_a_transient_failure_not_a_dead_letter(moto_aws):
+    # Given the email sender, and a suppression table that does not answer
+    sender = build_sender(Channel.EMAIL)
+    moto_aws.client("dynamodb").delete_table(TableName=aws_resources.SUPPRESSION_TABLE)
+
+    # When it sends, then the failure is transient (waited out and retried), not permanent (DLQ)
+    with pytest.raises(TransientDeliveryError, match="suppression list unavailable"):
+        sender.send(channel_message(Channel.EMAIL))

@@ -179,3 +179,40 @@ def test_a_claim_blocks_a_second_attempt_until_its_lease_lapses(moto_aws):
     assert view is not None
     [email] = view.channels
     assert (email.state.value, email.attempts) == ("sent", 2)
+
+
+class Broken(Provider):
+    """A provider adapter with a bug: it raises something that is neither transient nor permanent."""
+
+    def send(self, message: ChannelMessage) -> Receipt:
+        raise RuntimeError("a bug in the adapter")
+
+
+def test_an_unexpected_error_ends_the_claim_so_the_redelivery_is_sent(moto_aws, monkeypatch):
+    import sender_handler
+
+    from devstack.msk_events import build_event
+    from tests.channel_support import CLUSTER_ARN
+
+    status = DynamoStatusStore(STATUS_TABLE, aws.client("dynamodb"))
+    message = channel_message(Channel.EMAIL)
+    event = build_event([message_record(message, 1)], bootstrap_servers="b:9098", event_source_arn=CLUSTER_ARN)
+
+    def invoke(provider: Provider) -> dict[str, Any]:
+        service = delivery.DeliveryService(
+            settings=sender_settings(Channel.EMAIL), sender=provider, status=status, publisher=MemoryPublisher()
+        )
+        monkeypatch.setattr(sender_handler, "delivery_runtime", lambda: service)
+        return sender_handler.handler(event, LocalLambdaContext("email-sender"))
+
+    # Given a send that failed with an unexpected error (the record is reported failed, to be redelivered)
+    assert invoke(Broken()) == {
+        "batchItemFailures": [{"itemIdentifier": {"partition": "notifications.email-0", "offset": 1}}]
+    }
+
+    # When the event-source mapping redelivers it to a working sender
+    provider = Provider()
+    assert invoke(provider) == {"batchItemFailures": []}
+
+    # Then it is sent at once: the failed attempt did not keep its claim
+    assert len(provider.sent) == 1

@@ -242,7 +242,8 @@ class DeliveryService:
 
     def _send_once(self, message: ChannelMessage, partition: str) -> str | None:
         """Claim the send on the channel's status row (the first of its two writes), then send; the outcome's write
-        (sent, failed, released) is the caller's, except for a send deferred before its turn, released here."""
+        (sent, failed) is the caller's, except for a send that never reached its outcome (deferred before its turn,
+        or an unexpected error), released here."""
         lease = self._remaining() + _RESERVE_SECONDS if self._context is not None else DEFAULT_LEASE_SECONDS
         try:
             claim = self.status.claim_send(message.key, message.channel, lease)
@@ -254,9 +255,15 @@ class DeliveryService:
             raise _SendInFlightError(f"{message.channel.value} send of {message.notification_id} is in flight")
         try:
             return self._send(message, partition)
+        except (TransientDeliveryError, PermanentDeliveryError):
+            raise  # the failure's own write ends the claim
         except _DeferError as deferred:
             if not deferred.attempted:
                 self._record(self.status.release, message.key, message.channel)
+            raise
+        except Exception:
+            # Neither transient nor permanent (a bug): the record is redelivered, and must find the send free.
+            self._record(self.status.release, message.key, message.channel)
             raise
 
     def _wait_until(self, not_before: float) -> None:

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ValidationError
 from notifications import aws, feedback
 from notifications.channels.base import Receipt, render
 from notifications.channels.email import EmailSettings
-from notifications.errors import PermanentDeliveryError
+from notifications.errors import PermanentDeliveryError, TransientDeliveryError
 from notifications.models import Channel, ChannelMessage, Email
 from notifications.settings import SenderSettings
 
@@ -56,7 +56,12 @@ class EmailSender:
             recipient = EmailRecipient(address=message.recipient or "")
         except ValidationError as exc:
             raise PermanentDeliveryError("invalid email recipient") from exc
-        if self._suppressions.is_suppressed(recipient.address):
+        try:
+            suppressed = self._suppressions.is_suppressed(recipient.address)
+        except (BotoCoreError, ClientError) as exc:
+            # The list cannot be read: not the recipient's fault, so wait and retry rather than dead-letter.
+            raise TransientDeliveryError(f"suppression list unavailable: {type(exc).__name__}") from exc
+        if suppressed:
             raise PermanentDeliveryError(SUPPRESSED)
         locale = message.locale
         request: dict[str, Any] = {
