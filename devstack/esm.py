@@ -363,6 +363,33 @@ class MappingStats:
     dead_letters: int = 0
 
 
+TOPIC_METADATA_WAIT_SECONDS = 30.0
+
+
+def await_topic_metadata(
+    consumer: Any, topics: Sequence[str], *, timeout: float = TOPIC_METADATA_WAIT_SECONDS, pause: float = 0.2
+) -> None:
+    """Wait (up to ``timeout``) until the consumer's metadata knows the partitions of every topic, then return.
+
+    A kafka-python group leader that assigns partitions while its metadata lacks a subscribed topic (right after
+    the topic was created) logs "No partition metadata for topic" and gives every member nothing, and the group
+    stays that way until a metadata refresh (dpkp/kafka-python#2377, https://github.com/dpkp/kafka-python/issues/2377;
+    librdkafka instead postpones the join until the metadata is there). The local stack creates its topics just before
+    starting the functions, so each consumer learns them first. A topic still unknown after ``timeout`` is
+    subscribed to anyway (logged): the consumer then picks it up on a later rebalance.
+    """
+    deadline = time.monotonic() + timeout
+    missing = list(topics)
+    while missing:
+        missing = [topic for topic in missing if not consumer.partitions_for_topic(topic)]
+        if not missing:
+            return
+        if time.monotonic() >= deadline:
+            log.warning("no partition metadata for %s after %.0f s; subscribing anyway", ", ".join(missing), timeout)
+            return
+        time.sleep(pause)
+
+
 class KafkaEventSourceMapping:
     """Runs one mapping: poll, invoke, then commit / seek back / dead-letter as :func:`decide` says."""
 
@@ -428,6 +455,7 @@ class KafkaEventSourceMapping:
             **self._consumer_config,
         }
         consumer = KafkaConsumer(**config)
+        await_topic_metadata(consumer, self.trigger.topics)
         consumer.subscribe(list(self.trigger.topics), listener=Listener())
         return consumer
 

@@ -86,6 +86,7 @@ class HttpApiServer:
 def _request_handler(api: HttpApiServer) -> type[BaseHTTPRequestHandler]:
     class RequestHandler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive, as API Gateway offers
+        disable_nagle_algorithm = True
 
         def _serve(self) -> None:
             started = time.perf_counter()

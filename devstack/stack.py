@@ -172,6 +172,11 @@ def function_environment(
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_mb),
             "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
             "PYTHONUNBUFFERED": "1",
+            # botocore signs with the AWS CRT when awscrt can be imported, and the dev environment has it (aws-sam-cli
+            # requires boto3[crt]); Lambda's Python runtimes ship boto3 without it (a request for images with the CRT:
+            # https://github.com/aws/aws-lambda-base-images/issues/147), so there botocore signs in Python. Locally the
+            # same: botocore's own switch (botocore/compat.py, BOTO_DISABLE_CRT).
+            "BOTO_DISABLE_CRT": "true",
             "DEVSTACK_RETRY_BACKOFF_SECONDS": str(backoff),
             "DEVSTACK_RETRY_BACKOFF_CAP_SECONDS": str(backoff_cap),
         }

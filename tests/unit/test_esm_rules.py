@@ -23,6 +23,7 @@ from devstack.esm import (
     Outcome,
     RetryPosition,
     Rules,
+    await_topic_metadata,
     decide,
     invoke,
     plan_batch,
@@ -732,3 +733,40 @@ def test_watchdog_sees_a_partition_whose_records_polls_never_return():
     mapping._lag_checked = 0.0
     mapping._check_lag(CaughtUp())
     assert mapping.behind_since is None and mapping.stalled_for() == 0.0
+
+
+class MetadataLater:
+    """A consumer whose metadata learns the topics only on the third look (as right after the topics' creation)."""
+
+    def __init__(self, known_after: int = 3) -> None:
+        self.looks = 0
+        self.known_after = known_after
+
+    def partitions_for_topic(self, topic):
+        self.looks += 1
+        return {0, 1, 2, 3} if self.looks >= self.known_after else set()
+
+
+def test_a_consumer_joins_only_once_its_metadata_knows_the_topics():
+    """kafka-python's group leader assigns nothing when it lacks a topic's metadata (dpkp/kafka-python#2377)."""
+    # Given a consumer whose metadata learns the topic late
+    consumer = MetadataLater()
+
+    # When the mapping waits for the metadata before subscribing
+    await_topic_metadata(consumer, [TOPIC], timeout=5, pause=0)
+
+    # Then it asked until the partitions were known
+    assert consumer.looks == 3
+
+
+def test_a_topic_that_never_appears_is_subscribed_to_after_the_wait():
+    # Given a consumer whose metadata never learns the topic
+    consumer = MetadataLater(known_after=10**9)
+
+    # When the wait is over
+    started = time.monotonic()
+    await_topic_metadata(consumer, [TOPIC], timeout=0.3, pause=0.05)
+
+    # Then the mapping goes on (and subscribes) instead of hanging
+    assert 0.3 <= time.monotonic() - started < 2
+    assert consumer.looks > 1
