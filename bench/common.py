@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import platform
 import re
 import statistics
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -61,7 +64,29 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    return f"{os.cpu_count()} cores, {model}, Python {platform.python_version()}, {platform.system()}"
+    return (
+        f"{os.cpu_count()} cores, {model}, Python {platform.python_version()}, {platform.system()}, "
+        f"reference workload {reference_ms():.0f} ms"
+    )
+
+
+def reference_ms(rounds: int = 3) -> float:
+    """CPU milliseconds of a fixed pure-Python workload (a loop, JSON, SHA-256), the least of ``rounds``.
+
+    Machines that share one CPU model name differ in speed (shared hosts, clock limits); CPU figures of runs on
+    different machines compare only through this: a figure divided by it is in the machine's own units.
+    """
+    payload = json.dumps([{"id": i, "name": f"item {i}", "price": i * 1.5} for i in range(2000)])
+    best = float("inf")
+    for _ in range(rounds):
+        started = time.process_time()
+        total = 0
+        for i in range(1_000_000):
+            total += i % 7
+        for _ in range(20):
+            hashlib.sha256(json.dumps(json.loads(payload)).encode()).hexdigest()
+        best = min(best, time.process_time() - started)
+    return best * 1000
 
 
 def write_section(name: str, body: str, *, at_top: bool = False, report: Path = REPORT) -> None:

@@ -279,3 +279,15 @@ def test_an_unreadable_suppression_list_is_a_transient_failure_not_a_dead_letter
     # When it sends, then the failure is transient (waited out and retried), not permanent (DLQ)
     with pytest.raises(TransientDeliveryError, match="suppression list unavailable"):
         sender.send(channel_message(Channel.EMAIL))
+
+
+def test_a_batch_whose_suppression_read_fails_checks_each_email_on_its_own(moto_aws):
+    # Given the email sender, and a suppression table that does not answer
+    sender = build_sender(Channel.EMAIL)
+    moto_aws.client("dynamodb").delete_table(TableName=aws_resources.SUPPRESSION_TABLE)
+    message = channel_message(Channel.EMAIL)
+
+    # When the batch's read fails, the batch goes on; each send then reads the list itself, and fails transiently
+    sender.prepare([message])
+    with pytest.raises(TransientDeliveryError, match="suppression list unavailable"):
+        sender.send(message)

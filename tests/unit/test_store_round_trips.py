@@ -11,21 +11,22 @@ import json
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import ingest_handler
 import pytest
 
 from devstack.apigw import http_api_event, http_result
-from devstack.aws_resources import QUOTA_TABLE, STATUS_TABLE
+from devstack.aws_resources import QUOTA_TABLE, STATUS_TABLE, SUPPRESSION_TABLE
 from devstack.lambda_context import LocalLambdaContext
 from notifications import aws, delivery
 from notifications.channels.base import Receipt
 from notifications.models import Channel, ChannelMessage, NotificationKey
 from notifications.runtime import ingest
 from notifications.status import Claim, DynamoStatusStore
-from tests.channel_support import channel_message, message_record, sender_settings
-from tests.support import MemoryPublisher, caller_id, sample_request
+from tests.channel_support import build_sender, channel_message, message_record, sender_settings
+from tests.support import SAMPLE_REQUEST, MemoryPublisher, caller_id, sample_request
 
 
 class Calls:
@@ -179,6 +180,70 @@ def test_a_claim_blocks_a_second_attempt_until_its_lease_lapses(moto_aws):
     assert view is not None
     [email] = view.channels
     assert (email.state.value, email.attempts) == ("sent", 2)
+
+
+def test_a_batch_of_emails_reads_the_suppression_list_once(moto_aws, calls, monkeypatch):
+    import sender_handler
+
+    from devstack.msk_events import build_event
+    from notifications.suppression import DynamoSuppressionList
+    from tests.channel_support import CLUSTER_ARN
+
+    # Given the email sender as its function builds it (SES and the suppression list on moto), one address of five
+    # on the suppression list
+    sender = build_sender(Channel.EMAIL)
+    addresses = [f"buyer{i}@example.com" for i in range(5)]
+    DynamoSuppressionList(SUPPRESSION_TABLE, aws.client("dynamodb")).suppress(
+        addresses[3].upper(), reason="bounce", at=datetime.now(UTC)
+    )
+    calls.made.clear()
+    service = delivery.DeliveryService(
+        settings=sender_settings(Channel.EMAIL),
+        sender=sender,
+        status=DynamoStatusStore(STATUS_TABLE, aws.client("dynamodb")),
+        publisher=MemoryPublisher(),
+    )
+    monkeypatch.setattr(sender_handler, "delivery_runtime", lambda: service)
+    messages = [
+        channel_message(Channel.EMAIL, customer={**SAMPLE_REQUEST["customer"], "email": address})
+        for address in addresses
+    ]
+    records = [message_record(message, offset) for offset, message in enumerate(messages)]
+
+    # When one batch of five emails is delivered
+    event = build_event(records, bootstrap_servers="b:9098", event_source_arn=CLUSTER_ARN)
+    assert sender_handler.handler(event, LocalLambdaContext("email-sender")) == {"batchItemFailures": []}
+
+    # Then the suppression list was read once for the whole batch (not once per email), and the suppressed
+    # address was not mailed
+    assert calls.on(SUPPRESSION_TABLE) == ["BatchGetItem"]
+    store = DynamoStatusStore(STATUS_TABLE, aws.client("dynamodb"))
+    views = [store.get(message.key) for message in messages]
+    assert [(view.channels[0].state.value, view.channels[0].last_error) for view in views if view] == [
+        ("sent", None),
+        ("sent", None),
+        ("sent", None),
+        ("failed", "suppressed"),
+        ("sent", None),
+    ]
+
+
+def test_the_suppression_list_is_read_in_batches_of_one_hundred(moto_aws, calls):
+    from notifications.suppression import DynamoSuppressionList
+
+    # Given 150 addresses, two of them suppressed (written in another case)
+    suppressions = DynamoSuppressionList(SUPPRESSION_TABLE, aws.client("dynamodb"))
+    addresses = [f"buyer{i}@example.com" for i in range(150)]
+    for address in (addresses[7], addresses[120]):
+        suppressions.suppress(address.upper(), reason="complaint", at=datetime.now(UTC))
+    calls.made.clear()
+
+    # When the list is asked about all of them at once
+    found = suppressions.suppressed(addresses)
+
+    # Then two BatchGetItem calls (at most 100 keys each) find exactly those two
+    assert found == {addresses[7], addresses[120]}
+    assert calls.on(SUPPRESSION_TABLE) == ["BatchGetItem", "BatchGetItem"]
 
 
 class Broken(Provider):

@@ -27,7 +27,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from notifications.channels.base import ChannelSender
+from notifications.channels.base import ChannelSender, PreparesBatches
 from notifications.errors import PermanentDeliveryError, PoisonRecordError, TransientDeliveryError
 from notifications.kafka.msk_event import KafkaRecord
 from notifications.kafka.producer import OutgoingRecord, Publisher, publish_one
@@ -135,7 +135,14 @@ class DeliveryService:
             lanes.setdefault((record.partition_id, record.key), []).append(record)
         for partition_id in {partition for partition, _ in lanes}:
             self._limiter(partition_id)  # created here, in one thread
-        results = list(self._pool.map(self._deliver_lane, lanes.values()))
+        prepare = self.sender.prepare if isinstance(self.sender, PreparesBatches) else None
+        if prepare is not None:
+            prepare(_readable_messages(records))
+        try:
+            results = list(self._pool.map(self._deliver_lane, lanes.values()))
+        finally:
+            if prepare is not None:
+                prepare(())
         return sorted((r for failed in results for r in failed), key=lambda r: (r.partition_id, r.offset))
 
     def _deliver_lane(self, lane: list[KafkaRecord]) -> list[KafkaRecord]:
@@ -386,3 +393,14 @@ class DeliveryService:
             write(*args, **kwargs)
         except Exception:
             logger.exception("status write failed")
+
+
+def _readable_messages(records: Sequence[KafkaRecord]) -> list[ChannelMessage]:
+    """The batch's messages for a sender's ``prepare`` (unreadable records are left to ``deliver``)."""
+    messages = []
+    for record in records:
+        try:
+            messages.append(decode_envelope(record, ChannelMessage, CHANNEL_SCHEMAS))
+        except PoisonRecordError:
+            continue
+    return messages

@@ -4,15 +4,22 @@ SES's own account-level suppression list (https://docs.aws.amazon.com/ses/latest
 would also stop such deliveries, but SES still takes the call and counts it as a send, the delivery suppressed
 (https://docs.aws.amazon.com/ses/latest/APIReference-V2/API_EventDestination.html, SEND): the sender could not
 tell at once, and moto has no such list to test against. So the project keeps its own table, keyed by a digest of
-the normalized address (no address is stored), checked by the email sender before each send (one GetItem) and
-written by the feedback function.
+the normalized address (no address is stored), checked by the email sender before it sends (one BatchGetItem for
+a whole batch of emails, or one GetItem for a single send) and written by the feedback function.
 """
 
 from __future__ import annotations
 
 import hashlib
+import time
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
+
+# BatchGetItem: at most 100 keys a call; keys it could not read come back as UnprocessedKeys, to be asked again
+# (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_BatchGetItem.html).
+_BATCH_KEYS = 100
+_BATCH_ATTEMPTS = 5
 
 
 def address_key(address: str) -> str:
@@ -45,3 +52,32 @@ class DynamoSuppressionList:
             ProjectionExpression="address_hash",
         )
         return "Item" in response
+
+    def suppressed(self, addresses: Collection[str]) -> set[str]:
+        """Which of ``addresses`` are on the list, in one ``BatchGetItem`` per 100 distinct addresses."""
+        by_key: dict[str, list[str]] = {}
+        for address in addresses:
+            by_key.setdefault(address_key(address), []).append(address)
+        keys = list(by_key)
+        found: set[str] = set()
+        for start in range(0, len(keys), _BATCH_KEYS):
+            request: dict[str, Any] = {
+                self._table: {
+                    "Keys": [{"address_hash": {"S": key}} for key in keys[start : start + _BATCH_KEYS]],
+                    "ProjectionExpression": "address_hash",
+                }
+            }
+            for attempt in range(_BATCH_ATTEMPTS):
+                response = self._ddb.batch_get_item(RequestItems=request)
+                found.update(item["address_hash"]["S"] for item in response["Responses"].get(self._table, []))
+                request = response.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+                time.sleep(0.05 * 2**attempt)
+            else:
+                raise SuppressionListError(f"{len(request[self._table]['Keys'])} addresses left unread")
+        return {address for key in found for address in by_key[key]}
+
+
+class SuppressionListError(RuntimeError):
+    """The suppression list could not be read in full."""

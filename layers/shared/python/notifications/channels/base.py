@@ -7,8 +7,9 @@ provider errors into ``TransientDeliveryError`` (retried) and ``PermanentDeliver
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from jinja2 import FileSystemLoader, StrictUndefined, select_autoescape
 from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -27,6 +28,15 @@ class ChannelSender(Protocol):
 
     def send(self, message: ChannelMessage) -> Receipt:
         """Deliver one message; raise TransientDeliveryError or PermanentDeliveryError on failure."""
+        ...
+
+
+@runtime_checkable
+class PreparesBatches(Protocol):
+    """A sender that reads what a whole batch needs at once (the email sender: the suppression list)."""
+
+    def prepare(self, messages: Sequence[ChannelMessage]) -> None:
+        """Called with the batch's messages before any of them is sent, and with ``()`` once the batch is done."""
         ...
 
 
