@@ -283,6 +283,7 @@ def _handler(stand_in: SesStandIn) -> type[BaseHTTPRequestHandler]:
 # --------------------------------------------------------------------------------------------- SMS delivery logs
 
 SMS_LOG_DELAY_SECONDS = 0.3
+SMS_LOG_BATCH = 100  # log lines per invocation at most
 _MESSAGE_ID = re.compile(rb"<MessageId>([^<]+)</MessageId>")
 
 
@@ -308,14 +309,27 @@ class SnsDeliveryLogHook(_EventServer):
         self._events.put((time.monotonic() + SMS_LOG_DELAY_SECONDS, message_id))
 
     def _publish(self) -> None:
-        while (item := self._events.get()) is not None:
+        # CloudWatch Logs hands a subscribed function the log events in batches (``logEvents``, several lines in one
+        # invocation: the Lambda guide's page above): every line due by the time the first one is, in one event.
+        stopping = False
+        while not stopping and (item := self._events.get()) is not None:
             due, message_id = item
             time.sleep(max(0.0, due - time.monotonic()))
+            batch = [message_id]
+            while len(batch) < SMS_LOG_BATCH:
+                try:
+                    following = self._events.get_nowait()
+                except queue.Empty:
+                    break
+                if following is None:
+                    stopping = True
+                    break
+                time.sleep(max(0.0, following[0] - time.monotonic()))
+                batch.append(following[1])
             invoker = self._invoker
-            if invoker is not None and invoker(
-                ses_events.cloudwatch_logs_event([ses_events.sms_log_line(message_id, success=True)])
-            ):
-                self.reported.append(message_id)
+            lines = [ses_events.sms_log_line(message, success=True) for message in batch]
+            if invoker is not None and invoker(ses_events.cloudwatch_logs_event(lines)):
+                self.reported.extend(batch)
 
 
 def _sns_handler(hook: SnsDeliveryLogHook) -> type[BaseHTTPRequestHandler]:

@@ -13,7 +13,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from devstack.providers import SesStandIn, simulated_events
+from devstack.providers import SesStandIn, SnsDeliveryLogHook, simulated_events
 from notifications.feedback import ses_feedback
 
 
@@ -108,3 +108,30 @@ def test_anything_but_simple_content_is_a_bad_request(stand_in):
             Content={"Raw": {"Data": b"raw"}},
         )
     assert error.value.response["Error"]["Code"] == "BadRequestException"
+
+
+def test_sms_delivery_logs_reach_the_function_in_batches_as_cloudwatch_logs_hands_them():
+    """CloudWatch Logs hands a subscribed function several log events at once
+    (https://docs.aws.amazon.com/lambda/latest/dg/services-cloudwatchlogs.html)."""
+    from aws_lambda_powertools.utilities.data_classes import CloudWatchLogsEvent
+
+    # Given the SNS hook reporting to a function
+    events: list[dict[str, Any]] = []
+    hook = SnsDeliveryLogHook("http://127.0.0.1:1").start()
+    hook.deliver_logs_to(lambda event: events.append(event) or True)
+    try:
+        # When five SMS are published in a burst
+        for number in range(5):
+            hook.published(f"sms-{number}")
+        deadline = time.monotonic() + 10
+        while len(hook.reported) < 5 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        hook.stop()
+
+    # Then every one is reported once, in fewer invocations than lines, each a SUCCESS line naming its message
+    assert hook.reported == [f"sms-{number}" for number in range(5)]
+    lines = [line for event in events for line in CloudWatchLogsEvent(event).parse_logs_data().log_events]
+    assert len(events) < 5
+    assert [json.loads(line.message)["notification"]["messageId"] for line in lines] == hook.reported
+    assert {json.loads(line.message)["status"] for line in lines} == {"SUCCESS"}
