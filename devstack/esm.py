@@ -375,8 +375,11 @@ def await_topic_metadata(
     the topic was created) logs "No partition metadata for topic" and gives every member nothing, and the group
     stays that way until a metadata refresh (dpkp/kafka-python#2377, https://github.com/dpkp/kafka-python/issues/2377;
     librdkafka instead postpones the join until the metadata is there). The local stack creates its topics just before
-    starting the functions, so each consumer learns them first. A topic still unknown after ``timeout`` is
-    subscribed to anyway (logged): the consumer then picks it up on a later rebalance.
+    starting the functions, so each consumer learns them after subscribing and before its first poll joins the
+    group. After subscribing, not before: kafka-python's leader compares the partitions it assigned with its
+    subscription's metadata as of the last update, and a fetch before the subscription leaves that view empty, so
+    the next update would start a needless rebalance. A lookup of a known topic asks the broker nothing. A topic
+    still unknown after ``timeout`` is left to the join (logged): the consumer picks it up on a later rebalance.
     """
     deadline = time.monotonic() + timeout
     missing = list(topics)
@@ -385,7 +388,7 @@ def await_topic_metadata(
         if not missing:
             return
         if time.monotonic() >= deadline:
-            log.warning("no partition metadata for %s after %.0f s; subscribing anyway", ", ".join(missing), timeout)
+            log.warning("no partition metadata for %s after %.0f s; joining anyway", ", ".join(missing), timeout)
             return
         time.sleep(pause)
 
@@ -455,8 +458,8 @@ class KafkaEventSourceMapping:
             **self._consumer_config,
         }
         consumer = KafkaConsumer(**config)
-        await_topic_metadata(consumer, self.trigger.topics)
         consumer.subscribe(list(self.trigger.topics), listener=Listener())
+        await_topic_metadata(consumer, self.trigger.topics)  # before the first poll joins the group
         return consumer
 
     def _forget(self, partitions: set[Partition]) -> None:
