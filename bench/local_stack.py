@@ -227,6 +227,7 @@ def drive(stack: LocalStack, count: int, concurrency: int, rate: float, timeout:
         read_logs()
         time.sleep(0.2)
     read_logs()
+    settle(counts_dir, deadline)
     run.duplicates = logs.duplicates
     run.log_bytes = function_log_bytes(logs_dir) - log_bytes_before
     for name, pid in processes.items():
@@ -241,6 +242,18 @@ def drive(stack: LocalStack, count: int, concurrency: int, rate: float, timeout:
     time.sleep(3 * call_counts.INTERVAL_SECONDS)
     run.functions = counts_between(counts_before, counts_by_function(counts_dir))
     return run
+
+
+def settle(counts_dir: Path | None, deadline: float) -> None:
+    """Wait until no function makes AWS calls any more: provider feedback (the SES events, the SMS delivery logs)
+    arrives after the deliveries, and its work belongs to the run."""
+    previous = None
+    while time.monotonic() < deadline:
+        time.sleep(3 * call_counts.INTERVAL_SECONDS)
+        current = counts_by_function(counts_dir)
+        if current == previous:
+            return
+        previous = current
 
 
 def warm_up(stack: LocalStack) -> None:
