@@ -97,24 +97,29 @@ class Client:
     def post(self, body: dict[str, object]) -> int:
         payload = json.dumps(body).encode()
         headers = {"content-type": "application/json", "Idempotency-Key": str(body["id"])}
-        for attempt in range(2):
-            if self._connection is None:
-                self._connection = http.client.HTTPConnection(self._host, self._port, timeout=30)
-            try:
-                self._connection.request("POST", "/v1/notifications", body=payload, headers=headers)
-                response = self._connection.getresponse()
-                response.read()
-            except (http.client.HTTPException, OSError):
-                self._connection.close()
-                self._connection = None
-                if attempt:
-                    raise
-                continue
-            if response.will_close:
-                self._connection.close()
-                self._connection = None
-            return int(response.status)
-        raise AssertionError("unreachable")
+        try:
+            return self._exchange(payload, headers)
+        except (http.client.HTTPException, OSError):  # the server closed the kept connection meanwhile
+            return self._exchange(payload, headers)
+
+    def _exchange(self, payload: bytes, headers: dict[str, str]) -> int:
+        if self._connection is None:
+            self._connection = http.client.HTTPConnection(self._host, self._port, timeout=30)
+        try:
+            self._connection.request("POST", "/v1/notifications", body=payload, headers=headers)
+            response = self._connection.getresponse()
+            response.read()
+        except (http.client.HTTPException, OSError):
+            self._close()
+            raise
+        if response.will_close:
+            self._close()
+        return int(response.status)
+
+    def _close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
 
 
 class DeliveryLog:

@@ -118,6 +118,5 @@ class EmailSender:
 
 
 def create(settings: SenderSettings, config: EmailSettings) -> EmailSender:
-
     suppressions = DynamoSuppressionList(config.suppression_table_name, aws.client("dynamodb"))
     return EmailSender(config, aws.provider_client("sesv2"), suppressions)
