@@ -246,6 +246,41 @@ def test_the_suppression_list_is_read_in_batches_of_one_hundred(moto_aws, calls)
     assert calls.on(SUPPRESSION_TABLE) == ["BatchGetItem", "BatchGetItem"]
 
 
+class Unprocessing:
+    """A DynamoDB client whose BatchGetItem leaves every key unprocessed ``times`` times, then answers."""
+
+    def __init__(self, times: int, found: str) -> None:
+        self.times, self.found, self.asked = times, found, 0
+
+    def batch_get_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:  # noqa: N803 - boto3's name
+        self.asked += 1
+        if self.asked <= self.times:
+            return {"Responses": {}, "UnprocessedKeys": RequestItems}
+        [(table, request)] = RequestItems.items()
+        keys = {key["address_hash"]["S"] for key in request["Keys"]}
+        return {"Responses": {table: [{"address_hash": {"S": self.found}}] if self.found in keys else []}}
+
+
+def test_keys_left_unprocessed_are_asked_again_and_never_taken_for_not_suppressed(monkeypatch):
+    """BatchGetItem may return keys as UnprocessedKeys
+    (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_BatchGetItem.html)."""
+    from notifications import suppression
+
+    monkeypatch.setattr(suppression.time, "sleep", lambda seconds: None)
+    address = "late@example.com"
+
+    # Given a store that leaves the keys unprocessed twice, they are asked again and the answer is complete
+    twice = Unprocessing(2, suppression.address_key(address))
+    assert suppression.DynamoSuppressionList("t", twice).suppressed([address, "other@example.com"]) == {address}
+    assert twice.asked == 3
+
+    # And a store that never gets to them is an error, not "nobody is suppressed"
+    never = Unprocessing(10**6, suppression.address_key(address))
+    with pytest.raises(suppression.SuppressionListError):
+        suppression.DynamoSuppressionList("t", never).suppressed([address])
+    assert never.asked == 5
+
+
 class Broken(Provider):
     """A provider adapter with a bug: it raises something that is neither transient nor permanent."""
 

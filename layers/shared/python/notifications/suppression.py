@@ -68,12 +68,13 @@ class DynamoSuppressionList:
                 }
             }
             for attempt in range(_BATCH_ATTEMPTS):
+                if attempt:  # keys left unprocessed: ask again after a short, growing pause
+                    time.sleep(0.05 * 2 ** (attempt - 1))
                 response = self._ddb.batch_get_item(RequestItems=request)
                 found.update(item["address_hash"]["S"] for item in response["Responses"].get(self._table, []))
                 request = response.get("UnprocessedKeys") or {}
                 if not request:
                     break
-                time.sleep(0.05 * 2**attempt)
             else:
                 raise SuppressionListError(f"{len(request[self._table]['Keys'])} addresses left unread")
         return {address for key in found for address in by_key[key]}
