@@ -2,6 +2,12 @@
 
 The endpoint comes from boto3's own configuration (``AWS_ENDPOINT_URL`` / ``AWS_ENDPOINT_URL_<SERVICE>``), so
 the local stack and the tests reach moto through exactly the code path production uses.
+
+Every client sends one User-Agent, fixed when it is created: the SDK's name and version, Python's, the OS and the
+Lambda runtime (``exec-env``), as ``Config(user_agent=...)`` sets it
+(https://botocore.amazonaws.com/v1/documentation/api/latest/reference/config.html). Left alone, botocore builds
+the string again for every request to add the features that request used, which costs about a tenth of a
+call's CPU in the caller (``python -m bench.store_calls``); the string only feeds AWS's SDK usage metrics.
 """
 
 from __future__ import annotations
@@ -17,19 +23,26 @@ _CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeou
 _PROVIDER_CONFIG = Config(retries={"mode": "standard", "total_max_attempts": 1}, connect_timeout=2, read_timeout=5)
 
 
+def _new_client(service: str, config: Config) -> Any:
+    import boto3  # noqa: PLC0415 - boto3 is a heavy import; pay it only in functions that call AWS
+    import botocore.session  # noqa: PLC0415
+
+    core = botocore.session.get_session()
+    session = boto3.session.Session(botocore_session=core)  # names itself Boto3 in ``core.user_agent()``
+    # The client appends the session's ``user_agent_extra`` to a configured User-Agent itself.
+    user_agent = core.user_agent().removesuffix(f" {core.user_agent_extra}")
+    return session.client(service, config=config.merge(Config(user_agent=user_agent)))  # type: ignore[call-overload]
+
+
 @cache
 def client(service: str) -> Any:
-    import boto3  # noqa: PLC0415 - boto3 is a heavy import; pay it only in functions that call AWS
-
-    return boto3.session.Session().client(service, config=_CONFIG)  # type: ignore[call-overload]
+    return _new_client(service, _CONFIG)
 
 
 @cache
 def provider_client(service: str) -> Any:
     """A client for a delivery provider: no botocore retries (see ``_PROVIDER_CONFIG``)."""
-    import boto3  # noqa: PLC0415
-
-    return boto3.session.Session().client(service, config=_PROVIDER_CONFIG)  # type: ignore[call-overload]
+    return _new_client(service, _PROVIDER_CONFIG)
 
 
 def provider_error(exc: Exception, service: str, *, permanent: frozenset[str], throttled: frozenset[str]) -> Exception:
