@@ -8,10 +8,11 @@ Sequential, one request at a time, as API Gateway would invoke one execution env
   the same envelope bytes and headers the handler publishes;
 * handler, in-memory stores: ``ingest_handler.handler`` on API Gateway v2 events, real broker, idempotency and
   status kept in memory (the code's own cost beside Kafka);
-* handler, full path: the same with idempotency, quotas and status on moto's in-process DynamoDB (6 calls a
-  request: the notification item's claim and completion, four quota counters);
+* handler, full path: the same with idempotency, quotas and status on moto's in-process DynamoDB (5 calls a
+  request: the notification item's claim and completion, three quota counters);
 * without Kafka (an in-memory publisher), the handler's own cost per request with either store;
-* the quota check alone (``Quotas.charge`` for a sample request: two caller and two recipient counters), its
+* the quota check alone (``Quotas.charge`` for a sample request: the caller's counter of its second and day, two
+  recipient counters), its
   counters in memory.
 
 Rounds repeat the variants on one broker (``KAFKA_BOOTSTRAP_SERVERS`` or one started in a temporary folder), raw
@@ -404,10 +405,10 @@ is pure Python and spends the CPU of the "network thread" row on every record un
 much of it around the acknowledgement, when the raw loop is idle and the handler is not. The gap per request
 ({gap_ms:.1f} ms) is {gap_ms * 1000 / us_code:.0f} times the handler's own code, so trimming that code cannot close
 it; a client whose network I/O runs outside the lock (librdkafka) is the lever to try. The ratio also moves a lot with the machine's other load (see the rounds).
-The full path is slower still because each request also makes six DynamoDB calls (the notification
-item's claim and completion, which are its idempotency record and status view, and four quota counters);
+The full path is slower still because each request also makes five DynamoDB calls (the notification
+item's claim and completion, which are its idempotency record and status view, and three quota counters);
 moto's in-process DynamoDB interprets them in Python for about {us_moto - us_code:.0f} us per request (the difference of the two "Kafka left out" rows). That is
-moto's cost, not production's: real DynamoDB is a network round trip per call, and the four quota counters go out
+moto's cost, not production's: real DynamoDB is a network round trip per call, and the three quota counters go out
 together (one round trip; `DynamoCounterStore`).
 
 The quota check's own cost is the quota row: a few dictionary updates and a digest per recipient. In AWS it is

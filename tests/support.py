@@ -30,7 +30,7 @@ from notifications.models import (
     StatusEvent,
     notification_id_of,
 )
-from notifications.quotas import Count
+from notifications.quotas import Count, Full
 from notifications.runtime import dlq, fanout, ingest, sender
 from notifications.status import Claim, SendClaim
 
@@ -243,16 +243,25 @@ class MemoryCounterStore:
 
     def __init__(self) -> None:
         self.counts: dict[str, int] = {}
+        self.seconds: dict[str, tuple[int, int]] = {}  # counter -> (second counted, its count)
 
-    def take(self, counts: Sequence[Count]) -> list[bool]:
-        taken = []
+    def take(self, counts: Sequence[Count]) -> list[Full | None]:
+        outcomes: list[Full | None] = []
         for count in counts:
             if self.counts.get(count.counter, 0) >= count.limit:
-                taken.append(False)
-            else:
-                self.counts[count.counter] = self.counts.get(count.counter, 0) + 1
-                taken.append(True)
-        return taken
+                outcomes.append(Full.WINDOW)
+                continue
+            if count.second is not None:
+                counted, taken = self.seconds.get(count.counter, (count.second, 0))
+                if counted < count.second:
+                    counted, taken = count.second, 0
+                if taken >= count.second_limit:
+                    outcomes.append(Full.SECOND)
+                    continue
+                self.seconds[count.counter] = (counted, taken + 1)
+            self.counts[count.counter] = self.counts.get(count.counter, 0) + 1
+            outcomes.append(None)
+        return outcomes
 
 
 def busiest_second(times: list[float]) -> int:

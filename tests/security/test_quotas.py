@@ -14,8 +14,10 @@ import pytest
 from devstack.aws_resources import QUOTA_TABLE
 from notifications.models import customer_addressed
 from notifications.quotas import (
+    DAY,
     Count,
     DynamoCounterStore,
+    Full,
     QuotaExceededError,
     QuotaLimits,
     Quotas,
@@ -121,20 +123,66 @@ def test_every_customer_field_a_channel_delivers_to_has_a_recipient_limit():
 def test_dynamodb_counters_count_atomically_refuse_at_the_limit_and_expire_with_their_window(moto_aws):
     ddb = moto_aws.client("dynamodb")
     store = DynamoCounterStore(QUOTA_TABLE, ddb)
-    counts = [Count("caller_per_second#c-a#100", 2, 101), Count("phone_per_hour#d#0", 1, 3600)]
+    counts = [Count("email_per_hour#e#0", 2, 3600), Count("phone_per_hour#d#0", 1, 3600)]
 
-    assert store.take(counts) == [True, True]
-    assert store.take(counts) == [True, False]
-    assert store.take(counts) == [False, False]
-    assert store.take(counts[:1]) == [False]
+    assert store.take(counts) == [None, None]
+    assert store.take(counts) == [None, Full.WINDOW]
+    assert store.take(counts) == [Full.WINDOW, Full.WINDOW]
+    assert store.take(counts[:1]) == [Full.WINDOW]
 
     items = {i["counter"]["S"]: i for i in ddb.scan(TableName=QUOTA_TABLE)["Items"]}
     assert {k: (v["count"]["N"], v["expires_at"]["N"]) for k, v in items.items()} == {
-        "caller_per_second#c-a#100": ("2", "101"),
+        "email_per_hour#e#0": ("2", "3600"),
         "phone_per_hour#d#0": ("1", "3600"),
     }
     ttl = ddb.describe_time_to_live(TableName=QUOTA_TABLE)["TimeToLiveDescription"]
     assert (ttl["TimeToLiveStatus"], ttl["AttributeName"]) == ("ENABLED", "expires_at")
+
+
+def caller_count(second: int) -> Count:
+    """The caller's item of the day beginning at 0: 4 a day, 2 a second."""
+    return Count("caller#c-a#0", 4, DAY, second=second, second_limit=2)
+
+
+def test_a_callers_day_and_second_are_counted_in_one_item(moto_aws):
+    ddb = moto_aws.client("dynamodb")
+    store = DynamoCounterStore(QUOTA_TABLE, ddb)
+
+    # Two a second, the third refused for the second (not taken from the day)
+    assert [store.take([caller_count(100)]) for _ in range(3)] == [[None], [None], [Full.SECOND]]
+    # A new second counts afresh until the day is full
+    assert [store.take([caller_count(101)]) for _ in range(3)] == [[None], [None], [Full.WINDOW]]
+
+    [item] = ddb.scan(TableName=QUOTA_TABLE)["Items"]
+    assert {k: v["N"] for k, v in item.items() if "N" in v} == {
+        "count": "4",
+        "second": "101",
+        "second_count": "2",
+        "expires_at": str(DAY),
+    }
+
+
+def test_an_environment_learns_the_second_another_one_counts_and_never_counts_a_past_one(moto_aws):
+    ddb = moto_aws.client("dynamodb")
+    made: list[str] = []
+    ddb.meta.events.register("before-call.dynamodb", lambda model, **_: made.append(model.name))
+    first, second = DynamoCounterStore(QUOTA_TABLE, ddb), DynamoCounterStore(QUOTA_TABLE, ddb)
+    assert first.take([caller_count(100)]) == [None]
+
+    # Another environment, new to the item, expects a new second: its update fails and the item tells it better
+    made.clear()
+    assert second.take([caller_count(100)]) == [None]
+    assert made.count("UpdateItem") == 2
+    # From then on it expects that second: one call
+    made.clear()
+    assert second.take([caller_count(100)]) == [Full.SECOND]
+    assert made == ["UpdateItem"]
+
+    # A clock behind the one that counts second 105 counts into 105, not into its own past second
+    assert first.take([caller_count(105)]) == [None]
+    assert second.take([caller_count(104)]) == [None]
+    [item] = ddb.scan(TableName=QUOTA_TABLE)["Items"]
+    assert (item["count"]["N"], item["second"]["N"], item["second_count"]["N"]) == ("4", "105", "2")
 
 
 def test_a_counter_store_that_does_not_answer_is_a_typed_error(moto_aws):

@@ -22,7 +22,7 @@ from devstack.aws_resources import QUOTA_TABLE, STATUS_TABLE, SUPPRESSION_TABLE
 from devstack.lambda_context import LocalLambdaContext
 from notifications import aws, delivery
 from notifications.channels.base import Receipt
-from notifications.models import Channel, ChannelMessage, NotificationKey
+from notifications.models import Channel, ChannelMessage, NotificationKey, customer_addressed
 from notifications.runtime import ingest
 from notifications.status import Claim, DynamoStatusStore
 from tests.channel_support import build_sender, channel_message, message_record, sender_settings
@@ -78,9 +78,11 @@ def test_a_new_notification_costs_two_store_round_trips_whatever_its_channels(pu
     # When the shop posts it
     assert post(body) == 202
 
-    # Then idempotency and status took one claim and one completion, and the quota check one batch of counters
+    # Then idempotency and status took one claim and one completion, and the quota check one update of the
+    # caller's item (its second and its day) and one per recipient address (sent at once: one round trip)
     assert calls.on(STATUS_TABLE, "idempotency") == ["PutItem", "UpdateItem"]
-    assert set(calls.on(QUOTA_TABLE)) <= {"UpdateItem"}
+    addressed = {field for channel, field in customer_addressed().items() if channel.value in channels}
+    assert calls.on(QUOTA_TABLE) == ["UpdateItem"] * (1 + len(addressed))
     # And GET answers at once (no window without status), each channel accepted
     event = http_api_event("GET", f"/v1/notifications/{body['id']}")
     answer = http_result(ingest_handler.handler(event, LocalLambdaContext("ingest")))

@@ -1,10 +1,12 @@
 """Quotas: how much one caller may send, and how many messages one recipient may get, checked before Kafka.
 
-Each quota is a fixed window counted in one item per subject and window:
+Each quota is a fixed window:
 
-- per caller: send requests per second and per UTC day;
+- per caller: send requests per second and per UTC day, counted together in one item per caller and day (the
+  day's count, and the count of the second it last counted);
 - per recipient, whoever the caller: messages per hour to one phone number, and to one email address (the
-  customer fields the requested channels deliver to; keyed by a digest of the address, never the address).
+  customer fields the requested channels deliver to; keyed by a digest of the address, never the address), one
+  item per recipient and hour.
 
 A new notification takes one count from each of its quotas at once; if any is used up the notification is refused
 (``QuotaExceededError``, with the seconds until the last such window ends) and nothing is published. The counts
@@ -12,15 +14,16 @@ the refused request took from its other quotas stay taken (fixed windows count a
 of what was sent, never behind. A replay of an accepted request publishes nothing and takes nothing.
 
 The counters live behind ``CounterStore``: in AWS ``DynamoCounterStore``, one conditional ``UpdateItem`` per
-counter, all of a request's sent together (one round trip); in tests an in-memory store.
+item, all of a request's sent together (one round trip); in tests an in-memory store.
 """
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import math
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -28,7 +31,7 @@ from typing import Any, Protocol
 from notifications.errors import NotificationError
 
 SECOND, HOUR, DAY = 1, 3600, 86400
-_MAX_COUNTS = 4  # two caller quotas and one per customer-addressed field
+_MAX_COUNTS = 3  # the caller's item and one per customer-addressed field
 
 
 @dataclass(frozen=True)
@@ -56,18 +59,28 @@ class QuotaStoreError(NotificationError):
 @dataclass(frozen=True)
 class Count:
     """One more in ``counter`` unless it holds ``limit`` already; the counter may be forgotten from ``expires_at``
-    (epoch seconds) on."""
+    (epoch seconds) on. With ``second`` (epoch second) the same item also counts that second, up to
+    ``second_limit``: a count is taken from both or from neither."""
 
     counter: str
     limit: int
     expires_at: int
+    second: int | None = None
+    second_limit: int = 0
+
+
+class Full(enum.Enum):
+    """Why a count was not taken."""
+
+    WINDOW = "window"  # the counter's own window holds its limit
+    SECOND = "second"  # the second counted with it holds its limit
 
 
 class CounterStore(Protocol):
     """Port: fixed-window counters."""
 
-    def take(self, counts: Sequence[Count]) -> list[bool]:
-        """Take each count; for each, whether it was taken (False: its counter was full)."""
+    def take(self, counts: Sequence[Count]) -> list[Full | None]:
+        """Take each count; for each, None when taken, else which of its windows was full."""
         ...
 
 
@@ -89,39 +102,47 @@ class Quotas:
     store: CounterStore
     limits: QuotaLimits
     clock: Callable[[], float] = time.time
-    _caller_quotas: tuple[Quota, Quota] = field(init=False)
+    _per_second: Quota = field(init=False)
+    _per_day: Quota = field(init=False)
 
     def __post_init__(self) -> None:
-        self._caller_quotas = (
-            Quota("caller_per_second", self.limits.caller_per_second, SECOND),
-            Quota("caller_per_day", self.limits.caller_per_day, DAY),
-        )
+        self._per_second = Quota("caller_per_second", self.limits.caller_per_second, SECOND)
+        self._per_day = Quota("caller_per_day", self.limits.caller_per_day, DAY)
 
     def charge(self, caller: str, recipients: Iterable[tuple[str, str]]) -> None:
         """Count one notification of ``caller`` to ``recipients`` (customer field, address); raise when over."""
         now = self.clock()
-        windows = []
-        for quota, subject in self._subjects(caller, recipients):
-            start = int(now) // quota.seconds * quota.seconds
-            windows.append((quota, Count(f"{quota.name}#{subject}#{start}", quota.limit, start + quota.seconds)))
-        taken = self.store.take([count for _, count in windows])
-        refused = [(quota, count) for (quota, count), ok in zip(windows, taken, strict=True) if not ok]
-        if refused:
-            quota, count = max(refused, key=lambda pair: pair[1].expires_at)
-            raise QuotaExceededError(quota, retry_after=max(1, math.ceil(count.expires_at - now)))
-
-    def _subjects(self, caller: str, recipients: Iterable[tuple[str, str]]) -> Iterator[tuple[Quota, str]]:
-        for quota in self._caller_quotas:
-            yield quota, caller
+        second = int(now)
+        day = second // DAY * DAY
+        # (the quota a full window stands for, by Full) and the count
+        windows: list[tuple[dict[Full, Quota], Count]] = [
+            (
+                {Full.WINDOW: self._per_day, Full.SECOND: self._per_second},
+                Count(f"caller#{caller}#{day}", self._per_day.limit, day + DAY, second, self._per_second.limit),
+            )
+        ]
         for field_name, address in recipients:
             if (limit := self.limits.recipient_per_hour.get(field_name)) is not None:
-                yield Quota(f"{field_name}_per_hour", limit, HOUR), recipient_digest(field_name, address)
+                quota = Quota(f"{field_name}_per_hour", limit, HOUR)
+                start = second // HOUR * HOUR
+                subject = recipient_digest(field_name, address)
+                windows.append(({Full.WINDOW: quota}, Count(f"{quota.name}#{subject}#{start}", limit, start + HOUR)))
+        outcomes = self.store.take([count for _, count in windows])
+        refused = []
+        for (quotas, count), full in zip(windows, outcomes, strict=True):
+            if full is not None:
+                ends = count.expires_at if full is Full.WINDOW else second + SECOND
+                refused.append((quotas[full], ends))
+        if refused:
+            quota, ends = max(refused, key=lambda pair: pair[1])
+            raise QuotaExceededError(quota, retry_after=max(1, math.ceil(ends - now)))
 
 
 class DynamoCounterStore:
-    """CounterStore on DynamoDB: item key ``counter``, count ``count``, TTL attribute ``expires_at``.
+    """CounterStore on DynamoDB: item key ``counter``, count ``count``, TTL attribute ``expires_at``; a counter that
+    also counts seconds holds the second it counts in ``second`` and that second's count in ``second_count``.
 
-    One conditional ``UpdateItem`` per count; a request's counts are sent at once from a small thread pool (boto3
+    One conditional ``UpdateItem`` per item; a request's items are updated at once from a small thread pool (boto3
     clients are thread-safe), so they cost one round trip. Not fewer calls: an UpdateItem changes one item, and a
     transaction over the counters would fail whenever two requests touch the same caller's counter at once
     (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/transaction-apis.html, "Transaction conflict
@@ -132,34 +153,113 @@ class DynamoCounterStore:
     https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Expressions.UpdateExpressions.html). TTL
     deletes expired items within days, not at once (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/
     TTL.html): no window is ever counted again once it has passed, so a late deletion changes nothing.
+
+    An update cannot choose between "one more in this second" and "this is a new second", so a counter with seconds
+    is updated for the one this environment expects (the second it last counted on that item: the same one, or a
+    new one) and, when its condition fails, the item as it was decides: full, or the other update. The failed
+    update returns that item (``ReturnValuesOnConditionCheckFailure``, API_UpdateItem.html above); a store that
+    does not is read. A busy caller's requests mostly land in a second already counted, a quiet caller's in a new
+    one: one UpdateItem either way, two when another environment moved on to a new second first.
     """
+
+    _ATTEMPTS = 4  # each failed one means another request changed the item in between
+    _REMEMBERED = 1024  # counters whose last second this environment keeps
 
     def __init__(self, table_name: str, dynamodb: Any) -> None:
         self._table = table_name
         self._ddb = dynamodb
         self._pool = ThreadPoolExecutor(max_workers=_MAX_COUNTS, thread_name_prefix="quota")
+        self._last_second: dict[str, int] = {}
 
-    def take(self, counts: Sequence[Count]) -> list[bool]:
+    def take(self, counts: Sequence[Count]) -> list[Full | None]:
         if len(counts) == 1:
             return [self._take(counts[0])]
         return list(self._pool.map(self._take, counts))
 
-    def _take(self, count: Count) -> bool:
+    def _take(self, count: Count) -> Full | None:
         try:
-            self._ddb.update_item(
-                TableName=self._table,
-                Key={"counter": {"S": count.counter}},
-                UpdateExpression="ADD #count :one SET expires_at = :expires",
-                ConditionExpression="attribute_not_exists(#count) OR #count < :limit",
-                ExpressionAttributeNames={"#count": "count"},  # COUNT is a reserved word
-                ExpressionAttributeValues={
-                    ":one": {"N": "1"},
-                    ":limit": {"N": str(count.limit)},
-                    ":expires": {"N": str(count.expires_at)},
-                },
-            )
-        except self._ddb.exceptions.ConditionalCheckFailedException:
-            return False
+            return self._take_window(count) if count.second is None else self._take_with_second(count)
+        except QuotaStoreError:
+            raise
         except Exception as exc:
             raise QuotaStoreError(f"quota counter update failed: {type(exc).__name__}") from exc
-        return True
+
+    def _take_window(self, count: Count) -> Full | None:
+        try:
+            self._update(
+                count,
+                "ADD #count :one SET expires_at = :expires",
+                "attribute_not_exists(#count) OR #count < :limit",
+            )
+        except self._ddb.exceptions.ConditionalCheckFailedException:
+            return Full.WINDOW
+        return None
+
+    def _take_with_second(self, count: Count) -> Full | None:
+        assert count.second is not None
+        second = count.second
+        same = self._last_second.get(count.counter) == second
+        for _ in range(self._ATTEMPTS):
+            try:
+                if same:
+                    self._update(
+                        count,
+                        "ADD #count :one, second_count :one SET expires_at = :expires",
+                        "#second = :second AND second_count < :second_limit AND #count < :limit",
+                        second=second,
+                    )
+                else:
+                    self._update(
+                        count,
+                        "ADD #count :one SET #second = :second, second_count = :one, expires_at = :expires",
+                        "(attribute_not_exists(#second) OR #second < :second)"
+                        " AND (attribute_not_exists(#count) OR #count < :limit)",
+                        second=second,
+                    )
+            except self._ddb.exceptions.ConditionalCheckFailedException as exc:
+                old = exc.response.get("Item") or self._read(count.counter)
+                if _number(old, "count") >= count.limit:
+                    return Full.WINDOW
+                counted = _number(old, "second")
+                if counted >= second:  # this second is being counted (or a later one: another clock is ahead)
+                    if _number(old, "second_count") >= count.second_limit:
+                        return Full.SECOND
+                    second, same = counted, True
+                else:
+                    same = False
+                continue
+            if len(self._last_second) >= self._REMEMBERED:
+                self._last_second.clear()
+            self._last_second[count.counter] = second
+            return None
+        raise QuotaStoreError("quota counter changed on every attempt")
+
+    def _update(self, count: Count, expression: str, condition: str, *, second: int | None = None) -> None:
+        names = {"#count": "count"}  # COUNT is a reserved word
+        values = {
+            ":one": {"N": "1"},
+            ":limit": {"N": str(count.limit)},
+            ":expires": {"N": str(count.expires_at)},
+        }
+        if second is not None:
+            names["#second"] = "second"
+            values[":second"] = {"N": str(second)}
+            if "second_limit" in condition:
+                values[":second_limit"] = {"N": str(count.second_limit)}
+        self._ddb.update_item(
+            TableName=self._table,
+            Key={"counter": {"S": count.counter}},
+            UpdateExpression=expression,
+            ConditionExpression=condition,
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+        )
+
+    def _read(self, counter: str) -> dict[str, Any]:
+        item = self._ddb.get_item(TableName=self._table, Key={"counter": {"S": counter}}, ConsistentRead=True)
+        return dict(item.get("Item", {}))
+
+
+def _number(item: dict[str, Any], name: str) -> int:
+    return int(item.get(name, {}).get("N", "0"))
