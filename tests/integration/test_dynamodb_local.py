@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 import subprocess
+from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,7 @@ import pytest
 
 from devstack import aws_resources, dynamodb_local
 from devstack.stack import DUMMY_CREDENTIALS, REGION
+from notifications.quotas import Count, DynamoCounterStore, Full
 
 STATUS, IDEMPOTENCY = aws_resources.STATUS_TABLE, aws_resources.IDEMPOTENCY_TABLE
 
@@ -104,3 +107,23 @@ def test_transact_get_items_answers_in_order(tmp_path: Path) -> None:
             ]
         )
         assert [bool(r.get("Item")) for r in answer["Responses"]] == [True, False]
+
+
+def test_a_callers_second_and_day_hold_their_limits_under_concurrent_environments(tmp_path: Path) -> None:
+    """Four environments' quota stores race on one caller's item (``notifications.quotas``): the conditional updates
+    let exactly the limit through, each second and for the day. dynalite does not return the item with a failed
+    condition, so every wrong guess about the second also takes the store's read path."""
+    with dynamodb(tmp_path) as client:
+        environments = [DynamoCounterStore(aws_resources.QUOTA_TABLE, client) for _ in range(4)]
+
+        def burst(second: int, requests: int) -> Counter[Full | None]:
+            count = Count("caller#c-a#0", 25, 86400, second=second, second_limit=10)
+            with ThreadPoolExecutor(max_workers=16) as pool:
+                outcomes = pool.map(lambda i: environments[i % 4].take([count])[0], range(requests))
+                return Counter(outcomes)
+
+        assert burst(100, 30) == {None: 10, Full.SECOND: 20}
+        assert burst(101, 30) == {None: 10, Full.SECOND: 20}
+        assert burst(102, 30) == {None: 5, Full.WINDOW: 25}
+        item = client.get_item(TableName=aws_resources.QUOTA_TABLE, Key={"counter": {"S": "caller#c-a#0"}})["Item"]
+        assert (item["count"]["N"], item["second"]["N"], item["second_count"]["N"]) == ("25", "102", "5")
