@@ -52,7 +52,8 @@ def quotas(store: MemoryCounterStore | None = None) -> tuple[Quotas, Clock]:
 
 
 def test_a_caller_gets_its_per_second_limit_and_the_next_second_is_a_new_window():
-    q, clock = quotas()
+    store = MemoryCounterStore()
+    q, clock = quotas(store)
     for _ in range(3):
         q.charge("c-a", [])
     with pytest.raises(QuotaExceededError) as refused:
@@ -60,9 +61,10 @@ def test_a_caller_gets_its_per_second_limit_and_the_next_second_is_a_new_window(
     assert (refused.value.quota.name, refused.value.retry_after) == ("caller_per_second", 1)
     # Another caller has its own window
     q.charge("c-b", [])
-    # The next second counts afresh (the refused request took a count of the day: fixed windows count attempts)
+    # The next second counts afresh (the refused request took nothing from the day: one item counts both)
     clock.now += 1
     q.charge("c-a", [])
+    assert store.counts[f"caller#c-a#{int(NOON) // DAY * DAY}"] == 4
 
 
 def test_the_per_day_limit_holds_across_seconds_and_says_when_the_day_ends():
