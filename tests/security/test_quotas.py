@@ -278,3 +278,17 @@ def test_the_local_environment_has_quotas_high_enough_for_demos_and_load_runs():
     settings = ingest_settings()
     assert settings.quota_caller_per_second >= 10_000
     assert settings.quota_phone_per_hour >= 10_000
+
+
+def test_an_item_missing_a_count_is_counted_from_zero_not_refused_forever(moto_aws):
+    # Given the caller's item as another writer left it: its second, no count of that second and none of the day
+    ddb = moto_aws.client("dynamodb")
+    ddb.put_item(TableName=QUOTA_TABLE, Item={"counter": {"S": "caller#c-a#0"}, "second": {"N": "100"}})
+    store = DynamoCounterStore(QUOTA_TABLE, ddb)
+    # When two requests count in that second, then the second is full
+    assert [store.take([caller_count(100)]) for _ in range(3)] == [[None], [None], [Full.SECOND]]
+
+
+def test_a_counted_second_needs_a_limit():
+    with pytest.raises(ValueError, match="limit"):
+        Count("caller#c-a#0", 4, DAY, second=100)

@@ -68,6 +68,10 @@ class Count:
     second: int | None = None
     second_limit: int = 0
 
+    def __post_init__(self) -> None:
+        if self.second is not None and self.second_limit < 1:
+            raise ValueError("a counted second needs a limit of at least 1")
+
 
 class Full(enum.Enum):
     """Why a count was not taken."""
@@ -205,7 +209,8 @@ class DynamoCounterStore:
                     self._update(
                         count,
                         "ADD #count :one, second_count :one SET expires_at = :expires",
-                        "#second = :second AND second_count < :second_limit AND #count < :limit",
+                        "#second = :second AND (attribute_not_exists(second_count) OR second_count < :second_limit)"
+                        " AND (attribute_not_exists(#count) OR #count < :limit)",
                         second=second,
                     )
                 else:
