@@ -206,6 +206,11 @@ def test_a_batch_of_emails_reads_the_suppression_list_once(moto_aws, calls, monk
         publisher=MemoryPublisher(),
     )
     monkeypatch.setattr(sender_handler, "delivery_runtime", lambda: service)
+    decoded: list[int] = []
+    decode = delivery.decode_envelope
+    monkeypatch.setattr(
+        delivery, "decode_envelope", lambda record, *a: decoded.append(record.offset) or decode(record, *a)
+    )
     messages = [
         channel_message(Channel.EMAIL, customer={**SAMPLE_REQUEST["customer"], "email": address})
         for address in addresses
@@ -219,6 +224,7 @@ def test_a_batch_of_emails_reads_the_suppression_list_once(moto_aws, calls, monk
     # Then the suppression list was read once for the whole batch (not once per email), and the suppressed
     # address was not mailed
     assert calls.on(SUPPRESSION_TABLE) == ["BatchGetItem"]
+    assert sorted(decoded) == list(range(5)), "each record is decoded once, for the batch and its send"
     store = DynamoStatusStore(STATUS_TABLE, aws.client("dynamodb"))
     views = [store.get(message.key) for message in messages]
     assert [(view.channels[0].state.value, view.channels[0].last_error) for view in views if view] == [

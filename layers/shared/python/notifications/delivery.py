@@ -48,6 +48,8 @@ RETRY_REASON = "retry-reason"
 RETRY_HEADERS = frozenset({RETRY_ATTEMPT, RETRY_NOT_BEFORE, RETRY_FIRST_FAILURE, RETRY_REASON})
 
 
+Decoded = ChannelMessage | PoisonRecordError  # a record's message, or why it can never be read
+
 # How long a claimed send blocks a redelivery when the invocation's remaining time is unknown (outside Lambda).
 DEFAULT_LEASE_SECONDS = 60.0
 
@@ -130,14 +132,15 @@ class DeliveryService:
 
     def deliver_batch(self, records: Sequence[KafkaRecord]) -> list[KafkaRecord]:
         """Deliver a batch; answer the records to report as failed (Kafka did not take their deferral)."""
-        lanes: dict[tuple[str, bytes | None], list[KafkaRecord]] = {}
-        for record in records:
-            lanes.setdefault((record.partition_id, record.key), []).append(record)
+        decoded = [(record, _decode(record)) for record in records]
+        lanes: dict[tuple[str, bytes | None], list[tuple[KafkaRecord, Decoded]]] = {}
+        for record, message in decoded:
+            lanes.setdefault((record.partition_id, record.key), []).append((record, message))
         for partition_id in {partition for partition, _ in lanes}:
             self._limiter(partition_id)  # created here, in one thread
         prepare = self.sender.prepare if isinstance(self.sender, PreparesBatches) else None
-        if prepare is not None:
-            prepare(_readable_messages(records))
+        if prepare is not None:  # unreadable records are left to ``deliver``
+            prepare([message for _, message in decoded if isinstance(message, ChannelMessage)])
         try:
             results = list(self._pool.map(self._deliver_lane, lanes.values()))
         finally:
@@ -145,11 +148,11 @@ class DeliveryService:
                 prepare(())
         return sorted((r for failed in results for r in failed), key=lambda r: (r.partition_id, r.offset))
 
-    def _deliver_lane(self, lane: list[KafkaRecord]) -> list[KafkaRecord]:
+    def _deliver_lane(self, lane: list[tuple[KafkaRecord, Decoded]]) -> list[KafkaRecord]:
         failed = []
-        for record in lane:
+        for record, message in lane:
             try:
-                self.deliver(record)
+                self.deliver(record, message)
             except Exception as exc:
                 logger.warning(
                     "record reported failed, the event-source mapping will retry it",
@@ -177,12 +180,13 @@ class DeliveryService:
 
     # -- one record ------------------------------------------------------------------------------------------
 
-    def deliver(self, record: KafkaRecord) -> None:
-        """Handle one record; raise to have it (and the rest of its partition) redelivered."""
+    def deliver(self, record: KafkaRecord, decoded: Decoded | None = None) -> None:
+        """Handle one record (``decoded``: its message, or why it has none, when the batch decoded it already);
+        raise to have it (and the rest of its partition) redelivered."""
         # Every log line about this record carries the request's correlation id (from ingest, via Kafka).
         logger.thread_safe_append_keys(correlation_id=correlation_id_from_headers(record.headers))
         try:
-            message = decode_envelope(record, ChannelMessage, CHANNEL_SCHEMAS)
+            message = _message(decoded if decoded is not None else _decode(record))
             if message.channel != self.settings.channel:
                 raise PoisonRecordError(f"channel {message.channel.value!r} on the {self.settings.channel.value} topic")
         except PoisonRecordError as exc:
@@ -395,12 +399,14 @@ class DeliveryService:
             logger.exception("status write failed")
 
 
-def _readable_messages(records: Sequence[KafkaRecord]) -> list[ChannelMessage]:
-    """The batch's messages for a sender's ``prepare`` (unreadable records are left to ``deliver``)."""
-    messages = []
-    for record in records:
-        try:
-            messages.append(decode_envelope(record, ChannelMessage, CHANNEL_SCHEMAS))
-        except PoisonRecordError:
-            continue
-    return messages
+def _decode(record: KafkaRecord) -> Decoded:
+    try:
+        return decode_envelope(record, ChannelMessage, CHANNEL_SCHEMAS)
+    except PoisonRecordError as exc:
+        return exc
+
+
+def _message(decoded: Decoded) -> ChannelMessage:
+    if isinstance(decoded, PoisonRecordError):
+        raise decoded
+    return decoded
