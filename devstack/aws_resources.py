@@ -21,6 +21,13 @@ IDEMPOTENCY_TABLE = "notifications-idempotency"
 STATUS_TABLE = "notifications-status"
 QUOTA_TABLE = "notifications-quotas"
 SUPPRESSION_TABLE = "notifications-suppressions"
+# Each table by its logical id in template.yaml.
+TABLES = {
+    "IdempotencyTable": IDEMPOTENCY_TABLE,
+    "StatusTable": STATUS_TABLE,
+    "QuotaTable": QUOTA_TABLE,
+    "SuppressionTable": SUPPRESSION_TABLE,
+}
 # Locally the quotas are high, so that demos and load runs are not refused; tests of the quotas lower them.
 LOCAL_QUOTAS = {
     "QUOTA_CALLER_PER_SECOND": "100000",

@@ -42,6 +42,7 @@ class _State:
     port: int
     controller_port: int
     cluster_id: str
+    sasl_port: int = 0  # 0: chosen on the next start (a data dir from before the SASL listener)
 
 
 def _free_port(exclude: Sequence[int] = ()) -> int:
@@ -158,6 +159,7 @@ class KafkaBroker:
             port=int(raw["port"]),
             controller_port=int(raw["controller_port"]),
             cluster_id=str(raw["cluster_id"]),
+            sasl_port=int(raw.get("sasl_port", 0)),
         )
 
     def _save_state(self, state: _State) -> None:
@@ -189,6 +191,19 @@ class KafkaBroker:
         return f"{HOST}:{self.port}"
 
     @property
+    def sasl_bootstrap(self) -> str:
+        """``127.0.0.1:<port>`` of the SASL/SCRAM listener the functions connect to (each as its own principal)."""
+        state = self._load_state()
+        if state is None or not state.sasl_port:
+            raise BrokerError(f"broker in {self.data_dir} has not been started yet (no SASL port)")
+        return f"{HOST}:{state.sasl_port}"
+
+    @property
+    def authorizer_logs(self) -> list[Path]:
+        """The authorizer's log (every authorization, allowed or denied) and its rolled-over files."""
+        return sorted(self.data_dir.glob("authorizer.log*"))
+
+    @property
     def pid(self) -> int | None:
         """PID of the running JVM (also one started by another process), else None."""
         return self._current_pid()
@@ -200,9 +215,15 @@ class KafkaBroker:
             controller_port = self._requested_controller_port or _free_port(exclude=[port])
             if port == controller_port:
                 raise BrokerError(f"port and controller_port must differ (both {port})")
-            state = _State(port, controller_port, _new_cluster_id())
+            sasl_port = _free_port(exclude=[port, controller_port])
+            state = _State(port, controller_port, _new_cluster_id(), sasl_port)
             self._save_state(state)
             return state
+        if not state.sasl_port:
+            state = _State(
+                state.port, state.controller_port, state.cluster_id, _free_port([state.port, state.controller_port])
+            )
+            self._save_state(state)
         if self._requested_controller_port and self._requested_controller_port != state.controller_port:
             raise BrokerError(
                 f"{self.data_dir} was formatted with controller port {state.controller_port}; "
@@ -219,15 +240,28 @@ class KafkaBroker:
     def _server_config(self, state: _State) -> dict[str, str]:
         plaintext = f"PLAINTEXT://{HOST}:{state.port}"
         controller = f"CONTROLLER://{HOST}:{state.controller_port}"
+        functions = f"FUNCTIONS://{HOST}:{state.sasl_port}"
         config = {
             "process.roles": "broker,controller",
             "node.id": str(_NODE_ID),
             "controller.quorum.bootstrap.servers": f"{HOST}:{state.controller_port}",
-            "listeners": f"{plaintext},{controller}",
-            "advertised.listeners": f"{plaintext},{controller}",
+            "listeners": f"{plaintext},{controller},{functions}",
+            "advertised.listeners": f"{plaintext},{controller},{functions}",
             "inter.broker.listener.name": "PLAINTEXT",
             "controller.listener.names": "CONTROLLER",
-            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,FUNCTIONS:SASL_PLAINTEXT",
+            # Kafka's own authorizer, nothing allowed without an ACL (devstack.kafka_acls writes each function's
+            # from its kafka-cluster statements). The plaintext listeners (the stack's admin work, tests, the
+            # controller) are the super user; the functions connect to FUNCTIONS with SASL/SCRAM, each as its own
+            # principal (Kafka documentation, "Authorization and ACLs" and "Authentication using SASL/SCRAM").
+            "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "allow.everyone.if.no.acl.found": "false",
+            "super.users": "User:ANONYMOUS",
+            "sasl.enabled.mechanisms": "SCRAM-SHA-512",
+            "listener.name.functions.sasl.enabled.mechanisms": "SCRAM-SHA-512",
+            "listener.name.functions.scram-sha-512.sasl.jaas.config": (
+                "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+            ),
             "log.dirs": str(self.log_dir),
             "auto.create.topics.enable": "false",
             "num.partitions": "1",
@@ -269,6 +303,27 @@ class KafkaBroker:
                 "rootLogger.appenderRef.file.ref = FILE",
                 "logger.request.name = kafka.request.logger",
                 "logger.request.level = WARN",
+                # Every authorization (allowed: DEBUG, denied: INFO) in its own file, for the least-privilege report.
+                "appender.authorizer.type = RollingFile",
+                "appender.authorizer.name = AUTHORIZER",
+                f"appender.authorizer.fileName = {self.data_dir / 'authorizer.log'}",
+                f"appender.authorizer.filePattern = {self.data_dir / 'authorizer.log'}.%i",
+                "appender.authorizer.layout.type = PatternLayout",
+                "appender.authorizer.layout.pattern = [%d] %p %m%n",
+                # The super user's own authorizations (the stack's admin work, the broker's) are left out.
+                "appender.authorizer.filter.superuser.type = RegexFilter",
+                "appender.authorizer.filter.superuser.regex = .*User:ANONYMOUS .*",
+                "appender.authorizer.filter.superuser.onMatch = DENY",
+                "appender.authorizer.filter.superuser.onMismatch = NEUTRAL",
+                "appender.authorizer.policies.type = Policies",
+                "appender.authorizer.policies.size.type = SizeBasedTriggeringPolicy",
+                "appender.authorizer.policies.size.size = 50MB",
+                "appender.authorizer.strategy.type = DefaultRolloverStrategy",
+                "appender.authorizer.strategy.max = 5",
+                "logger.authorizer.name = kafka.authorizer.logger",
+                "logger.authorizer.level = DEBUG",
+                "logger.authorizer.additivity = false",
+                "logger.authorizer.appenderRef.file.ref = AUTHORIZER",
                 "",
             ]
         )
@@ -377,7 +432,8 @@ class KafkaBroker:
                 wait_until_ready(self.bootstrap, timeout)
                 return self.bootstrap
             state = self._resolve_state()
-            for name, port in (("port", state.port), ("controller port", state.controller_port)):
+            ports = (("port", state.port), ("controller port", state.controller_port), ("SASL port", state.sasl_port))
+            for name, port in ports:
                 if not _port_free(port):
                     raise BrokerError(
                         f"{name} {HOST}:{port} of the broker in {self.data_dir} is already in use by another process"

@@ -38,7 +38,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from devstack import call_counts
+from devstack import call_counts, permissions
 from devstack.esm import Handler, KafkaEventSourceMapping, retry_delay
 from devstack.faults import install_from_env
 from devstack.http_server import HttpApiServer
@@ -82,6 +82,15 @@ def _watchdog(mappings: Sequence[KafkaEventSourceMapping], stop: threading.Event
                 os._exit(75)
 
 
+def _security_config(settings: Any) -> dict[str, Any]:
+    """The Kafka client's security settings (protocol, SASL mechanism and credentials) as the product's producer
+    has them."""
+    from notifications.kafka.producer import producer_config  # noqa: PLC0415
+
+    keys = ("security_protocol", "sasl_mechanism", "sasl_plain_username", "sasl_plain_password")
+    return {k: v for k, v in producer_config(settings).items() if k in keys}
+
+
 def _signal_ready(fd: int | None, info: dict[str, Any]) -> None:
     if fd is None:
         return
@@ -92,6 +101,7 @@ def _signal_ready(fd: int | None, info: dict[str, Any]) -> None:
 def serve(
     spec: FunctionSpec, stop: threading.Event, *, http_port: int | None, ready_fd: int | None, reuse_port: bool = False
 ) -> int:
+    permissions.install_from_env(spec.logical_id)  # before any AWS client: every call checked against the role
     counts = call_counts.install_from_env(spec.logical_id)
     handler = load_handler(spec)
     if counts is not None:
@@ -99,11 +109,14 @@ def serve(
     if spec.environment.get("CHANNEL") and (rate := install_from_env()):
         log.warning("chaos: %s's provider fails %.0f%% of calls transiently", spec.logical_id, rate * 100)
     if spec.kafka_triggers:
-        bootstrap = os.environ["KAFKA_BOOTSTRAP_SERVERS"]
         from notifications.kafka.producer import KafkaPublisher  # noqa: PLC0415
         from notifications.settings import KafkaSettings  # noqa: PLC0415
 
-        publisher = KafkaPublisher(KafkaSettings(kafka_bootstrap_servers=bootstrap))
+        # The mapping reads, and writes on-failure records, as the function's execution role (Lambda developer
+        # guide, "Amazon MSK" execution role permissions): the function's own Kafka settings and credentials.
+        settings = KafkaSettings.from_env()
+        bootstrap = settings.kafka_bootstrap_servers
+        publisher = KafkaPublisher(settings)
         backoff = partial(
             retry_delay,
             base=float(os.environ.get(BACKOFF_ENV, "0.5")),
@@ -119,6 +132,7 @@ def serve(
                 timeout_seconds=spec.timeout_seconds,
                 backoff=backoff,
                 invoke_lock=lock,
+                consumer_config=_security_config(settings),
             )
             for trigger in spec.kafka_triggers
             if trigger.enabled

@@ -42,7 +42,7 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
-from devstack import aws_resources, call_counts, dynamodb_local
+from devstack import aws_resources, call_counts, dynamodb_local, permissions
 from devstack.broker import KafkaBroker, ensure_topics, is_fetched, wait_until_ready
 from devstack.providers import SesStandIn, SnsDeliveryLogHook, lambda_invoker
 from devstack.receivers import DeliveryReceiver
@@ -94,6 +94,9 @@ class StackConfig:
     call_counts_dir: Path | None = None
     # Extra environment per function (logical id), applied last: e.g. a channel's rate for a test.
     overrides: dict[str, dict[str, str]] = field(default_factory=dict)
+    # Each function only what its role in the template allows, on Kafka (ACLs) and AWS (devstack.permissions).
+    # False: every function may do anything (the benchmark's baseline).
+    enforce_permissions: bool = True
 
 
 @dataclass
@@ -320,6 +323,7 @@ class LocalStack:
         self._dynamodb: subprocess.Popen[bytes] | None = None
         self._stopping = threading.Event()
         self._supervisor: threading.Thread | None = None
+        self.permissions: permissions.Permissions | None = None
 
     # -- start ---------------------------------------------------------------
 
@@ -352,6 +356,8 @@ class LocalStack:
             f"{aws_resources.QUOTA_TABLE}; SES identity {aws_resources.SENDER_ADDRESS}; "
             f"secrets {aws_resources.SLACK_SECRET}, {aws_resources.WEBHOOK_SECRET}"
         )
+        if self.config.enforce_permissions:
+            self._prepare_permissions(template.path, aws_endpoint, dynamodb_endpoint)
         env_vars_file = self.data_dir / "env-vars.json"
         wiring = env_vars(
             template.functions, bootstrap=bootstrap, aws_endpoint=aws_endpoint, dynamodb_endpoint=dynamodb_endpoint
@@ -408,6 +414,44 @@ class LocalStack:
         bootstrap = self.broker.start(timeout=self.config.ready_timeout_seconds)
         self.progress(f"kafka: ready at {bootstrap} (pid {self.broker.pid}, log {self.broker.log_file})")
         return bootstrap
+
+    def _prepare_permissions(self, template: Path, aws_endpoint: str, dynamodb_endpoint: str) -> None:
+        """Each function's role from the template; Kafka ACLs and credentials per function on the local broker."""
+        from devstack.iam.roles import roles  # noqa: PLC0415 - samtranslator: only when enforcing
+
+        if self.broker is None:
+            raise StackError(
+                "permissions need the local broker (its SASL listener and ACLs); with KAFKA_BOOTSTRAP_SERVERS "
+                "start the stack with enforce_permissions=False"
+            )
+        session = EndpointSession(aws_endpoint, dynamodb_endpoint)
+        secrets = session.client("secretsmanager")
+        secret_arns = {
+            name: secrets.describe_secret(SecretId=name)["ARN"]
+            for name in (aws_resources.SLACK_SECRET, aws_resources.WEBHOOK_SECRET)
+        }
+        parameters = permissions.local_parameters(
+            bootstrap=self.broker.sasl_bootstrap,
+            secret_arns=secret_arns,
+            sender_address=aws_resources.SENDER_ADDRESS,
+            slack_secret=aws_resources.SLACK_SECRET,
+            webhook_secret=aws_resources.WEBHOOK_SECRET,
+        )
+        physical = permissions.local_physical(aws_resources.TABLES, aws_resources.CONFIGURATION_SET)
+        self.permissions = permissions.Permissions(self.data_dir / "access")
+        self.permissions.prepare(
+            roles(physical, parameters, template=template),
+            secretsmanager=secrets,
+            admin_bootstrap=self.broker.bootstrap,
+            sasl_bootstrap=self.broker.sasl_bootstrap,
+            secret_arns=secret_arns,
+            ses_identities=[aws_resources.SENDER_ADDRESS],
+        )
+        self.progress(
+            f"permissions: each function as its role in {template.name} allows it: Kafka ACLs on "
+            f"{self.broker.sasl_bootstrap} (SASL/SCRAM per function), AWS calls checked against the role; "
+            f"report: python -m devstack.permissions report --data-dir {self.data_dir}"
+        )
 
     def _start_moto(self) -> str:
         port = preferred_port(self.config.moto_port)
@@ -495,6 +539,8 @@ class LocalStack:
             backoff=self.config.retry_backoff_seconds,
             backoff_cap=self.config.retry_backoff_cap_seconds,
         )
+        if self.permissions is not None:
+            env.update(self.permissions.function_environment(spec.logical_id))
         if self.config.call_counts_dir is not None:
             env[call_counts.ENV] = str(self.config.call_counts_dir)
         if self.ses is not None:  # botocore's service-specific endpoint: SES v2 calls reach the local SES

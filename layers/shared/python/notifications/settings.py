@@ -34,7 +34,8 @@ class EnvModel(BaseModel):
 
 class KafkaSettings(EnvModel):
     kafka_bootstrap_servers: str
-    kafka_security_protocol: Literal["PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    # SASL_PLAINTEXT: a self-managed cluster's SASL listener without TLS (inside a private network only).
+    kafka_security_protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     kafka_sasl_mechanism: Literal["AWS_MSK_IAM", "SCRAM-SHA-512"] | None = None
     # Self-managed Kafka with SASL/SCRAM: a Secrets Manager secret {"username": ..., "password": ...}.
     kafka_sasl_secret_arn: str | None = None
@@ -46,8 +47,8 @@ class KafkaSettings(EnvModel):
 
     @model_validator(mode="after")
     def _sasl_needs_mechanism(self) -> Self:
-        if self.kafka_security_protocol == "SASL_SSL" and self.kafka_sasl_mechanism is None:
-            raise ValueError("KAFKA_SASL_MECHANISM is required with SASL_SSL")
+        if self.kafka_security_protocol.startswith("SASL_") and self.kafka_sasl_mechanism is None:
+            raise ValueError(f"KAFKA_SASL_MECHANISM is required with {self.kafka_security_protocol}")
         if self.kafka_sasl_mechanism == "SCRAM-SHA-512" and not self.kafka_sasl_secret_arn:
             raise ValueError("KAFKA_SASL_SECRET_ARN is required with SCRAM-SHA-512")
         return self

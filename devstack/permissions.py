@@ -1,0 +1,359 @@
+"""Only what the template allows: each local function runs with its role's permissions, on AWS and on Kafka.
+
+At start (``Permissions.prepare``) the stack reads every function's role from the translated template with the
+local resources' ARNs (``devstack.iam.roles``) and writes it to ``<data_dir>/access/roles.json``; then
+
+- **Kafka**: each function is the SCRAM principal ``User:<FunctionLogicalId>`` on the broker's SASL listener, with
+  the ACLs its ``kafka-cluster:*`` statements stand for (``devstack.kafka_acls``). Its credentials are a Secrets
+  Manager secret the function reads through the product's own SASL/SCRAM path (``KAFKA_SASL_SECRET_ARN``). That one
+  read is allowed outside the role: it stands in for MSK's IAM authentication, which signs with the role's own
+  credentials and reads no secret.
+- **AWS APIs**: each function process installs a guard on every botocore client (``devstack.iam.guard``): a call
+  is authorized like IAM does, against the role (``devstack.iam.policy``), with the ARNs AWS evaluates
+  (``devstack.iam.requests``); a denied one fails with the error AWS answers (``AccessDeniedException``,
+  SNS's ``AuthorizationError``), so the product's own error handling runs.
+
+Every authorization is recorded: each function process writes what it was allowed and denied to
+``<data_dir>/access/calls-<function>-<pid>.json``, the broker logs Kafka's (``kafka.authorizer.logger``), and
+``Report.collect`` joins both with the roles, statement by statement (the least-privilege report, ``python -m
+devstack.permissions report``, and docs/security.md's table).
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import json
+import os
+import secrets
+import sys
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from devstack import kafka_acls
+from devstack.iam.policy import Statement, evaluate
+from devstack.iam.roles import Role
+from devstack.intrinsics import Physical
+
+__all__ = [
+    "ACCOUNT_ID",
+    "CLUSTER_ARN",
+    "ENV",
+    "Call",
+    "Permissions",
+    "Report",
+    "install_from_env",
+    "local_parameters",
+    "local_physical",
+]
+
+ENV = "DEVSTACK_PERMISSIONS"  # <data_dir>/access: roles.json inside, call records written there
+ACCOUNT_ID = "123456789012"  # moto's default account
+REGION = "us-east-1"
+# The cluster the local broker stands for (the event-source mapping emulator names the same in its events).
+CLUSTER_ARN = f"arn:aws:kafka:{REGION}:{ACCOUNT_ID}:cluster/notifications-local/00000000-0000-0000-0000-000000000000-1"
+KAFKA_SECRET_PREFIX = "devstack/kafka/"
+_FLUSH_SECONDS = 0.5
+
+
+def local_parameters(
+    *, bootstrap: str, secret_arns: Mapping[str, str], sender_address: str, slack_secret: str, webhook_secret: str
+) -> dict[str, Any]:
+    """The template's parameters as the local stack deploys it: MSK with IAM access control (whose
+    ``kafka-cluster:*`` statements the broker's ACLs reproduce), its resources' names and ARNs."""
+    return {
+        "Environment": "dev",
+        "KafkaClusterType": "MSK",
+        "KafkaClusterArn": CLUSTER_ARN,
+        "KafkaBootstrapServers": bootstrap,
+        "SubnetIds": ["subnet-local"],
+        "SecurityGroupIds": ["sg-local"],
+        "EmailFromAddress": sender_address,
+        "SesIdentity": sender_address,
+        "SlackWebhookSecretArn": secret_arns[slack_secret],
+        "WebhookSecretArn": secret_arns[webhook_secret],
+    }
+
+
+def local_physical(names: Mapping[str, str], configuration_set: str) -> Physical:
+    """What the template's resources are locally: the tables by name (``names``: logical id -> table name), the
+    configuration set, and ARNs in the local account for the rest."""
+    refs: dict[str, str] = {**names, "EmailConfigurationSet": configuration_set}
+    attributes = {(lid, "Arn"): f"arn:aws:dynamodb:{REGION}:{ACCOUNT_ID}:table/{name}" for lid, name in names.items()}
+
+    def default(logical_id: str, attribute: str | None) -> str:
+        if attribute is None:
+            return logical_id
+        return f"arn:aws:local:{REGION}:{ACCOUNT_ID}:{logical_id}"
+
+    return Physical(refs=refs, attributes=attributes, default=default)
+
+
+def _statement_json(statement: Statement) -> dict[str, Any]:
+    return asdict(statement)
+
+
+def _statement(data: Mapping[str, Any]) -> Statement:
+    conditions = {op: {k: tuple(v) for k, v in keys.items()} for op, keys in data.get("conditions", {}).items()}
+    return Statement(
+        source=data["source"],
+        sid=data.get("sid"),
+        effect=data["effect"],
+        actions=tuple(data.get("actions", ())),
+        not_actions=tuple(data.get("not_actions", ())),
+        resources=tuple(data.get("resources", ())),
+        not_resources=tuple(data.get("not_resources", ())),
+        conditions=conditions,
+    )
+
+
+def write_roles(path: Path, roles: Mapping[str, Role], account: Mapping[str, Any]) -> None:
+    data = {
+        "account": dict(account),
+        "roles": {
+            fid: {"name": r.name, "statements": [_statement_json(s) for s in r.statements]} for fid, r in roles.items()
+        },
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=1) + "\n")
+    tmp.replace(path)
+
+
+def read_roles(path: Path) -> tuple[dict[str, Role], dict[str, Any]]:
+    data = json.loads(path.read_text())
+    account = data["account"]
+    roles = {
+        fid: Role(fid, r["name"], account["account_id"], tuple(_statement(s) for s in r["statements"]))
+        for fid, r in data["roles"].items()
+    }
+    return roles, account
+
+
+# -- the stack's side --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Permissions:
+    """Prepared by the stack once its broker and AWS stand-ins run (``prepare``), used for each function's
+    environment (``function_environment``)."""
+
+    directory: Path
+    roles: dict[str, Role] = field(default_factory=dict)
+    kafka_secrets: dict[str, str] = field(default_factory=dict)  # function -> secret ARN
+    sasl_bootstrap: str = ""
+
+    @property
+    def roles_file(self) -> Path:
+        return self.directory / "roles.json"
+
+    def prepare(
+        self,
+        roles: Mapping[str, Role],
+        *,
+        secretsmanager: Any,
+        admin_bootstrap: str,
+        sasl_bootstrap: str,
+        secret_arns: Mapping[str, str],
+        ses_identities: Sequence[str] = (),
+    ) -> None:
+        """Credentials and ACLs on the broker, one Kafka secret per function, the roles for the function processes."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.roles = dict(roles)
+        self.sasl_bootstrap = sasl_bootstrap
+        principals: dict[str, tuple[str | None, Sequence[kafka_acls.Binding]]] = {}
+        for function, role in roles.items():
+            password = secrets.token_urlsafe(24)
+            value = json.dumps({"username": function, "password": password})
+            name = KAFKA_SECRET_PREFIX + function
+            try:
+                arn = secretsmanager.create_secret(Name=name, SecretString=value)["ARN"]
+            except secretsmanager.exceptions.ResourceExistsException:
+                arn = secretsmanager.put_secret_value(SecretId=name, SecretString=value)["ARN"]
+            self.kafka_secrets[function] = arn
+            connects = kafka_acls.can_connect(role.statements, CLUSTER_ARN)
+            acls = kafka_acls.bindings(f"User:{function}", role.statements, CLUSTER_ARN)
+            principals[function] = (password if connects else None, acls)
+        kafka_acls.apply(admin_bootstrap, principals)
+        account = {
+            "region": REGION,
+            "account_id": ACCOUNT_ID,
+            "secret_arns": {**secret_arns, **{KAFKA_SECRET_PREFIX + f: a for f, a in self.kafka_secrets.items()}},
+            "kafka_secrets": self.kafka_secrets,
+            "ses_identities": list(ses_identities),
+        }
+        write_roles(self.roles_file, roles, account)
+
+    def function_environment(self, function: str) -> dict[str, str]:
+        """Kafka through the SASL listener as the function's own principal, and the guard on its AWS calls."""
+        return {
+            "KAFKA_BOOTSTRAP_SERVERS": self.sasl_bootstrap,
+            "KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+            "KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+            "KAFKA_SASL_SECRET_ARN": self.kafka_secrets[function],
+            ENV: str(self.directory),
+        }
+
+
+# -- the function's side -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Call:
+    """One authorization a function needed: an AWS call's (action, resource, context), or a Kafka operation."""
+
+    function: str
+    action: str
+    resource: str
+    allowed: bool
+    context: tuple[tuple[str, str], ...] = ()
+
+
+class _Recorder:
+    """The distinct authorizations of one function process, written to its file every half second and at exit."""
+
+    def __init__(self, directory: Path, function: str) -> None:
+        self.path = directory / f"calls-{function}-{os.getpid()}.json"
+        self.function = function
+        self._calls: set[Call] = set()
+        self._lock = threading.Lock()
+        self._dirty = False
+
+    def record(self, action: str, resource: str, context: Mapping[str, str], allowed: bool) -> None:
+        call = Call(self.function, action, resource, allowed, tuple(sorted(context.items())))
+        with self._lock:
+            if call not in self._calls:
+                self._calls.add(call)
+                self._dirty = True
+
+    def dump(self) -> None:
+        with self._lock:
+            if not self._dirty:
+                return
+            data = [asdict(c) for c in self._calls]
+            self._dirty = False
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data))
+        tmp.replace(self.path)
+
+    def run(self) -> None:
+        while True:
+            time.sleep(_FLUSH_SECONDS)
+            self.dump()
+
+
+_installed: Any = None
+
+
+def install_from_env(function: str) -> Any:
+    """In a function process: check every AWS call against the function's role when ``DEVSTACK_PERMISSIONS`` is
+    set (once per process; answers the guard, or None)."""
+    global _installed  # noqa: PLW0603
+    directory = os.environ.get(ENV)
+    if not directory or _installed is not None:
+        return _installed
+    from devstack.iam.guard import Guard  # noqa: PLC0415
+    from devstack.iam.requests import Account, Authorization  # noqa: PLC0415
+
+    roles, account_data = read_roles(Path(directory) / "roles.json")
+    role = roles[function]
+    own_kafka_secret = account_data["kafka_secrets"].get(function)
+    recorder = _Recorder(Path(directory), function)
+
+    def decide(authorization: Authorization) -> bool:
+        if authorization.action == "secretsmanager:GetSecretValue" and authorization.resource == own_kafka_secret:
+            return True  # the stand-in for MSK IAM authentication (module docstring): not the role's
+        allowed = evaluate(role.statements, authorization.action, authorization.resource, authorization.context)
+        recorder.record(authorization.action, authorization.resource, authorization.context, allowed.allowed)
+        return allowed.allowed
+
+    account = Account(
+        region=account_data["region"],
+        account_id=account_data["account_id"],
+        secret_arns=account_data["secret_arns"],
+        ses_identities=frozenset(account_data.get("ses_identities", ())),
+    )
+    guard = Guard(role.principal_arn, account, decide)
+    guard.install()
+    atexit.register(recorder.dump)
+    threading.Thread(target=recorder.run, name="permissions-report", daemon=True).start()
+    _installed = guard
+    return guard
+
+
+# -- the report --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Report:
+    """Every authorization the functions needed, each with the statements of its role that allow it."""
+
+    calls: tuple[Call, ...]
+    roles: Mapping[str, Role]
+
+    @classmethod
+    def collect(cls, directories: Iterable[Path], broker_logs: Iterable[Path] = ()) -> Report:
+        calls: set[Call] = set()
+        roles: dict[str, Role] = {}
+        for directory in directories:
+            if (directory / "roles.json").exists():
+                roles.update(read_roles(directory / "roles.json")[0])
+            for path in directory.glob("calls-*.json"):
+                try:
+                    items = json.loads(path.read_text())
+                except (OSError, ValueError):
+                    continue
+                calls.update(Call(**{**i, "context": tuple(tuple(p) for p in i["context"])}) for i in items)
+        for seen in kafka_acls.observed(broker_logs, CLUSTER_ARN):
+            calls.add(Call(seen.principal, seen.action, seen.resource, seen.allowed))
+        return cls(tuple(sorted(calls, key=lambda c: (c.function, c.action, c.resource))), roles)
+
+    def denied(self) -> list[Call]:
+        """Calls the role does not allow (the broker's and the guard's denials, and anything re-evaluated now)."""
+        return [c for c in self.calls if not c.allowed or not self.allows(c)]
+
+    def allows(self, call: Call) -> bool:
+        role = self.roles.get(call.function)
+        return role is not None and evaluate(role.statements, call.action, call.resource, dict(call.context)).allowed
+
+    def used_by(self, function: str, statement: Statement) -> list[Call]:
+        return [
+            c
+            for c in self.calls
+            if c.function == function
+            and c.allowed
+            and evaluate([statement], c.action, c.resource, dict(c.context)).allowed
+        ]
+
+    def unused(self) -> list[tuple[str, Statement]]:
+        """(function, statement) of every template statement no recorded call needed."""
+        return [
+            (fid, s) for fid, role in self.roles.items() for s in role.template_statements if not self.used_by(fid, s)
+        ]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "calls": [asdict(c) for c in self.calls],
+            "unused": [{"function": f, "source": s.source, "sid": s.sid} for f, s in self.unused()],
+        }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m devstack.permissions", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    report = sub.add_parser("report", help="the least-privilege report of a stack's data dir")
+    report.add_argument("--data-dir", type=Path, default=Path(".devstack"))
+    args = parser.parse_args(argv)
+    data_dir: Path = args.data_dir
+    result = Report.collect([data_dir / "access"], sorted((data_dir / "kafka").glob("authorizer.log*")))
+    json.dump(result.to_json(), sys.stdout, indent=1)
+    sys.stdout.write("\n")
+    return 1 if result.denied() else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
