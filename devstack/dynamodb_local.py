@@ -16,8 +16,9 @@ compiler is needed. Needs Node.js >= 20 (``make tools`` installs it from Debian 
 
 dynalite has no transactions: ``devstack/dynalite/serve.js`` adds ``TransactWriteItems`` and ``TransactGetItems``
 on top of its single-item operations (all or nothing, ``TransactionCanceledException`` with a reason per item; see
-the script for what differs from AWS). It has no ``UpdateTimeToLive`` (expired items stay, as with moto) and
-ignores ``ReturnValuesOnConditionCheckFailure`` (a failed conditional write answers without the old item).
+the script for what differs from AWS). dynalite ignores ``ReturnValuesOnConditionCheckFailure``; ``serve.js`` adds
+it: with ``ALL_OLD`` a failed conditional PutItem, UpdateItem or DeleteItem (or a transaction's item) answers with
+the item as it was, as AWS does. It has no ``UpdateTimeToLive`` (expired items stay, as with moto).
 """
 
 from __future__ import annotations

@@ -190,16 +190,6 @@ def apply(admin_bootstrap: str, principals: Mapping[str, tuple[str | None, Seque
     """Make the broker's credentials and ACLs for these principals exactly what is given (name -> (password, ACLs));
     a principal without a password (no Connect) has its SCRAM credential removed."""
     from kafka.admin import KafkaAdminClient  # noqa: PLC0415
-    from kafka.admin._acls import (  # noqa: PLC0415
-        ACL,
-        ACLFilter,
-        ACLOperation,
-        ACLPermissionType,
-        ACLResourcePatternType,
-        ResourcePattern,
-        ResourcePatternFilter,
-        ResourceType,
-    )
     from kafka.admin._users import (  # noqa: PLC0415
         ScramMechanism,
         UserScramCredentialDeletion,
@@ -219,30 +209,52 @@ def apply(admin_bootstrap: str, principals: Mapping[str, tuple[str | None, Seque
         failed = {u: e for u, e in results.items() if e and not (u in removed and "does not exist" in e)}
         if failed:
             raise AclError(f"SCRAM credentials refused: {failed}")
-        any_resource = ResourcePatternFilter(ResourceType.ANY, None, ACLResourcePatternType.ANY)
-        admin.delete_acls(
-            [
-                ACLFilter(f"User:{name}", None, ACLOperation.ANY, ACLPermissionType.ANY, any_resource)
-                for name in principals
-            ]
-        )
-        acls = [
-            ACL(
-                b.principal,
-                "*",
-                ACLOperation[b.operation],
-                ACLPermissionType.ALLOW if b.allow else ACLPermissionType.DENY,
-                ResourcePattern(ResourceType[b.resource_type], b.name, ACLResourcePatternType[b.pattern]),
-            )
-            for _, acl_list in principals.values()
-            for b in acl_list
-        ]
-        if acls:
-            created = admin.create_acls(acls)
-            if created.get("failed"):
-                raise AclError(f"ACLs refused by the broker: {created['failed']}")
+        _replace_acls(admin, principals.keys(), [b for _, acls in principals.values() for b in acls])
     finally:
         admin.close()
+
+
+def replace_acls(admin_bootstrap: str, principal: str, acls: Sequence[Binding]) -> None:
+    """Make one principal's ACLs exactly ``acls`` (its credentials stay as they are)."""
+    from kafka.admin import KafkaAdminClient  # noqa: PLC0415
+
+    admin = KafkaAdminClient(bootstrap_servers=admin_bootstrap, client_id="devstack-acls")
+    try:
+        _replace_acls(admin, [principal], acls)
+    finally:
+        admin.close()
+
+
+def _replace_acls(admin: Any, principals: Iterable[str], acls: Sequence[Binding]) -> None:
+    from kafka.admin._acls import (  # noqa: PLC0415
+        ACL,
+        ACLFilter,
+        ACLOperation,
+        ACLPermissionType,
+        ACLResourcePatternType,
+        ResourcePattern,
+        ResourcePatternFilter,
+        ResourceType,
+    )
+
+    any_resource = ResourcePatternFilter(ResourceType.ANY, None, ACLResourcePatternType.ANY)
+    admin.delete_acls(
+        [ACLFilter(f"User:{name}", None, ACLOperation.ANY, ACLPermissionType.ANY, any_resource) for name in principals]
+    )
+    created = [
+        ACL(
+            b.principal,
+            "*",
+            ACLOperation[b.operation],
+            ACLPermissionType.ALLOW if b.allow else ACLPermissionType.DENY,
+            ResourcePattern(ResourceType[b.resource_type], b.name, ACLResourcePatternType[b.pattern]),
+        )
+        for b in acls
+    ]
+    if created:
+        result = admin.create_acls(created)
+        if result.get("failed"):
+            raise AclError(f"ACLs refused by the broker: {result['failed']}")
 
 
 # -- what the broker authorized ------------------------------------------------------------------------------------

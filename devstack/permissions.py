@@ -25,6 +25,7 @@ import argparse
 import atexit
 import json
 import os
+import re
 import secrets
 import sys
 import threading
@@ -79,18 +80,40 @@ def local_parameters(
     }
 
 
-def local_physical(names: Mapping[str, str], configuration_set: str) -> Physical:
-    """What the template's resources are locally: the tables by name (``names``: logical id -> table name), the
-    configuration set, and ARNs in the local account for the rest."""
-    refs: dict[str, str] = {**names, "EmailConfigurationSet": configuration_set}
-    attributes = {(lid, "Arn"): f"arn:aws:dynamodb:{REGION}:{ACCOUNT_ID}:table/{name}" for lid, name in names.items()}
+# ARNs of the resource types the template's policies name (ARN formats from the Service Authorization Reference).
+_ARN_FORMATS = {
+    "AWS::DynamoDB::Table": "arn:aws:dynamodb:{region}:{account}:table/{name}",
+    "AWS::SQS::Queue": "arn:aws:sqs:{region}:{account}:{name}",
+    "AWS::IAM::Role": "arn:aws:iam::{account}:role/{name}",
+    "AWS::Logs::LogGroup": "arn:aws:logs:{region}:{account}:log-group:{name}:*",
+    "AWS::Lambda::Function": "arn:aws:lambda:{region}:{account}:function:{name}",
+}
+
+
+def physical_ids(
+    names: Mapping[str, str], *, region: str = REGION, account: str = ACCOUNT_ID, template: Path | None = None
+) -> Physical:
+    """What the template's resources are in one deployment: ``names`` (logical id -> physical name, e.g. the local
+    tables), the logical id for the rest; each ``Arn`` in its type's format."""
+    from devstack.template_config import DEFAULT_TEMPLATE, expanded_template  # noqa: PLC0415
+
+    resources = expanded_template(template or DEFAULT_TEMPLATE).get("Resources") or {}
 
     def default(logical_id: str, attribute: str | None) -> str:
+        name = names.get(logical_id, logical_id)
         if attribute is None:
-            return logical_id
-        return f"arn:aws:local:{REGION}:{ACCOUNT_ID}:{logical_id}"
+            return name
+        kind = (resources.get(logical_id) or {}).get("Type", "")
+        form = _ARN_FORMATS.get(kind, "arn:aws:cloudformation:{region}:{account}:resource/{name}")
+        return form.format(region=region, account=account, name=name)
 
-    return Physical(refs=refs, attributes=attributes, default=default)
+    return Physical(default=default)
+
+
+def local_physical(names: Mapping[str, str], configuration_set: str, template: Path | None = None) -> Physical:
+    """The local stack's resources: its tables by name (``names``: logical id -> table name), its configuration
+    set, ARNs in the local account for the rest."""
+    return physical_ids({**names, "EmailConfigurationSet": configuration_set}, template=template)
 
 
 def _statement_json(statement: Statement) -> dict[str, Any]:
@@ -143,6 +166,9 @@ class Permissions:
     environment (``function_environment``)."""
 
     directory: Path
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+    physical: Physical = field(default_factory=Physical)
+    admin_bootstrap: str = ""
     roles: dict[str, Role] = field(default_factory=dict)
     kafka_secrets: dict[str, str] = field(default_factory=dict)  # function -> secret ARN
     sasl_bootstrap: str = ""
@@ -163,6 +189,7 @@ class Permissions:
     ) -> None:
         """Credentials and ACLs on the broker, one Kafka secret per function, the roles for the function processes."""
         self.directory.mkdir(parents=True, exist_ok=True)
+        self.admin_bootstrap = admin_bootstrap
         self.roles = dict(roles)
         self.sasl_bootstrap = sasl_bootstrap
         principals: dict[str, tuple[str | None, Sequence[kafka_acls.Binding]]] = {}
@@ -187,6 +214,17 @@ class Permissions:
             "ses_identities": list(ses_identities),
         }
         write_roles(self.roles_file, roles, account)
+
+    def roles_of(self, template: Path) -> dict[str, Role]:
+        """Every function's role as another template (a copy under test) would give it in this stack."""
+        from devstack.iam.roles import roles  # noqa: PLC0415
+
+        return roles(self.physical, self.parameters, template=template, region=REGION, account_id=ACCOUNT_ID)
+
+    def apply_kafka_acls(self, role: Role) -> None:
+        """The broker's ACLs for one function, from ``role`` (its credentials unchanged)."""
+        acls = kafka_acls.bindings(f"User:{role.function}", role.statements, CLUSTER_ARN)
+        kafka_acls.replace_acls(self.admin_bootstrap, role.function, acls)
 
     def function_environment(self, function: str) -> dict[str, str]:
         """Kafka through the SASL listener as the function's own principal, and the guard on its AWS calls."""
@@ -313,8 +351,9 @@ class Report:
         return cls(tuple(sorted(calls, key=lambda c: (c.function, c.action, c.resource))), roles)
 
     def denied(self) -> list[Call]:
-        """Calls the role does not allow (the broker's and the guard's denials, and anything re-evaluated now)."""
-        return [c for c in self.calls if not c.allowed or not self.allows(c)]
+        """Calls the role does not allow, evaluated now against the roles of the template the stack ran (so a test
+        that ran a function with a narrower copy of the template for a while is judged by the template itself)."""
+        return [c for c in self.calls if not self.allows(c)]
 
     def allows(self, call: Call) -> bool:
         role = self.roles.get(call.function)
@@ -329,6 +368,15 @@ class Report:
             and evaluate([statement], c.action, c.resource, dict(c.context)).allowed
         ]
 
+    def used(self) -> set[tuple[str, str, str | None]]:
+        """(function, source, sid) of every template statement some recorded call needed."""
+        return {
+            (fid, s.source, s.sid)
+            for fid, role in self.roles.items()
+            for s in role.template_statements
+            if self.used_by(fid, s)
+        }
+
     def unused(self) -> list[tuple[str, Statement]]:
         """(function, statement) of every template statement no recorded call needed."""
         return [
@@ -342,12 +390,103 @@ class Report:
         }
 
 
+def explained(template_text: str, sid: str | None) -> bool:
+    """Whether template.yaml says when a statement is used: a comment on each line that names its Sid, or in the
+    four lines above it (where a statement inside ``!If`` begins)."""
+    lines = template_text.splitlines()
+    where = [i for i, line in enumerate(lines) if sid and re.search(rf"\bSid: {re.escape(sid)}\b", line)]
+    return bool(where) and all(
+        "#" in lines[i] or any(lines[j].lstrip().startswith("#") for j in range(max(0, i - 4), i)) for i in where
+    )
+
+
+def archive(access_dir: Path, broker_logs: Iterable[Path], destination: Path) -> Path:
+    """Keep one stack's record (its roles, its functions' calls, the broker's authorizations as calls) in a new
+    folder of ``destination``, for a report over several stacks (each evaluated against its own roles)."""
+    import shutil  # noqa: PLC0415
+
+    folder = destination / f"stack-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{secrets.token_hex(3)}"
+    folder.mkdir(parents=True)
+    for path in [access_dir / "roles.json", *access_dir.glob("calls-*.json")]:
+        if path.exists():
+            shutil.copy2(path, folder / path.name)
+    kafka = [
+        asdict(Call(o.principal, o.action, o.resource, o.allowed))
+        for o in kafka_acls.observed(broker_logs, CLUSTER_ARN)
+    ]
+    (folder / "calls-kafka.json").write_text(json.dumps(kafka))
+    return folder
+
+
+TABLE_BEGIN = "<!-- permissions table: python -m devstack.permissions table -->"
+TABLE_END = "<!-- end of permissions table -->"
+
+
+def template_roles(template: Path | None = None) -> dict[str, Role]:
+    """Every function's role as the template gives it, with placeholders for one deployment's names
+    (``<StatusTable>``, ``<cluster>``, ``<region>``, ...)."""
+    from devstack.iam.roles import roles  # noqa: PLC0415
+    from devstack.template_config import DEFAULT_TEMPLATE  # noqa: PLC0415
+
+    physical = physical_ids({}, region="<region>", account="<account>", template=template)
+    parameters = {
+        "KafkaClusterType": "MSK",
+        "KafkaClusterArn": "arn:aws:kafka:<region>:<account>:cluster/<cluster>/<uuid>",
+        "KafkaBootstrapServers": "<brokers>",
+        "SubnetIds": ["<subnet>"],
+        "SecurityGroupIds": ["<sg>"],
+        "EmailFromAddress": "<EmailFromAddress>",
+        "SesIdentity": "<SesIdentity>",
+        "SlackWebhookSecretArn": "arn:aws:secretsmanager:<region>:<account>:secret:<SlackWebhookSecretArn>",
+        "WebhookSecretArn": "arn:aws:secretsmanager:<region>:<account>:secret:<WebhookSecretArn>",
+    }
+    return roles(physical, parameters, template=template or DEFAULT_TEMPLATE, region="<region>", account_id="<account>")
+
+
+def table(template: Path | None = None) -> str:
+    """Markdown: what each function's role allows, statement by statement, as the template gives it."""
+    from devstack.iam.roles import AWS_MANAGED  # noqa: PLC0415
+
+    found = template_roles(template)
+    lines = [
+        TABLE_BEGIN,
+        "",
+        "| function | statement | effect | actions | resources |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for function, role in found.items():
+        managed = [s.source.removeprefix(AWS_MANAGED) for s in role.statements if s.source.startswith(AWS_MANAGED)]
+        if managed:
+            lines.append(
+                f"| {function} | AWS managed: {', '.join(managed)} | Allow | Lambda's own (logs, traces, "
+                "network interfaces) | `*` |"
+            )
+        for statement in role.statements:
+            if statement.source.startswith(AWS_MANAGED):
+                continue
+            name = f"{statement.source.split('/')[0]} {statement.sid or ''}".strip()
+            resources = ", ".join(f"`{_short(r)}`" for r in statement.resources or statement.not_resources)
+            actions = ", ".join(f"`{a}`" for a in statement.actions or statement.not_actions)
+            lines.append(f"| {function} | {name} | {statement.effect} | {actions} | {resources} |")
+    return "\n".join([*lines, "", TABLE_END])
+
+
+def _short(arn: str) -> str:
+    """An ARN without its partition, region and account (``dynamodb:table/<StatusTable>``)."""
+    parts = arn.split(":", 5)
+    return f"{parts[2]}:{parts[5]}" if len(parts) == 6 else arn
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devstack.permissions", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("table", help="the Markdown table of every function's permissions (docs/security.md)")
     report = sub.add_parser("report", help="the least-privilege report of a stack's data dir")
     report.add_argument("--data-dir", type=Path, default=Path(".devstack"))
     args = parser.parse_args(argv)
+    if args.command == "table":
+        print(table())
+        return 0
     data_dir: Path = args.data_dir
     result = Report.collect([data_dir / "access"], sorted((data_dir / "kafka").glob("authorizer.log*")))
     json.dump(result.to_json(), sys.stdout, indent=1)

@@ -97,6 +97,8 @@ class StackConfig:
     # Each function only what its role in the template allows, on Kafka (ACLs) and AWS (devstack.permissions).
     # False: every function may do anything (the benchmark's baseline).
     enforce_permissions: bool = True
+    # Where the stack keeps, when it stops, what its functions were allowed and denied (devstack.permissions.archive).
+    access_archive: Path | None = None
 
 
 @dataclass
@@ -417,13 +419,12 @@ class LocalStack:
 
     def _prepare_permissions(self, template: Path, aws_endpoint: str, dynamodb_endpoint: str) -> None:
         """Each function's role from the template; Kafka ACLs and credentials per function on the local broker."""
-        from devstack.iam.roles import roles  # noqa: PLC0415 - samtranslator: only when enforcing
-
         if self.broker is None:
-            raise StackError(
-                "permissions need the local broker (its SASL listener and ACLs); with KAFKA_BOOTSTRAP_SERVERS "
-                "start the stack with enforce_permissions=False"
+            self.progress(
+                "permissions: NOT enforced: an existing cluster (KAFKA_BOOTSTRAP_SERVERS) has no ACLs of this stack's; "
+                "every function may do anything"
             )
+            return
         session = EndpointSession(aws_endpoint, dynamodb_endpoint)
         secrets = session.client("secretsmanager")
         secret_arns = {
@@ -437,10 +438,10 @@ class LocalStack:
             slack_secret=aws_resources.SLACK_SECRET,
             webhook_secret=aws_resources.WEBHOOK_SECRET,
         )
-        physical = permissions.local_physical(aws_resources.TABLES, aws_resources.CONFIGURATION_SET)
-        self.permissions = permissions.Permissions(self.data_dir / "access")
+        physical = permissions.local_physical(aws_resources.TABLES, aws_resources.CONFIGURATION_SET, template)
+        self.permissions = permissions.Permissions(self.data_dir / "access", parameters, physical)
         self.permissions.prepare(
-            roles(physical, parameters, template=template),
+            self.permissions.roles_of(template),
             secretsmanager=secrets,
             admin_bootstrap=self.broker.bootstrap,
             sasl_bootstrap=self.broker.sasl_bootstrap,
@@ -678,6 +679,7 @@ class LocalStack:
                 server.stop()
         self.viewer, self.slack, self.webhook = None, None, None
         self._stop_providers()
+        self._archive_access()
         if self._moto is not None:
             self.progress("stopping: moto server")
             _terminate(self._moto, 10)
@@ -693,6 +695,11 @@ class LocalStack:
         (self.data_dir / "stack.json").unlink(missing_ok=True)
         (self.data_dir / "env-vars.json").unlink(missing_ok=True)
         self.info = None
+
+    def _archive_access(self) -> None:
+        if self.permissions is not None and self.config.access_archive is not None and self.broker is not None:
+            permissions.archive(self.permissions.directory, self.broker.authorizer_logs, self.config.access_archive)
+        self.permissions = None
 
     def _stop_providers(self) -> None:
         for provider in (self.ses, self.sns):

@@ -13,6 +13,7 @@ from typing import Any
 
 from devstack.apigw import LOCAL_CALLER, caller_arn
 from devstack.stack import StackConfig
+from devstack.template_config import DEFAULT_TEMPLATE
 from notifications import aws, settings
 from notifications.callers import Caller
 from notifications.channels import sms
@@ -33,6 +34,8 @@ from notifications.models import (
 from notifications.quotas import Count, Full
 from notifications.runtime import dlq, fanout, ingest, sender
 from notifications.status import Claim, SendClaim
+
+ROOT = DEFAULT_TEMPLATE.parent
 
 SAMPLE_REQUEST: dict[str, Any] = {
     "id": "8f58c11d-ebc2-4ca7-a934-226e2bb6192c",
@@ -75,6 +78,20 @@ def sample_request(**changes: Any) -> dict[str, Any]:
 def caller_id(name: str = LOCAL_CALLER) -> str:
     """The caller id of the local API's caller ``name`` (``X-Devstack-Caller``; by default the local caller)."""
     return Caller.iam(caller_arn(name)).id
+
+
+def access_archive(tmp_path_factory: Any) -> Path:
+    """Where this test session's stacks keep what their functions were allowed and denied (least privilege)."""
+    return Path(tmp_path_factory.getbasetemp()) / "access"
+
+
+def template_copy(directory: Path, old: str, new: str) -> Path:
+    """template.yaml copied into ``directory`` with one exact, unique passage replaced (a change under test)."""
+    text = DEFAULT_TEMPLATE.read_text()
+    assert text.count(old) == 1, f"the passage to change must occur once in template.yaml: {old!r}"
+    path = directory / "template.yaml"
+    path.write_text(text.replace(old, new))
+    return path
 
 
 def isolated_stack_config(data_dir: Path, bootstrap: str | None = None) -> StackConfig:

@@ -11,11 +11,23 @@
 // Unlike AWS, a plain write of another client can land between two writes of a transaction (locally, the
 // transactions are the ingest's claims of one notification, which nothing else writes). ConditionCheck items are
 // refused with a ValidationException.
+//
+// dynalite also drops ReturnValuesOnConditionCheckFailure. AWS answers a PutItem, UpdateItem or DeleteItem whose
+// condition fails, when the request sets it to ALL_OLD, with the item as it was: the ConditionalCheckFailedException
+// carries it as Item, absent when there was no item
+// (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_UpdateItem.html#DDB-UpdateItem-request-ReturnValuesOnConditionCheckFailure,
+// the same parameter in API_PutItem.html and API_DeleteItem.html; in a transaction, the failed item's
+// CancellationReason carries it: API_CancellationReason.html). dynalite is taught the parameter here: the item it
+// evaluated the condition on, under its lock of the item, is added to the error, so it is exactly the one the
+// condition failed on.
 'use strict'
 const http = require('http')
 const path = require('path')
 const [installDir, port, dataDir] = process.argv.slice(2)
-const dynalite = require(path.join(installDir, 'node_modules', 'dynalite'))
+const dynaliteDir = path.join(installDir, 'node_modules', 'dynalite')
+const dynalite = require(dynaliteDir)
+returnItemOnConditionCheckFailure(require(path.join(dynaliteDir, 'db')), (action) =>
+  require(path.join(dynaliteDir, 'validations', action)))
 // Tables are ACTIVE at once (AWS takes seconds; waiting locally helps nobody).
 const server = dynalite({ path: dataDir, createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 })
 const API = 'DynamoDB_20120810'
@@ -63,9 +75,29 @@ async function keyOf (table, item) {
   return Object.fromEntries(keySchemas.get(table).map((name) => [name, item[name]]))
 }
 
+function returnItemOnConditionCheckFailure (db, validation) {
+  // dynalite 4 (pinned in package-lock.json) keeps a request's known parameters only (each action's
+  // validations.types) and has its PutItem, UpdateItem and DeleteItem call db.checkConditional(request, item) with
+  // the item it read under the item's lock; a failed condition comes back as an error whose body is the answer.
+  const actions = ['putItem', 'updateItem', 'deleteItem']
+  if (typeof db.checkConditional !== 'function' || !actions.every((action) => validation(action).types)) {
+    throw new Error('dynalite changed: ReturnValuesOnConditionCheckFailure cannot be added (devstack/dynalite/serve.js)')
+  }
+  for (const action of actions) {
+    validation(action).types.ReturnValuesOnConditionCheckFailure = { type: 'String', enum: ['ALL_OLD', 'NONE'] }
+  }
+  const checkConditional = db.checkConditional
+  db.checkConditional = function (data, existingItem) {
+    const failed = checkConditional.apply(this, arguments)
+    if (failed && failed.body && existingItem && data.ReturnValuesOnConditionCheckFailure === 'ALL_OLD') {
+      failed.body.Item = existingItem
+    }
+    return failed
+  }
+}
+
 function conditional (request) {
-  const { ReturnValuesOnConditionCheckFailure, ...rest } = request
-  return { ...rest, ReturnValues: 'ALL_OLD' }
+  return { ...request, ReturnValues: 'ALL_OLD' }
 }
 
 async function transactWrite (data) {
@@ -85,9 +117,9 @@ async function transactWrite (data) {
     if (answer.status !== 200) {
       await undo(done)
       if ((answer.body.__type || '').endsWith('#ConditionalCheckFailedException')) {
-        const reasons = items.map((_, i) => i === index
-          ? { Code: 'ConditionalCheckFailed', Message: 'The conditional request failed' }
-          : { Code: 'None' })
+        const failed = { Code: 'ConditionalCheckFailed', Message: 'The conditional request failed' }
+        if (answer.body.Item) failed.Item = answer.body.Item // the item's ReturnValuesOnConditionCheckFailure
+        const reasons = items.map((_, i) => i === index ? failed : { Code: 'None' })
         return [400, {
           __type: 'com.amazonaws.dynamodb.v20120810#TransactionCanceledException',
           message: `Transaction cancelled, please refer cancellation reasons for specific reasons [${reasons.map((r) => r.Code).join(', ')}]`,

@@ -12,6 +12,7 @@ one) and delivered more than once (expect none). The same run's logs are searche
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -30,7 +31,7 @@ import pytest
 
 from devstack.stack import LocalStack
 from notifications.models import Channel
-from tests.support import isolated_stack_config, sample_request
+from tests.support import access_archive, isolated_stack_config, sample_request
 
 COUNT = int(os.environ.get("CHAOS_NOTIFICATIONS", "5000"))
 CHANNELS = [channel.value for channel in Channel]
@@ -40,10 +41,14 @@ KILLED = "WebhookSenderFunction"
 
 
 @pytest.fixture
-def chaos_stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalStack]:
+def chaos_stack(
+    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[LocalStack]:
     monkeypatch.setenv("DEVSTACK_PROVIDER_FAULT_RATE", str(FAULT_RATE))
     monkeypatch.setenv("DEVSTACK_PROVIDER_FAULT_CHANNELS", "email,sms")
-    config = isolated_stack_config(tmp_path / "devstack")
+    config = dataclasses.replace(
+        isolated_stack_config(tmp_path / "devstack"), access_archive=access_archive(tmp_path_factory)
+    )
     progress: list[str] = []
     stack = LocalStack(config, progress=progress.append)
     stack.start()

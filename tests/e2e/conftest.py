@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from devstack.stack import LocalStack
-from tests.support import isolated_stack_config
+from tests.support import access_archive, isolated_stack_config
 
 # The webhook sender of the shared stack: at most PRESSURE_RATE sends per second, outages timed in seconds.
 PRESSURE_RATE = 40
@@ -37,6 +37,7 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack
         # to at most 0.2 s, so they alone would give up within a few seconds.
         retry_backoff_cap_seconds=0.2,
         overrides={"WebhookSenderFunction": PRESSURE_ENVIRONMENT},
+        access_archive=access_archive(tmp_path_factory),
     )
     lines: list[str] = []
     stack = LocalStack(config, progress=lines.append)
@@ -45,3 +46,11 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack
         yield stack
     finally:
         stack.stop()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The least-privilege check runs after every other e2e test (it judges what they made the functions do)."""
+    slots = [i for i, item in enumerate(items) if "tests/e2e/" in str(item.path).replace("\\", "/")]
+    ordered = sorted((items[i] for i in slots), key=lambda item: item.path.name == "test_least_privilege.py")
+    for slot, item in zip(slots, ordered, strict=True):
+        items[slot] = item

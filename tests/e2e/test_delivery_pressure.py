@@ -21,7 +21,7 @@ from devstack.template_config import load_template
 from notifications.models import Channel, channel_messages
 from tests.channel_support import requested
 from tests.e2e.conftest import PRESSURE_RATE
-from tests.support import busiest_second
+from tests.support import busiest_second, template_copy
 
 pytestmark = pytest.mark.e2e
 
@@ -127,6 +127,39 @@ def test_a_provider_outage_longer_than_the_trigger_retries_is_waited_out(local_s
     # The circuit kept the sender from hammering the provider: far fewer calls than one per record per retry
     assert len(tried) < len(keys) * (trigger.effective_retry_attempts + 1)
     stack.webhook.reset()
+
+
+# The webhook sender's grant to put a deferred record back on its own topic (template.yaml, the channel loop).
+DEFERRAL_GRANT = """                  - Sid: DeferOnChannel # a record waiting out throttling or an outage goes back on its own topic
+                    Effect: Allow
+                    Action: kafka-cluster:WriteData"""
+
+
+def test_the_outage_test_fails_on_kafka_authorization_without_the_deferral_grant(local_stack, tmp_path):
+    # Given the webhook sender's Kafka ACLs from a copy of template.yaml whose senders may not write their own topic
+    stack = local_stack
+    assert stack.permissions is not None, "the e2e stack enforces the template's permissions"
+    copy = template_copy(
+        tmp_path, DEFERRAL_GRANT, DEFERRAL_GRANT.replace("kafka-cluster:WriteData", "kafka-cluster:DescribeTopic")
+    )
+    log = stack.logs_dir / "WebhookSenderFunction.log"
+    logged_before = log.stat().st_size
+    stack.permissions.apply_kafka_acls(stack.permissions.roles_of(copy)["WebhookSenderFunction"])
+    try:
+        # When the provider-outage test runs
+        with pytest.raises(AssertionError):
+            test_a_provider_outage_longer_than_the_trigger_retries_is_waited_out(stack)
+    finally:
+        stack.permissions.apply_kafka_acls(stack.permissions.roles_of(stack.config.template)["WebhookSenderFunction"])
+
+    # Then it failed because the broker refused the deferrals (as MSK would: TOPIC_AUTHORIZATION_FAILED)
+    with log.open("rb") as lines:
+        lines.seek(logged_before)
+        assert b"TopicAuthorizationFailedError: notifications.webhook" in lines.read()
+    # And with the template as it is, the same test passes
+    stack.webhook.fail_fraction(0)
+    time.sleep(5)  # the refused records reach the DLQ or their channel first
+    test_a_provider_outage_longer_than_the_trigger_retries_is_waited_out(stack)
 
 
 def test_the_channel_list_is_the_registry(local_stack: LocalStack):

@@ -1,10 +1,14 @@
 """The local stack's DynamoDB (dynalite on LevelDB, ``devstack.dynamodb_local``) through ordinary boto3 clients:
-it keeps its items across a restart, and it runs the transactions the ingest's ledger writes.
+it keeps its items across a restart, it runs the transactions the ingest's ledger writes, and a failed condition
+returns the item as AWS does.
 
 TransactWriteItems as AWS documents it (API reference:
 https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_TransactWriteItems.html): all or nothing; a
 failed condition cancels the whole transaction with ``TransactionCanceledException`` and one cancellation reason
-per item, in order.
+per item, in order. ``ReturnValuesOnConditionCheckFailure`` as AWS documents it (API reference:
+https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_UpdateItem.html#DDB-UpdateItem-request-ReturnValuesOnConditionCheckFailure,
+the same in API_PutItem.html, API_DeleteItem.html and, per item, API_TransactWriteItems.html): with ``ALL_OLD``
+the ``ConditionalCheckFailedException`` carries the item as it was (``Item``; none when there was no item).
 """
 
 from __future__ import annotations
@@ -109,12 +113,84 @@ def test_transact_get_items_answers_in_order(tmp_path: Path) -> None:
         assert [bool(r.get("Item")) for r in answer["Responses"]] == [True, False]
 
 
+def test_a_failed_condition_returns_the_item_when_asked_for_all_old(tmp_path: Path) -> None:
+    with dynamodb(tmp_path) as client:
+        # Given a channel row
+        key = {"notification_id": {"S": "shop/n-4"}, "channel": {"S": "email"}}
+        item = {**key, "state": {"S": "sent"}, "attempts": {"N": "1"}}
+        client.put_item(TableName=STATUS, Item=item)
+        condition = {"ConditionExpression": "attribute_not_exists(#s)", "ExpressionAttributeNames": {"#s": "state"}}
+        writes = {
+            "put_item": {"Item": {**key, "state": {"S": "accepted"}}},
+            "update_item": {
+                "Key": key,
+                "UpdateExpression": "SET attempts = :two",
+                "ExpressionAttributeValues": {":two": {"N": "2"}},
+            },
+            "delete_item": {"Key": key},
+        }
+        for operation, params in writes.items():
+            write = getattr(client, operation)
+            # When a write whose condition fails asks for the old item
+            with pytest.raises(client.exceptions.ConditionalCheckFailedException) as failed:
+                write(TableName=STATUS, ReturnValuesOnConditionCheckFailure="ALL_OLD", **params, **condition)
+            # Then the error carries the item as it was
+            error = failed.value.response
+            assert error["Error"] == {
+                "Code": "ConditionalCheckFailedException",
+                "Message": "The conditional request failed",
+            }, operation
+            assert error["Item"] == item, operation
+            # And without ALL_OLD it does not
+            for without in ({}, {"ReturnValuesOnConditionCheckFailure": "NONE"}):
+                with pytest.raises(client.exceptions.ConditionalCheckFailedException) as failed:
+                    write(TableName=STATUS, **without, **params, **condition)
+                assert "Item" not in failed.value.response, (operation, without)
+        assert client.get_item(TableName=STATUS, Key=key, ConsistentRead=True)["Item"] == item
+
+        # A failed condition where there is no item returns none, ALL_OLD or not
+        missing = {"notification_id": {"S": "shop/n-5"}, "channel": {"S": "email"}}
+        with pytest.raises(client.exceptions.ConditionalCheckFailedException) as failed:
+            client.delete_item(
+                TableName=STATUS,
+                Key=missing,
+                ConditionExpression="attribute_exists(#s)",
+                ExpressionAttributeNames={"#s": "state"},
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        assert "Item" not in failed.value.response
+
+
+def test_a_cancelled_transaction_returns_the_failed_items_old_image_when_asked(tmp_path: Path) -> None:
+    with dynamodb(tmp_path) as client:
+        # Given a client key already claimed by another notification
+        taken = {"id": {"S": "shop#key#k-6"}, "state": {"S": "accepted"}}
+        client.put_item(TableName=IDEMPOTENCY, Item=taken)
+
+        # When a transaction claims it, asking for the item of a failed condition, then without asking
+        items = claim("shop/n-6", "shop#key#k-6")
+        items[1]["Put"]["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
+        with pytest.raises(client.exceptions.TransactionCanceledException) as asked:
+            client.transact_write_items(TransactItems=items)
+        with pytest.raises(client.exceptions.TransactionCanceledException) as not_asked:
+            client.transact_write_items(TransactItems=claim("shop/n-6", "shop#key#k-6"))
+
+        # Then the failed item's reason carries the item as it was, only when asked for
+        assert asked.value.response["CancellationReasons"] == [
+            {"Code": "None"},
+            {"Code": "ConditionalCheckFailed", "Message": "The conditional request failed", "Item": taken},
+        ]
+        assert [set(r) for r in not_asked.value.response["CancellationReasons"]] == [{"Code"}, {"Code", "Message"}]
+
+
 def test_a_callers_second_and_day_hold_their_limits_under_concurrent_environments(tmp_path: Path) -> None:
     """Four environments' quota stores race on one caller's item (``notifications.quotas``): the conditional updates
-    let exactly the limit through, each second and for the day. dynalite does not return the item with a failed
-    condition, so every wrong guess about the second also takes the store's read path."""
+    let exactly the limit through, each second and for the day. A failed update returns the item it failed on, so
+    every wrong guess about the second costs one more update, and nothing reads the item."""
     with dynamodb(tmp_path) as client:
         environments = [DynamoCounterStore(aws_resources.QUOTA_TABLE, client) for _ in range(4)]
+        made: list[str] = []
+        client.meta.events.register("before-call.dynamodb", lambda model, **_: made.append(model.name))
 
         def burst(second: int, requests: int) -> Counter[Full | None]:
             count = Count("caller#c-a#0", 25, 86400, second=second, second_limit=10)
@@ -125,5 +201,6 @@ def test_a_callers_second_and_day_hold_their_limits_under_concurrent_environment
         assert burst(100, 30) == {None: 10, Full.SECOND: 20}
         assert burst(101, 30) == {None: 10, Full.SECOND: 20}
         assert burst(102, 30) == {None: 5, Full.WINDOW: 25}
+        assert set(made) == {"UpdateItem"}
         item = client.get_item(TableName=aws_resources.QUOTA_TABLE, Key={"counter": {"S": "caller#c-a#0"}})["Item"]
         assert (item["count"]["N"], item["second"]["N"], item["second_count"]["N"]) == ("25", "102", "5")

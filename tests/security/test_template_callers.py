@@ -41,12 +41,12 @@ def test_the_quota_table_is_the_one_the_counters_and_the_local_stack_use(templat
     ingest = resources["IngestFunction"]["Properties"]
     assert ingest["Environment"]["Variables"]["QUOTA_TABLE_NAME"] == {"Ref": "QuotaTable"}
     assert "QUOTA_TABLE_NAME" in aws_resources.function_environment("b:9092")
-    # The ingest may count in it and read a counter (a store that does not return it with a failed condition)
+    # The ingest only counts in it: a failed condition returns the counter (ReturnValuesOnConditionCheckFailure)
     statements = [s for p in ingest["Policies"] if isinstance(p, dict) for s in p.get("Statement", [])]
     on_table = [
         s for s in statements if isinstance(s, dict) and s.get("Resource") == {"Fn::GetAtt": ["QuotaTable", "Arn"]}
     ]
-    assert [s["Action"] for s in on_table] == [["dynamodb:UpdateItem", "dynamodb:GetItem"]]
+    assert [s["Action"] for s in on_table] == ["dynamodb:UpdateItem"]
 
 
 def test_each_limit_is_a_parameter_whose_default_is_the_settings_default(template):

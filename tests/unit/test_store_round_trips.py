@@ -184,6 +184,101 @@ def test_a_claim_blocks_a_second_attempt_until_its_lease_lapses(moto_aws):
     assert (email.state.value, email.attempts) == ("sent", 2)
 
 
+def test_feedback_whose_condition_fails_decides_on_the_row_the_failure_returns(moto_aws, calls):
+    from notifications.feedback import Applied
+    from notifications.models import DeliveryState
+
+    # Given an email's row with its send recorded
+    store = DynamoStatusStore(STATUS_TABLE, aws.client("dynamodb"))
+    key = NotificationKey(caller_id(), uuid.uuid4())
+    assert store.claim_send(key, Channel.EMAIL, 30).outcome is Claim.CLAIMED
+    store.record_sent(key, Channel.EMAIL, "ses-1")
+
+    def feedback(state: DeliveryState, feedback_id: str, message_id: str = "ses-1") -> Applied:
+        return store.record_feedback(
+            key,
+            Channel.EMAIL,
+            provider_message_id=message_id,
+            state=state,
+            at=datetime.now(UTC),
+            reason=None,
+            feedback_id=feedback_id,
+        )
+
+    # When a complaint, the same complaint again, an earlier delivery and another message's event arrive
+    calls.made.clear()
+    assert feedback(DeliveryState.COMPLAINED, "f-1") is Applied.APPLIED
+    assert feedback(DeliveryState.COMPLAINED, "f-1") is Applied.DUPLICATE
+    assert feedback(DeliveryState.DELIVERED, "f-2") is Applied.RECORDED
+    assert feedback(DeliveryState.DELIVERED, "f-3", message_id="ses-other") is Applied.UNKNOWN
+
+    # Then each failed condition answered with the row (ReturnValuesOnConditionCheckFailure): writes, no read
+    assert calls.made == [("UpdateItem", STATUS_TABLE)] * 5
+
+
+def stubbed_writes(*answers: tuple[str, bool]) -> tuple[Any, Any]:
+    """A DynamoDB client answering exactly these writes, in order: success, or ConditionalCheckFailedException
+    without ``Item`` (what AWS answers with ALL_OLD when there is no item: API_UpdateItem.html,
+    ReturnValuesOnConditionCheckFailure). Nothing else is stubbed: a read fails the test."""
+    import boto3
+    from botocore.stub import Stubber
+
+    client = boto3.client("dynamodb", region_name="eu-central-1", aws_access_key_id="t", aws_secret_access_key="t")
+    stubber = Stubber(client)
+    for operation, succeeds in answers:
+        if succeeds:
+            stubber.add_response(operation, {})
+        else:
+            stubber.add_client_error(
+                operation,
+                service_error_code="ConditionalCheckFailedException",
+                service_message="The conditional request failed",
+                http_status_code=400,
+            )
+    return client, stubber
+
+
+def test_a_failed_condition_without_an_item_is_answered_without_a_read():
+    from notifications.feedback import Applied
+    from notifications.ledger import DynamoLedger
+    from notifications.models import DeliveryState
+    from notifications.quotas import Count, DynamoCounterStore
+
+    key = NotificationKey(caller_id(), uuid.uuid4())
+    client, stubber = stubbed_writes(
+        ("put_item", False),  # the ledger's claim: nothing to replay, so the request is in flight (client retries)
+        ("update_item", False),  # the send's claim: not this attempt's to make (in flight)
+        ("update_item", False),  # provider feedback: no row of ours holds the message id
+        # a caller's counter gone where the environment expected its second: counted as a new second
+        ("update_item", True),
+        ("update_item", False),
+        ("update_item", True),
+    )
+    with stubber:
+        claimed = DynamoLedger(STATUS_TABLE, "idempotency", client, key_ttl_seconds=60).claim(
+            key, None, "digest", 30, None
+        )
+        assert claimed.notification is not None and not claimed.taken
+        assert (claimed.notification.digest, claimed.notification.accepted) == ("digest", None)
+        status = DynamoStatusStore(STATUS_TABLE, client)
+        assert status.claim_send(key, Channel.EMAIL, 30).outcome is Claim.IN_FLIGHT
+        applied = status.record_feedback(
+            key,
+            Channel.EMAIL,
+            provider_message_id="ses-1",
+            state=DeliveryState.DELIVERED,
+            at=datetime.now(UTC),
+            reason=None,
+            feedback_id="f-1",
+        )
+        assert applied is Applied.UNKNOWN
+        counters = DynamoCounterStore(QUOTA_TABLE, client)
+        count = Count("caller#c-a#0", 25, 86400, second=100, second_limit=10)
+        assert counters.take([count]) == [None]
+        assert counters.take([count]) == [None]
+        stubber.assert_no_pending_responses()
+
+
 def test_a_batch_of_emails_reads_the_suppression_list_once(moto_aws, calls, monkeypatch):
     import sender_handler
 

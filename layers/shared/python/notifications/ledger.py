@@ -137,9 +137,12 @@ class DynamoLedger:
                     TableName=table, Item=item, ReturnValuesOnConditionCheckFailure="ALL_OLD", **condition
                 )
             except self._ddb.exceptions.ConditionalCheckFailedException as exc:
+                # The claim in the way comes back with the failed condition (ReturnValuesOnConditionCheckFailure).
+                # The condition holds where there is no item, so an answer without one has no claim to replay: in
+                # flight (the client retries), as for a cancelled transaction below whose read finds nothing.
                 old = getattr(exc, "response", {}).get("Item")
-                if old is None:  # a store that does not return the item with the failed condition
-                    return self._read(key, client_key)
+                if old is None:
+                    return Claimed(notification=Entry(digest, None, float("inf")))
                 return Claimed(notification=_entry(old))
             return Claimed()
         try:

@@ -161,9 +161,9 @@ class DynamoCounterStore:
     An update cannot choose between "one more in this second" and "this is a new second", so a counter with seconds
     is updated for the one this environment expects (the second it last counted on that item: the same one, or a
     new one) and, when its condition fails, the item as it was decides: full, or the other update. The failed
-    update returns that item (``ReturnValuesOnConditionCheckFailure``, API_UpdateItem.html above); a store that
-    does not is read. A busy caller's requests mostly land in a second already counted, a quiet caller's in a new
-    one: one UpdateItem either way, two when another environment moved on to a new second first.
+    update returns that item (``ReturnValuesOnConditionCheckFailure``, API_UpdateItem.html above; no item when
+    there is none yet: nothing counted). A busy caller's requests mostly land in a second already counted, a quiet
+    caller's in a new one: one UpdateItem either way, two when another environment moved on to a new second first.
     """
 
     _ATTEMPTS = 4  # each failed one means another request changed the item in between
@@ -222,7 +222,7 @@ class DynamoCounterStore:
                         second=second,
                     )
             except self._ddb.exceptions.ConditionalCheckFailedException as exc:
-                old = exc.response.get("Item") or self._read(count.counter)
+                old: dict[str, Any] = exc.response.get("Item", {})  # none: no item yet, nothing counted
                 if _number(old, "count") >= count.limit:
                     return Full.WINDOW
                 counted = _number(old, "second")
@@ -260,10 +260,6 @@ class DynamoCounterStore:
             ExpressionAttributeValues=values,
             ReturnValuesOnConditionCheckFailure="ALL_OLD",
         )
-
-    def _read(self, counter: str) -> dict[str, Any]:
-        item = self._ddb.get_item(TableName=self._table, Key={"counter": {"S": counter}}, ConsistentRead=True)
-        return dict(item.get("Item", {}))
 
 
 def _number(item: dict[str, Any], name: str) -> int:

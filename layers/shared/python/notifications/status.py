@@ -117,7 +117,8 @@ class DynamoStatusStore:
         condition: str | None = None,
         old_on_failure: bool = False,
     ) -> dict[str, Any] | None:
-        """One UpdateItem on a channel row; the old item (if asked for) when the condition failed, else None."""
+        """One UpdateItem on a channel row; the old item (if asked for) when the condition failed, else None. A failed
+        condition on a row that does not exist returns no item: ``{}``."""
         now = self._clock()
         sets = [*sets, "updated_at = :now", "#expires = :expires"]
         values = {
@@ -178,9 +179,6 @@ class DynamoStatusStore:
         )
         if old is None:
             return SendClaim(Claim.CLAIMED)
-        if not old:  # a store that does not return the item with the failed condition: read it
-            key = {"notification_id": {"S": str(notification)}, "channel": {"S": channel.value}}
-            old = self._ddb.get_item(TableName=self._table, Key=key, ConsistentRead=True).get("Item", {})
         if old.get("state", {}).get("S") in {state.value for state in HANDED_OVER}:
             return SendClaim(Claim.ALREADY_SENT, old.get("provider_message_id", {}).get("S") or None)
         return SendClaim(Claim.IN_FLIGHT)
@@ -277,7 +275,7 @@ class DynamoStatusStore:
         further on is still kept in its history. The row keeps the ids of the events applied (``feedback_ids``),
         so the same event twice changes nothing. A row that does not hold this message id is ``UNKNOWN``; a row
         whose send is not recorded yet raises ``NotYetSentError`` (the event overtook the sender: retried).
-        One conditional write; a second read and write only when the condition fails.
+        One conditional write, which returns the row when its condition fails; a second write only then.
         """
         from notifications.feedback import Applied, NotYetSentError  # noqa: PLC0415 - only the feedback function
 
@@ -332,8 +330,6 @@ class DynamoStatusStore:
         )
         if old is None:
             return Applied.APPLIED
-        if not old:  # a store that does not return the item with the failed condition: read it
-            old = self._ddb.get_item(TableName=self._table, Key=key, ConsistentRead=True).get("Item", {})
         if old.get("provider_message_id", {}).get("S") != provider_message_id:
             if (
                 old
