@@ -103,6 +103,8 @@ def test_a_provider_outage_longer_than_the_trigger_retries_is_waited_out(local_s
     outage = max(3 * budget, 15.0)
 
     # And a provider that is down (503 to everything)
+    log = stack.logs_dir / "WebhookSenderFunction.log"
+    logged_before = log.stat().st_size
     stack.webhook.reset()
     stack.webhook.fail_fraction(1.0, status=503)
     run = f"outage-{uuid.uuid4().hex[:8]}"
@@ -113,6 +115,11 @@ def test_a_provider_outage_longer_than_the_trigger_retries_is_waited_out(local_s
     tried = [d for d in stack.webhook.deliveries() if d.headers.get("idempotency-key") in keys]
     assert tried, "the sender should have tried the provider during the outage"
     assert dead_letters(stack, run) == []
+    # And the sender waited it out itself: it put every record it could not send back on its topic (deferral),
+    # so none was reported failed to the trigger, whose retries (and record age) are no budget for an outage
+    with log.open("rb") as lines:
+        lines.seek(logged_before)
+        assert b"record reported failed" not in lines.read()
 
     # And then recovers
     stack.webhook.fail_fraction(0)

@@ -44,6 +44,7 @@ def test_every_call_was_allowed_and_every_statement_was_needed(local_stack: Loca
         for statement in role.template_statements
         if (function, statement.source, statement.sid) not in used and not explained(template_text, statement.sid)
     ]
+    access_archive(tmp_path_factory).mkdir(parents=True, exist_ok=True)
     (access_archive(tmp_path_factory) / "least-privilege.json").write_text(
         json.dumps({"unexplained": unexplained, "used": sorted(map(str, used))}, indent=1)
     )

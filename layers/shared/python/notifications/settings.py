@@ -73,7 +73,7 @@ class IngestSettings(KafkaSettings):
 
 
 class FanoutSettings(KafkaSettings):
-    status_table_name: str | None = None
+    """The fanout only reads and writes Kafka."""
 
 
 class SenderSettings(KafkaSettings):
