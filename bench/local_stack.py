@@ -32,7 +32,7 @@ from urllib.parse import urlsplit
 from bench.common import ROOT, machine, percentile, write_section
 from devstack import call_counts
 from devstack.demo import sample_purchase
-from devstack.stack import INGEST_ENVIRONMENTS, LocalStack, StackConfig
+from devstack.stack import INGEST_ENVIRONMENTS, LocalStack, free_ports_config
 
 CHANNELS = ("email", "sms", "slack")
 # The measured counts of a run, by label (--calls-label), read by bench.cost.
@@ -446,14 +446,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench-stack-") as data:
-        config = StackConfig(
-            data_dir=Path(data),
-            api_port=0,
-            broker_port=0,
-            moto_port=0,
-            dynamodb_port=0,
-            slack_port=0,
-            webhook_port=0,
+        config = free_ports_config(
+            Path(data),
             bootstrap=os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or None,
             concurrency=args.environments,
             call_counts_dir=Path(data) / "calls",

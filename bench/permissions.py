@@ -19,7 +19,7 @@ from pathlib import Path
 
 from bench.common import machine, write_section
 from bench.local_stack import BENCHMARK, CHANNELS, drive, warm_up
-from devstack.stack import LocalStack, StackConfig
+from devstack.stack import LocalStack, free_ports_config
 
 BROKER = "Kafka broker"
 
@@ -27,14 +27,8 @@ BROKER = "Kafka broker"
 def one_run(enforce: bool, count: int) -> tuple[float, float, int]:
     """(stack CPU ms per notification without the broker, the broker's, notifications delivered on every channel)."""
     with tempfile.TemporaryDirectory(prefix="bench-permissions-") as data:
-        config = StackConfig(
-            data_dir=Path(data),
-            api_port=0,
-            broker_port=0,
-            moto_port=0,
-            dynamodb_port=0,
-            slack_port=0,
-            webhook_port=0,
+        config = free_ports_config(
+            Path(data),
             call_counts_dir=Path(data) / "calls",
             enforce_permissions=enforce,
         )

@@ -101,6 +101,12 @@ class StackConfig:
     access_archive: Path | None = None
 
 
+def free_ports_config(data_dir: Path, **settings: Any) -> StackConfig:
+    """A stack on free ports only (none of the preferred ones) in ``data_dir``: for tests and benchmarks."""
+    ports = {"api_port": 0, "broker_port": 0, "moto_port": 0, "dynamodb_port": 0, "slack_port": 0, "webhook_port": 0}
+    return StackConfig(data_dir=data_dir, **{**ports, **settings})
+
+
 @dataclass
 class StackInfo:
     """Where everything listens; written to ``<data_dir>/stack.json`` while the stack runs."""

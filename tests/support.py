@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from devstack.apigw import LOCAL_CALLER, caller_arn
-from devstack.stack import StackConfig
+from devstack.stack import StackConfig, free_ports_config
 from devstack.template_config import DEFAULT_TEMPLATE
 from notifications import aws, settings
 from notifications.callers import Caller
@@ -96,14 +96,8 @@ def template_copy(directory: Path, old: str, new: str) -> Path:
 
 def isolated_stack_config(data_dir: Path, bootstrap: str | None = None) -> StackConfig:
     """A local stack on free ports in its own data dir, retrying quickly (for e2e and chaos tests)."""
-    return StackConfig(
-        data_dir=data_dir,
-        api_port=0,
-        broker_port=0,
-        moto_port=0,
-        dynamodb_port=0,
-        slack_port=0,
-        webhook_port=0,
+    return free_ports_config(
+        data_dir,
         bootstrap=bootstrap,
         retry_backoff_seconds=0.1,
         # One environment per function: tests name, kill and rate-limit "the" sender of a channel.
