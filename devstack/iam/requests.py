@@ -293,6 +293,17 @@ def _sns_publish(params: Mapping[str, Any], account: Account) -> list[Authorizat
     raise ValueError("sns.Publish: none of TopicArn, TargetArn or PhoneNumber")
 
 
+def _sns_set_sms_attributes(params: Mapping[str, Any], account: Account) -> list[Authorization]:
+    """sns:SetSMSAttributes (no resource); naming the role SNS writes delivery-status logs with passes that role to
+    SNS, which needs iam:PassRole on it for sns.amazonaws.com (IAM User Guide, "Grant a user permissions to pass a
+    role to an AWS service": https://docs.aws.amazon.com/IAM/latest/UserGuide/id_roles_use_passrole.html)."""
+    needed = [Authorization("sns:SetSMSAttributes", "*")]
+    role = (params.get("attributes") or {}).get("DeliveryStatusIAMRole")
+    if role:
+        needed.append(Authorization("iam:PassRole", role, {"iam:PassedToService": "sns.amazonaws.com"}))
+    return needed
+
+
 # --- SQS -------------------------------------------------------------------------------------------------------
 # Service Authorization Reference, "Actions, resources, and condition keys for Amazon SQS"
 # (https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonsqs.html): sqs:SendMessage on the
@@ -335,7 +346,7 @@ _MAPPERS: dict[str, dict[str, _Mapper]] = {
     },
     "secretsmanager": {op: _secret(op) for op in ("GetSecretValue", "DescribeSecret", "PutSecretValue")},
     "sesv2": {"SendEmail": _ses_send_email},
-    "sns": {"Publish": _sns_publish, "SetSMSAttributes": _no_resource("sns:SetSMSAttributes")},
+    "sns": {"Publish": _sns_publish, "SetSMSAttributes": _sns_set_sms_attributes},
     "sqs": {"SendMessage": _sqs_send, "SendMessageBatch": _sqs_send},
 }
 

@@ -24,7 +24,7 @@ from devstack.iam.policy import Statement, statements
 from devstack.intrinsics import Physical, Resolver
 from devstack.template_config import DEFAULT_TEMPLATE, expanded_template
 
-__all__ = ["AWS_MANAGED", "SAM_GENERATED", "Role", "roles", "translated"]
+__all__ = ["AWS_MANAGED", "SAM_GENERATED", "Role", "deployment", "roles", "translated"]
 
 AWS_MANAGED = "aws-managed:"
 SAM_GENERATED = "sam-generated:"  # inline policies SAM writes for a property (DeadLetterQueue, events), not Policies
@@ -77,6 +77,20 @@ def translated(
     return result
 
 
+def deployment(
+    physical: Physical,
+    parameters: Mapping[str, Any],
+    *,
+    template: Path = DEFAULT_TEMPLATE,
+    region: str = "us-east-1",
+    account_id: str = "123456789012",
+) -> tuple[dict[str, Any], Resolver]:
+    """The translated template and what evaluates its values in one deployment (parameters, physical ids)."""
+    pseudo = {"AWS::Region": region, "AWS::AccountId": account_id, "AWS::Partition": "aws", "AWS::URLSuffix": ""}
+    document = translated(template, {**parameters, **pseudo}, region)
+    return document, Resolver(document, {**parameters, **pseudo}, physical)
+
+
 def roles(
     physical: Physical,
     parameters: Mapping[str, Any],
@@ -86,10 +100,8 @@ def roles(
     account_id: str = "123456789012",
 ) -> dict[str, Role]:
     """Every function's role, by function logical id."""
-    pseudo = {"AWS::Region": region, "AWS::AccountId": account_id, "AWS::Partition": "aws", "AWS::URLSuffix": ""}
-    document = translated(template, {**parameters, **pseudo}, region)
+    document, resolver = deployment(physical, parameters, template=template, region=region, account_id=account_id)
     resources: dict[str, Any] = document["Resources"]
-    resolver = Resolver(document, {**parameters, **pseudo}, physical)
     managed_by_arn: dict[str, str] = {}  # a template managed policy's ARN -> its logical id
     for logical_id, resource in resources.items():
         if resource.get("Type") == "AWS::IAM::ManagedPolicy":

@@ -245,6 +245,16 @@ def test_publish_to_a_topic_is_on_the_topic_and_to_a_phone_number_on_no_resource
     assert auth("sns", "SetSMSAttributes", attributes={}) == [Authorization("sns:SetSMSAttributes", "*")]
 
 
+def test_naming_the_delivery_status_role_passes_it_to_sns():
+    # IAM User Guide, "Grant a user permissions to pass a role to an AWS service": the caller needs iam:PassRole on
+    # the role it hands a service, with iam:PassedToService naming that service.
+    role = f"arn:aws:iam::{ACCOUNT_ID}:role/SmsDeliveryStatusRole"
+    assert auth("sns", "SetSMSAttributes", attributes={"MonthlySpendLimit": "1", "DeliveryStatusIAMRole": role}) == [
+        Authorization("sns:SetSMSAttributes", "*"),
+        Authorization("iam:PassRole", role, {"iam:PassedToService": "sns.amazonaws.com"}),
+    ]
+
+
 @pytest.mark.parametrize(
     ("queue_url", "expected"),
     [
