@@ -1,6 +1,6 @@
 """One function of template.yaml in its own process: a local Lambda execution environment and its trigger.
 
-    python -m devstack.function_worker <FunctionLogicalId> [--http-port N] [--ready-fd FD]
+    python -m devstack.function_worker <FunctionLogicalId> [--http-port N] [--ready-fd FD] [--invoke-events FILE]
 
 The process imports the function's handler from its ``CodeUri`` and runs what triggers it in template.yaml:
 
@@ -9,7 +9,9 @@ The process imports the function's handler from its ``CodeUri`` and runs what tr
 - HTTP API events: an API Gateway HTTP API on 127.0.0.1 (``--http-port``, 0 = a free port; with ``--reuse-port``
   several environments share the port);
 - events of services that invoke it asynchronously (EventBridge rules, CloudWatch Logs subscriptions): Lambda's
-  Invoke API on 127.0.0.1 (``devstack.invoke``), which the local stand-ins of those services call.
+  Invoke API on 127.0.0.1 (``devstack.invoke``), which the local stand-ins of those services call;
+- with ``--invoke-events FILE``: one invocation per event of the file, then the process ends (the stack creates
+  the template's custom resources this way, as CloudFormation invokes their function).
 
 Several processes of one function are several execution environments: Kafka-triggered ones share the mapping's
 consumer group (Kafka gives each its partitions), HTTP ones share the port.
@@ -96,6 +98,17 @@ def _signal_ready(fd: int | None, info: dict[str, Any]) -> None:
         return
     with os.fdopen(fd, "w") as ready:
         ready.write(json.dumps(info) + "\n")
+
+
+def invoke_events(spec: FunctionSpec, events: Sequence[dict[str, Any]]) -> int:
+    """Invoke the function once per event, in order (as CloudFormation invokes a custom resource's function)."""
+    from devstack.lambda_context import LocalLambdaContext  # noqa: PLC0415
+
+    permissions.install_from_env(spec.logical_id)
+    handler = load_handler(spec)
+    for event in events:
+        handler(event, LocalLambdaContext(spec.logical_id, timeout_seconds=spec.timeout_seconds))
+    return 0
 
 
 def serve(
@@ -200,6 +213,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--reuse-port", action="store_true", help="share --http-port with other environments (SO_REUSEPORT)"
     )
+    parser.add_argument(
+        "--invoke-events", type=Path, default=None, help="invoke once per event of this JSON list, then exit"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("kafka").setLevel(logging.WARNING)
@@ -217,6 +233,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         signal.signal(signal.SIGINT, on_signal)
     threading.Thread(target=_watch_parent, args=(os.getppid(), stop), daemon=True).start()
     spec = load_template(args.template).function(args.function)
+    if args.invoke_events is not None:
+        return invoke_events(spec, json.loads(args.invoke_events.read_text()))
     return serve(spec, stop, http_port=args.http_port, ready_fd=args.ready_fd, reuse_port=args.reuse_port)
 
 

@@ -25,6 +25,7 @@ the format of ``sam local invoke --env-vars`` (:func:`env_vars`).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib.util
 import json
 import logging
@@ -44,9 +45,10 @@ from typing import IO, Any
 
 from devstack import aws_resources, call_counts, dynamodb_local, permissions
 from devstack.broker import KafkaBroker, ensure_topics, is_fetched, wait_until_ready
+from devstack.custom_resources import CustomResource
 from devstack.providers import SesStandIn, SnsDeliveryLogHook, lambda_invoker
 from devstack.receivers import DeliveryReceiver
-from devstack.template_config import DEFAULT_TEMPLATE, FunctionSpec, load_template
+from devstack.template_config import DEFAULT_TEMPLATE, FunctionSpec, Template, load_template
 from devstack.topics import TOPIC_CONFIGS, TOPICS
 from devstack.viewer import DeliveryViewer
 
@@ -366,6 +368,7 @@ class LocalStack:
         )
         if self.config.enforce_permissions:
             self._prepare_permissions(template.path, aws_endpoint, dynamodb_endpoint)
+            self._create_custom_resources(template, bootstrap, aws_endpoint, dynamodb_endpoint)
         env_vars_file = self.data_dir / "env-vars.json"
         wiring = env_vars(
             template.functions, bootstrap=bootstrap, aws_endpoint=aws_endpoint, dynamodb_endpoint=dynamodb_endpoint
@@ -459,6 +462,61 @@ class LocalStack:
             f"{self.broker.sasl_bootstrap} (SASL/SCRAM per function), AWS calls checked against the role; "
             f"report: python -m devstack.permissions report --data-dir {self.data_dir}"
         )
+
+    def _create_custom_resources(self, template: Template, bootstrap: str, aws_endpoint: str, dynamodb: str) -> None:
+        """As CloudFormation does at deploy: each custom resource is created by invoking its function, with that
+        function's permissions (``devstack.custom_resources``). The topics exist already (the stack made them with
+        its local partition counts); the topics function finds them, keeps them and sets their retention."""
+        from devstack.custom_resources import Responses, custom_resources  # noqa: PLC0415
+        from devstack.iam.roles import deployment  # noqa: PLC0415
+
+        if self.permissions is None:
+            return
+        document, resolver = deployment(self.permissions.physical, self.permissions.parameters, template=template.path)
+        resources = [self._local_properties(r) for r in custom_resources(document, resolver)]
+        responses = Responses().start()
+        try:
+            for function in sorted({r.function for r in resources}):
+                events = [r.create_event(responses.url) for r in resources if r.function == function]
+                events_file = self.permissions.directory / f"deploy-{function}.json"
+                events_file.write_text(json.dumps(events, indent=1))
+                spec = template.function(function)
+                env = self._function_env(spec, bootstrap, aws_endpoint, dynamodb)
+                args = ["-m", "devstack.function_worker", function, "--template", str(template.path)]
+                with (self.logs_dir / f"{function}.log").open("ab") as log:
+                    subprocess.run(
+                        [sys.executable, *args, "--invoke-events", str(events_file)],
+                        env=env,
+                        cwd=REPO_ROOT,
+                        stdin=subprocess.DEVNULL,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        timeout=spec.timeout_seconds + 30,
+                        check=False,
+                    )
+        finally:
+            responses.stop()
+        answers = {r.logical_id: responses.answers.get(r.logical_id, {}) for r in resources}
+        failed = {lid: a.get("Reason", "no answer") for lid, a in answers.items() if a.get("Status") != "SUCCESS"}
+        if failed:
+            raise StackError(f"custom resources failed: {failed}; see {self.logs_dir}")
+        self.progress(f"deploy: custom resources {', '.join(answers)} created (as CloudFormation invokes them)")
+
+    def _local_properties(self, resource: CustomResource) -> CustomResource:
+        """A custom resource's properties for this one-broker cluster: SASL/SCRAM as the function's own principal,
+        one replica, and no partitions added to the local topics."""
+        if resource.resource_type != "Custom::KafkaTopics" or self.permissions is None:
+            return resource
+        topics = resource.properties.get("Topics") or []
+        local = {
+            "SecurityProtocol": "SASL_PLAINTEXT",
+            "SaslMechanism": "SCRAM-SHA-512",
+            "SaslSecretArn": self.permissions.kafka_secrets[resource.function],
+            "ReplicationFactor": "1",
+            "MinInsyncReplicas": "1",
+            "Partitions": str(min((TOPICS.get(t, 1) for t in topics), default=1)),
+        }
+        return dataclasses.replace(resource, properties={**resource.properties, **local})
 
     def _start_moto(self) -> str:
         port = preferred_port(self.config.moto_port)
