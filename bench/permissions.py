@@ -2,12 +2,7 @@
 
     python -m bench.permissions [--count 1000] [--rounds 2]
 
-Runs ``bench.local_stack``'s workload (email + SMS + Slack, 8 clients) on a fresh stack without enforcement (every
-function may do anything, on the broker's plaintext listener) and on one with it (Kafka ACLs over SASL/SCRAM, every
-AWS call authorized against the role), alternating ``--rounds`` times in this one process, so both see the same
-machine. CPU per notification counts every process of the stack but the broker (as ``bench.local_stack`` does), and
-separately the broker's, whose authorizer now checks and logs each request. Writes the table to
-docs/performance.md between the ``bench:permissions`` markers.
+Writes the table to docs/performance.md between the ``bench:permissions`` markers.
 """
 
 from __future__ import annotations
@@ -22,6 +17,13 @@ from bench.local_stack import BENCHMARK, CHANNELS, drive, warm_up
 from devstack.stack import LocalStack, free_ports_config
 
 BROKER = "Kafka broker"
+WHAT = (
+    "Runs `bench.local_stack`'s workload (email + SMS + Slack, 8 clients) on a fresh stack without enforcement (every "
+    "function may do anything, on the broker's plaintext listener) and on one with it (Kafka ACLs over SASL/SCRAM, "
+    "every AWS call authorized against the role, the custom resources created by the topics function), alternating "
+    "in one process, so both see the same machine. CPU per notification counts every process of the stack but the "
+    "broker (as `bench.local_stack` does), and separately the broker's, whose authorizer checks and logs each request."
+)
 
 
 def one_run(enforce: bool, count: int) -> tuple[float, float, int]:
@@ -84,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 [
                     "## Enforcing the template's permissions",
                     "",
-                    f"Command: `{command}` on {machine()}. {__doc__.split(chr(10) + chr(10))[2]}",
+                    f"Command: `{command}` on {machine()}. {WHAT}",
                     "",
                     table,
                 ]

@@ -13,9 +13,10 @@ connection.
 Locally each function is its own SCRAM principal ``User:<FunctionLogicalId>`` on the broker's SASL listener
 (``devstack.broker_process``); the stack's own admin work uses the plaintext listener as the broker's super user.
 Two documented differences from MSK's IAM semantics, both only more permissive locally, are closed by
-``missing_required`` (checked by a template test): Kafka implies DESCRIBE from READ/WRITE/DELETE/ALTER (Kafka's
-``AclEntry`` "implied operations") and IDEMPOTENT_WRITE from WRITE on any topic (KIP-679), while MSK requires
-each action it lists as "Required actions".
+``missing_required`` (tests/integration/test_iam_enforcement.py checks every role): Kafka implies DESCRIBE from
+READ/WRITE/DELETE/ALTER (Kafka's ``AclEntry`` "implied operations") and IDEMPOTENT_WRITE from WRITE on any topic
+(KIP-679), while MSK requires each action it lists as "Required actions" and WriteDataIdempotently for an
+idempotent producer.
 
 The broker logs every authorization (``kafka.authorizer.logger``: allowed at DEBUG, denied at INFO), which
 ``observed`` reads back as IAM actions on ARNs for the least-privilege report.
@@ -110,12 +111,15 @@ def _resource_prefix(cluster_arn: str, resource_type: str) -> str:
 
 
 def _actions(statement: Statement) -> list[str]:
-    if statement.not_actions:
-        if any(a.lower().startswith("kafka-cluster:") for a in statement.not_actions):
-            raise AclError(f"{statement.source} {statement.sid}: NotAction on kafka-cluster actions is not supported")
-        return []
+    """The kafka-cluster actions a statement names (NotAction: every one it does not name)."""
     known = [*ACTIONS, CONNECT]
-    return [a for a in known if any(fnmatch.fnmatchcase(a.lower(), p.lower()) for p in statement.actions)]
+
+    def named(action: str, patterns: Sequence[str]) -> bool:
+        return any(fnmatch.fnmatchcase(action.lower(), p.lower()) for p in patterns)
+
+    if statement.not_actions:
+        return [a for a in known if not named(a, statement.not_actions)]
+    return [a for a in known if named(a, statement.actions)]
 
 
 def _patterns(statement: Statement, resource_type: str, cluster_arn: str) -> list[tuple[str, str]]:
@@ -139,6 +143,9 @@ def _patterns(statement: Statement, resource_type: str, cluster_arn: str) -> lis
                 found.append((name[:-1], "PREFIXED") if name.endswith("*") else (name, "LITERAL"))
             else:
                 raise AclError(f"{statement.source} {statement.sid}: {resource} has no Kafka ACL equivalent")
+        elif fnmatch.fnmatchcase(prefix + "any-name", resource):
+            # A wildcard over this cluster's own prefix (arn:aws:kafka:*:*:topic/*/*/x): no ACL says that exactly.
+            raise AclError(f"{statement.source} {statement.sid}: {resource} has no Kafka ACL equivalent")
     return found
 
 
@@ -171,10 +178,17 @@ def bindings(principal: str, statements: Iterable[Statement], cluster_arn: str) 
     return list(found)
 
 
-def missing_required(statements: Sequence[Statement], cluster_arn: str) -> list[str]:
-    """Each allowed kafka-cluster action whose documented required actions the role lacks (none: [])."""
+def missing_required(
+    statements: Sequence[Statement], cluster_arn: str, *, idempotent_producer: bool = True
+) -> list[str]:
+    """Each allowed kafka-cluster action whose documented required actions the role lacks (none: []). With an
+    idempotent producer (the product's: ``enable_idempotence``), WriteData needs WriteDataIdempotently too: MSK
+    requires it for InitProducerId, Kafka accepts WRITE on any topic instead (KIP-679), so the broker cannot tell."""
     allowed = {a for s in statements if s.effect == "Allow" for a in _actions(s)}
     missing = []
+    idempotent = "kafka-cluster:WriteDataIdempotently"
+    if idempotent_producer and "kafka-cluster:WriteData" in allowed and idempotent not in allowed:
+        missing.append(f"kafka-cluster:WriteData by an idempotent producer needs {idempotent}")
     for action in sorted(allowed):
         needed = (*REQUIRED.get(action, ()), CONNECT) if action != CONNECT else ()
         missing += [f"{action} needs {need}" for need in needed if need not in allowed]
@@ -226,6 +240,8 @@ def replace_acls(admin_bootstrap: str, principal: str, acls: Sequence[Binding]) 
 
 
 def _replace_acls(admin: Any, principals: Iterable[str], acls: Sequence[Binding]) -> None:
+    """The wanted ACLs are created first (an existing one is kept as it is), then the principals' others deleted:
+    a running client never finds itself without the ACLs it keeps."""
     from kafka.admin._acls import (  # noqa: PLC0415
         ACL,
         ACLFilter,
@@ -237,11 +253,7 @@ def _replace_acls(admin: Any, principals: Iterable[str], acls: Sequence[Binding]
         ResourceType,
     )
 
-    any_resource = ResourcePatternFilter(ResourceType.ANY, None, ACLResourcePatternType.ANY)
-    admin.delete_acls(
-        [ACLFilter(f"User:{name}", None, ACLOperation.ANY, ACLPermissionType.ANY, any_resource) for name in principals]
-    )
-    created = [
+    wanted = [
         ACL(
             b.principal,
             "*",
@@ -251,10 +263,22 @@ def _replace_acls(admin: Any, principals: Iterable[str], acls: Sequence[Binding]
         )
         for b in acls
     ]
-    if created:
-        result = admin.create_acls(created)
+    if wanted:
+        result = admin.create_acls(wanted)
         if result.get("failed"):
             raise AclError(f"ACLs refused by the broker: {result['failed']}")
+    any_resource = ResourcePatternFilter(ResourceType.ANY, None, ACLResourcePatternType.ANY)
+    obsolete = []
+    for name in principals:
+        # describe_acls raises the broker's error itself
+        current, _ = admin.describe_acls(
+            ACLFilter(f"User:{name}", None, ACLOperation.ANY, ACLPermissionType.ANY, any_resource)
+        )
+        obsolete += [acl for acl in current if acl not in wanted]
+    if obsolete:
+        admin.delete_acls(
+            [ACLFilter(a.principal, a.host, a.operation, a.permission_type, a.resource_pattern) for a in obsolete]
+        )
 
 
 # -- what the broker authorized ------------------------------------------------------------------------------------
@@ -265,6 +289,7 @@ _LOG_LINE = re.compile(
     r"from host = \S+ on resource = (?P<type>\w+):(?P<pattern>\w+):(?P<name>\S*)"
 )
 _OPERATIONS = {value: action for action, value in ACTIONS.items()}
+_LOG_TYPES = {"TransactionalId": TRANSACTIONAL_ID}  # the log's ResourceType names that are not the enum's upper-cased
 
 
 @dataclass(frozen=True)
@@ -288,7 +313,7 @@ def observed(log_files: Iterable[Path], cluster_arn: str) -> Iterator[Observatio
             match = _LOG_LINE.search(line)
             if match is None:
                 continue
-            resource_type = match["type"].upper()
+            resource_type = _LOG_TYPES.get(match["type"], match["type"].upper())
             action = _OPERATIONS.get((match["operation"].upper(), resource_type))
             if action is None:
                 continue

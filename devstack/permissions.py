@@ -189,6 +189,8 @@ class Permissions:
     ) -> None:
         """Credentials and ACLs on the broker, one Kafka secret per function, the roles for the function processes."""
         self.directory.mkdir(parents=True, exist_ok=True)
+        for stale in self.directory.glob("calls-*.json"):  # a restarted stack's record starts afresh
+            stale.unlink()
         self.admin_bootstrap = admin_bootstrap
         self.roles = dict(roles)
         self.sasl_bootstrap = sasl_bootstrap
@@ -269,14 +271,14 @@ class _Recorder:
                 self._dirty = True
 
     def dump(self) -> None:
+        """Write every call so far (the flushing thread and the exit handler take turns: one writer at a time)."""
         with self._lock:
             if not self._dirty:
                 return
-            data = [asdict(c) for c in self._calls]
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_text(json.dumps([asdict(c) for c in self._calls]))
+            tmp.replace(self.path)
             self._dirty = False
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data))
-        tmp.replace(self.path)
 
     def run(self) -> None:
         while True:
@@ -302,12 +304,19 @@ def install_from_env(function: str) -> Any:
     own_kafka_secret = account_data["kafka_secrets"].get(function)
     recorder = _Recorder(Path(directory), function)
 
+    def own_credentials(authorization: Authorization) -> bool:
+        """The stand-in for MSK IAM authentication (module docstring): allowed, and not the role's to answer for."""
+        return authorization.action == "secretsmanager:GetSecretValue" and authorization.resource == own_kafka_secret
+
     def decide(authorization: Authorization) -> bool:
-        if authorization.action == "secretsmanager:GetSecretValue" and authorization.resource == own_kafka_secret:
-            return True  # the stand-in for MSK IAM authentication (module docstring): not the role's
-        allowed = evaluate(role.statements, authorization.action, authorization.resource, authorization.context)
-        recorder.record(authorization.action, authorization.resource, authorization.context, allowed.allowed)
-        return allowed.allowed
+        if own_credentials(authorization):
+            return True
+        return evaluate(role.statements, authorization.action, authorization.resource, authorization.context).allowed
+
+    def on_call(authorization: Authorization, allowed: bool) -> None:
+        """Every authorization the guard decided, unmapped calls (denied without a decision) included."""
+        if not own_credentials(authorization):
+            recorder.record(authorization.action, authorization.resource, authorization.context, allowed)
 
     account = Account(
         region=account_data["region"],
@@ -315,7 +324,7 @@ def install_from_env(function: str) -> Any:
         secret_arns=account_data["secret_arns"],
         ses_identities=frozenset(account_data.get("ses_identities", ())),
     )
-    guard = Guard(role.principal_arn, account, decide)
+    guard = Guard(role.principal_arn, account, decide, on_call)
     guard.install()
     atexit.register(recorder.dump)
     threading.Thread(target=recorder.run, name="permissions-report", daemon=True).start()
@@ -391,13 +400,25 @@ class Report:
 
 
 def explained(template_text: str, sid: str | None) -> bool:
-    """Whether template.yaml says when a statement is used: a comment on each line that names its Sid, or in the
-    four lines above it (where a statement inside ``!If`` begins)."""
+    """Whether template.yaml says when a statement is used: a comment saying "used ..." on each line that names
+    its Sid, or in the comment just above it (above the ``- !If`` where a statement is conditional)."""
     lines = template_text.splitlines()
     where = [i for i, line in enumerate(lines) if sid and re.search(rf"\bSid: {re.escape(sid)}\b", line)]
-    return bool(where) and all(
-        "#" in lines[i] or any(lines[j].lstrip().startswith("#") for j in range(max(0, i - 4), i)) for i in where
-    )
+
+    def says_when(line: str) -> bool:
+        comment = line.partition("#")[2]
+        return bool(re.search(r"\bused\b", comment, re.IGNORECASE))
+
+    def above(i: int) -> list[str]:
+        """The lines just above a Sid that still belong to its statement (comments, ``- !If``, the condition)."""
+        found = []
+        for line in reversed(lines[max(0, i - 8) : i]):
+            if re.search(r"\b(Sid|Effect|Action|Resource|Condition|Statement):", line):
+                break
+            found.append(line)
+        return found
+
+    return bool(where) and all(any(says_when(line) for line in [lines[i], *above(i)]) for i in where)
 
 
 def archive(access_dir: Path, broker_logs: Iterable[Path], destination: Path) -> Path:

@@ -9,6 +9,7 @@ This test starts its own stack (it stops and starts it), on Slack only, whose re
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import urllib.error
 import urllib.request
@@ -23,7 +24,7 @@ import pytest
 from devstack.stack import LocalStack
 from tests.e2e.conftest import EXTERNAL_BOOTSTRAP
 from tests.e2e.test_local_stack import eventually, states
-from tests.support import isolated_stack_config, sample_request
+from tests.support import access_archive, isolated_stack_config, sample_request
 
 pytestmark = pytest.mark.e2e
 
@@ -61,8 +62,10 @@ def purchase(run: str, i: int) -> dict[str, Any]:
     return body
 
 
-def test_after_a_restart_a_retry_is_a_replay_and_status_is_still_there(tmp_path: Path) -> None:
-    config = isolated_stack_config(tmp_path, EXTERNAL_BOOTSTRAP)
+def test_after_a_restart_a_retry_is_a_replay_and_status_is_still_there(tmp_path: Path, tmp_path_factory) -> None:
+    config = dataclasses.replace(
+        isolated_stack_config(tmp_path, EXTERNAL_BOOTSTRAP), access_archive=access_archive(tmp_path_factory)
+    )
     run = uuid.uuid4().hex[:8]
     first = purchase(run, 0)
     stream = [purchase(run, i) for i in range(1, MID_STREAM + 1)]

@@ -63,13 +63,16 @@ def test_a_statement_is_explained_only_by_a_comment_beside_or_just_above_it():
             "            - IsMsk",
             "            - Sid: Pollers",
             "              Effect: Allow",
-            "          - Sid: Commented # when it is used",
+            "          - Sid: Commented # used when a record is deferred",
+            "          # A description that says nothing of when.",
+            "          - Sid: Described",
             "          - Sid: Bare",
         ]
     )
     assert permissions.explained(text, "Pollers")
     assert permissions.explained(text, "Commented")
     assert not permissions.explained(text, "Bare")
+    assert not permissions.explained(text, "Described")
     assert not permissions.explained(text, "Missing")
 
 
