@@ -137,7 +137,7 @@ def test_a_provider_outage_longer_than_the_trigger_retries_is_waited_out(local_s
 
 
 # The webhook sender's grant to put a deferred record back on its own topic (template.yaml, the channel loop).
-DEFERRAL_GRANT = """                  - Sid: DeferOnChannel # a record waiting out throttling or an outage goes back on its own topic
+DEFERRAL_GRANT = """                  - Sid: DeferOnChannel # used when a record waits out throttling or an outage: back on its topic
                     Effect: Allow
                     Action: kafka-cluster:WriteData"""
 
