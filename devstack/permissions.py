@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from devstack import kafka_acls
+from devstack.esm import LOCAL_CLUSTER_ARN
 from devstack.iam.policy import Statement, evaluate
 from devstack.iam.roles import Role
 from devstack.intrinsics import Physical
@@ -55,8 +56,8 @@ __all__ = [
 ENV = "DEVSTACK_PERMISSIONS"  # <data_dir>/access: roles.json inside, call records written there
 ACCOUNT_ID = "123456789012"  # moto's default account
 REGION = "us-east-1"
-# The cluster the local broker stands for (the event-source mapping emulator names the same in its events).
-CLUSTER_ARN = f"arn:aws:kafka:{REGION}:{ACCOUNT_ID}:cluster/notifications-local/00000000-0000-0000-0000-000000000000-1"
+# The cluster the local broker stands for: the one the event-source mapping emulator names in its events.
+CLUSTER_ARN = LOCAL_CLUSTER_ARN
 KAFKA_SECRET_PREFIX = "devstack/kafka/"
 _FLUSH_SECONDS = 0.5
 
