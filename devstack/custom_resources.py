@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import threading
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from typing import Any
@@ -48,13 +48,9 @@ class CustomResource:
         }
 
 
-def custom_resources(
-    document: Mapping[str, Any],
-    resolver: Resolver,
-    local: Callable[[str, dict[str, Any]], dict[str, Any]] = lambda _type, props: props,
-) -> list[CustomResource]:
+def custom_resources(document: Mapping[str, Any], resolver: Resolver) -> list[CustomResource]:
     """The template's custom resources whose ServiceToken is a function of the template, with their properties
-    evaluated (``local`` may then adapt them to the local stack, by resource type)."""
+    evaluated."""
     found = []
     for logical_id, resource in (document.get("Resources") or {}).items():
         kind = str(resource.get("Type", ""))
@@ -65,7 +61,7 @@ def custom_resources(
         if not isinstance(target, list) or len(target) != 2 or target[1] != "Arn":
             continue  # a token outside this template: nothing of ours to run
         properties = resolver.resolve(resource.get("Properties") or {})
-        found.append(CustomResource(logical_id, kind, str(target[0]), local(kind, properties)))
+        found.append(CustomResource(logical_id, kind, str(target[0]), properties))
     return found
 
 

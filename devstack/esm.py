@@ -44,7 +44,7 @@ from typing import Any
 
 from devstack.consume import to_kafka_record
 from devstack.lambda_context import LocalLambdaContext
-from devstack.msk_events import build_event
+from devstack.msk_events import LOCAL_CLUSTER_ARN, build_event
 from devstack.on_failure import (
     RECORD_AGE_EXCEEDED,
     RETRIES_EXHAUSTED,
@@ -59,9 +59,6 @@ from notifications.kafka.producer import Publisher
 log = logging.getLogger("devstack.esm")
 
 Partition = tuple[str, int]
-LOCAL_CLUSTER_ARN = (
-    "arn:aws:kafka:us-east-1:123456789012:cluster/notifications-local/00000000-0000-0000-0000-000000000000-1"
-)
 
 
 # --------------------------------------------------------------------------- pure rules

@@ -14,6 +14,12 @@ from typing import Any, Literal
 
 from notifications.kafka.msk_event import KafkaRecord
 
+# The MSK cluster the local broker stands for: the event source of every local event, and the ARN the functions'
+# kafka-cluster statements are evaluated with (devstack.permissions).
+LOCAL_CLUSTER_ARN = (
+    "arn:aws:kafka:us-east-1:123456789012:cluster/notifications-local/00000000-0000-0000-0000-000000000000-1"
+)
+
 EventSource = Literal["aws:kafka", "SelfManagedKafka"]
 MSK_SOURCE: EventSource = "aws:kafka"
 

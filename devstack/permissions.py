@@ -36,10 +36,10 @@ from pathlib import Path
 from typing import Any
 
 from devstack import kafka_acls
-from devstack.esm import LOCAL_CLUSTER_ARN
 from devstack.iam.policy import Statement, evaluate
 from devstack.iam.roles import Role
-from devstack.intrinsics import Physical
+from devstack.intrinsics import Physical, Resolver
+from devstack.msk_events import LOCAL_CLUSTER_ARN
 
 __all__ = [
     "ACCOUNT_ID",
@@ -117,10 +117,6 @@ def local_physical(names: Mapping[str, str], configuration_set: str, template: P
     return physical_ids({**names, "EmailConfigurationSet": configuration_set}, template=template)
 
 
-def _statement_json(statement: Statement) -> dict[str, Any]:
-    return asdict(statement)
-
-
 def _statement(data: Mapping[str, Any]) -> Statement:
     conditions = {op: {k: tuple(v) for k, v in keys.items()} for op, keys in data.get("conditions", {}).items()}
     return Statement(
@@ -138,9 +134,7 @@ def _statement(data: Mapping[str, Any]) -> Statement:
 def write_roles(path: Path, roles: Mapping[str, Role], account: Mapping[str, Any]) -> None:
     data = {
         "account": dict(account),
-        "roles": {
-            fid: {"name": r.name, "statements": [_statement_json(s) for s in r.statements]} for fid, r in roles.items()
-        },
+        "roles": {fid: {"name": r.name, "statements": [asdict(s) for s in r.statements]} for fid, r in roles.items()},
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
@@ -169,6 +163,9 @@ class Permissions:
     directory: Path
     parameters: Mapping[str, Any] = field(default_factory=dict)
     physical: Physical = field(default_factory=Physical)
+    # The translated template and its resolver, once ``deploy`` read the stack's template.
+    document: Mapping[str, Any] = field(default_factory=dict)
+    resolver: Resolver | None = None
     admin_bootstrap: str = ""
     roles: dict[str, Role] = field(default_factory=dict)
     kafka_secrets: dict[str, str] = field(default_factory=dict)  # function -> secret ARN
@@ -217,6 +214,15 @@ class Permissions:
             "ses_identities": list(ses_identities),
         }
         write_roles(self.roles_file, roles, account)
+
+    def deploy(self, template: Path) -> dict[str, Role]:
+        """The stack's template translated once for this deployment (kept for its custom resources): its roles."""
+        from devstack.iam.roles import deployment, roles_in  # noqa: PLC0415
+
+        self.document, self.resolver = deployment(
+            self.physical, self.parameters, template=template, region=REGION, account_id=ACCOUNT_ID
+        )
+        return roles_in(self.document, self.resolver, ACCOUNT_ID)
 
     def roles_of(self, template: Path) -> dict[str, Role]:
         """Every function's role as another template (a copy under test) would give it in this stack."""
@@ -344,20 +350,17 @@ class Report:
     roles: Mapping[str, Role]
 
     @classmethod
-    def collect(cls, directories: Iterable[Path], broker_logs: Iterable[Path] = ()) -> Report:
-        calls: set[Call] = set()
-        roles: dict[str, Role] = {}
-        for directory in directories:
-            if (directory / "roles.json").exists():
-                roles.update(read_roles(directory / "roles.json")[0])
-            for path in directory.glob("calls-*.json"):
-                try:
-                    items = json.loads(path.read_text())
-                except (OSError, ValueError):
-                    continue
-                calls.update(Call(**{**i, "context": tuple(tuple(p) for p in i["context"])}) for i in items)
-        for seen in kafka_acls.observed(broker_logs, CLUSTER_ARN):
-            calls.add(Call(seen.principal, seen.action, seen.resource, seen.allowed))
+    def collect(cls, directory: Path, broker_logs: Iterable[Path] = ()) -> Report:
+        """One stack's record (its ``access`` folder, or an ``archive`` of it) and its broker's authorizer log."""
+        calls = {
+            Call(**{**item, "context": tuple(tuple(pair) for pair in item["context"])})
+            for path in directory.glob("calls-*.json")
+            for item in json.loads(path.read_text())
+        }
+        calls.update(
+            Call(o.principal, o.action, o.resource, o.allowed) for o in kafka_acls.observed(broker_logs, CLUSTER_ARN)
+        )
+        roles = read_roles(directory / "roles.json")[0] if (directory / "roles.json").exists() else {}
         return cls(tuple(sorted(calls, key=lambda c: (c.function, c.action, c.resource))), roles)
 
     def denied(self) -> list[Call]:
@@ -369,28 +372,26 @@ class Report:
         role = self.roles.get(call.function)
         return role is not None and evaluate(role.statements, call.action, call.resource, dict(call.context)).allowed
 
-    def used_by(self, function: str, statement: Statement) -> list[Call]:
-        return [
-            c
-            for c in self.calls
-            if c.function == function
-            and c.allowed
-            and evaluate([statement], c.action, c.resource, dict(c.context)).allowed
-        ]
-
     def used(self) -> set[tuple[str, str, str | None]]:
         """(function, source, sid) of every template statement some recorded call needed."""
         return {
             (fid, s.source, s.sid)
             for fid, role in self.roles.items()
             for s in role.template_statements
-            if self.used_by(fid, s)
+            if any(
+                c.function == fid and c.allowed and evaluate([s], c.action, c.resource, dict(c.context)).allowed
+                for c in self.calls
+            )
         }
 
     def unused(self) -> list[tuple[str, Statement]]:
         """(function, statement) of every template statement no recorded call needed."""
+        used = self.used()
         return [
-            (fid, s) for fid, role in self.roles.items() for s in role.template_statements if not self.used_by(fid, s)
+            (fid, s)
+            for fid, role in self.roles.items()
+            for s in role.template_statements
+            if (fid, s.source, s.sid) not in used
         ]
 
     def to_json(self) -> dict[str, Any]:
@@ -510,7 +511,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(table())
         return 0
     data_dir: Path = args.data_dir
-    result = Report.collect([data_dir / "access"], sorted((data_dir / "kafka").glob("authorizer.log*")))
+    result = Report.collect(data_dir / "access", sorted((data_dir / "kafka").glob("authorizer.log*")))
     json.dump(result.to_json(), sys.stdout, indent=1)
     sys.stdout.write("\n")
     return 1 if result.denied() else 0

@@ -450,7 +450,7 @@ class LocalStack:
         physical = permissions.local_physical(aws_resources.TABLES, aws_resources.CONFIGURATION_SET, template)
         self.permissions = permissions.Permissions(self.data_dir / "access", parameters, physical)
         self.permissions.prepare(
-            self.permissions.roles_of(template),
+            self.permissions.deploy(template),
             secretsmanager=secrets,
             admin_bootstrap=self.broker.bootstrap,
             sasl_bootstrap=self.broker.sasl_bootstrap,
@@ -468,12 +468,11 @@ class LocalStack:
         function's permissions (``devstack.custom_resources``). The topics exist already (the stack made them with
         its local partition counts); the topics function finds them, keeps them and sets their retention."""
         from devstack.custom_resources import Responses, custom_resources  # noqa: PLC0415
-        from devstack.iam.roles import deployment  # noqa: PLC0415
 
-        if self.permissions is None:
+        if self.permissions is None or self.permissions.resolver is None:
             return
-        document, resolver = deployment(self.permissions.physical, self.permissions.parameters, template=template.path)
-        resources = [self._local_properties(r) for r in custom_resources(document, resolver)]
+        deployed = custom_resources(self.permissions.document, self.permissions.resolver)
+        resources = [self._local_properties(r) for r in deployed]
         responses = Responses().start()
         try:
             for function in sorted({r.function for r in resources}):

@@ -24,7 +24,7 @@ from devstack.iam.policy import Statement, statements
 from devstack.intrinsics import Physical, Resolver
 from devstack.template_config import DEFAULT_TEMPLATE, expanded_template
 
-__all__ = ["AWS_MANAGED", "SAM_GENERATED", "Role", "deployment", "roles", "translated"]
+__all__ = ["AWS_MANAGED", "SAM_GENERATED", "Role", "deployment", "roles", "roles_in", "translated"]
 
 AWS_MANAGED = "aws-managed:"
 SAM_GENERATED = "sam-generated:"  # inline policies SAM writes for a property (DeadLetterQueue, events), not Policies
@@ -101,7 +101,12 @@ def roles(
 ) -> dict[str, Role]:
     """Every function's role, by function logical id."""
     document, resolver = deployment(physical, parameters, template=template, region=region, account_id=account_id)
-    resources: dict[str, Any] = document["Resources"]
+    return roles_in(document, resolver, account_id)
+
+
+def roles_in(document: Mapping[str, Any], resolver: Resolver, account_id: str) -> dict[str, Role]:
+    """Every function's role in a translated template (``deployment``), by function logical id."""
+    resources: Mapping[str, Any] = document["Resources"]
     managed_by_arn: dict[str, str] = {}  # a template managed policy's ARN -> its logical id
     for logical_id, resource in resources.items():
         if resource.get("Type") == "AWS::IAM::ManagedPolicy":

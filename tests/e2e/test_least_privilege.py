@@ -27,8 +27,8 @@ def test_every_call_was_allowed_and_every_statement_was_needed(local_stack: Loca
     stack = local_stack
     assert stack.permissions is not None and stack.broker is not None, "the e2e stack enforces the template"
     time.sleep(1.5)  # the function processes write their records every half second
-    reports = [Report.collect([stack.permissions.directory], stack.broker.authorizer_logs)]
-    reports += [Report.collect([folder]) for folder in sorted(access_archive(tmp_path_factory).glob("stack-*"))]
+    reports = [Report.collect(stack.permissions.directory, stack.broker.authorizer_logs)]
+    reports += [Report.collect(folder) for folder in sorted(access_archive(tmp_path_factory).glob("stack-*"))]
     functions = set(load_template(stack.config.template).functions)
 
     # Then every function of the template has its role in the report

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from devstack import permissions
 from devstack.intrinsics import NO_VALUE, Physical, Resolver
-from devstack.template_config import expanded_template
 from tests.support import ROOT
 
 
@@ -74,7 +73,3 @@ def test_a_statement_is_explained_only_by_a_comment_beside_or_just_above_it():
     assert not permissions.explained(text, "Bare")
     assert not permissions.explained(text, "Described")
     assert not permissions.explained(text, "Missing")
-
-
-def test_expanded_template_loads():
-    assert "Resources" in expanded_template()
