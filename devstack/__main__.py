@@ -42,6 +42,8 @@ def _up(args: argparse.Namespace) -> int:
         if starting:
             raise KeyboardInterrupt
 
+    if args.demo and args.services_only:
+        raise SystemExit("--demo posts to the API, which --services-only does not start")
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     config = StackConfig(
@@ -51,6 +53,8 @@ def _up(args: argparse.Namespace) -> int:
         viewer_port=args.viewer_port,
         concurrency=args.concurrency,
         bootstrap=os.environ.get(BOOTSTRAP_ENV, "").strip() or None,
+        functions_host=args.functions_host,
+        functions=not args.services_only,
     )
     stack = LocalStack(config, progress=_say)
     try:
@@ -130,6 +134,18 @@ def build_parser() -> argparse.ArgumentParser:
         "scales out, 4 for the HTTP API and one per partition for Kafka triggers)",
     )
     up.add_argument("--count", type=int, default=3, help="purchases posted by --demo (default: %(default)s)")
+    up.add_argument(
+        "--functions-host",
+        default="127.0.0.1",
+        metavar="ADDRESS",
+        help="serve what the functions call (Kafka, moto, DynamoDB, SES, SNS, receivers) on ADDRESS, a Docker "
+        "bridge's gateway, so that the containers of `sam local invoke` reach it (default: %(default)s)",
+    )
+    up.add_argument(
+        "--services-only",
+        action="store_true",
+        help="start what the functions call but no function (they run elsewhere: sam local invoke)",
+    )
     up.add_argument("--template", type=Path, default=DEFAULT_TEMPLATE, help=argparse.SUPPRESS)
     up.set_defaults(func=_up)
 

@@ -45,20 +45,20 @@ class _State:
     sasl_port: int = 0  # 0: chosen on the next start (a data dir from before the SASL listener)
 
 
-def _free_port(exclude: Sequence[int] = ()) -> int:
+def _free_port(exclude: Sequence[int] = (), host: str = HOST) -> int:
     while True:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.bind((HOST, 0))
+            sock.bind((host, 0))
             port = int(sock.getsockname()[1])
         if port not in exclude:
             return port
 
 
-def _port_free(port: int) -> bool:
+def _port_free(port: int, host: str = HOST) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # like the JVM
         try:
-            sock.bind((HOST, port))
+            sock.bind((host, port))
         except OSError:
             return False
     return True
@@ -104,8 +104,12 @@ class KafkaBroker:
         cache_dir: Path | None = None,
         heap: str = "512m",
         extra_config: Mapping[str, str] | None = None,
+        functions_host: str = HOST,
     ) -> None:
         self.data_dir = Path(data_dir).resolve()
+        # Where the functions' SASL listener listens and is advertised: 127.0.0.1, or a Docker bridge's gateway
+        # so that the containers of `sam local invoke` reach it (the other listeners stay on 127.0.0.1).
+        self.functions_host = functions_host
         self._requested_port = port
         self._requested_controller_port = controller_port
         self._cache_dir = cache_dir
@@ -192,11 +196,11 @@ class KafkaBroker:
 
     @property
     def sasl_bootstrap(self) -> str:
-        """``127.0.0.1:<port>`` of the SASL/SCRAM listener the functions connect to (each as its own principal)."""
+        """``<functions_host>:<port>``: the SASL/SCRAM listener the functions connect to, each as its own user."""
         state = self._load_state()
         if state is None or not state.sasl_port:
             raise BrokerError(f"broker in {self.data_dir} has not been started yet (no SASL port)")
-        return f"{HOST}:{state.sasl_port}"
+        return f"{self.functions_host}:{state.sasl_port}"
 
     @property
     def authorizer_logs(self) -> list[Path]:
@@ -215,13 +219,16 @@ class KafkaBroker:
             controller_port = self._requested_controller_port or _free_port(exclude=[port])
             if port == controller_port:
                 raise BrokerError(f"port and controller_port must differ (both {port})")
-            sasl_port = _free_port(exclude=[port, controller_port])
+            sasl_port = _free_port(exclude=[port, controller_port], host=self.functions_host)
             state = _State(port, controller_port, _new_cluster_id(), sasl_port)
             self._save_state(state)
             return state
         if not state.sasl_port:
             state = _State(
-                state.port, state.controller_port, state.cluster_id, _free_port([state.port, state.controller_port])
+                state.port,
+                state.controller_port,
+                state.cluster_id,
+                _free_port([state.port, state.controller_port], self.functions_host),
             )
             self._save_state(state)
         if self._requested_controller_port and self._requested_controller_port != state.controller_port:
@@ -240,7 +247,7 @@ class KafkaBroker:
     def _server_config(self, state: _State) -> dict[str, str]:
         plaintext = f"PLAINTEXT://{HOST}:{state.port}"
         controller = f"CONTROLLER://{HOST}:{state.controller_port}"
-        functions = f"FUNCTIONS://{HOST}:{state.sasl_port}"
+        functions = f"FUNCTIONS://{self.functions_host}:{state.sasl_port}"
         config = {
             "process.roles": "broker,controller",
             "node.id": str(_NODE_ID),
@@ -432,11 +439,15 @@ class KafkaBroker:
                 wait_until_ready(self.bootstrap, timeout)
                 return self.bootstrap
             state = self._resolve_state()
-            ports = (("port", state.port), ("controller port", state.controller_port), ("SASL port", state.sasl_port))
-            for name, port in ports:
-                if not _port_free(port):
+            ports = (
+                ("port", HOST, state.port),
+                ("controller port", HOST, state.controller_port),
+                ("SASL port", self.functions_host, state.sasl_port),
+            )
+            for name, host, port in ports:
+                if not _port_free(port, host):
                     raise BrokerError(
-                        f"{name} {HOST}:{port} of the broker in {self.data_dir} is already in use by another process"
+                        f"{name} {host}:{port} of the broker in {self.data_dir} is already in use by another process"
                     )
             self._write_config(state)
             if not self.is_formatted():

@@ -83,10 +83,10 @@ def install(progress: object = None) -> Path:
     return CLI
 
 
-def command(port: int, path: Path) -> list[str]:
-    """dynalite on 127.0.0.1:``port`` (0: any free port), its tables in LevelDB under ``path``; it writes one JSON
+def command(port: int, path: Path, host: str = HOST) -> list[str]:
+    """dynalite on ``host``:``port`` (0: any free port), its tables in LevelDB under ``path``; it writes one JSON
     line ``{"port": N}`` on stdout once it listens (``devstack/dynalite/serve.js``)."""
-    return [node(), str(PACKAGE_DIR / "serve.js"), str(INSTALL_DIR), str(port), str(path)]
+    return [node(), str(PACKAGE_DIR / "serve.js"), str(INSTALL_DIR), str(port), str(path), host]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -236,13 +236,12 @@ class Permissions:
         kafka_acls.replace_acls(self.admin_bootstrap, role.function, acls)
 
     def function_environment(self, function: str) -> dict[str, str]:
-        """Kafka through the SASL listener as the function's own principal, and the guard on its AWS calls."""
+        """Kafka through the SASL listener as the function's own principal (the guard on its AWS calls is ``ENV``)."""
         return {
             "KAFKA_BOOTSTRAP_SERVERS": self.sasl_bootstrap,
             "KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
             "KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
             "KAFKA_SASL_SECRET_ARN": self.kafka_secrets[function],
-            ENV: str(self.directory),
         }
 
 

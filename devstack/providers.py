@@ -39,6 +39,7 @@ import re
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from collections import OrderedDict
@@ -48,7 +49,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any, Self
 
 from devstack import ses_events
-from devstack.threaded_server import ThreadedServer
+from devstack.threaded_server import HOST, ThreadedServer
 
 log = logging.getLogger("devstack.ses")
 
@@ -98,13 +99,13 @@ def lambda_invoker(url: str, timeout: float = 5.0) -> Invoker:
 
 
 class _EventServer:
-    """A local provider: its own server on 127.0.0.1:``port`` (0: any free port), and a thread that hands the events
+    """A local provider: its own server on ``host``:``port`` (0: any free port), and a thread that hands the events
     it queues (``_publish``) to a function, in order. ``start()`` serves it, ``stop()`` ends both."""
 
-    def __init__(self, handler: type[BaseHTTPRequestHandler], port: int, name: str) -> None:
+    def __init__(self, handler: type[BaseHTTPRequestHandler], port: int, name: str, host: str = HOST) -> None:
         self._invoker: Invoker | None = None
         self._events: queue.Queue[Any] = queue.Queue()
-        self._server = ThreadedServer(handler, port, name=name)
+        self._server = ThreadedServer(handler, port, name=name, host=host)
         self._name = name
         self._publisher: threading.Thread | None = None
 
@@ -130,13 +131,13 @@ class _EventServer:
 
 
 class SesStandIn(_EventServer):
-    """The stand-in's state and server; ``start()`` serves it on 127.0.0.1:``port`` (0: any free port)."""
+    """The stand-in's state and server; ``start()`` serves it on ``host``:``port`` (0: any free port)."""
 
-    def __init__(self, port: int = 0, *, configuration_set: str = "notifications") -> None:
+    def __init__(self, port: int = 0, *, configuration_set: str = "notifications", host: str = HOST) -> None:
         self.configuration_set = configuration_set
         self._messages: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._lock = threading.Lock()
-        super().__init__(_handler(self), port, "ses-stand-in")
+        super().__init__(_handler(self), port, "ses-stand-in", host)
 
     def deliver_events_to(self, invoker: Invoker | None) -> None:
         """Where SES events go (the feedback function's asynchronous invoke); None: nowhere (kept, not sent)."""
@@ -295,12 +296,12 @@ class SnsDeliveryLogHook(_EventServer):
     invoked asynchronously. The functions reach it through ``AWS_ENDPOINT_URL_SNS`` (SNS's Query protocol).
     """
 
-    def __init__(self, moto_url: str, port: int = 0) -> None:
-        if not moto_url.startswith("http://127.0.0.1:"):
+    def __init__(self, moto_url: str, port: int = 0, host: str = HOST) -> None:
+        if urllib.parse.urlsplit(moto_url).hostname not in (HOST, host):
             raise ValueError(f"the hook forwards to a local moto server only, not {moto_url}")
         self.moto_url = moto_url.rstrip("/")
         self.reported: list[str] = []  # message ids reported to the function
-        super().__init__(_sns_handler(self), port, "sns-hook")
+        super().__init__(_sns_handler(self), port, "sns-hook", host)
 
     def deliver_logs_to(self, invoker: Invoker | None) -> None:
         self._invoker = invoker

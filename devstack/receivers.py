@@ -47,7 +47,7 @@ from http.server import BaseHTTPRequestHandler
 from types import FrameType, TracebackType
 from typing import Any
 
-from devstack.threaded_server import ThreadedServer
+from devstack.threaded_server import HOST, ThreadedServer
 
 
 @dataclass(frozen=True)
@@ -119,6 +119,7 @@ class DeliveryReceiver:
         tolerance_seconds: float = 300.0,
         seed: int = 0,
         on_delivery: Callable[[Delivery], None] | None = None,
+        host: str = HOST,
     ) -> None:
         # The keys it accepts (a rotation has two); None: signatures are not checked (the Slack role).
         self.signing_keys = [signing_key] if isinstance(signing_key, str) else signing_key
@@ -137,7 +138,7 @@ class DeliveryReceiver:
         self._rate_limit: float | None = None
         self._arrivals: deque[float] = deque()
         self._stopping = threading.Event()
-        self._http = ThreadedServer(_handler_for(self), port, name="delivery-receiver")
+        self._http = ThreadedServer(_handler_for(self), port, name="delivery-receiver", host=host)
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
 

@@ -101,6 +101,12 @@ class StackConfig:
     enforce_permissions: bool = True
     # Where the stack keeps, when it stops, what its functions were allowed and denied (devstack.permissions.archive).
     access_archive: Path | None = None
+    # Where what the functions call listens (Kafka's SASL listener, moto, DynamoDB, SES, SNS, the receivers):
+    # 127.0.0.1, or the gateway of a Docker bridge so that the containers of `sam local invoke` reach it
+    # (docs/deploy.md, "Trying functions"). The API, the viewer and the stack's own Kafka listener stay on 127.0.0.1.
+    functions_host: str = HOST
+    # False: only what the functions call (Kafka, AWS, the providers), for functions run elsewhere (sam local invoke).
+    functions: bool = True
 
 
 def free_ports_config(data_dir: Path, **settings: Any) -> StackConfig:
@@ -134,25 +140,25 @@ class StackInfo:
             return None
 
 
-def free_port() -> int:
+def free_port(host: str = HOST) -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
+        sock.bind((host, 0))
         return int(sock.getsockname()[1])
 
 
-def port_free(port: int) -> bool:
+def port_free(port: int, host: str = HOST) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            sock.bind((HOST, port))
+            sock.bind((host, port))
         except OSError:
             return False
     return True
 
 
-def preferred_port(port: int) -> int:
-    """``port`` if it is free, else any free port (0 means any)."""
-    return port if port and port_free(port) else free_port()
+def preferred_port(port: int, host: str = HOST) -> int:
+    """``port`` if it is free on ``host``, else any free port (0 means any)."""
+    return port if port and port_free(port, host) else free_port(host)
 
 
 def channel_available(channel: str) -> bool:
@@ -198,18 +204,25 @@ def function_environment(
 
 
 def env_vars(
-    function_ids: Iterable[str], *, bootstrap: str, aws_endpoint: str, dynamodb_endpoint: str | None = None
+    function_ids: Iterable[str],
+    *,
+    bootstrap: str,
+    aws_endpoint: str,
+    dynamodb_endpoint: str | None = None,
+    per_function: Mapping[str, Mapping[str, str]] | None = None,
 ) -> dict[str, dict[str, str]]:
-    """The local wiring per function in SAM's ``--env-vars`` format: ``{"FunctionLogicalId": {"VAR": "value"}}``.
+    """The local wiring per function in SAM's ``--env-vars`` format: ``{"FunctionLogicalId": {"VAR": "value"}}``;
+    ``per_function`` adds to a function's entry (its Kafka credentials, the local SES and SNS).
 
     ``sam local invoke`` applies only the variables the template declares for a function (SAM developer guide,
     "Environment variable file": https://docs.aws.amazon.com/serverless-application-model/latest/developerguide/
-    serverless-sam-cli-using-invoke.html#serverless-sam-cli-using-invoke-environment-file).
+    serverless-sam-cli-using-invoke.html#serverless-sam-cli-using-invoke-environment-file), so every name a
+    function needs locally is declared in template.yaml (an empty endpoint in Globals, which botocore ignores).
     """
     wiring = {**aws_resources.function_environment(bootstrap), "AWS_ENDPOINT_URL": aws_endpoint}
     if dynamodb_endpoint:
         wiring[DYNAMODB_ENDPOINT_ENV] = dynamodb_endpoint
-    return {fid: dict(wiring) for fid in function_ids}
+    return {fid: {**wiring, **(per_function or {}).get(fid, {})} for fid in function_ids}
 
 
 class EndpointSession:
@@ -355,10 +368,13 @@ class LocalStack:
         aws_endpoint = self._start_moto()
         dynamodb_endpoint = self._start_dynamodb()
         endpoints = self._start_receivers()
-        self.ses = SesStandIn(preferred_port(self.config.ses_port), configuration_set=aws_resources.CONFIGURATION_SET)
+        host = self.config.functions_host
+        self.ses = SesStandIn(
+            preferred_port(self.config.ses_port, host), configuration_set=aws_resources.CONFIGURATION_SET, host=host
+        )
         self.ses.start()
         self.progress(f"ses: local SES v2 at {self.ses.url} (emails as received: {self.ses.url}/_local/ses/messages)")
-        self.sns = SnsDeliveryLogHook(aws_endpoint).start()
+        self.sns = SnsDeliveryLogHook(aws_endpoint, host=host).start()
         self.progress(f"sns: {self.sns.url} -> moto, each SMS then reported as SNS's delivery status log would")
         aws_resources.create_all(EndpointSession(aws_endpoint, dynamodb_endpoint), endpoints)
         self.progress(
@@ -371,17 +387,24 @@ class LocalStack:
             self._create_custom_resources(template, bootstrap, aws_endpoint, dynamodb_endpoint)
         env_vars_file = self.data_dir / "env-vars.json"
         wiring = env_vars(
-            template.functions, bootstrap=bootstrap, aws_endpoint=aws_endpoint, dynamodb_endpoint=dynamodb_endpoint
+            template.functions,
+            bootstrap=bootstrap,
+            aws_endpoint=aws_endpoint,
+            dynamodb_endpoint=dynamodb_endpoint,
+            per_function={fid: self._invoke_wiring(fid) for fid in template.functions},
         )
         env_vars_file.write_text(json.dumps(wiring, indent=2) + "\n")
         self.progress(f"env-vars: {env_vars_file} (sam local invoke --env-vars)")
-        channels = self._start_functions(template.functions.values(), bootstrap, aws_endpoint, dynamodb_endpoint)
-        self._wire_feedback()
-        ingest = next((w for w in self.workers.values() if "port" in w.info), None)
-        if ingest is None:
-            raise StackError("no function with an HTTP API event in the template")
+        api_url, channels = "", []
+        if self.config.functions:
+            channels = self._start_functions(template.functions.values(), bootstrap, aws_endpoint, dynamodb_endpoint)
+            self._wire_feedback()
+            ingest = next((w for w in self.workers.values() if "port" in w.info), None)
+            if ingest is None:
+                raise StackError("no function with an HTTP API event in the template")
+            api_url = f"http://{HOST}:{ingest.info['port']}"
         self.info = StackInfo(
-            api_url=f"http://{HOST}:{ingest.info['port']}",
+            api_url=api_url,
             bootstrap=bootstrap,
             aws_endpoint=aws_endpoint,
             slack_url=endpoints.slack_webhook_url,
@@ -396,7 +419,10 @@ class LocalStack:
         (self.data_dir / "stack.json").write_text(json.dumps(asdict(self.info), indent=2) + "\n")
         self._supervisor = threading.Thread(target=self._supervise, name="supervisor", daemon=True)
         self._supervisor.start()
-        self.progress(f"ready: POST {self.info.api_url}/v1/notifications (channels: {', '.join(channels)})")
+        if self.config.functions:
+            self.progress(f"ready: POST {self.info.api_url}/v1/notifications (channels: {', '.join(channels)})")
+        else:
+            self.progress("ready: no function runs here; invoke them with sam local invoke (see env-vars)")
         return self.info
 
     def _start_kafka(self) -> str:
@@ -405,7 +431,7 @@ class LocalStack:
             wait_until_ready(self.config.bootstrap, 60)
             return self.config.bootstrap
         kafka_dir = self.data_dir / "kafka"
-        broker = KafkaBroker(kafka_dir)
+        broker = KafkaBroker(kafka_dir, functions_host=self.config.functions_host)
         if broker.is_running():
             self.broker = broker
             bootstrap = broker.start()
@@ -420,7 +446,7 @@ class LocalStack:
         if not is_fetched():
             self.progress("kafka: fetching Apache Kafka from Maven Central (first run only) ...")
         self.progress(f"kafka: {action} in {kafka_dir} ...")
-        self.broker = KafkaBroker(kafka_dir, port=port)
+        self.broker = KafkaBroker(kafka_dir, port=port, functions_host=self.config.functions_host)
         self._own_broker = True
         bootstrap = self.broker.start(timeout=self.config.ready_timeout_seconds)
         self.progress(f"kafka: ready at {bootstrap} (pid {self.broker.pid}, log {self.broker.log_file})")
@@ -518,12 +544,14 @@ class LocalStack:
         return dataclasses.replace(resource, properties={**resource.properties, **local})
 
     def _start_moto(self) -> str:
-        port = preferred_port(self.config.moto_port)
+        host = self.config.functions_host
+        port = preferred_port(self.config.moto_port, host)
         with (self.logs_dir / "moto.log").open("ab") as log:
-            proc, fd = _spawn(["-m", "devstack.stack", "moto-server", "--port", str(port)], env=os.environ, log=log)
+            args = ["-m", "devstack.stack", "moto-server", "--host", host, "--port", str(port)]
+            proc, fd = _spawn(args, env=os.environ, log=log)
         self._moto = proc
         _wait_ready_line(proc, fd, 60, "moto server")
-        endpoint = f"http://{HOST}:{port}"
+        endpoint = f"http://{host}:{port}"
         self.progress(f"aws: moto server at {endpoint} (SES, SNS, Secrets Manager)")
         return endpoint
 
@@ -537,10 +565,11 @@ class LocalStack:
             raise StackError(str(exc)) from None
         data = self.data_dir / "dynamodb"
         data.mkdir(parents=True, exist_ok=True)
-        port = preferred_port(self.config.dynamodb_port)
+        host = self.config.functions_host
+        port = preferred_port(self.config.dynamodb_port, host)
         with (self.logs_dir / "dynamodb.log").open("ab") as log:
             self._dynamodb = subprocess.Popen(
-                dynamodb_local.command(port, data),
+                dynamodb_local.command(port, data, host),
                 cwd=REPO_ROOT,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
@@ -549,7 +578,7 @@ class LocalStack:
         assert self._dynamodb.stdout is not None
         info = _wait_ready_line(self._dynamodb, os.dup(self._dynamodb.stdout.fileno()), 60, "local DynamoDB")
         self._dynamodb.stdout.close()
-        endpoint = f"http://{HOST}:{info['port']}"
+        endpoint = f"http://{host}:{info['port']}"
         self.progress(f"aws: DynamoDB at {endpoint} (dynalite, data in {data})")
         return endpoint
 
@@ -557,9 +586,12 @@ class LocalStack:
         key = aws_resources.Endpoints().webhook_signing_key
         with (self.logs_dir / "receivers.log").open("a") as log:
             log.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%S')} receivers started\n")
-        self.slack = DeliveryReceiver(preferred_port(self.config.slack_port), on_delivery=self._log_delivery).start()
+        host = self.config.functions_host
+        self.slack = DeliveryReceiver(
+            preferred_port(self.config.slack_port, host), on_delivery=self._log_delivery, host=host
+        ).start()
         self.webhook = DeliveryReceiver(
-            preferred_port(self.config.webhook_port), signing_key=key, on_delivery=self._log_delivery
+            preferred_port(self.config.webhook_port, host), signing_key=key, on_delivery=self._log_delivery, host=host
         ).start()
         endpoints = aws_resources.Endpoints(
             slack_webhook_url=self.slack.url("/slack"),
@@ -603,16 +635,25 @@ class LocalStack:
             backoff=self.config.retry_backoff_seconds,
             backoff_cap=self.config.retry_backoff_cap_seconds,
         )
-        if self.permissions is not None:
-            env.update(self.permissions.function_environment(spec.logical_id))
+        env.update(self._invoke_wiring(spec.logical_id))
+        if self.permissions is not None:  # the guard on its AWS calls
+            env[permissions.ENV] = str(self.permissions.directory)
         if self.config.call_counts_dir is not None:
             env[call_counts.ENV] = str(self.config.call_counts_dir)
-        if self.ses is not None:  # botocore's service-specific endpoint: SES v2 calls reach the local SES
-            env["AWS_ENDPOINT_URL_SESV2"] = self.ses.url
-        if self.sns is not None:
-            env["AWS_ENDPOINT_URL_SNS"] = self.sns.url
         env.update(self.config.overrides.get(spec.logical_id, {}))
         return env
+
+    def _invoke_wiring(self, function: str) -> dict[str, str]:
+        """What a function run outside the stack (``sam local invoke``) needs besides the endpoints: its own Kafka
+        credentials, the local SES and SNS. AWS calls are not checked against its role there."""
+        wiring = {}
+        if self.permissions is not None:
+            wiring.update(self.permissions.function_environment(function))
+        if self.ses is not None:  # botocore's service-specific endpoint: SES v2 calls reach the local SES
+            wiring["AWS_ENDPOINT_URL_SESV2"] = self.ses.url
+        if self.sns is not None:
+            wiring["AWS_ENDPOINT_URL_SNS"] = self.sns.url
+        return wiring
 
     def _start_functions(self, specs: Any, bootstrap: str, aws_endpoint: str, dynamodb_endpoint: str) -> list[str]:
         channels: list[str] = []
@@ -784,6 +825,7 @@ class LocalStack:
 
 def _serve_moto(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m devstack.stack moto-server")
+    parser.add_argument("--host", default=HOST)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--ready-fd", type=int, required=True)
     args = parser.parse_args(argv)
@@ -798,7 +840,7 @@ def _serve_moto(argv: Sequence[str]) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the stack stops us after the functions
     parent = os.getppid()
-    server = ThreadedMotoServer(ip_address=HOST, port=args.port, verbose=False)
+    server = ThreadedMotoServer(ip_address=args.host, port=args.port, verbose=False)
     server.start()
     with os.fdopen(args.ready_fd, "w") as ready:
         ready.write(json.dumps({"port": server.get_host_and_port()[1]}) + "\n")

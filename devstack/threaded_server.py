@@ -1,4 +1,5 @@
-"""One lifecycle for the local HTTP servers (the API, the receivers): bind on 127.0.0.1, serve from a thread, stop."""
+"""One lifecycle for the local HTTP servers (the API, the receivers): bind on 127.0.0.1 (or the ``host`` given: a
+Docker bridge's gateway for the servers `sam local invoke`'s containers call), serve from a thread, stop."""
 
 from __future__ import annotations
 
@@ -11,17 +12,24 @@ HOST = "127.0.0.1"
 
 
 class ThreadedServer:
-    """A ``ThreadingHTTPServer`` on 127.0.0.1:``port`` (0 picks a free one) served by a daemon thread.
+    """A ``ThreadingHTTPServer`` on ``host``:``port`` (0 picks a free one) served by a daemon thread.
 
     ``reuse_port`` lets several processes serve one port (SO_REUSEPORT, Linux; the kernel spreads connections).
     """
 
     def __init__(
-        self, handler: type[BaseHTTPRequestHandler], port: int = 0, *, name: str = "http", reuse_port: bool = False
+        self,
+        handler: type[BaseHTTPRequestHandler],
+        port: int = 0,
+        *,
+        name: str = "http",
+        reuse_port: bool = False,
+        host: str = HOST,
     ) -> None:
         if reuse_port and not hasattr(socket, "SO_REUSEPORT"):
             raise ValueError("several servers on one port need SO_REUSEPORT (Linux)")
         self._handler = handler
+        self._host = host
         self._port = port
         self._name = name
         self._reuse_port = reuse_port
@@ -34,10 +42,10 @@ class ThreadedServer:
         return self._port
 
     def url(self, path: str = "") -> str:
-        return f"http://{HOST}:{self._port}{path}"
+        return f"http://{self._host}:{self._port}{path}"
 
     def start(self) -> ThreadedServer:
-        server = ThreadingHTTPServer((HOST, self._port), self._handler, bind_and_activate=False)
+        server = ThreadingHTTPServer((self._host, self._port), self._handler, bind_and_activate=False)
         server.daemon_threads = True
         if self._reuse_port:
             server.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)

@@ -23,7 +23,7 @@
 'use strict'
 const http = require('http')
 const path = require('path')
-const [installDir, port, dataDir] = process.argv.slice(2)
+const [installDir, port, dataDir, host = '127.0.0.1'] = process.argv.slice(2)
 const dynaliteDir = path.join(installDir, 'node_modules', 'dynalite')
 const dynalite = require(dynaliteDir)
 returnItemOnConditionCheckFailure(require(path.join(dynaliteDir, 'db')), (action) =>
@@ -36,11 +36,11 @@ const keySchemas = new Map()
 let queue = Promise.resolve()
 
 function call (operation, body) {
-  // One operation of dynalite itself, over the loopback (it checks that a request is signed, not the signature).
+  // One operation of dynalite itself, on its own address (it checks that a request is signed, not the signature).
   return new Promise((resolve, reject) => {
     const payload = JSON.stringify(body)
     const request = http.request({
-      host: '127.0.0.1',
+      host: server.address().address,
       port: server.address().port,
       method: 'POST',
       path: '/',
@@ -186,6 +186,6 @@ function stop () {
 process.on('SIGTERM', stop)
 process.on('SIGINT', () => {}) // the stack stops us after the functions
 setInterval(() => { if (process.ppid !== parent) stop() }, 1000).unref()
-server.listen(Number(port), '127.0.0.1', () => {
+server.listen(Number(port), host, () => {
   process.stdout.write(JSON.stringify({ port: server.address().port }) + '\n')
 })

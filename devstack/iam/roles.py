@@ -24,7 +24,17 @@ from devstack.iam.policy import Statement, statements
 from devstack.intrinsics import Physical, Resolver
 from devstack.template_config import DEFAULT_TEMPLATE, expanded_template
 
-__all__ = ["AWS_MANAGED", "SAM_GENERATED", "Role", "deployment", "roles", "roles_in", "translated"]
+__all__ = [
+    "AWS_MANAGED",
+    "SAM_GENERATED",
+    "Role",
+    "deployment",
+    "roles",
+    "roles_in",
+    "translate",
+    "translated",
+    "with_placeholder_code",
+]
 
 AWS_MANAGED = "aws-managed:"
 SAM_GENERATED = "sam-generated:"  # inline policies SAM writes for a property (DeadLetterQueue, events), not Policies
@@ -52,20 +62,37 @@ def translated(
     template: Path = DEFAULT_TEMPLATE, parameters: Mapping[str, Any] | None = None, region: str = "us-east-1"
 ) -> dict[str, Any]:
     """The template as SAM's transform turns it into plain CloudFormation (code locations are placeholders)."""
+    return translate(with_placeholder_code(expanded_template(template)), parameters, region)
+
+
+def with_placeholder_code(document: Mapping[str, Any], bucket: str = "local-artifacts") -> dict[str, Any]:
+    """An expanded template whose functions' and layers' code is at ``s3://<bucket>/<LogicalId>``.
+
+    As `sam package` leaves it, but independent of the code: SAM names a layer version after a hash of its
+    properties, its code location included.
+    """
+    placed = copy.deepcopy(dict(document))
+    for logical_id, resource in (placed.get("Resources") or {}).items():
+        props = resource.setdefault("Properties", {})
+        if resource.get("Type") == "AWS::Serverless::Function" and isinstance(props.get("CodeUri"), str):
+            props["CodeUri"] = f"s3://{bucket}/{logical_id}"
+        if resource.get("Type") == "AWS::Serverless::LayerVersion" and isinstance(props.get("ContentUri"), str):
+            props["ContentUri"] = f"s3://{bucket}/{logical_id}"
+    return placed
+
+
+def translate(
+    expanded: Mapping[str, Any], parameters: Mapping[str, Any] | None = None, region: str = "us-east-1"
+) -> dict[str, Any]:
+    """An expanded template (no ``Fn::ForEach`` left) as SAM's transform turns it into plain CloudFormation."""
     import boto3  # noqa: PLC0415
     from samtranslator.parser.parser import Parser  # noqa: PLC0415
     from samtranslator.translator.translator import Translator  # noqa: PLC0415
 
-    document = copy.deepcopy(expanded_template(template))
+    document = copy.deepcopy(dict(expanded))
     transform = document.get("Transform")
     transforms = transform if isinstance(transform, list) else [transform]
     document["Transform"] = next(t for t in transforms if t != "AWS::LanguageExtensions")
-    for logical_id, resource in (document.get("Resources") or {}).items():
-        props = resource.setdefault("Properties", {})
-        if resource.get("Type") == "AWS::Serverless::Function" and isinstance(props.get("CodeUri"), str):
-            props["CodeUri"] = f"s3://local-artifacts/{logical_id}"  # as `sam package` leaves it
-        if resource.get("Type") == "AWS::Serverless::LayerVersion" and isinstance(props.get("ContentUri"), str):
-            props["ContentUri"] = f"s3://local-artifacts/{logical_id}"
     translator = Translator(
         managed_policy_map=None, sam_parser=Parser(), boto_session=boto3.session.Session(region_name=region)
     )

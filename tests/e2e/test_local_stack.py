@@ -85,9 +85,14 @@ def test_the_env_vars_file_points_every_function_at_the_running_stack(local_stac
     # What `sam local invoke --env-vars` and `python -m devstack.runtime invoke` read (docs/deploy.md)
     content = json.loads((local_stack.data_dir / "env-vars.json").read_text())
     assert set(content) >= {"IngestFunction", "FanoutFunction", "EmailSenderFunction"}
-    for variables in content.values():
-        assert variables["KAFKA_BOOTSTRAP_SERVERS"] == local_stack.info.bootstrap
+    for function, variables in content.items():
+        # each function with its own Kafka user on the SASL listener (its ACLs from its role)
+        assert variables["KAFKA_BOOTSTRAP_SERVERS"] == local_stack.broker.sasl_bootstrap
+        assert variables["KAFKA_SECURITY_PROTOCOL"] == "SASL_PLAINTEXT"
+        assert variables["KAFKA_SASL_SECRET_ARN"] == local_stack.permissions.kafka_secrets[function]
         assert variables["AWS_ENDPOINT_URL"] == local_stack.info.aws_endpoint
+        assert variables["AWS_ENDPOINT_URL_SESV2"] == local_stack.info.ses_url
+        assert "DEVSTACK_PERMISSIONS" not in variables  # the guard is the local stack's, not the function's
 
 
 def test_a_purchase_is_delivered_on_every_channel_it_asks_for(local_stack):

@@ -10,8 +10,6 @@ for one cluster type; the local runner needs exactly the same view.
 
 from __future__ import annotations
 
-import os
-import shutil
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -109,32 +107,3 @@ def template() -> dict[str, Any]:
 def samconfig() -> dict[str, Any]:
     with SAMCONFIG.open("rb") as handle:
         return tomllib.load(handle)
-
-
-@pytest.fixture(scope="session")
-def sam() -> str:
-    candidates = [ROOT / ".venv" / "bin" / "sam", shutil.which("sam")]
-    for candidate in candidates:
-        if candidate and Path(candidate).exists():
-            return str(candidate)
-    pytest.fail("SAM CLI not installed: run `make install` (aws-sam-cli is a dev dependency)")
-
-
-@pytest.fixture
-def sam_env(tmp_path: Path) -> dict[str, str]:
-    """Environment for sam subprocesses: no telemetry, a region and dummy credentials, no real AWS needed."""
-    env = dict(os.environ)
-    env.update(
-        {
-            "SAM_CLI_TELEMETRY": "0",
-            "SAM_CLI_CONTAINER_CONNECTION_TIMEOUT": "1",
-            "AWS_DEFAULT_REGION": "eu-central-1",
-            "AWS_REGION": "eu-central-1",
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "HOME": env.get("HOME", str(tmp_path)),
-        }
-    )
-    # sam runs `make` for the layers, and the layers' Makefiles run `python3 -m pip`: use this venv's Python.
-    env["PATH"] = f"{ROOT / '.venv' / 'bin'}{os.pathsep}{env.get('PATH', '')}"
-    return env

@@ -1,29 +1,23 @@
-"""template.yaml and samconfig.toml: structure, the guarantees the template carries, `sam validate`, `sam build`.
+"""template.yaml and samconfig.toml: structure and the guarantees the template carries.
 
-No AWS account is needed: the sam subprocesses get a region and dummy credentials. `sam build` needs PyPI (or
-a pip index) for the dependencies layer.
+`sam validate --lint`, `sam build` and `sam package` run once per session in the deploy rehearsal
+(tests/template/test_rehearsal.py).
 """
 
 from __future__ import annotations
 
 import re
-import subprocess
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
-from devstack.template_config import expand_template
 from notifications import channels
 from notifications.runtime.dlq import DeadLetterSettings
 from notifications.settings import FanoutSettings, IngestSettings, SenderSettings
 from tests.template.conftest import (
     CHANNELS,
     ROOT,
-    SAMCONFIG,
-    TEMPLATE,
     conditions_for,
     function_environment,
     functions,
@@ -90,13 +84,19 @@ def test_expected_functions_and_handlers(template: dict[str, Any]) -> None:
 def test_globals_runtime_is_python313_arm64_with_json_logs_and_tracing(template: dict[str, Any]) -> None:
     glob = template["Globals"]["Function"]
     assert glob["Runtime"] == "python3.13"
-    assert glob["Architectures"] == ["arm64"]
+    # arm64 unless the Architecture parameter says x86_64 (samconfig's `local` environment, for sam local invoke)
+    architecture = {"Ref": "Architecture"}
+    assert template["Parameters"]["Architecture"]["Default"] == "arm64"
+    assert glob["Architectures"] == [architecture]
     assert glob["LoggingConfig"]["LogFormat"] == "JSON"
     assert glob["Tracing"] == "Active"
     for name, res in functions(template).items():
         props = res["Properties"]
         assert props.get("Runtime", glob["Runtime"]) == "python3.13", name
-        assert props.get("Architectures", glob["Architectures"]) == ["arm64"], name
+        assert props.get("Architectures", glob["Architectures"]) == [architecture], name
+    for name, res in template["Resources"].items():
+        if res["Type"] == "AWS::Serverless::LayerVersion":
+            assert res["Properties"]["CompatibleArchitectures"] == [architecture], name
 
 
 def test_every_function_runs_in_the_vpc(template: dict[str, Any]) -> None:
@@ -439,62 +439,3 @@ def test_samconfig_environments(template: dict[str, Any], samconfig: dict[str, A
                 assert re.fullmatch(spec["AllowedPattern"], value), (env, name, value)
     assert samconfig["prod"]["deploy"]["parameters"]["confirm_changeset"] is True
     assert len({samconfig[e]["global"]["parameters"]["stack_name"] for e in ("dev", "staging", "prod")}) == 3
-
-
-# ------------------------------------------------------------------ SAM CLI
-
-
-def run_sam(sam: str, args: list[str], env: dict[str, str], timeout: int = 900) -> None:
-    """Run a SAM CLI command from the repository root (so samconfig.toml applies) and require success."""
-    result = subprocess.run(
-        [sam, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-
-
-def test_sam_validate_lint(sam: str, sam_env: dict[str, str]) -> None:
-    run_sam(sam, ["validate", "--lint", "--template-file", str(TEMPLATE)], sam_env, timeout=300)
-
-
-def test_sam_build(sam: str, sam_env: dict[str, str], tmp_path: Path) -> None:
-    build_dir = tmp_path / "build"
-    where = ["--template-file", str(TEMPLATE), "--build-dir", str(build_dir), "--cache-dir", str(tmp_path / "cache")]
-    run_sam(sam, ["build", *where, "--cached", "--parallel"], sam_env)
-    # The built template keeps the loops (CloudFormation expands them at deploy time).
-    built = expand_template(load_template(build_dir / "template.yaml"))
-    for name, res in functions(template := expand_template(load_template())).items():
-        handler_module = res["Properties"]["Handler"].rpartition(".")[0]
-        assert (build_dir / name / f"{handler_module}.py").is_file(), name
-    assert set(functions(built)) == set(functions(template))
-    shared = build_dir / "SharedLayer" / "python" / "notifications"
-    assert (shared / "__init__.py").is_file()
-    # Precompiled by the layer Makefiles (/opt is read-only in Lambda): tests/runtime checks the .pyc files.
-    assert list(shared.rglob("__pycache__/*.pyc"))
-    deps = build_dir / "DepsLayer" / "python"
-    for package in ("aws_lambda_powertools", "aws_xray_sdk", "kafka", "pydantic", "pydantic_core", "jinja2"):
-        assert (deps / package).is_dir(), package
-    assert list((deps / "pydantic_core").glob("*cpython-313-aarch64-linux-gnu.so")), "not built for the runtime"
-    for runtime_provided in ("boto3", "botocore"):
-        assert not (deps / runtime_provided).exists(), runtime_provided
-
-    # And `sam package` (S3 served by moto) uploads every function's code, looped senders included: SAM CLI does
-    # that inside Fn::ForEach only when the loop runs over a literal list (a Ref to a parameter keeps a local path).
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        env = {**sam_env, "AWS_ENDPOINT_URL": f"http://{host}:{port}"}
-        s3 = boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], region_name="eu-central-1")
-        s3.create_bucket(Bucket="artifacts", CreateBucketConfiguration={"LocationConstraint": "eu-central-1"})
-        packaged_path = tmp_path / "packaged.yaml"
-        # samconfig.toml turns on --language-extensions, as for `sam deploy --config-env <env>` from the root
-        package = ["package", "--config-file", str(SAMCONFIG), "--template-file", str(build_dir / "template.yaml")]
-        run_sam(sam, [*package, "--s3-bucket", "artifacts", "--output-template-file", str(packaged_path)], env)
-        packaged = expand_template(load_template(packaged_path))
-        code = {name: res["Properties"]["CodeUri"] for name, res in functions(packaged).items()}
-        assert set(code) == set(functions(template))
-        assert all(uri.startswith("s3://artifacts/") for uri in code.values()), code
-        uploaded = {o["Key"] for o in s3.list_objects_v2(Bucket="artifacts")["Contents"]}
-        assert {uri.removeprefix("s3://artifacts/") for uri in code.values()} <= uploaded
-    finally:
-        server.stop()

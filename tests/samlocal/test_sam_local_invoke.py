@@ -1,0 +1,135 @@
+"""Every ``sam local invoke`` command of docs/deploy.md, run through SAM CLI in Docker against the local stack.
+
+Each outcome is checked where it lands: the ingest's 202 and its record on Kafka; the fanout's record on every
+channel topic; each sender's delivery at its provider (the local SES, moto's SNS, the Slack and webhook
+receivers), exactly once; no record reported failed (``batchItemFailures`` empty).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from devstack.consume import read_topic
+from devstack.stack import LocalStack
+from tests.samlocal.conftest import Command, Setup, documented_setup
+
+SETUP = documented_setup()
+BUILD, *INVOCATIONS = SETUP.sam
+EVENTS = Path(__file__).resolve().parents[2] / "events"
+
+
+def _sample(event_file: str) -> dict[str, Any]:
+    """The (first) Kafka record a sample event carries, decoded."""
+    event = json.loads((EVENTS / Path(event_file).name).read_text())
+    record = next(iter(event["records"].values()))[0]
+    return dict(json.loads(base64.b64decode(record["value"])))
+
+
+def _answer(stdout: str) -> Any:
+    """The function's answer: the last line SAM CLI prints on stdout."""
+    lines = [line for line in stdout.splitlines() if line.strip()]
+    assert lines, "sam local invoke printed no answer"
+    return json.loads(lines[-1])
+
+
+def _eventually(check: Callable[[], Any], timeout: float = 30.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result or time.monotonic() > deadline:
+            return result
+        time.sleep(0.3)
+
+
+def _sms(stack: LocalStack, phone: str) -> list[dict[str, Any]]:
+    assert stack.info is not None
+    with urllib.request.urlopen(f"{stack.info.aws_endpoint}/moto-api/data.json", timeout=30) as response:
+        data = json.loads(response.read())
+    return [m for m in data["sns"]["SMS"] if m["phone_number"] == phone]
+
+
+def _delivered(stack: LocalStack, channel: str, sample: dict[str, Any]) -> list[Any]:
+    """What the channel's provider received for the sample's order."""
+    order = sample["purchase"]["order_id"]
+    assert stack.ses is not None and stack.slack is not None and stack.webhook is not None
+    if channel == "email":
+        return [m for m in stack.ses.messages() if order in m["text"] and m["to"] == [sample["recipient"]]]
+    if channel == "sms":
+        return [m for m in _sms(stack, sample["recipient"]) if order in m["message"]]
+    receiver = stack.slack if channel == "slack" else stack.webhook
+    return [d for d in receiver.accepted(f"/{channel}") if order in d.body.decode()]
+
+
+@pytest.fixture(scope="module")
+def built(run: Callable[..., Any]) -> None:
+    done = run(BUILD, timeout=900)
+    assert done.returncode == 0, f"{BUILD.text}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+
+
+def test_the_doc_invokes_every_function_with_a_kafka_or_http_sample() -> None:
+    # The block documents one command per function the product's path runs through, each with its sample event
+    invoked = {c.argv[3]: Path(c.argv[c.argv.index("-e") + 1]).name for c in INVOCATIONS}
+    assert invoked == {
+        "IngestFunction": "ingest_post_valid.json",
+        "FanoutFunction": "fanout_msk.json",
+        "EmailSenderFunction": "sender_email_msk.json",
+        "SlackSenderFunction": "sender_slack_msk.json",
+        "SmsSenderFunction": "sender_sms_msk.json",
+        "WebhookSenderFunction": "sender_webhook_msk.json",
+    }
+    assert BUILD.argv[:2] == ["sam", "build"]
+    assert all(c.argv[:3] == ["sam", "local", "invoke"] and "--config-env" in c.argv for c in INVOCATIONS)
+
+
+def test_the_stack_serves_the_bridge_and_the_env_vars_point_there(stack: LocalStack, setup: Setup) -> None:
+    wiring = json.loads((stack.data_dir / "env-vars.json").read_text())
+    for function, variables in wiring.items():
+        for name, value in variables.items():
+            if name.startswith("AWS_ENDPOINT_URL") or name == "KAFKA_BOOTSTRAP_SERVERS":
+                assert setup.functions_host in value, (function, name, value)
+        assert variables["KAFKA_SECURITY_PROTOCOL"] == "SASL_PLAINTEXT"  # each function its own Kafka user
+
+
+@pytest.mark.parametrize("command", INVOCATIONS, ids=[c.argv[3] for c in INVOCATIONS])
+def test_documented_invocation(command: Command, built: None, run: Callable[..., Any], stack: LocalStack) -> None:
+    function = command.argv[3]
+    event_file = command.argv[command.argv.index("-e") + 1]
+    assert stack.broker is not None
+    admin = stack.broker.bootstrap  # the super user's listener, for reading back
+
+    # When the documented command runs
+    done = run(command)
+    assert done.returncode == 0, f"{command.text}:\n{done.stderr[-4000:]}"
+    answer = _answer(done.stdout)
+
+    if function == "IngestFunction":
+        # Then the API answers 202 and the request is on Kafka, once
+        body = json.loads(json.loads((EVENTS / Path(event_file).name).read_text())["body"])
+        assert answer["statusCode"] == 202, (answer, done.stderr[-3000:])
+        assert json.loads(answer["body"])["id"] == body["id"]
+        key = body["id"].encode()
+        found = read_topic(admin, "notifications.requested", where=lambda r: r.key == key, until=bool)
+        assert len(found) == 1
+        return
+
+    # Then no record is reported failed
+    assert answer == {"batchItemFailures": []}, done.stderr[-4000:]
+    sample = _sample(event_file)
+    if function == "FanoutFunction":
+        # And every requested channel has the notification on its topic, once
+        key = sample["notification_id"].encode()
+        for channel in sample["channels"]:
+            found = read_topic(admin, f"notifications.{channel}", where=lambda r: r.key == key, until=bool)
+            assert len(found) == 1, channel
+        return
+    # And the channel's provider received it, once
+    channel = sample["channel"]
+    assert len(_eventually(lambda: _delivered(stack, channel, sample))) == 1, done.stderr[-4000:]
