@@ -7,12 +7,12 @@ BIN    := $(VENV)/bin
 # checkov pins many libraries of its own, so it gets a virtualenv of its own.
 CHECKOV := .venv-checkov/bin/checkov
 
-.PHONY: run test install lock tools lint unit integration e2e bench clean
+.PHONY: run test install lock tools test-tools lambda-image lint unit integration e2e bench clean
 
 run: install
 	$(BIN)/python -m devstack up --demo
 
-test: install $(CHECKOV)
+test: test-tools install $(CHECKOV) lambda-image
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
@@ -23,18 +23,34 @@ test: install $(CHECKOV)
 
 install: tools $(VENV)/.installed .cache/dynalite/.installed
 
-# Java 17 and Maven fetch and run Apache Kafka, Node.js (>= 20) and npm the local DynamoDB (dynalite), Debian's
-# chromium runs the delivery viewer's browser test (Playwright drives it; no browser download). Installed from
-# Debian when missing (needs root or sudo), with one apt-get update for all of them.
+# `make run` needs, besides python3 (3.11+) and make: Python's venv (Debian ships it apart, in python3-venv), Java
+# (17+: default-jre-headless is 17 on Debian 12, 21 on 13) and Maven to fetch and run Apache Kafka, Node.js (>= 20)
+# and npm for the local DynamoDB (dynalite). `make test` also needs Debian's chromium (the delivery viewer's browser
+# test; Playwright drives it, no browser download), Docker (tests/samlocal: `sam local invoke`) and debootstrap
+# (tests/fresh: `make run` on a fresh Debian root file system). Whatever is missing is installed from Debian (needs
+# root or sudo) with one apt-get update: `tools` for `make run`, `test-tools` (first) for all `make test` needs.
+RUN_TOOLS = $(PYTHON) -c 'import ensurepip' 2>/dev/null || MISSING="$$MISSING python3-venv"; \
+	command -v java >/dev/null && command -v mvn >/dev/null || MISSING="$$MISSING default-jre-headless maven"; \
+	command -v node >/dev/null && command -v npm >/dev/null || MISSING="$$MISSING nodejs npm";
+TEST_TOOLS = [ -x /usr/bin/chromium ] || MISSING="$$MISSING chromium"; \
+	{ command -v dockerd || [ -x /usr/sbin/dockerd ]; } >/dev/null && command -v docker >/dev/null || MISSING="$$MISSING docker.io"; \
+	command -v debootstrap >/dev/null || MISSING="$$MISSING debootstrap";
+APT_INSTALL_MISSING = [ -z "$$MISSING" ] || { \
+	SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	$$SUDO apt-get update && $$SUDO apt-get install -y --no-install-recommends $$MISSING; }
+
 tools:
-	@MISSING=""; \
-	  command -v java >/dev/null && command -v mvn >/dev/null || MISSING="openjdk-17-jre-headless maven"; \
-	  command -v node >/dev/null && command -v npm >/dev/null || MISSING="$$MISSING nodejs npm"; \
-	  [ -x /usr/bin/chromium ] || MISSING="$$MISSING chromium"; \
-	  [ -z "$$MISSING" ] || { \
-	    SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	    $$SUDO apt-get update && $$SUDO apt-get install -y --no-install-recommends $$MISSING; }
+	@MISSING=""; $(RUN_TOOLS) $(APT_INSTALL_MISSING)
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 is required"'
+
+test-tools:
+	@MISSING=""; $(RUN_TOOLS) $(TEST_TOOLS) $(APT_INSTALL_MISSING)
+
+# `sam local invoke` without a registry (tests/samlocal, docs/deploy.md): Lambda's python3.13 base image built from
+# Debian packages into the project's own Docker engine (a private dockerd with its own bridge), cached in .cache/
+# (first build about 1.5 min: debootstrap, then the image; later runs reuse both). Needs root.
+lambda-image: test-tools install
+	$(BIN)/python -m devstack.lambda_image
 
 # Every third-party package comes from requirements.lock, hash-checked: pip itself first (the venv's own pip may
 # be too old for the lock), then the lock; the project is added editable without dependencies (and built with

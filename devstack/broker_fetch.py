@@ -54,7 +54,7 @@ def find_java() -> str:
         raise MissingToolError(
             "java",
             "Kafka 4.x needs a Java 17+ runtime; install one "
-            "(e.g. `apt-get install openjdk-17-jre-headless`) or set JAVA_HOME",
+            "(e.g. `apt-get install default-jre-headless`) or set JAVA_HOME",
         )
     return found
 

@@ -111,7 +111,8 @@ class StackConfig:
 
 def free_ports_config(data_dir: Path, **settings: Any) -> StackConfig:
     """A stack on free ports only (none of the preferred ones) in ``data_dir``: for tests and benchmarks."""
-    ports = {"api_port": 0, "broker_port": 0, "moto_port": 0, "dynamodb_port": 0, "slack_port": 0, "webhook_port": 0}
+    names = ("api_port", "broker_port", "moto_port", "dynamodb_port", "slack_port", "webhook_port", "ses_port")
+    ports = dict.fromkeys((*names, "viewer_port"), 0)
     return StackConfig(data_dir=data_dir, **{**ports, **settings})
 
 

@@ -121,9 +121,7 @@ def stack(setup: Setup, engine: Engine, tmp_path_factory: pytest.TempPathFactory
     """The local stack as the doc starts it: what the functions call on the bridge's gateway, no function."""
     gateway = engine.network(setup.network, setup.subnet)
     assert gateway == setup.functions_host
-    config = free_ports_config(
-        tmp_path_factory.mktemp("samlocal-stack"), functions_host=gateway, functions=False, viewer_port=0
-    )
+    config = free_ports_config(tmp_path_factory.mktemp("samlocal-stack"), functions_host=gateway, functions=False)
     stack = LocalStack(config, progress=lambda line: None)
     stack.start()
     try:
