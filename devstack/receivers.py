@@ -6,10 +6,12 @@ connection, and, given signing keys, verifies Standard Webhooks signatures on it
 sender's code (https://github.com/standard-webhooks/standard-webhooks/blob/main/spec/standard-webhooks.md):
 
 - ``webhook-id``, ``webhook-timestamp`` and ``webhook-signature`` are required (401 ``unsigned`` without them);
-- the timestamp must be within 5 minutes of now, either way (401 ``stale_timestamp``): an old request replayed;
+- the timestamp must be ASCII decimal seconds within 5 minutes of now, either way (401 ``stale_timestamp``): an old
+  request replayed;
 - one of the space-separated ``v1,<base64>`` signatures must equal HMAC-SHA256 over ``<id>.<timestamp>.<body>``
   with one of the keys (``whsec_<base64>``; several during a rotation), compared in constant time (401
-  ``invalid_signature``);
+  ``invalid_signature``; a signature that is not ASCII matches nothing);
+- a ``Content-Length`` that is not ASCII decimal digits is answered 400 ``bad_content_length``;
 - a ``webhook-id`` (or, without one, an ``Idempotency-Key``) it already accepted is answered 200
   ``duplicate_ignored`` and not delivered again: a sender's retry after a lost answer stops, a replay does nothing.
 
@@ -36,6 +38,7 @@ import hashlib
 import hmac
 import json
 import random
+import re
 import signal
 import sys
 import threading
@@ -48,6 +51,10 @@ from types import FrameType, TracebackType
 from typing import Any
 
 from devstack.threaded_server import HOST, ThreadedServer
+
+# ASCII digits only: str.isdigit() also takes "²" and other digits int() refuses, and int() refuses over 4300 digits.
+_SECONDS = re.compile(r"[0-9]{1,15}")
+_LENGTH = re.compile(r"[0-9]{1,12}")
 
 
 @dataclass(frozen=True)
@@ -97,7 +104,7 @@ def check_signature(
     given = headers.get("webhook-signature", "").split()
     if not message_id or not timestamp or not given:
         return "unsigned"
-    if not timestamp.isdigit() or abs(now - int(timestamp)) > tolerance:
+    if not _SECONDS.fullmatch(timestamp) or abs(now - int(timestamp)) > tolerance:
         return "stale_timestamp"
     content = f"{message_id}.{timestamp}.".encode() + body
     expected = [
@@ -105,7 +112,8 @@ def check_signature(
     ]
     for item in given:
         version, _, value = item.partition(",")
-        if version == "v1" and any(hmac.compare_digest(value, candidate) for candidate in expected):
+        # compare_digest takes ASCII text only; a signature that is not ASCII is not base64 and matches nothing
+        if version == "v1" and value.isascii() and any(hmac.compare_digest(value, c) for c in expected):
             return None
     return "invalid_signature"
 
@@ -263,10 +271,15 @@ class DeliveryReceiver:
             self._on_delivery(delivery)
 
     def _handle(self, request: BaseHTTPRequestHandler) -> None:
-        length = int(request.headers.get("Content-Length") or 0)
-        body = request.rfile.read(length)
         headers = {name.lower(): value for name, value in request.headers.items()}
         received_at = time.monotonic()
+        length = headers.get("content-length") or "0"
+        if not _LENGTH.fullmatch(length):
+            self._record(Delivery(request.path, headers, b"", 400, None, received_at=received_at))
+            request.close_connection = True  # the body's end is unknown: the connection cannot carry another request
+            _answer(request, 400, b"bad_content_length", {})
+            return
+        body = request.rfile.read(int(length))
         delay, drop, failure = self._decide(received_at)
         if delay:
             self._stopping.wait(delay)
@@ -301,11 +314,15 @@ class DeliveryReceiver:
         self._record(
             Delivery(request.path, headers, body, status, signature_ok, replay=replay, received_at=received_at)
         )
-        request.send_response(status)
-        for name, value in {"Content-Type": "text/plain", "Content-Length": str(len(answer)), **extra}.items():
-            request.send_header(name, value)
-        request.end_headers()
-        request.wfile.write(answer)
+        _answer(request, status, answer, extra)
+
+
+def _answer(request: BaseHTTPRequestHandler, status: int, answer: bytes, headers: dict[str, str]) -> None:
+    request.send_response(status)
+    for name, value in {"Content-Type": "text/plain", "Content-Length": str(len(answer)), **headers}.items():
+        request.send_header(name, value)
+    request.end_headers()
+    request.wfile.write(answer)
 
 
 def _handler_for(receiver: DeliveryReceiver) -> type[BaseHTTPRequestHandler]:

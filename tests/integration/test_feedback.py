@@ -115,12 +115,8 @@ def test_a_delivery_event_moves_the_email_to_delivered(kafka_env, sent_requests,
     # Then the channel is delivered, at SES's time
     (email,) = status_of(key).channels
     assert email.state is DeliveryState.DELIVERED
-    row = aws.client("dynamodb").get_item(
-        TableName=aws_resources.STATUS_TABLE, Key={"notification_id": {"S": str(key)}, "channel": {"S": "email"}}
-    )["Item"]
-    events = [entry["M"] for entry in row["history"]["L"]]
-    assert events[-1]["event"]["S"] == "delivered"
-    assert events[-1]["at"]["S"].startswith(record["delivery"]["timestamp"][:19])
+    assert email.history[-1].event == "delivered"
+    assert email.history[-1].at.isoformat().startswith(record["delivery"]["timestamp"][:19])
 
 
 def test_a_permanent_bounce_marks_bounced_and_the_next_email_to_that_address_is_not_sent(
@@ -210,7 +206,8 @@ def test_the_same_event_twice_changes_nothing(kafka_env, sent_requests, monkeypa
     # Then the row is exactly as it was: one bounced event in the history, the same time of the last update
     after = table.get_item(TableName=aws_resources.STATUS_TABLE, Key=item_key)["Item"]
     assert after == before
-    assert [e["M"]["event"]["S"] for e in after["history"]["L"]].count("bounced") == 1
+    (email,) = status_of(key).channels
+    assert [e.event for e in email.history].count("bounced") == 1
 
 
 def test_a_late_delivery_after_a_complaint_does_not_move_the_state_back(kafka_env, sent_requests, monkeypatch):

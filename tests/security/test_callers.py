@@ -7,17 +7,21 @@ Shapes as documented on https://docs.aws.amazon.com/apigateway/latest/developerg
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
 from typing import Any
 
+import ingest_handler
 import pytest
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 
-from devstack.apigw import LOCAL_ISSUER, http_api_event
+from devstack.apigw import LOCAL_ISSUER, http_api_event, http_result
+from devstack.lambda_context import LocalLambdaContext
 from notifications.callers import Caller, caller_id, caller_of
 from notifications.models import CALLER_ID_PATTERN
+from tests.support import sample_request
 
 ROLE = "arn:aws:sts::123456789012:assumed-role/shop-backend"
 
@@ -106,6 +110,47 @@ def test_a_jwt_caller_is_its_issuer_and_subject_or_client_id():
 )
 def test_no_caller_when_the_context_names_no_principal(authorizer):
     assert caller_of(event_with(authorizer)) is None
+
+
+MALFORMED = {
+    "authorizer-string": "x",
+    "authorizer-list": ["iam"],
+    "iam-string": {"iam": "arn:aws:iam::123456789012:user/shop"},
+    "iam-arn-number": {"iam": {"userArn": 5}},
+    "iam-arn-list": {"iam": {"userArn": ["arn:aws:iam::123456789012:user/shop"]}},
+    "jwt-string": {"jwt": "token"},
+    "jwt-claims-list": {"jwt": {"claims": ["iss", "sub"], "scopes": []}},
+    "jwt-claims-numbers": {"jwt": {"claims": {"iss": 1, "sub": 2}}},
+}
+
+
+@pytest.mark.parametrize("authorizer", MALFORMED.values(), ids=list(MALFORMED))
+def test_a_malformed_authorizer_context_names_no_caller(authorizer):
+    assert caller_of(event_with(authorizer)) is None
+
+
+@pytest.mark.parametrize("authorizer", MALFORMED.values(), ids=list(MALFORMED))
+@pytest.mark.parametrize("method", ["POST", "GET"])
+def test_a_malformed_authorizer_context_answers_401_with_the_error_body(moto_aws, method, authorizer):
+    # Given a request whose authorizer context has an unexpected shape
+    body = sample_request()
+    path = "/v1/notifications" + (f"/{body['id']}" if method == "GET" else "")
+    event = http_api_event(
+        method,
+        path,
+        body=json.dumps(body) if method == "POST" else None,
+        headers={"content-type": "application/json"},
+        caller="anonymous",
+    )
+    event["requestContext"]["authorizer"] = authorizer
+
+    # When it reaches the ingest function
+    answer = http_result(ingest_handler.handler(event, LocalLambdaContext("ingest")))
+
+    # Then it is refused as unauthenticated, in the API's error contract (not a 500)
+    assert answer.status == 401, answer.body
+    assert answer.json()["error"]["code"] == "unauthenticated"
+    assert answer.headers["x-correlation-id"]
 
 
 def test_the_local_api_builds_iam_and_jwt_callers_and_anonymous_requests():

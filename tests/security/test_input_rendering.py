@@ -117,6 +117,21 @@ def test_the_scrubber_masks_phone_numbers_in_every_common_format(line, masked):
 
 
 @pytest.mark.parametrize(
+    ("line", "masked"),
+    [
+        ("mail {ada}@example.com", "mail {***@***"),
+        ("mail ada@example.c0m", "mail a***@***"),
+        ('{"to":"o\'brien+shop@mail-1.example.co.uk"}', '{"to":"o***@***"}'),
+        ("mail ada!lovelace#1@example.com now", "mail a***@*** now"),
+    ],
+)
+def test_the_scrubber_masks_email_addresses_with_unusual_local_parts_or_top_level_domains(line, masked):
+    # A token shaped like an address is hidden even when its local part uses characters RFC 5322 allows (braces,
+    # "!", "#", "'") or its top-level domain holds a digit (mistyped, or not a real domain: still personal data)
+    assert scrub(line) == masked
+
+
+@pytest.mark.parametrize(
     "line",
     [
         "2026-11-21T10:00:00Z",
@@ -128,6 +143,8 @@ def test_the_scrubber_masks_phone_numbers_in_every_common_format(line, masked):
         "order A-10012345 total 49.90",
         "took 0.000123456 s",
         "version 3.11.4 ip 192.168.100.200",
+        "installed boto3@1.35.0 and urllib3@2.2.3",
+        "a decorator @tracer.capture_method at line 12",
     ],
 )
 def test_the_scrubber_leaves_timestamps_ids_and_counts_alone(line):

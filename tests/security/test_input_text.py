@@ -109,3 +109,39 @@ def test_names_may_hold_zero_width_joiners_other_text_may_not(publisher, locatio
     answer = post(with_value(("customer", "id"), "c-\u200d42"))
     assert answer.status == 422
     assert [tuple(d["loc"]) for d in answer.json()["error"]["details"]] == [("customer", "id")]
+
+
+INVISIBLE = {
+    "hangul filler U+3164": "\u3164",
+    "halfwidth hangul filler U+FFA0": "\uffa0",
+    "hangul choseong and jungseong fillers": "\u115f\u1160",
+    "braille pattern blank U+2800": "\u2800\u2800",
+    "combining grapheme joiner U+034F": "\u034f",
+    "variation selector U+FE0F": "\ufe0f",
+    "zero-width joiner": "\u200d",
+    "fillers between ideographic spaces": "\u3000\u3164\u3000",
+    "filler and no-break space": "\u3164\u00a0\u3164",
+}
+
+
+@pytest.mark.parametrize("location", TEXT_FIELDS, ids=lambda loc: ".".join(map(str, loc)))
+@pytest.mark.parametrize("value", INVISIBLE.values(), ids=list(INVISIBLE))
+def test_text_made_only_of_invisible_filler_or_blank_characters_is_refused_on_its_field(publisher, location, value):
+    # Given a valid request whose text field holds nothing visible (it would look empty on every screen)
+    body = with_value(location, value)
+
+    # When it is posted
+    answer = post(body)
+
+    # Then it is a 422 naming that field, and nothing was published
+    assert answer.status == 422, answer.body
+    [detail] = answer.json()["error"]["details"]
+    assert tuple(detail["loc"]) == location
+    assert publisher.records == []
+
+
+def test_a_name_may_hold_fillers_beside_visible_characters(publisher):
+    # Given a name with a visible character next to a filler or a variation selector (an emoji's presentation)
+    for name in ("Ada\u3164", "\u2764\ufe0f Ada"):
+        # Then it is accepted
+        assert post(with_value(("customer", "name"), name)).status == 202

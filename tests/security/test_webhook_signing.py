@@ -9,9 +9,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import http.client
 import json
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 import pytest
@@ -124,6 +126,58 @@ def test_a_timestamp_more_than_five_minutes_off_is_refused(offset):
 
         # Then the signature does not save it
         assert send_raw(receiver.url("/webhook"), body, headers) == (401, b"stale_timestamp")
+        assert receiver.accepted() == []
+
+
+def send_headers(url: str, headers: dict[str, str | bytes], body: bytes = b"{}") -> tuple[int, bytes]:
+    """A POST with exactly these headers (values as given, bytes sent as they are; no Content-Length added)."""
+    parts = urllib.parse.urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=5)
+    try:
+        connection.putrequest("POST", parts.path)
+        for name, value in headers.items():
+            connection.putheader(name, value)
+        connection.endheaders(body)
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+MALFORMED_SIGNED = {
+    # A digit str.isdigit() takes and int() does not; a number int() refuses to read (over 4300 digits)
+    "superscript-two-timestamp": ({"webhook-timestamp": "\u00b2"}, b"stale_timestamp"),
+    "huge-timestamp": ({"webhook-timestamp": "9" * 5000}, b"stale_timestamp"),
+    # Signatures that are not base64 text (compare_digest refuses non-ASCII str)
+    "non-ascii-signature": ({"webhook-signature": "v1,\u00e9t\u00e9"}, b"invalid_signature"),
+    "latin-1-byte-signature": ({"webhook-signature": b"v1,\xff\xfe"}, b"invalid_signature"),
+}
+
+
+@pytest.mark.parametrize(("change", "refusal"), MALFORMED_SIGNED.values(), ids=list(MALFORMED_SIGNED))
+def test_a_malformed_timestamp_or_signature_is_refused_and_the_receiver_keeps_answering(change, refusal):
+    with DeliveryReceiver(signing_key=[OLD_KEY]) as receiver:
+        # Given a signed request with one header malformed
+        now = int(time.time())
+        body = b"{}"
+        headers = {
+            "webhook-id": "m-1",
+            "webhook-timestamp": str(now),
+            "webhook-signature": sign(OLD_KEY, "m-1", now, body),
+        }
+        bad = {**headers, **change, "Content-Type": "application/json", "Content-Length": str(len(body))}
+
+        # When it is posted, then it is refused with 401 and the reason (the handler did not crash)
+        assert send_headers(receiver.url("/webhook"), bad, body) == (401, refusal)
+        # And the well-formed request is still taken
+        assert send_raw(receiver.url("/webhook"), body, headers) == (200, b"ok")
+        assert len(receiver.accepted()) == 1
+
+
+@pytest.mark.parametrize("length", ["abc", "-1", "\u00b2", "1" * 5000])
+def test_a_malformed_content_length_is_answered_400(length):
+    with DeliveryReceiver(signing_key=[OLD_KEY]) as receiver:
+        assert send_headers(receiver.url("/webhook"), {"Content-Length": length}, b"") == (400, b"bad_content_length")
         assert receiver.accepted() == []
 
 

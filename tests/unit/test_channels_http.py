@@ -69,6 +69,7 @@ def test_retry_after_as_seconds_or_http_date():
     assert parse_retry_after("Sat, 21 Nov 2026 10:00:30 GMT", now=lambda: now) == 30.0
     assert parse_retry_after("Sat, 21 Nov 2026 09:00:00 GMT", now=lambda: now) == 0.0
     assert parse_retry_after("soon") is None
+    assert parse_retry_after("²") is None  # a Unicode digit (str.isdigit accepts it, float() does not)
     assert parse_retry_after(None) is None
 
 
@@ -101,6 +102,31 @@ def test_loopback_and_private_targets_only_in_dev(url):
     assert check_url(url, allow_private=True) == url
     with pytest.raises(ValueError, match="dev environment only"):
         check_url(url)
+
+
+EMBEDDING_PRIVATE = {
+    "nat64-well-known-prefix": "https://[64:ff9b::a00:1]/x",  # RFC 6052: 10.0.0.1
+    "nat64-dotted": "https://[64:ff9b::169.254.169.254]/latest/meta-data/",
+    "nat64-local-use-prefix": "https://[64:ff9b:1:a00:1::]/x",  # RFC 8215: local use, never global
+    "ipv4-mapped": "https://[::ffff:127.0.0.1]/x",
+    "ipv4-compatible": "https://[::127.0.0.1]/x",
+    "ipv4-compatible-hex": "https://[::a00:1]/x",
+    "6to4": "https://[2002:a00:1::1]/x",  # RFC 3056: 10.0.0.1
+}
+
+
+@pytest.mark.parametrize("url", EMBEDDING_PRIVATE.values(), ids=list(EMBEDDING_PRIVATE))
+def test_an_ipv6_address_embedding_a_private_ipv4_address_is_private(url):
+    # Given an IPv6 literal that reaches (or names) a loopback, private or link-local IPv4 address
+    # Then it is judged by that IPv4 address: dev only
+    assert check_url(url, allow_private=True) == url
+    with pytest.raises(ValueError, match="dev environment only"):
+        check_url(url)
+
+
+@pytest.mark.parametrize("url", ["https://[64:ff9b::5db8:d70e]/hook", "https://[::ffff:93.184.215.14]/hook"])
+def test_an_ipv6_address_embedding_a_public_ipv4_address_is_public(url):
+    assert check_url(url) == url
 
 
 @pytest.mark.parametrize(

@@ -327,6 +327,7 @@ def test_get_shows_what_the_senders_recorded(publisher, moto_aws):
         "provider_message_id": "ses-0001",
         "updated_at": None,
         "history": None,
+        "history_dropped": 0,
     }
     assert (channels["sms"]["state"], channels["sms"]["attempts"]) == ("failed", 2)
     assert channels["sms"]["last_error"] == "invalid number"
@@ -340,6 +341,61 @@ def test_get_shows_what_the_senders_recorded(publisher, moto_aws):
     }
     times = [e["at"] for e in channels["sms"]["history"]]
     assert times == sorted(times)
+
+
+def test_a_failure_recorded_after_a_failed_claim_leaves_a_well_formed_row_and_get_answers_200(publisher, moto_aws):
+    # Given an accepted request whose sms claim never reached the store (it was down: the claim wrote nothing),
+    # so the sender deferred the record and recorded the transient failure on a row that did not exist yet
+    body = sample_request()
+    assert post(body).status == 202
+    ddb = moto_aws.client("dynamodb")
+    nid = NotificationKey(caller_id(), uuid.UUID(body["id"]))
+    DynamoStatusStore(STATUS_TABLE, ddb).record_failure(nid, Channel.SMS, "status store unavailable", final=False)
+
+    # Then the row has its state (still accepted: no attempt reached the provider)
+    key = {"notification_id": {"S": str(nid)}, "channel": {"S": "sms"}}
+    assert ddb.get_item(TableName=STATUS_TABLE, Key=key)["Item"]["state"] == {"S": "accepted"}
+    # And GET answers 200 with the failure in the channel's history
+    answer = get(body["id"])
+    assert answer.status == 200, answer.body
+    sms = next(c for c in answer.json()["channels"] if c["channel"] == "sms")
+    assert (sms["state"], sms["attempts"], sms["last_error"]) == ("accepted", 0, "status store unavailable")
+    assert [e["event"] for e in sms["history"]] == ["accepted", "attempt_failed"]
+
+
+def test_get_reads_a_channel_row_written_without_state_as_accepted(publisher, moto_aws):
+    # Given a channel row left without a state (written so before the senders set one on every row)
+    body = sample_request()
+    assert post(body).status == 202
+    nid = NotificationKey(caller_id(), uuid.UUID(body["id"]))
+    row = {"notification_id": {"S": str(nid)}, "channel": {"S": "sms"}, "last_error": {"S": "timeout"}}
+    moto_aws.client("dynamodb").put_item(TableName=STATUS_TABLE, Item=row)
+
+    # When its status is read, then it is answered, the channel accepted
+    answer = get(body["id"])
+    assert answer.status == 200, answer.body
+    sms = next(c for c in answer.json()["channels"] if c["channel"] == "sms")
+    assert (sms["state"], sms["last_error"]) == ("accepted", "timeout")
+
+
+def test_get_shows_how_many_history_events_a_long_outage_dropped(publisher, moto_aws):
+    # Given an accepted request whose sms failed transiently 100 times (a long outage), then was sent
+    body = sample_request()
+    assert post(body).status == 202
+    store = DynamoStatusStore(STATUS_TABLE, moto_aws.client("dynamodb"))
+    nid = NotificationKey(caller_id(), uuid.UUID(body["id"]))
+    for attempt in range(1, 101):
+        store.record_failure(nid, Channel.SMS, f"timeout {attempt}", final=False)
+    store.record_sent(nid, Channel.SMS, "sns-1")
+
+    # When its status is read
+    sms = next(c for c in get(body["id"]).json()["channels"] if c["channel"] == "sms")
+
+    # Then the history holds the 202, the first event and the last 20, and says how many events between were dropped
+    events = [(e["event"], e["reason"]) for e in sms["history"]]
+    assert events[:2] == [("accepted", None), ("attempt_failed", "timeout 1")]
+    assert events[2:] == [("attempt_failed", f"timeout {n}") for n in range(82, 101)] + [("sent", None)]
+    assert sms["history_dropped"] == 101 - 1 - 20
 
 
 def test_get_answers_404_for_an_unknown_id_and_400_for_a_non_uuid(publisher):

@@ -90,4 +90,5 @@ def test_the_get_sample_reads_the_status_of_its_notification(publisher, moto_aws
         "history": [
             {"event": "accepted", "at": accepted.accepted_at.isoformat().replace("+00:00", "Z"), "reason": None}
         ],
+        "history_dropped": 0,
     }

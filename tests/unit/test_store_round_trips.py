@@ -419,3 +419,33 @@ def test_an_unexpected_error_ends_the_claim_so_the_redelivery_is_sent(moto_aws, 
 
     # Then it is sent at once: the failed attempt did not keep its claim
     assert len(provider.sent) == 1
+
+
+def test_a_long_outage_keeps_the_status_row_bounded_at_one_write_per_event(moto_aws, calls):
+    # Given a channel whose send fails transiently again and again (an outage of hours: a few hundred events)
+    store = DynamoStatusStore(STATUS_TABLE, aws.client("dynamodb"))
+    key = NotificationKey(caller_id(), uuid.uuid4())
+    reason = "provider timed out " + "x" * 480  # the longest reason a row keeps (500 characters)
+
+    def row_size() -> int:
+        item_key = {"notification_id": {"S": str(key)}, "channel": {"S": "sms"}}
+        item = aws.client("dynamodb").get_item(TableName=STATUS_TABLE, Key=item_key)["Item"]
+        return len(json.dumps(item))
+
+    for _ in range(30):
+        store.record_failure(key, Channel.SMS, reason, final=False)
+    after_30 = row_size()
+    calls.made.clear()
+    for _ in range(330):
+        store.record_failure(key, Channel.SMS, reason, final=False)
+
+    # Then each event cost one write and nothing was read
+    assert calls.made == [("UpdateItem", STATUS_TABLE)] * 330
+    # And the row stopped growing once it held its first event and the last 20 (DynamoDB's item limit is 400 KB:
+    # https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/ServiceQuotas.html)
+    assert after_30 < 20_000
+    assert row_size() - after_30 < 10  # the event counter's digits, and a timestamp's microseconds at most
+    view = store.get(key)
+    assert view is not None
+    [sms] = view.channels
+    assert (len(sms.history), sms.history_dropped) == (21, 360 - 21)

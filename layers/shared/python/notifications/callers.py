@@ -11,6 +11,9 @@ http-api-develop-integrations-lambda.html):
   and subject (``sub``; a client-credentials token may carry only ``client_id``). Scopes are checked by API
   Gateway per route (https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-jwt-authorizer.html).
 
+Anything else in the context (a string, a list, an ARN that is not a string: never sent by API Gateway, but
+the event is input) names no caller: the request answers 401, like one without a context.
+
 A caller is known by a stable id that is a digest of its principal: it keys the caller's data and appears in logs
 and Kafka envelopes without naming a person or an account. ``python -m notifications.callers iam <arn>`` (or
 ``jwt <iss> <sub>``) prints the id of a principal, for operators.
@@ -24,7 +27,9 @@ import re
 import sys
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ValidationError
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
@@ -60,12 +65,30 @@ class Caller:
         return cls(caller_id("jwt", f"{issuer}\n{subject}"), "jwt")
 
 
+class _Iam(BaseModel, strict=True):
+    userArn: str | None = None  # noqa: N815 - API Gateway's name
+
+
+class _Jwt(BaseModel, strict=True):
+    claims: dict[str, Any] | None = None
+
+
+class _Authorizer(BaseModel, strict=True):
+    """The part of ``requestContext.authorizer`` that names a caller; other fields are ignored."""
+
+    iam: _Iam | None = None
+    jwt: _Jwt | None = None
+
+
 def caller_of(event: APIGatewayProxyEventV2) -> Caller | None:
     """The request's caller, or None when the authorizer context names none (the request is then refused)."""
-    authorizer = event.request_context.authorizer
-    if user_arn := authorizer.iam.user_arn:
-        return Caller.iam(user_arn)
-    claims = authorizer.jwt_claim
+    try:
+        authorizer = _Authorizer.model_validate(event.request_context.get("authorizer") or {})
+    except ValidationError:
+        return None
+    if authorizer.iam is not None and authorizer.iam.userArn:
+        return Caller.iam(authorizer.iam.userArn)
+    claims = (authorizer.jwt and authorizer.jwt.claims) or {}
     issuer, subject = claims.get("iss"), claims.get("sub") or claims.get("client_id")
     if isinstance(issuer, str) and issuer and isinstance(subject, str) and subject:
         return Caller.jwt(issuer, subject)

@@ -243,8 +243,16 @@ _REFUSED_BMP = (
     r"\x00-\x1f\x7f-\x9f\xad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f"
     r"\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb"
 )
-# Text is stripped of Unicode White_Space (the blanks not refused already); what is left must not be empty.
-_VISIBLE = rf"[^{_REFUSED_BMP} \xa0\u1680\u2000-\u200a\u202f\u205f\u3000]"
+# Characters that show nothing by themselves, allowed beside visible ones but never alone: Unicode's
+# Default_Ignorable_Code_Point not refused above (the Hangul fillers U+115F, U+1160, U+3164 and U+FFA0, variation
+# selectors, the combining grapheme joiner, the zero-width joiners of names, ...) and the braille blank U+2800.
+# https://www.unicode.org/reports/tr44/#Default_Ignorable_Code_Point
+_INVISIBLE_BMP = (
+    r"\u034f\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200c\u200d\u2065\u2800\u3164\ufe00-\ufe0f\uffa0\ufff0-\ufff8"
+)
+_INVISIBLE = re.compile(rf"[\s{_INVISIBLE_BMP}\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0000-\U000e0fff]*")
+# Text is stripped of Unicode White_Space (the blanks not refused already); what is left must show something.
+_VISIBLE = rf"[^{_REFUSED_BMP} \xa0\u1680\u2000-\u200a\u202f\u205f\u3000{_INVISIBLE_BMP}]"
 _TEXT_PATTERN = rf"^[^{_REFUSED_BMP}]*{_VISIBLE}[^{_REFUSED_BMP}]*$"
 _NAME_PATTERN = _TEXT_PATTERN.replace(r"\u200b-\u200f", r"\u200b\u200e\u200f")
 
@@ -288,6 +296,12 @@ def _clean_name(value: object) -> object:
     return _clean_text(value, _NAME_JOINERS)
 
 
+def _visible(value: str) -> str:
+    if _INVISIBLE.fullmatch(value):
+        raise ValueError("must contain a visible character, not only blanks, fillers or invisible marks")
+    return value
+
+
 def _e164(value: str) -> str:
     if not _E164.fullmatch(value):
         raise ValueError("must be an E.164 phone number such as '+4915112345678'")
@@ -300,12 +314,14 @@ Email = Annotated[
     str, Field(strict=True, json_schema_extra={"pattern": _EMAIL.pattern, "maxLength": 254}), AfterValidator(_email)
 ]
 Phone = Annotated[str, Field(strict=True, json_schema_extra={"pattern": _E164.pattern}), AfterValidator(_e164)]
-# Free text: NFC, no control/format/line-break characters, stripped, 1-200 characters (the limit applies after NFC).
+# Free text: NFC, no control/format/line-break characters, stripped, 1-200 characters (the limit applies after NFC),
+# something visible among them.
 Text = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
     Field(json_schema_extra={"pattern": _TEXT_PATTERN}),
     BeforeValidator(_clean_text),
+    AfterValidator(_visible),
 ]
 # A person's or a product's name: Text that may also hold the zero-width (non-)joiner.
 Name = Annotated[
@@ -313,6 +329,7 @@ Name = Annotated[
     StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
     Field(json_schema_extra={"pattern": _NAME_PATTERN}),
     BeforeValidator(_clean_name),
+    AfterValidator(_visible),
 ]
 Locale = Literal["en", "de"]
 
@@ -554,6 +571,11 @@ class ChannelStatus(BaseModel):
     provider_message_id: str | None = None
     updated_at: datetime | None = None
     history: list[StatusEvent] = Field(default_factory=list)
+    history_dropped: int = Field(
+        0,
+        description="Events recorded between the first and the last 20 that the history no longer holds (a long "
+        "outage adds one per retry); 0 when it holds them all.",
+    )
 
 
 class NotificationStatus(BaseModel):

@@ -1,9 +1,10 @@
 """Logging, tracing and metrics, configured once, with personal data scrubbed from every log line.
 
 Code logs identifiers (notification id, order id, correlation id), never addresses. As a safety net the log
-formatter masks anything shaped like an email address or phone number before a line is written: international
-(``+49 151 1234-5678``, ``0049...``), national with a trunk prefix (``0151 12345678``, ``(030) 123 456``) and North
-American (``(415) 555-0123``, ``415.555.0123``), with spaces, dashes, dots, slashes or parentheses between digits.
+formatter masks anything shaped like an email address (any unquoted local part RFC 5322 allows, a top-level domain
+with a letter, digits too) or phone number before a line is written: international (``+49 151 1234-5678``,
+``0049...``), national with a trunk prefix (``0151 12345678``, ``(030) 123 456``) and North American
+(``(415) 555-0123``, ``415.555.0123``), with spaces, dashes, dots, slashes or parentheses between digits.
 Digit runs without such a shape (timestamps, offsets, epoch seconds, UUID parts) are left alone.
 
 A caller's correlation id is used only when it is 1-128 characters of ``A-Z a-z 0-9 . _ : -`` starting with a
@@ -28,7 +29,11 @@ MAX_CORRELATION_ID_LENGTH = 128
 CORRELATION_ID_PATTERN = rf"^[A-Za-z0-9][A-Za-z0-9._:-]{{0,{MAX_CORRELATION_ID_LENGTH - 1}}}$"
 _CORRELATION_ID = re.compile(CORRELATION_ID_PATTERN)
 
-_EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9-]+\.)+[A-Za-z]{2,}")
+# An address as RFC 5322 lets its local part be written (dot-atom: letters, digits and !#$%&'*+/=?^_`{|}~.-), at a
+# domain whose top-level label has a letter, digits allowed ("example.c0m" is a typo, still someone's address);
+# "boto3@1.35.0" (a version) is left alone.
+_ATEXT = r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]"
+_EMAIL = re.compile(rf"({_ATEXT}){_ATEXT}*@(?:[A-Za-z0-9-]+\.)+(?=[A-Za-z0-9-]*[A-Za-z])[A-Za-z0-9-]{{2,}}")
 # A run of digits with single separators between them, optionally opened by "+" or "(", not glued to a word, a
 # number or an id (so UUID groups and timestamp parts never start or end one). _phone() decides if it is a number.
 _PHONE_CANDIDATE = re.compile(r"(?<![\w+\-./(])(?:\+|\(\+?)?\d(?:[ .\-/]?\(?\d\)?)*\d(?![\w\-]|[.:]\d)")

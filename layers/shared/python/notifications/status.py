@@ -9,9 +9,20 @@ Items of one notification:
 - ``#notification`` (``NOTIFICATION_ITEM``): written by ingest (``notifications.ledger``): the request's
   idempotency state, the channels and the 202 answer. It is what GET reads first.
 - one item per channel, written by its sender: the channel's state, attempts, last error, the provider's message
-  id, a lease while a send is in flight and the ``history`` of events, oldest first. The row is also the send's
-  idempotency record: a send is claimed on it (``claim_send``) and its outcome written to it (``record_sent``,
-  ``record_failure``, ``release``), two writes per delivery. A channel without its row yet is ``accepted``.
+  id, a lease while a send is in flight and the history of events. The row is also the send's idempotency record:
+  a send is claimed on it (``claim_send``) and its outcome written to it (``record_sent``, ``record_failure``,
+  ``release``), two writes per delivery. Every write that makes a row sets its state: a channel without its row
+  yet, or with a row without a state, is ``accepted``.
+
+The history is bounded, as an item is (400 KB: https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/
+ServiceQuotas.html) and an outage of hours adds an event per retry: a row keeps its first event
+(``history_first``), its last ``HISTORY_KEPT`` in as many slots (``history_01``, the newest, to ``history_20``)
+and the number of events ever recorded (``history_count``), from which GET tells how many it dropped. Recording an
+event shifts every slot by one in the write that records it: each action of an update expression reads the item
+as it was before the update (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/
+Expressions.UpdateExpressions.html), so the slots move in one UpdateItem, no read, and the row's size stays fixed.
+A capped list cannot do this in one write: appending to ``history`` and removing its element 1 are two actions on
+overlapping paths, which DynamoDB refuses. Rows written before the cap keep their ``history`` list, read first.
 
 Every write moves the item's expiry on (``notifications.retention``): status is kept for a bounded time.
 """
@@ -23,6 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
+from itertools import pairwise
 from typing import TYPE_CHECKING, Any, Protocol
 
 from notifications import retention
@@ -42,6 +54,8 @@ if TYPE_CHECKING:
     from notifications.feedback import Applied
 
 _MAX_ERROR = 500
+HISTORY_KEPT = 20  # a row keeps its first event and the last 20 (each under 1 KB with its reason)
+_SLOTS = tuple(f"history_{n:02d}" for n in range(1, HISTORY_KEPT + 1))  # newest first
 NOTIFICATION_ITEM = "#notification"  # sort key of the notification's own item; channel rows are channel names
 
 
@@ -82,6 +96,18 @@ def _event(event: str, at: datetime, reason: str | None = None) -> dict[str, Any
     if reason:
         entry["reason"] = {"S": reason[:_MAX_ERROR]}
     return {"M": entry}
+
+
+def _record_event(event: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
+    """The SET actions and values that record ``event`` in a row's bounded history (see the module docstring).
+    The slots are shifted oldest first, so an emulator applying actions one after another agrees with DynamoDB."""
+    shift = [f"{older} = if_not_exists({newer}, :no_event)" for newer, older in reversed(list(pairwise(_SLOTS)))]
+    return [
+        *shift,
+        f"{_SLOTS[0]} = :event",
+        "history_first = if_not_exists(history_first, :event)",
+        "history_count = if_not_exists(history_count, :no_events) + :one_event",
+    ], {":event": event, ":no_event": {"NULL": True}, ":no_events": {"N": "0"}, ":one_event": {"N": "1"}}
 
 
 def _states(states: frozenset[DeliveryState]) -> tuple[str, dict[str, Any]]:
@@ -127,9 +153,8 @@ class DynamoStatusStore:
             ":expires": {"N": str(retention.expires_at(now, self._ttl))},
         }
         if event is not None:
-            sets.append("history = list_append(if_not_exists(history, :empty), :events)")
-            values[":empty"] = {"L": []}
-            values[":events"] = {"L": [event]}
+            history_sets, history_values = _record_event(event)
+            sets, values = [*sets, *history_sets], {**values, **history_values}
         expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(remove) if remove else "")
         kwargs: dict[str, Any] = {
             "TableName": self._table,
@@ -199,12 +224,16 @@ class DynamoStatusStore:
         )
 
     def record_failure(self, notification: NotificationRef, channel: Channel, reason: str, *, final: bool) -> None:
-        """A failed attempt (``final``: the channel failed for good); ends the attempt's lease."""
-        sets = ["last_error = :reason"]
-        values: dict[str, Any] = {":reason": {"S": reason[:_MAX_ERROR]}}
+        """A failed attempt (``final``: the channel failed for good); ends the attempt's lease. The row may not exist
+        yet (the attempt's claim failed): it is then made with its state, ``accepted``."""
+        sets = ["last_error = :reason", "attempts = if_not_exists(attempts, :zero)"]
+        values: dict[str, Any] = {":reason": {"S": reason[:_MAX_ERROR]}, ":zero": {"N": "0"}}
         if final:
             sets.append("#state = :failed")
             values[":failed"] = {"S": DeliveryState.FAILED.value}
+        else:
+            sets.append("#state = if_not_exists(#state, :accepted)")
+            values[":accepted"] = {"S": DeliveryState.ACCEPTED.value}
         handed, handed_values = _states(HANDED_OVER)
         self._update(
             notification,
@@ -281,26 +310,19 @@ class DynamoStatusStore:
 
         now = self._clock()
         key = {"notification_id": {"S": str(notification)}, "channel": {"S": channel.value}}
-        entry: dict[str, Any] = {"event": {"S": state.value}, "at": {"S": at.isoformat()}}
+        history_sets, history_values = _record_event(_event(state.value, at, reason))
         values: dict[str, Any] = {
             ":pid": {"S": provider_message_id},
             ":fid": {"S": feedback_id},
             ":fids": {"SS": [feedback_id]},
-            ":events": {"L": [{"M": entry}]},
-            ":empty": {"L": []},
             ":now": {"S": now.isoformat()},
             ":expires": {"N": str(retention.expires_at(now, self._ttl))},
+            **history_values,
         }
-        sets = [
-            "updated_at = :now",
-            "#expires = :expires",
-            "history = list_append(if_not_exists(history, :empty), :events)",
-        ]
-        if reason:
-            entry["reason"] = {"S": reason[:_MAX_ERROR]}
-            if state is not DeliveryState.DELIVERED:
-                sets.append("last_error = :reason")
-                values[":reason"] = {"S": reason[:_MAX_ERROR]}
+        sets = ["updated_at = :now", "#expires = :expires", *history_sets]
+        if reason and state is not DeliveryState.DELIVERED:
+            sets.append("last_error = :reason")
+            values[":reason"] = {"S": reason[:_MAX_ERROR]}
         new_event = (
             "provider_message_id = :pid AND (attribute_not_exists(feedback_ids) OR NOT contains(feedback_ids, :fid))"
         )
@@ -379,25 +401,30 @@ def _channel_status(channel: Channel, item: dict[str, Any] | None, accepted: Acc
         value = item.get(name, {}).get("S")
         return value or None
 
-    for entry in item.get("history", {}).get("L", []):
-        fields = entry["M"]
-        history.append(
-            StatusEvent(
-                event=fields["event"]["S"],
-                at=datetime.fromisoformat(fields["at"]["S"]),
-                reason=fields.get("reason", {}).get("S"),
-            )
-        )
+    events, dropped = _history(item)
     updated = text("updated_at")
     return ChannelStatus(
         channel=channel,
-        state=DeliveryState(item["state"]["S"]),
+        state=DeliveryState(text("state") or DeliveryState.ACCEPTED),
         attempts=int(item.get("attempts", {}).get("N", "0")),
         last_error=text("last_error"),
         provider_message_id=text("provider_message_id"),
         updated_at=datetime.fromisoformat(updated) if updated else None,
-        history=history,
+        history=[*history, *events],
+        history_dropped=dropped,
     )
+
+
+def _history(item: dict[str, Any]) -> tuple[list[StatusEvent], int]:
+    """A row's events, oldest first, and how many it dropped between its first and its last ``HISTORY_KEPT``."""
+    recent = [item[slot] for slot in reversed(_SLOTS) if "M" in item.get(slot, {})]
+    count = int(item.get("history_count", {}).get("N", "0"))
+    kept = recent if count <= len(recent) else [item["history_first"], *recent]
+    events = [entry["M"] for entry in [*item.get("history", {}).get("L", []), *kept]]  # "history": before the cap
+    return [
+        StatusEvent(event=e["event"]["S"], at=datetime.fromisoformat(e["at"]["S"]), reason=e.get("reason", {}).get("S"))
+        for e in events
+    ], max(0, count - len(kept))
 
 
 # The order provider feedback moves a channel in (``record_feedback``): only ever to a later state.

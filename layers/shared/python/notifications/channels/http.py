@@ -9,6 +9,9 @@
 Targets are https to a public address. Loopback, private, link-local and other non-global addresses (and plain
 http, which only they may use) are allowed in the ``dev`` environment only (the local stack, a test box): in
 staging and prod a URL naming such an address, or a host name resolving to one, is refused before anything is sent.
+An IPv6 address that embeds an IPv4 address is judged by the IPv4 address (NAT64 ``64:ff9b::/96``, RFC 6052;
+IPv4-mapped ``::ffff:0:0/96`` and IPv4-compatible ``::/96``, RFC 4291; 6to4 ``2002::/16``, RFC 3056); the NAT64
+local-use prefix ``64:ff9b:1::/48`` (RFC 8215), where the IPv4 address sits where the operator chose, is never public.
 The check resolves the name once more than the connection does; a DNS answer that changes in between (rebinding)
 is not caught, which is why the URLs themselves are operator configuration in Secrets Manager, never caller input.
 
@@ -56,9 +59,26 @@ def allows_private_targets(environment: DeployEnvironment) -> bool:
     return environment == "dev"
 
 
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+_NAT64_LOCAL_USE = ipaddress.IPv6Network("64:ff9b:1::/48")
+_IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
+
+
+def _is_global(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Whether a delivery may reach ``address``: an IPv6 address that carries an IPv4 address goes where that does."""
+    if isinstance(address, ipaddress.IPv6Address):
+        if address in _NAT64_LOCAL_USE:
+            return False
+        if address in _NAT64 or address in _IPV4_COMPATIBLE:
+            return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF).is_global
+        if (embedded := address.ipv4_mapped or address.sixtofour) is not None:
+            return embedded.is_global
+    return address.is_global
+
+
 def _is_private_address(address: str) -> bool:
     try:
-        return not ipaddress.ip_address(address.split("%", 1)[0]).is_global
+        return not _is_global(ipaddress.ip_address(address.split("%", 1)[0]))
     except ValueError:
         return False
 
@@ -106,7 +126,7 @@ def parse_retry_after(value: str | None, now: Callable[[], datetime] = lambda: d
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # str.isdigit also accepts "²", which float() refuses
         return float(value)
     try:
         when = parsedate_to_datetime(value)
