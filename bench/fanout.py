@@ -93,9 +93,9 @@ def _pipe(bootstrap: str, topic: str, count: int, batch: int, handle: Callable[[
 def fanout_vs_raw(bootstrap: str, count: int, batch: int) -> dict[str, float]:
     from kafka import KafkaProducer  # noqa: PLC0415
 
-    from devstack.consume import to_kafka_record  # noqa: PLC0415
     from devstack.lambda_context import LocalLambdaContext  # noqa: PLC0415
     from devstack.msk_events import build_event  # noqa: PLC0415
+    from notifications.kafka.msk_event import KafkaRecord  # noqa: PLC0415
 
     raw_prefix, fan_prefix = f"bench-raw-{uuid.uuid4().hex[:6]}.", f"bench-fan-{uuid.uuid4().hex[:6]}."
     _prepare(bootstrap, raw_prefix, count)
@@ -130,7 +130,7 @@ def fanout_vs_raw(bootstrap: str, count: int, batch: int) -> dict[str, float]:
 
     def fan(records: list[Any]) -> None:
         nonlocal failures
-        event = build_event(map(to_kafka_record, records), bootstrap_servers=bootstrap, event_source_arn=ARN)
+        event = build_event(map(KafkaRecord.from_consumer, records), bootstrap_servers=bootstrap, event_source_arn=ARN)
         failures += len(fanout_handler.handler(event, LocalLambdaContext("fanout"))["batchItemFailures"])
 
     raw_runs: list[float] = []

@@ -8,22 +8,6 @@ from typing import Any
 
 from notifications.kafka.msk_event import KafkaRecord
 
-_TIMESTAMP_TYPES = {0: "CREATE_TIME", 1: "LOG_APPEND_TIME"}
-
-
-def to_kafka_record(record: Any) -> KafkaRecord:
-    """A kafka-python ``ConsumerRecord`` as the record a Lambda Kafka event carries."""
-    return KafkaRecord(
-        topic=record.topic,
-        partition=record.partition,
-        offset=record.offset,
-        timestamp=int(record.timestamp),
-        timestamp_type=_TIMESTAMP_TYPES.get(record.timestamp_type, "CREATE_TIME"),
-        key=record.key,
-        value=record.value,
-        headers=tuple((name, value or b"") for name, value in record.headers),
-    )
-
 
 def read_topic(
     bootstrap: str,
@@ -45,7 +29,7 @@ def read_topic(
         deadline = time.monotonic() + timeout
         while not until(found) and time.monotonic() < deadline:
             for batch in consumer.poll(timeout_ms=200).values():
-                found.extend(r for r in map(to_kafka_record, batch) if where(r))
+                found.extend(r for r in map(KafkaRecord.from_consumer, batch) if where(r))
         return found
     finally:
         consumer.close()

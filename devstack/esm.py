@@ -42,7 +42,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from devstack.consume import to_kafka_record
 from devstack.lambda_context import LocalLambdaContext
 from devstack.msk_events import LOCAL_CLUSTER_ARN, build_event
 from devstack.on_failure import (
@@ -662,7 +661,7 @@ class KafkaEventSourceMapping:
                 self.behind_since = None
                 if stop.is_set():
                     continue  # records polled while stopping are not committed: the next run gets them
-                records = [to_kafka_record(r) for r in polled]
+                records = [KafkaRecord.from_consumer(r) for r in polled]
                 self._apply(consumer, records, self.handle(records))
         finally:
             consumer.close(autocommit=False)

@@ -119,8 +119,6 @@ def follow(
     """Print deliveries and dead letters as they happen, until ``stop`` is set (or forever)."""
     from kafka import KafkaConsumer, TopicPartition  # noqa: PLC0415
 
-    from devstack.consume import to_kafka_record  # noqa: PLC0415
-
     stop = stop or threading.Event()
     logs = LogFollower(logs_dir, from_beginning=from_beginning)
     consumer = KafkaConsumer(bootstrap_servers=bootstrap.split(","), group_id=None, enable_auto_commit=False)
@@ -137,7 +135,7 @@ def follow(
                 out(line)
             for batch in consumer.poll(timeout_ms=300).values():
                 for record in batch:
-                    for line in dead_letter_lines(to_kafka_record(record)):
+                    for line in dead_letter_lines(KafkaRecord.from_consumer(record)):
                         out(line)
     finally:
         consumer.close()

@@ -113,8 +113,6 @@ class Feed:
     def _run(self) -> None:
         from kafka import KafkaConsumer, TopicPartition  # noqa: PLC0415
 
-        from devstack.consume import to_kafka_record  # noqa: PLC0415
-
         consumer = KafkaConsumer(
             bootstrap_servers=self._bootstrap.split(","),
             client_id="devstack-viewer",
@@ -131,7 +129,7 @@ class Feed:
             consumer.seek_to_beginning(*partitions)
             while not self._stop.is_set():
                 for batch in consumer.poll(timeout_ms=300).values():
-                    self.add(to_kafka_record(record) for record in batch)
+                    self.add(KafkaRecord.from_consumer(record) for record in batch)
         except Exception:  # the viewer must never take the stack down
             log.exception("viewer feed stopped")
         finally:

@@ -124,8 +124,6 @@ def read_to_end(
     offset order. Reads exactly to the end offsets seen at the start, so the answer is complete, not a sample."""
     from kafka import KafkaConsumer, TopicPartition  # noqa: PLC0415
 
-    from devstack.consume import to_kafka_record  # noqa: PLC0415
-
     consumer = KafkaConsumer(**consumer_config(settings))
     try:
         numbers = consumer.partitions_for_topic(topic)
@@ -143,7 +141,7 @@ def read_to_end(
             if time.monotonic() > deadline:
                 raise RedriveError(f"{topic} was not read to its end within {timeout:.0f} s")
             for tp, batch in consumer.poll(timeout_ms=500).items():
-                found.extend(to_kafka_record(r) for r in batch if r.offset < end[tp])
+                found.extend(KafkaRecord.from_consumer(r) for r in batch if r.offset < end[tp])
         return sorted(found, key=lambda r: (r.partition, r.offset))
     finally:
         consumer.close()

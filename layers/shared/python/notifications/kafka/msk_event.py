@@ -29,6 +29,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.data_classes.kafka_event import KafkaEvent, KafkaEventRecord
 
 KAFKA_EVENT_SOURCES = frozenset({"aws:kafka", "SelfManagedKafka"})
+_TIMESTAMP_TYPES = {0: "CREATE_TIME", 1: "LOG_APPEND_TIME"}  # a Kafka record's timestamp type, by its number
 
 
 class MskEventError(ValueError):
@@ -49,6 +50,20 @@ class KafkaRecord:
     timestamp_type: str = "CREATE_TIME"
     # Why the delivered record could not be read; ``value`` is then the record's JSON as delivered.
     undecodable: str | None = None
+
+    @classmethod
+    def from_consumer(cls, record: Any) -> KafkaRecord:
+        """A kafka-python ``ConsumerRecord`` as a Lambda Kafka event carries it (tools that read topics themselves)."""
+        return cls(
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            timestamp=int(record.timestamp),
+            timestamp_type=_TIMESTAMP_TYPES.get(record.timestamp_type, "CREATE_TIME"),
+            key=record.key,
+            value=record.value,
+            headers=tuple((name, value or b"") for name, value in record.headers),
+        )
 
     @property
     def partition_id(self) -> str:
