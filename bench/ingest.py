@@ -409,10 +409,12 @@ The full path is slower still because each request also makes five DynamoDB call
 item's claim and completion, which are its idempotency record and status view, and three quota counters);
 moto's in-process DynamoDB interprets them in Python for about {us_moto - us_code:.0f} us per request (the difference of the two "Kafka left out" rows). That is
 moto's cost, not production's: real DynamoDB is a network round trip per call, and the three quota counters go out
-together (one round trip; `DynamoCounterStore`).
+in two round trips: the caller's counter first, then the recipients' together (`DynamoCounterStore`; a caller
+refused for its own quota spends no recipient's count).
 
 The quota check's own cost is the quota row: a few dictionary updates and a digest per recipient. In AWS it is
-one round trip to DynamoDB on top (the counters' conditional updates, sent at once).
+one round trip to DynamoDB on top, two for a request with a recipient (the caller's counter, then the recipients'
+conditional updates, sent at once).
 
 Ingest sends with `linger_ms` 0: it publishes one record and waits for it, so lingering for a batch is pure
 delay. That lowers the ratio (the raw loop gains more than the handler) but not the handler's own speed: the

@@ -1,16 +1,27 @@
-"""Erasure: remove one customer's data from the tables (a data subject's request to erase, GDPR Art. 17).
+"""Erasure: remove one caller's customer's data from the tables (a data subject's request to erase, GDPR Art. 17).
 
-    notifications-erase --customer-id c-42 [--dry-run]
+    notifications-erase --caller c-<26 letters> --customer-id 42 [--dry-run]
+
+Customer ids are the shops' own, so two callers (shops) may each have a customer ``42``: the caller says whose.
+Its id is the one the API gives it (``notifications.callers``; ``python -m notifications.callers iam <arn>`` or
+``jwt <iss> <sub>`` prints it). Nothing outside that caller's namespace is read for deletion or deleted.
 
 What it removes, in this order:
 
-1. finds the customer's notifications: a Scan of the status table for items whose ``customer_id`` is the customer
-   (ingest records it on each status item, ``notifications.retention``);
-2. deletes every status item of those notifications (every channel), whatever its ``customer_id``;
-3. deletes every idempotency record that names one of those notifications: ingest's records of clients' own
-   idempotency keys (``notification_id``) and records of earlier versions, whose stored answer or receipt
-   (``data``) holds the notification id; a Scan of the idempotency table. (Ingest's record of the notification
-   itself is its status item, ``#notification``, deleted in step 2.)
+1. finds the customer's notifications: a Scan of the status table for the caller's items (partition key
+   ``<caller id>/<notification id>``) whose ``customer_id`` is the customer (ingest records it on the
+   notification's own item, ``notifications.retention``);
+2. deletes every status item of those notifications: the notification's own item (``#notification``, ingest's
+   idempotency record of the notification id) and every channel's row (each send's claim and outcome);
+3. deletes the caller's records of its own idempotency keys that name one of those notifications (id
+   ``<caller id>#key#<key>``, ``notification_id`` the notification's key); a Scan of the idempotency table.
+
+What it leaves: everything of other callers, their customer of the same id and their notification of the same id
+included (their claim rows still deduplicate redeliveries and redrives); the suppression list (keyed by a digest of
+the address, shared by all callers: a bounce or complaint is a fact about the address, not a caller's data; it
+stores no address); the quota counters (a digest of the address and a count per hour, expiring); items keyed by a
+bare notification id (v1 envelopes, before callers) and the Powertools records of versions before the ledger,
+which name no caller and so cannot be told from another caller's (both expire: ``expires_at``, ``expiration``).
 
 It prints one line per notification and a summary, and with ``--dry-run`` deletes nothing. Running it twice is
 safe: the second run finds nothing. It does not touch Kafka: records there are deleted by each topic's
@@ -30,11 +41,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+from notifications.models import CALLER_ID_PATTERN
 from notifications.retention import STATUS_CUSTOMER_ATTRIBUTE
 
 # BatchWriteItem takes at most 25 requests: https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_BatchWriteItem.html
@@ -59,21 +72,22 @@ def _scan(ddb: Any, **kwargs: Any) -> Iterator[dict[str, Any]]:
         yield from page.get("Items", [])
 
 
-def find(ddb: Any, status_table: str, idempotency_table: str, customer_id: str) -> Erasure:
-    """The keys of every item of ``customer_id`` in both tables."""
+def find(ddb: Any, status_table: str, idempotency_table: str, caller: str, customer_id: str) -> Erasure:
+    """The keys of every item of ``caller``'s customer ``customer_id`` in both tables, none of another caller."""
     found = Erasure()
+    namespace = f"{caller}/"  # NotificationKey: <caller id>/<notification id>
     for item in _scan(
         ddb,
         TableName=status_table,
-        FilterExpression="#customer = :customer",
+        FilterExpression="begins_with(notification_id, :namespace) AND #customer = :customer",
         ProjectionExpression="notification_id",
         ExpressionAttributeNames={"#customer": STATUS_CUSTOMER_ATTRIBUTE},
-        ExpressionAttributeValues={":customer": {"S": customer_id}},
+        ExpressionAttributeValues={":namespace": {"S": namespace}, ":customer": {"S": customer_id}},
     ):
         notification_id = item["notification_id"]["S"]
         if notification_id not in found.notification_ids:
             found.notification_ids.append(notification_id)
-    for notification_id in found.notification_ids:  # every channel's item, also one written without customer_id
+    for notification_id in found.notification_ids:  # the notification's item and every channel's row (claims)
         pages = ddb.get_paginator("query").paginate(
             TableName=status_table,
             KeyConditionExpression="notification_id = :id",
@@ -83,16 +97,17 @@ def find(ddb: Any, status_table: str, idempotency_table: str, customer_id: str) 
         )
         found.status_keys += [item for page in pages for item in page.get("Items", [])]
     if found.notification_ids:
-        # Status keys are ``<caller id>/<notification id>``; the idempotency records name the notification id.
-        wanted = tuple(key.rsplit("/", 1)[-1] for key in found.notification_ids)
+        # The caller's own idempotency keys (notifications.ledger): id <caller id>#key#<key>, naming the
+        # notification by its full key, so another caller's notification of the same id never matches.
+        wanted = set(found.notification_ids)
         for item in _scan(
             ddb,
             TableName=idempotency_table,
-            ProjectionExpression="id, #data, notification_id",
-            ExpressionAttributeNames={"#data": "data"},
+            FilterExpression="begins_with(id, :keys)",
+            ProjectionExpression="id, notification_id",
+            ExpressionAttributeValues={":keys": {"S": f"{caller}#key#"}},
         ):
-            names = item.get("data", {}).get("S", "") + item.get("notification_id", {}).get("S", "")
-            if any(notification_id in names for notification_id in wanted):
+            if item.get("notification_id", {}).get("S") in wanted:
                 found.idempotency_keys.append({"id": item["id"]})
     return found
 
@@ -109,13 +124,15 @@ def _delete(ddb: Any, table: str, keys: list[dict[str, Any]]) -> None:
             raise EraseError(f"{table}: {len(pending[table])} item(s) could not be deleted; run the tool again")
 
 
-def erase(ddb: Any, status_table: str, idempotency_table: str, customer_id: str, *, dry_run: bool = False) -> Erasure:
-    """Find every item of ``customer_id`` and, unless ``dry_run``, delete it (idempotency records first: a status
-    item left behind by an interrupted run still leads a second run to the notification)."""
+def erase(
+    ddb: Any, status_table: str, idempotency_table: str, caller: str, customer_id: str, *, dry_run: bool = False
+) -> Erasure:
+    """Find every item of ``caller``'s customer ``customer_id`` and, unless ``dry_run``, delete it (idempotency
+    records first: a status item left behind by an interrupted run still leads a second run to the notification)."""
     from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415 - boto3 only in the command
 
     try:
-        found = find(ddb, status_table, idempotency_table, customer_id)
+        found = find(ddb, status_table, idempotency_table, caller, customer_id)
         if not dry_run:
             _delete(ddb, idempotency_table, found.idempotency_keys)
             _delete(ddb, status_table, found.status_keys)
@@ -126,6 +143,10 @@ def erase(ddb: Any, status_table: str, idempotency_table: str, customer_id: str,
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="notifications-erase", description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--caller",
+        help="the shop's caller id (c- and 26 letters, as the API logs it; python -m notifications.callers prints it)",
+    )
     parser.add_argument("--customer-id", required=True, help="the customer's id as the shop sent it (customer.id)")
     parser.add_argument("--status-table", help="status table name (default: STATUS_TABLE_NAME)")
     parser.add_argument("--idempotency-table", help="idempotency table name (default: IDEMPOTENCY_TABLE_NAME)")
@@ -134,7 +155,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None, ddb: Any = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.caller is None:  # usage error, exit 2: customer ids are per shop, so the shop must be named
+        parser.error("--caller is required: customer ids are per caller; give the shop's caller id (c-...)")
+    if not re.fullmatch(CALLER_ID_PATTERN, args.caller):
+        parser.error(f"--caller {args.caller!r} is not a caller id (c- and 26 letters a-z, 2-7)")
     out = out or sys.stdout
     status_table = args.status_table or os.environ.get("STATUS_TABLE_NAME")
     idempotency_table = args.idempotency_table or os.environ.get("IDEMPOTENCY_TABLE_NAME")
@@ -146,7 +172,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, ddb: Any 
 
         ddb = boto3.client("dynamodb")
     try:
-        found = erase(ddb, status_table, idempotency_table, args.customer_id, dry_run=args.dry_run)
+        found = erase(ddb, status_table, idempotency_table, args.caller, args.customer_id, dry_run=args.dry_run)
     except EraseError as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 1

@@ -98,18 +98,39 @@ def test_a_recipient_is_limited_whoever_the_caller_and_its_digest_is_the_key():
     )
 
 
-def test_retry_after_is_the_latest_end_of_the_refused_windows():
-    # Given a caller at its per-second limit and a phone at its hourly limit
-    q, _ = quotas()
+def test_a_request_refused_for_its_callers_quota_takes_nothing_from_its_recipients():
+    # Given a caller at its per-second limit, and a phone with one of its two messages this hour left
+    store = MemoryCounterStore()
+    q, _ = quotas(store)
     phone = ("phone", "+4915112345678")
-    for _ in range(2):
-        q.charge("c-a", [phone])
+    q.charge("c-a", [phone])
     q.charge("c-a", [])
-    # When both refuse the same request, the client is told to wait for the later one
+    q.charge("c-a", [])
+    # When the caller sends to the phone again, it is refused for its own second (Retry-After: that second's end)
     with pytest.raises(QuotaExceededError) as refused:
-        q.charge("c-a", [phone])
+        q.charge("c-a", [phone, ("email", "ada@example.com")])
+    assert (refused.value.quota.name, refused.value.retry_after) == ("caller_per_second", 1)
+    assert str(refused.value) == "quota caller_per_second (3 per 1 s) is used up"
+    # Then neither recipient was counted: the phone still has its message left for another caller
+    assert [key.split("#")[0] for key in store.counts] == ["caller", "phone_per_hour"]
+    q.charge("c-b", [phone])
+
+
+def test_a_recipients_refusal_names_no_address_limit_or_count_and_waits_for_the_hour():
+    # Given a phone that got its two messages this hour from other callers
+    q, clock = quotas()
+    phone = ("phone", "+4915112345678")
+    q.charge("c-a", [phone])
+    q.charge("c-b", [phone])
+    clock.now += 60
+    # When a third caller sends to it (and to an email address with messages left)
+    with pytest.raises(QuotaExceededError) as refused:
+        q.charge("c-c", [("email", "ada@example.com"), phone])
+    # Then the operator's log gets the quota; the caller's answer says only that a recipient's hour is used up,
+    # and to come back when the hour (the same for every caller) ends
     assert refused.value.quota.name == "phone_per_hour"
-    assert refused.value.retry_after == 3600
+    assert str(refused.value) == "a recipient's quota of messages per hour is used up"
+    assert refused.value.retry_after == 3600 - 60
 
 
 def test_every_customer_field_a_channel_delivers_to_has_a_recipient_limit():
@@ -231,7 +252,7 @@ def test_over_a_recipients_quota_is_429_with_retry_after_and_nothing_is_publishe
     assert refused.status == 429, refused.body
     error = refused.json()["error"]
     assert error["code"] == "quota_exceeded"
-    assert "phone_per_hour" in error["message"]
+    assert error["message"] == "a recipient's quota of messages per hour is used up"
     assert phone not in refused.body.decode()
     assert 1 <= int(refused.headers["retry-after"]) <= 3600
     assert refused.headers["x-correlation-id"]
@@ -262,6 +283,23 @@ def test_over_a_callers_daily_quota_is_429_and_a_replay_costs_nothing(low_quotas
     # And another shop is not refused
     assert post(new_caller(), sample_request(channels=["slack"])).status == 202
     assert caller_id(shop) not in fifth.body.decode()
+
+
+def test_a_caller_over_its_own_quota_spends_no_recipients_messages(low_quotas):
+    # Given a shop that sent its four notifications of the day (Slack only: no customer recipient)
+    over = new_caller()
+    assert [post(over, sample_request(channels=["slack"])).status for _ in range(4)] == [202] * 4
+    phone = "+4915112345678"
+
+    # When it sends ten SMS to one number (the number's hourly limit is two)
+    refused = [post(over, sms_to(phone)) for _ in range(10)]
+
+    # Then each is refused for the shop's own day, and the number's hour is untouched: another shop's first SMS
+    # to it is accepted, and its second too (two an hour)
+    assert [r.status for r in refused] == [429] * 10
+    assert {r.json()["error"]["message"] for r in refused} == {"quota caller_per_day (4 per 86400 s) is used up"}
+    other = new_caller()
+    assert [post(other, sms_to(phone)).status for _ in range(3)] == [202, 202, 429]
 
 
 def test_the_quota_store_down_is_503_and_nothing_is_published(low_quotas, moto_aws):

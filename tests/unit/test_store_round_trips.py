@@ -79,7 +79,7 @@ def test_a_new_notification_costs_two_store_round_trips_whatever_its_channels(pu
     assert post(body) == 202
 
     # Then idempotency and status took one claim and one completion, and the quota check one update of the
-    # caller's item (its second and its day) and one per recipient address (sent at once: one round trip)
+    # caller's item (its second and its day), then one per recipient address (sent at once: a second round trip)
     assert calls.on(STATUS_TABLE, "idempotency") == ["PutItem", "UpdateItem"]
     addressed = {field for channel, field in customer_addressed().items() if channel.value in channels}
     assert calls.on(QUOTA_TABLE) == ["UpdateItem"] * (1 + len(addressed))

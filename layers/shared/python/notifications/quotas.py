@@ -8,13 +8,21 @@ Each quota is a fixed window:
   customer fields the requested channels deliver to; keyed by a digest of the address, never the address), one
   item per recipient and hour.
 
-A new notification takes one count from each of its quotas at once; if any is used up the notification is refused
-(``QuotaExceededError``, with the seconds until the last such window ends) and nothing is published. The counts
-the refused request took from its other quotas stay taken (fixed windows count attempts): a counter may run ahead
+A new notification takes one count from its caller's item first, and only when that was taken one from each of its
+recipients' (together): a request refused for its caller's quotas takes nothing from any recipient, so a caller
+over its own quota cannot use up a number's hour for the callers after it. If any quota is used up the
+notification is refused (``QuotaExceededError``, with the seconds until that window ends) and nothing is
+published. The counts the refused request took stay taken (fixed windows count attempts): a counter may run ahead
 of what was sent, never behind. A replay of an accepted request publishes nothing and takes nothing.
 
+A recipient's quota counts every caller's messages, so its refusal says only that a recipient's hourly quota is
+used up: not which address, not the limit, nothing of the counts (``Quota.shared``). The caller's own quotas are
+named with their limits: its own traffic explains them.
+
 The counters live behind ``CounterStore``: in AWS ``DynamoCounterStore``, one conditional ``UpdateItem`` per
-item, all of a request's sent together (one round trip); in tests an in-memory store.
+item, the recipients' sent together: two round trips when the request has a recipient, one otherwise. Not one
+transaction (``TransactWriteItems``) for all of them, which would refuse the recipients in the same round trip:
+see ``DynamoCounterStore``. In tests an in-memory store.
 """
 
 from __future__ import annotations
@@ -31,7 +39,7 @@ from typing import Any, Protocol
 from notifications.errors import NotificationError
 
 SECOND, HOUR, DAY = 1, 3600, 86400
-_MAX_COUNTS = 3  # the caller's item and one per customer-addressed field
+_MAX_COUNTS = 2  # at once: one per customer-addressed field (the caller's item goes first, alone)
 
 
 @dataclass(frozen=True)
@@ -41,13 +49,18 @@ class Quota:
     name: str
     limit: int
     seconds: int
+    shared: bool = False  # counts every caller's messages (a recipient's): its refusal names neither it nor its limit
 
 
 class QuotaExceededError(NotificationError):
-    """A quota is used up for this window; ``retry_after`` is the whole seconds until the window ends."""
+    """A quota is used up for this window; ``retry_after`` is the whole seconds until the window ends. The message
+    is the caller's to read (the 429 body); ``quota`` is for the operator's log."""
 
     def __init__(self, quota: Quota, retry_after: int) -> None:
-        super().__init__(f"quota {quota.name} ({quota.limit} per {quota.seconds} s) is used up")
+        if quota.shared:
+            super().__init__("a recipient's quota of messages per hour is used up")
+        else:
+            super().__init__(f"quota {quota.name} ({quota.limit} per {quota.seconds} s) is used up")
         self.quota = quota
         self.retry_after = retry_after
 
@@ -114,45 +127,46 @@ class Quotas:
         self._per_day = Quota("caller_per_day", self.limits.caller_per_day, DAY)
 
     def charge(self, caller: str, recipients: Iterable[tuple[str, str]]) -> None:
-        """Count one notification of ``caller`` to ``recipients`` (customer field, address); raise when over."""
+        """Count one notification of ``caller`` to ``recipients`` (customer field, address); raise when over. The
+        recipients are counted only once the caller's count is taken."""
         now = self.clock()
         second = int(now)
         day = second // DAY * DAY
-        # (the quota a full window stands for, by Full) and the count
-        windows: list[tuple[dict[Full, Quota], Count]] = [
-            (
-                {Full.WINDOW: self._per_day, Full.SECOND: self._per_second},
-                Count(f"caller#{caller}#{day}", self._per_day.limit, day + DAY, second, self._per_second.limit),
-            )
-        ]
+        caller_count = Count(f"caller#{caller}#{day}", self._per_day.limit, day + DAY, second, self._per_second.limit)
+        [full] = self.store.take([caller_count])
+        if full is Full.WINDOW:
+            raise QuotaExceededError(self._per_day, retry_after=max(1, math.ceil(day + DAY - now)))
+        if full is Full.SECOND:
+            raise QuotaExceededError(self._per_second, retry_after=max(1, math.ceil(second + SECOND - now)))
+        hour = second // HOUR * HOUR
+        windows: list[tuple[Quota, Count]] = []
         for field_name, address in recipients:
             if (limit := self.limits.recipient_per_hour.get(field_name)) is not None:
-                quota = Quota(f"{field_name}_per_hour", limit, HOUR)
-                start = second // HOUR * HOUR
+                quota = Quota(f"{field_name}_per_hour", limit, HOUR, shared=True)
                 subject = recipient_digest(field_name, address)
-                windows.append(({Full.WINDOW: quota}, Count(f"{quota.name}#{subject}#{start}", limit, start + HOUR)))
+                windows.append((quota, Count(f"{quota.name}#{subject}#{hour}", limit, hour + HOUR)))
+        if not windows:
+            return
         outcomes = self.store.take([count for _, count in windows])
-        refused = []
-        for (quotas, count), full in zip(windows, outcomes, strict=True):
+        # All of them end with this hour: the first refused one stands for all
+        for (quota, _), full in zip(windows, outcomes, strict=True):
             if full is not None:
-                ends = count.expires_at if full is Full.WINDOW else second + SECOND
-                refused.append((quotas[full], ends))
-        if refused:
-            quota, ends = max(refused, key=lambda pair: pair[1])
-            raise QuotaExceededError(quota, retry_after=max(1, math.ceil(ends - now)))
+                raise QuotaExceededError(quota, retry_after=max(1, math.ceil(hour + HOUR - now)))
 
 
 class DynamoCounterStore:
     """CounterStore on DynamoDB: item key ``counter``, count ``count``, TTL attribute ``expires_at``; a counter that
     also counts seconds holds the second it counts in ``second`` and that second's count in ``second_count``.
 
-    One conditional ``UpdateItem`` per item; a request's items are updated at once from a small thread pool (boto3
-    clients are thread-safe), so they cost one round trip. Not fewer calls: an UpdateItem changes one item, and a
-    transaction over the counters would fail whenever two requests touch the same caller's counter at once
+    One conditional ``UpdateItem`` per item; the items of one ``take`` are updated at once from a small thread pool
+    (boto3 clients are thread-safe), so they cost one round trip (``Quotas`` takes the caller's, then the
+    recipients'). Not one transaction: a transaction over the counters would fail whenever two requests touch the
+    same caller's counter at once
     (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/transaction-apis.html, "Transaction conflict
-    handling"). In each update ``ADD`` creates the item or adds to it atomically, and the condition
-    keeps a full counter at its limit (``ConditionalCheckFailedException``: refused). UpdateItem "edits an existing
-    item's attributes, or adds a new item to the table if it does not already exist"
+    handling"), and each item in it costs two writes. In each update ``ADD`` creates the item or adds to it
+    atomically, and the condition keeps a full counter at its limit (``ConditionalCheckFailedException``:
+    refused). UpdateItem "edits an existing item's attributes, or adds a new item to the table if it does not
+    already exist"
     (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_UpdateItem.html; ADD:
     https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Expressions.UpdateExpressions.html). TTL
     deletes expired items within days, not at once (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/
