@@ -150,10 +150,12 @@ class Engine:
                 raise EngineError(f"{' '.join(args)}: {done.stderr.strip()}")
 
     def stop(self) -> None:
-        """Stop the engine this object started (an engine found running is left alone)."""
+        """Stop the engine this object started (an engine found running is left alone). Its user-defined bridges
+        go first: dockerd leaves their interfaces (and the gateway addresses on them) behind when it stops."""
         proc, self._proc = self._proc, None
         if proc is None or proc.poll() is not None:
             return
+        self.docker("network", "prune", "--force", check=False)
         proc.send_signal(signal.SIGTERM)
         try:
             proc.wait(timeout=30)
@@ -170,6 +172,9 @@ class Engine:
             if not any(c.get("Subnet") == subnet for c in config):
                 raise EngineError(f"network {name} exists with {config}, not subnet {subnet}: remove it")
             return gateway
+        held = _run(["ip", "-o", "addr", "show", "to", gateway]).stdout.split()
+        if held:  # another engine's bridge (or anything else) has the address: the containers' traffic would split
+            raise EngineError(f"{gateway} is already an address of interface {held[1]}: remove it or choose a subnet")
         self.docker("network", "create", "--driver", "bridge", "--subnet", subnet, "--gateway", gateway, name)
         return gateway
 
