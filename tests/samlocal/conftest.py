@@ -122,12 +122,8 @@ def stack(setup: Setup, engine: Engine, tmp_path_factory: pytest.TempPathFactory
     gateway = engine.network(setup.network, setup.subnet)
     assert gateway == setup.functions_host
     config = free_ports_config(tmp_path_factory.mktemp("samlocal-stack"), functions_host=gateway, functions=False)
-    stack = LocalStack(config, progress=lambda line: None)
-    stack.start()
-    try:
+    with LocalStack(config, progress=lambda line: None) as stack:
         yield stack
-    finally:
-        stack.stop()
 
 
 @pytest.fixture(scope="session")

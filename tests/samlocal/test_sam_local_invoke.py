@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +18,8 @@ import pytest
 
 from devstack.consume import read_topic
 from devstack.stack import LocalStack
+from devstack.template_config import channel_names
+from tests.e2e.test_local_stack import eventually
 from tests.samlocal.conftest import Command, Setup, documented_setup
 
 SETUP = documented_setup()
@@ -38,15 +39,6 @@ def _answer(stdout: str) -> Any:
     lines = [line for line in stdout.splitlines() if line.strip()]
     assert lines, "sam local invoke printed no answer"
     return json.loads(lines[-1])
-
-
-def _eventually(check: Callable[[], Any], timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result or time.monotonic() > deadline:
-            return result
-        time.sleep(0.3)
 
 
 def _sms(stack: LocalStack, phone: str) -> list[dict[str, Any]]:
@@ -77,14 +69,8 @@ def built(run: Callable[..., Any]) -> None:
 def test_the_doc_invokes_every_function_with_a_kafka_or_http_sample() -> None:
     # The block documents one command per function the product's path runs through, each with its sample event
     invoked = {c.argv[3]: Path(c.argv[c.argv.index("-e") + 1]).name for c in INVOCATIONS}
-    assert invoked == {
-        "IngestFunction": "ingest_post_valid.json",
-        "FanoutFunction": "fanout_msk.json",
-        "EmailSenderFunction": "sender_email_msk.json",
-        "SlackSenderFunction": "sender_slack_msk.json",
-        "SmsSenderFunction": "sender_sms_msk.json",
-        "WebhookSenderFunction": "sender_webhook_msk.json",
-    }
+    senders = {f"{channel.capitalize()}SenderFunction": f"sender_{channel}_msk.json" for channel in channel_names()}
+    assert invoked == {"IngestFunction": "ingest_post_valid.json", "FanoutFunction": "fanout_msk.json", **senders}
     assert BUILD.argv[:2] == ["sam", "build"]
     assert all(c.argv[:3] == ["sam", "local", "invoke"] and "--config-env" in c.argv for c in INVOCATIONS)
 
@@ -132,4 +118,4 @@ def test_documented_invocation(command: Command, built: None, run: Callable[...,
         return
     # And the channel's provider received it, once
     channel = sample["channel"]
-    assert len(_eventually(lambda: _delivered(stack, channel, sample))) == 1, done.stderr[-4000:]
+    assert len(eventually(lambda: _delivered(stack, channel, sample), timeout=30)) == 1, done.stderr[-4000:]
