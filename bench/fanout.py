@@ -157,7 +157,8 @@ def sender_overhead(records: int) -> dict[str, float]:
     from notifications import delivery  # noqa: PLC0415
     from notifications.channels.base import Receipt  # noqa: PLC0415
     from notifications.kafka.msk_event import KafkaRecord  # noqa: PLC0415
-    from notifications.models import Channel, ChannelMessage, NotificationRequested, channel_messages  # noqa: PLC0415
+    from notifications.models import ChannelMessage, NotificationRequested, channel_messages  # noqa: PLC0415
+    from notifications.registry import Channel  # noqa: PLC0415
     from notifications.settings import SenderSettings  # noqa: PLC0415
     from tests.support import InMemoryStatusStore, MemoryPublisher  # noqa: PLC0415
 

@@ -3,7 +3,7 @@ its ``RetentionMs``/``DlqRetentionMs`` properties hold these values, and a test 
 
 from __future__ import annotations
 
-from notifications.models import Channel
+from notifications.registry import Channel
 
 REQUESTED = "notifications.requested"
 DLQ = "notifications.dlq"

@@ -7,9 +7,11 @@ from typing import Any
 from devstack import aws_resources
 from notifications import channels
 from notifications.channels.base import ChannelSender
+from notifications.env import EnvModel
 from notifications.kafka.msk_event import KafkaRecord
-from notifications.models import Channel, ChannelMessage, NotificationRequest, NotificationRequested, channel_messages
-from notifications.settings import EnvModel, SenderSettings
+from notifications.models import ChannelMessage, NotificationRequest, NotificationRequested, channel_messages
+from notifications.registry import Channel, spec
+from notifications.settings import SenderSettings
 from tests.support import sample_request
 
 CLUSTER_ARN = "arn:aws:kafka:us-east-1:123456789012:cluster/notifications/abcd1234-0000-0000-0000-000000000000-1"
@@ -46,7 +48,7 @@ def sender_settings(channel: Channel, **env: str) -> SenderSettings:
 
 def channel_settings(channel: Channel, **env: str) -> EnvModel:
     """The settings the channel's own package declares, read from the sender's local environment."""
-    return channels.spec(channel.value).settings.from_env(sender_environment(channel, **env))
+    return spec(channel).settings.from_env(sender_environment(channel, **env))
 
 
 def build_sender(channel: Channel, **env: str) -> ChannelSender:

@@ -22,7 +22,6 @@ from notifications.ledger import Claimed, Entry
 from notifications.models import (
     HANDED_OVER,
     Accepted,
-    Channel,
     ChannelStatus,
     DeliveryState,
     NotificationKey,
@@ -32,6 +31,7 @@ from notifications.models import (
     notification_id_of,
 )
 from notifications.quotas import Count, Full
+from notifications.registry import Channel
 from notifications.runtime import dlq, fanout, ingest, sender
 from notifications.status import Claim, SendClaim
 

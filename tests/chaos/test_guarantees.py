@@ -30,7 +30,7 @@ from typing import Any
 import pytest
 
 from devstack.stack import LocalStack
-from notifications.models import Channel
+from notifications.registry import Channel
 from tests.support import access_archive, isolated_stack_config, sample_request
 
 COUNT = int(os.environ.get("CHAOS_NOTIFICATIONS", "5000"))

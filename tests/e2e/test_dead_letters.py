@@ -16,7 +16,8 @@ from kafka import KafkaProducer
 
 from devstack.msk_events import signed_bytes
 from devstack.stack import DUMMY_CREDENTIALS, REGION, LocalStack
-from notifications.models import CHANNEL_SCHEMA_V2, Channel, ChannelMessage, NotificationKey
+from notifications.models import CHANNEL_SCHEMA_V2, ChannelMessage, NotificationKey
+from notifications.registry import Channel
 from tests.channel_support import channel_message
 from tests.e2e.test_local_stack import eventually, states
 from tests.on_failure_example import documented_example

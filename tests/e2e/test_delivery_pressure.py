@@ -18,7 +18,8 @@ from devstack.consume import read_topic
 from devstack.esm import retry_delay
 from devstack.stack import LocalStack
 from devstack.template_config import load_template
-from notifications.models import Channel, channel_messages
+from notifications.models import channel_messages
+from notifications.registry import Channel
 from tests.channel_support import requested
 from tests.e2e.conftest import PRESSURE_RATE
 from tests.support import busiest_second, template_copy

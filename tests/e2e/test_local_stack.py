@@ -20,7 +20,7 @@ import pytest
 
 from devstack.demo import run_demo
 from devstack.tail import follow
-from notifications.models import Channel
+from notifications.registry import Channel
 from tests.support import sample_request
 
 pytestmark = pytest.mark.e2e

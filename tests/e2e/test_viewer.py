@@ -22,7 +22,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from devstack.stack import LocalStack
-from notifications.models import Channel
+from notifications.registry import Channel
 from tests.e2e.test_local_stack import call, eventually
 from tests.support import caller_id, sample_request
 

@@ -26,7 +26,7 @@ PLUGIN = {
         """Pager: a page to the shop's on-call pager service (a throwaway channel for the extension test)."""
 
         from notifications.channels import ChannelSpec
-        from notifications.settings import EnvModel
+        from notifications.env import EnvModel
 
 
         class PagerSettings(EnvModel):
@@ -37,7 +37,8 @@ PLUGIN = {
     ''',
     "sender.py": """
         from notifications.channels.base import Receipt, render
-        from notifications.models import Channel, ChannelMessage
+        from notifications.models import ChannelMessage
+        from notifications.registry import Channel
 
 
         class PagerSender:
@@ -63,7 +64,8 @@ from devstack.template_config import load_template, channel_names
 from notifications import channels
 from notifications.fanout import FanoutService
 from notifications.http_api import openapi_json
-from notifications.models import Channel, channel_messages
+from notifications.models import channel_messages
+from notifications.registry import Channel
 from notifications.settings import FanoutSettings, SenderSettings
 from tests.channel_support import kafka_record, requested
 from tests.support import MemoryPublisher

@@ -10,7 +10,7 @@ import pytest
 from devstack import aws_resources
 from devstack.receivers import DeliveryReceiver
 from notifications.errors import PermanentDeliveryError, TransientDeliveryError
-from notifications.models import Channel
+from notifications.registry import Channel
 from tests.channel_support import PERMANENT_STATUSES, TRANSIENT_STATUSES, build_sender, channel_message
 
 

@@ -11,7 +11,7 @@ from moto.sns.models import sns_backends
 
 from notifications import aws
 from notifications.errors import PermanentDeliveryError, TransientDeliveryError
-from notifications.models import Channel
+from notifications.registry import Channel
 from tests.channel_support import build_sender, channel_message
 
 

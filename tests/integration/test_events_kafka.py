@@ -17,7 +17,7 @@ from devstack.consume import read_topic
 from devstack.lambda_context import LocalLambdaContext
 from devstack.receivers import DeliveryReceiver
 from notifications.kafka.msk_event import read_event
-from notifications.models import Channel
+from notifications.registry import Channel
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 NOTIFICATION_ID = b"8f58c11d-ebc2-4ca7-a934-226e2bb6192c"

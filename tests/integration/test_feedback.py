@@ -24,7 +24,8 @@ from devstack.lambda_context import LocalLambdaContext
 from devstack.msk_events import build_event
 from notifications import aws
 from notifications.errors import TransientDeliveryError
-from notifications.models import Channel, DeliveryState, NotificationKey, NotificationStatus
+from notifications.models import DeliveryState, NotificationKey, NotificationStatus
+from notifications.registry import Channel
 from notifications.status import DynamoStatusStore
 from notifications.suppression import address_key
 from tests.channel_support import build_sender, channel_message

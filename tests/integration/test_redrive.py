@@ -21,8 +21,8 @@ from devstack.lambda_context import LocalLambdaContext
 from devstack.msk_events import build_event, encode_record
 from devstack.receivers import DeliveryReceiver
 from notifications.kafka.producer import KafkaPublisher, OutgoingRecord, publish_one
-from notifications.models import Channel
 from notifications.records import DLQ_HEADERS
+from notifications.registry import Channel
 from notifications.settings import KafkaSettings
 from ops import redrive
 from tests.channel_support import CLUSTER_ARN, channel_message

@@ -13,13 +13,13 @@ import pytest
 
 from notifications.channels.base import escape_mrkdwn, render
 from notifications.channels.slack.sender import slack_message
-from notifications.models import Channel
 from notifications.observability import (
     CORRELATION_HEADER,
     correlation_id_from_headers,
     scrub,
     usable_correlation_id,
 )
+from notifications.registry import Channel
 from tests.channel_support import channel_message
 
 

@@ -12,8 +12,9 @@ import pytest
 
 from notifications.dlq import affected
 from notifications.kafka.msk_event import KafkaRecord
-from notifications.models import CHANNEL_SCHEMA_V2, Channel, NotificationKey, NotificationRequested, channel_messages
+from notifications.models import CHANNEL_SCHEMA_V2, NotificationKey, NotificationRequested, channel_messages
 from notifications.observability import logger
+from notifications.registry import Channel
 from notifications.runtime import ingest
 from tests.channel_support import requested
 from tests.security.callers import REQUESTED, get, new_caller, post

@@ -23,7 +23,8 @@ from devstack.msk_events import build_event
 from notifications import channels
 from notifications.callers import Caller
 from notifications.delivery import DeliveryService
-from notifications.models import Channel, NotificationKey, NotificationRequested, channel_messages
+from notifications.models import NotificationKey, NotificationRequested, channel_messages
+from notifications.registry import Channel
 from notifications.retention import STATUS_CUSTOMER_ATTRIBUTE
 from notifications.runtime import ingest
 from notifications.status import Claim, DynamoStatusStore

@@ -20,7 +20,7 @@ from devstack.lambda_context import LocalLambdaContext
 from notifications import aws
 from notifications.channels.sms import SmsSettings
 from notifications.errors import ConfigurationError, PermanentDeliveryError
-from notifications.models import Channel
+from notifications.registry import Channel
 from notifications.runtime import ingest
 from tests.channel_support import build_sender, channel_message, sender_environment
 from tests.support import MemoryPublisher, sample_request

@@ -21,7 +21,7 @@ import pytest
 from devstack import aws_resources
 from devstack.receivers import DeliveryReceiver
 from notifications.errors import PermanentDeliveryError
-from notifications.models import Channel
+from notifications.registry import Channel
 from tests.channel_support import build_sender, channel_message
 
 OLD_KEY = "whsec_" + base64.b64encode(b"the key in use before a rotation").decode()

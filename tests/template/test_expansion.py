@@ -34,7 +34,7 @@ from devstack.template_config import (
     load_yaml,
     main,
 )
-from notifications.models import Channel
+from notifications.registry import Channel
 from tests.template.conftest import CHANNELS, TEMPLATE
 
 LOOPED = [name.capitalize() for name in CHANNELS]  # the channel loop's items: the logical-id prefixes

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from notifications import channels
+from notifications.registry import Channel, spec
 from notifications.runtime.dlq import DeadLetterSettings
 from notifications.settings import FanoutSettings, IngestSettings, SenderSettings
 from tests.template.conftest import (
@@ -282,7 +282,7 @@ def test_every_setting_a_function_reads_is_set(template: dict[str, Any], cluster
         }
         model.from_env(env)  # raises ConfigurationError naming what is missing or wrong
         if "CHANNEL" in env:  # a sender also reads the settings its channel package declares
-            declared = channels.spec(env["CHANNEL"]).settings.model_fields
+            declared = spec(Channel(env["CHANNEL"])).settings.model_fields
             required = {name.upper() for name, field in declared.items() if field.is_required()}
             assert required <= set(env), f"{function} lacks {sorted(required - set(env))}"
         checked.add(model)

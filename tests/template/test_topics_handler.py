@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from devstack.threaded_server import ThreadedServer
-from notifications.models import Channel
+from notifications.registry import Channel
 from tests.template.conftest import ROOT
 
 TOPICS = ["notifications.requested", *(f"notifications.{channel.value}" for channel in Channel), "notifications.dlq"]

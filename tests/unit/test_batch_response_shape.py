@@ -43,8 +43,8 @@ from devstack.esm import InvalidResponse, read_response
 from devstack.lambda_context import LocalLambdaContext
 from devstack.msk_events import build_event
 from notifications.kafka.msk_event import KafkaRecord
-from notifications.models import Channel
 from notifications.records import dead_letter
+from notifications.registry import Channel
 from tests.channel_support import CLUSTER_ARN, channel_message, message_record
 from tests.support import InMemoryStatusStore, MemoryPublisher
 from tests.unit.test_dlq_function import DLQ, dlq_event

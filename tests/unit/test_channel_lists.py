@@ -1,5 +1,5 @@
-"""The channel list is written in two places only: the channel packages (the registry) and template.yaml's
-channel mapping. Everything else derives it (``list(Channel)``, ``channels.names()``, the template's expansion)."""
+"""The channel list is written in two places only: the registry (``Channel``, one member per channel package) and
+template.yaml's channel mapping. Everything else derives it (``list(Channel)``, the template's expansion)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import re
 import subprocess
 from pathlib import Path
 
-from notifications import channels
+from notifications.channels.base import CHANNELS_DIR
+from notifications.registry import Channel, spec
 
 ROOT = Path(__file__).resolve().parents[2]
 # Where the list may be written: the template's mapping, and generated files that are checked against the code.
@@ -30,7 +31,7 @@ def lists_every_channel(text: str, names: tuple[str, ...]) -> bool:
 
 def test_no_file_writes_the_whole_channel_list_again():
     # Given the registry's channels
-    names = channels.names()
+    names = tuple(channel.value for channel in Channel)
     assert len(names) >= 2
 
     # When every tracked file is searched for one list naming every channel
@@ -53,3 +54,10 @@ def test_the_search_would_find_a_list():
     assert lists_every_channel('CHANNELS = (\n    "alpha",\n    "beta",\n    "gamma",\n    "delta",\n)', names)
     assert lists_every_channel("FAULT_CHANNELS=alpha,beta,gamma,delta", names)
     assert not lists_every_channel('a(channels=["alpha", "beta"])\nb(channels=["gamma", "delta"])', names)
+
+
+def test_the_registry_has_one_member_per_channel_package_and_each_declares_its_spec():
+    packages = sorted(path.parent.name for path in CHANNELS_DIR.glob("*/__init__.py"))
+    assert packages == sorted(channel.value for channel in Channel)
+    for channel in Channel:
+        assert spec(channel).settings.model_fields is not None

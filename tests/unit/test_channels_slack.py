@@ -13,7 +13,7 @@ from notifications.channels.http import HttpAnswer, raise_for_status
 from notifications.channels.secret import CachedSecret
 from notifications.channels.slack.sender import SlackSender, SlackTarget, slack_message
 from notifications.errors import PermanentDeliveryError, TransientDeliveryError
-from notifications.models import Channel
+from notifications.registry import Channel
 from tests.channel_support import build_sender, channel_message, sender_settings
 
 

@@ -9,7 +9,7 @@ from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeou
 
 from notifications.channels.sms.sender import SmsSender, fit_sms, sms_encoding, sms_parts
 from notifications.errors import PermanentDeliveryError, TransientDeliveryError
-from notifications.models import Channel
+from notifications.registry import Channel
 from tests.channel_support import channel_message, channel_settings
 
 

@@ -17,7 +17,8 @@ from notifications import delivery
 from notifications.channels.base import Receipt
 from notifications.errors import PermanentDeliveryError, TransientDeliveryError
 from notifications.kafka.msk_event import KafkaRecord
-from notifications.models import Channel, ChannelMessage, DeliveryState
+from notifications.models import ChannelMessage, DeliveryState
+from notifications.registry import Channel
 from notifications.status import DynamoStatusStore
 from tests.channel_support import CLUSTER_ARN, channel_message, kafka_record, message_record, sender_settings
 from tests.support import MemoryPublisher

@@ -11,7 +11,8 @@ from notifications.channels.base import Receipt
 from notifications.delivery import DeliveryService
 from notifications.errors import TransientDeliveryError
 from notifications.kafka.msk_event import KafkaRecord
-from notifications.models import Channel, ChannelMessage
+from notifications.models import ChannelMessage
+from notifications.registry import Channel
 from notifications.settings import SenderSettings
 from tests.channel_support import channel_message, message_record
 from tests.support import InMemoryStatusStore, MemoryPublisher

@@ -9,7 +9,7 @@ import pytest
 from devstack.faults import FaultySender
 from notifications.channels.base import Receipt
 from notifications.errors import TransientDeliveryError
-from notifications.models import Channel
+from notifications.registry import Channel
 
 
 class Recording:

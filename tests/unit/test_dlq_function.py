@@ -24,8 +24,9 @@ from devstack.lambda_context import LocalLambdaContext
 from devstack.msk_events import build_event, signed_bytes
 from notifications.callers import Caller
 from notifications.kafka.msk_event import KafkaRecord
-from notifications.models import Channel, NotificationKey
+from notifications.models import NotificationKey
 from notifications.records import dead_letter
+from notifications.registry import Channel
 from notifications.runtime import ingest
 from notifications.status import DynamoStatusStore
 from tests.channel_support import CLUSTER_ARN, channel_message, message_record, requested

@@ -9,7 +9,7 @@ from devstack.lambda_context import LocalLambdaContext
 from devstack.msk_events import build_event
 from notifications.fanout import FanoutService
 from notifications.kafka.producer import OutgoingRecord
-from notifications.models import Channel
+from notifications.registry import Channel
 from notifications.settings import FanoutSettings
 from tests.channel_support import CLUSTER_ARN, kafka_record, requested
 from tests.support import MemoryPublisher

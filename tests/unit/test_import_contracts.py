@@ -48,3 +48,77 @@ def test_the_contract_sees_an_import_inside_a_function(tmp_path: Path) -> None:
     source = tmp_path / "tool.py"
     source.write_text("def main():\n    from devstack.consume import read_topic\n    import bench.common\n")
     assert imported_modules(source) == {"devstack.consume", "bench.common"}
+
+
+# ------------------------------------------------------------------------------------------------ no import cycle
+
+PACKAGE = SHIPPED["notifications"]
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def package_imports(path: Path, modules: set[str]) -> set[str]:
+    """The package's modules ``path`` imports (also under TYPE_CHECKING and inside functions): ``from a import b``
+    is an import of ``a.b`` when that is a module, else of ``a``; relative imports are resolved."""
+    name = module_name(path)
+    base = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            module = node.module or ""
+            if node.level:
+                anchor = base.rsplit(".", node.level - 1)[0] if node.level > 1 else base
+                module = f"{anchor}.{module}" if module else anchor
+            for alias in node.names:
+                found.add(f"{module}.{alias.name}" if f"{module}.{alias.name}" in modules else module)
+    return {module for module in found if module in modules and module != name}
+
+
+def import_graph() -> dict[str, set[str]]:
+    paths = {module_name(path): path for path in PACKAGE.rglob("*.py")}
+    return {name: package_imports(path, set(paths)) for name, path in paths.items()}
+
+
+def cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle of ``graph``, as the modules along it, or None."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(module: str) -> list[str] | None:
+        state[module] = 1
+        path.append(module)
+        for target in sorted(graph[module]):
+            if state.get(target) == 1:
+                return [*path[path.index(target) :], target]
+            if target not in state and (found := visit(target)):
+                return found
+        path.pop()
+        state[module] = 2
+        return None
+
+    for module in sorted(graph):
+        if module not in state and (found := visit(module)):
+            return found
+    return None
+
+
+def test_the_product_package_has_no_import_cycle() -> None:
+    # Every import counts, also one only for type checking: a cycle there is a cycle in the design
+    assert cycle(import_graph()) is None, " -> ".join(cycle(import_graph()) or [])
+
+
+def test_the_registry_is_at_the_bottom_of_the_package() -> None:
+    # The registry reads channel packages when asked, never by import: nothing of the package is imported by it
+    graph = import_graph()
+    assert graph["notifications.registry"] <= {"notifications.env"}  # EnvModel, for type checking only
+    assert graph["notifications.env"] <= {"notifications.errors"}
+
+
+def test_the_cycle_check_finds_a_cycle() -> None:
+    assert cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert cycle({"a": {"b"}, "b": set(), "c": {"a", "b"}}) is None

@@ -16,7 +16,8 @@ from devstack.aws_resources import IDEMPOTENCY_TABLE, STATUS_TABLE
 from devstack.lambda_context import LocalLambdaContext
 from notifications.kafka.producer import OutgoingRecord
 from notifications.ledger import DynamoLedger
-from notifications.models import Channel, NotificationKey
+from notifications.models import NotificationKey
+from notifications.registry import Channel
 from notifications.runtime import ingest
 from notifications.settings import ingest_settings
 from notifications.status import NOTIFICATION_ITEM, Claim, DynamoStatusStore

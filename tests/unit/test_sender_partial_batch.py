@@ -12,8 +12,9 @@ from notifications import delivery
 from notifications.channels.base import Receipt
 from notifications.errors import TransientDeliveryError
 from notifications.kafka.msk_event import KafkaRecord
-from notifications.models import Channel, ChannelMessage
+from notifications.models import ChannelMessage
 from notifications.observability import logger
+from notifications.registry import Channel
 from notifications.settings import SenderSettings
 from tests.channel_support import channel_message, message_record
 from tests.support import InMemoryStatusStore, MemoryPublisher

@@ -22,7 +22,8 @@ from devstack.aws_resources import QUOTA_TABLE, STATUS_TABLE, SUPPRESSION_TABLE
 from devstack.lambda_context import LocalLambdaContext
 from notifications import aws, delivery
 from notifications.channels.base import Receipt
-from notifications.models import Channel, ChannelMessage, NotificationKey, customer_addressed
+from notifications.models import ChannelMessage, NotificationKey
+from notifications.registry import Channel, customer_addressed
 from notifications.runtime import ingest
 from notifications.status import Claim, DynamoStatusStore
 from tests.channel_support import build_sender, channel_message, message_record, sender_settings

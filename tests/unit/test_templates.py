@@ -6,9 +6,9 @@ from typing import get_args
 
 import pytest
 
-from notifications.channels import CHANNELS_DIR
-from notifications.channels.base import render
-from notifications.models import Channel, Locale
+from notifications.channels.base import CHANNELS_DIR, render
+from notifications.models import Locale
+from notifications.registry import Channel
 from tests.channel_support import channel_message
 
 LOCALES = get_args(Locale)

@@ -29,12 +29,12 @@ from notifications.kafka.msk_event import KafkaRecord
 from notifications.models import (
     CHANNEL_SCHEMAS,
     REQUESTED_SCHEMAS,
-    Channel,
     NotificationKey,
     NotificationRef,
     notification_id_of,
 )
 from notifications.observability import correlation_id_from_headers, logger, metrics
+from notifications.registry import Channel
 
 
 class DeadLetterStatus(Protocol):

@@ -37,7 +37,8 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from notifications.models import CALLER_ID_PATTERN, Channel, DeliveryState, NotificationKey, NotificationRef
+from notifications.models import CALLER_ID_PATTERN, DeliveryState, NotificationKey, NotificationRef
+from notifications.registry import Channel
 
 # SES message tags carrying the notification's key (tag values may hold only ASCII letters, digits, "_" and "-",
 # so the key travels as two tags rather than as "<caller>/<id>"):

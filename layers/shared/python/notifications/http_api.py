@@ -32,9 +32,10 @@ from notifications.ingest import (
     RequestInFlightError,
     StoreUnavailableError,
 )
-from notifications.models import Accepted, NotificationRequest, NotificationStatus, customer_addressed
+from notifications.models import Accepted, NotificationRequest, NotificationStatus
 from notifications.observability import CORRELATION_ID_PATTERN, logger, metrics, usable_correlation_id
 from notifications.quotas import QuotaExceededError
+from notifications.registry import customer_addressed
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.event_handler.middlewares import NextMiddleware

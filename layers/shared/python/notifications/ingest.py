@@ -25,10 +25,10 @@ from notifications.models import (
     NotificationRequest,
     NotificationRequested,
     NotificationStatus,
-    customer_address,
 )
 from notifications.observability import CORRELATION_HEADER, logger, metrics
 from notifications.quotas import Quotas, QuotaStoreError
+from notifications.registry import address_of
 from notifications.settings import IngestSettings
 from notifications.status import StatusStore
 
@@ -66,9 +66,14 @@ class AcceptOutcome:
 
 
 def recipients(request: NotificationRequest) -> list[tuple[str, str]]:
-    """The customer addresses the request's channels deliver to, as (customer field, address)."""
-    fields = dict.fromkeys(f for channel in request.requested_channels() if (f := customer_address(channel)))
-    return [(f, address) for f in fields if (address := getattr(request.customer, f)) is not None]
+    """The customer addresses the request's channels deliver to, as (customer field, quota key): each address as
+    its kind counts it (``AddressKind.quota_key``)."""
+    kinds = {kind.field: kind for channel in request.requested_channels() if (kind := address_of(channel))}
+    return [
+        (field, kind.quota_key(address))
+        for field, kind in kinds.items()
+        if (address := getattr(request.customer, field)) is not None
+    ]
 
 
 @dataclass

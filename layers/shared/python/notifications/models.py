@@ -26,11 +26,12 @@ from pydantic import (
     Field,
     StringConstraints,
     ValidationError,
+    create_model,
     model_validator,
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from notifications import channels
+from notifications.registry import AddressRefusedError, Channel, address_kinds, address_of, spec
 
 REQUESTED_SCHEMA = "notification.requested/v1"
 REQUESTED_SCHEMA_V2 = "notification.requested/v2"
@@ -40,25 +41,6 @@ REQUESTED_SCHEMAS = (REQUESTED_SCHEMA, REQUESTED_SCHEMA_V2)
 CHANNEL_SCHEMAS = (CHANNEL_SCHEMA, CHANNEL_SCHEMA_V2)
 # A caller id: "c-" and 26 base32 letters of a digest of the principal (``notifications.callers.caller_id``).
 CALLER_ID_PATTERN = r"^c-[a-z2-7]{26}$"
-
-
-if TYPE_CHECKING:
-
-    class Channel(StrEnum):
-        """A delivery channel; its members are the channel packages (see ``notifications.channels``)."""
-
-else:
-    Channel = StrEnum("Channel", [(name.upper(), name) for name in channels.names()])
-
-
-def customer_address(channel: Channel) -> str | None:
-    """The ``customer`` field a channel delivers to, or None when its target is operator configuration."""
-    return channels.spec(channel.value).address
-
-
-def customer_addressed() -> dict[Channel, str]:
-    """The channels whose recipient is the customer, with the ``customer`` field that holds the address."""
-    return {channel: field for channel in Channel if (field := customer_address(channel)) is not None}
 
 
 # ISO 4217 active codes (https://www.iso.org/iso-4217-currency-codes.html).
@@ -226,10 +208,6 @@ ISO_4217 = frozenset(
 # Patterns are ASCII-only and checked with fullmatch (``\d`` would take any Unicode digit, ``$`` a trailing newline).
 # They are also the JSON Schema patterns of the published API document.
 _MONEY = re.compile(r"^[0-9]{1,12}(\.[0-9]{1,4})?$")
-_EMAIL = re.compile(
-    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
-)
-_E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 # Characters refused in text, by Unicode general category: controls (Cc: NUL, CR, LF, TAB, ...), format characters
 # (Cf: bidi overrides such as U+202E, zero-width spaces, the BOM, ...), line and paragraph separators (Zl, Zp) and
 # lone surrogates (Cs). Names may keep the zero-width (non-)joiner, which Persian, Indic scripts and emoji sequences
@@ -274,12 +252,6 @@ def _currency(value: str) -> str:
     return value
 
 
-def _email(value: str) -> str:
-    if len(value) > 254 or not _EMAIL.fullmatch(value):
-        raise ValueError("must be a valid email address")
-    return value
-
-
 def _clean_text(value: object, allowed: frozenset[str] = frozenset()) -> object:
     """Refuse control, format and line-break characters anywhere (before stripping); NFC-normalise the rest.
 
@@ -302,18 +274,8 @@ def _visible(value: str) -> str:
     return value
 
 
-def _e164(value: str) -> str:
-    if not _E164.fullmatch(value):
-        raise ValueError("must be an E.164 phone number such as '+4915112345678'")
-    return value
-
-
 Money = Annotated[str, Field(strict=True, json_schema_extra={"pattern": _MONEY.pattern}), AfterValidator(_money)]
 Currency = Annotated[str, Field(strict=True, json_schema_extra={"enum": sorted(ISO_4217)}), AfterValidator(_currency)]
-Email = Annotated[
-    str, Field(strict=True, json_schema_extra={"pattern": _EMAIL.pattern, "maxLength": 254}), AfterValidator(_email)
-]
-Phone = Annotated[str, Field(strict=True, json_schema_extra={"pattern": _E164.pattern}), AfterValidator(_e164)]
 # Free text: NFC, no control/format/line-break characters, stripped, 1-200 characters (the limit applies after NFC),
 # something visible among them.
 Text = Annotated[
@@ -355,11 +317,26 @@ class Purchase(Contract):
     items: Annotated[list[Item], Field(min_length=1, max_length=100)]
 
 
-class Customer(Contract):
+class _Person(Contract):
+    """The customer: who they are, and where the channels that deliver to them reach them."""
+
+    # Customer adds one optional field per address kind (``registry.address_kinds()``).
     id: Text
     name: Name
-    email: Email | None = None
-    phone: Phone | None = None
+
+
+if TYPE_CHECKING:
+
+    class Customer(_Person):
+        def __getattr__(self, field: str) -> str | None: ...
+
+else:
+    Customer = create_model(
+        "Customer",
+        __base__=_Person,
+        __doc__=_Person.__doc__,
+        **{field: (kind.annotation | None, None) for field, kind in address_kinds().items()},
+    )
 
 
 class NotificationRequest(Contract):
@@ -374,13 +351,14 @@ class NotificationRequest(Contract):
     @model_validator(mode="after")
     def _channels_have_addresses(self) -> NotificationRequest:
         for channel in self.channels or ():
-            field = customer_address(channel)
-            if field and getattr(self.customer, field) is None:
-                raise ValueError(f"channel '{channel}' needs customer.{field}")
+            kind = address_of(channel)
+            if kind and getattr(self.customer, kind.field) is None:
+                raise ValueError(f"channel '{channel}' needs customer.{kind.field}")
         if self.channels is not None and len(set(self.channels)) != len(self.channels):
             raise ValueError("channels must not repeat")
         if not self.requested_channels():
-            raise ValueError("no channel: give customer.email or customer.phone, or list channels")
+            fields = " or ".join(f"customer.{field}" for field in address_kinds())
+            raise ValueError(f"no channel: give {fields}, or list channels")
         return self
 
     @model_validator(mode="after")
@@ -388,16 +366,16 @@ class NotificationRequest(Contract):
         """Each requested channel's own check of the customer's address (e.g. SMS fraud limits), as an error on
         that ``customer`` field. (A ValidationError raised here keeps its locations; pydantic-core passes it on.)"""
         for channel in self.requested_channels():
-            declared = channels.spec(channel.value)
-            field, check = declared.address, declared.check_address
-            address = getattr(self.customer, field) if field else None
-            if field is None or check is None or address is None:
+            declared = spec(channel)
+            kind, check = declared.address, declared.check_address
+            address = getattr(self.customer, kind.field) if kind else None
+            if kind is None or check is None or address is None:
                 continue
             try:
                 check(address)
-            except channels.AddressRefusedError as exc:
+            except AddressRefusedError as exc:
                 error = PydanticCustomError("address_refused", "{reason}", {"reason": f"{channel}: {exc}"})
-                details = InitErrorDetails(type=error, loc=("customer", field), input=address)
+                details = InitErrorDetails(type=error, loc=("customer", kind.field), input=address)
                 raise ValidationError.from_exception_data(type(self).__name__, [details]) from None
         return self
 
@@ -408,7 +386,7 @@ class NotificationRequest(Contract):
         return [
             channel
             for channel in Channel
-            if (field := customer_address(channel)) is not None and getattr(self.customer, field) is not None
+            if (kind := address_of(channel)) is not None and getattr(self.customer, kind.field) is not None
         ]
 
 
@@ -519,7 +497,7 @@ def channel_messages(envelope: NotificationRequested) -> list[ChannelMessage]:
             notification_id=envelope.notification_id,
             correlation_id=envelope.correlation_id,
             channel=channel,
-            recipient=getattr(envelope.customer, field) if (field := customer_address(channel)) else None,
+            recipient=getattr(envelope.customer, kind.field) if (kind := address_of(channel)) else None,
             locale=envelope.locale,
             purchase=envelope.purchase,
             customer=envelope.customer,

@@ -4,9 +4,10 @@ Each quota is a fixed window:
 
 - per caller: send requests per second and per UTC day, counted together in one item per caller and day (the
   day's count, and the count of the second it last counted);
-- per recipient, whoever the caller: messages per hour to one phone number, and to one email address (the
-  customer fields the requested channels deliver to; keyed by a digest of the address, never the address), one
-  item per recipient and hour.
+- per recipient, whoever the caller: messages per hour to one address of each kind the requested channels deliver
+  to (``registry.AddressKind``: a phone number, an email address, ...), counted as its kind counts it (every
+  spelling of one mailbox is one recipient) and keyed by a digest of that, never the address; one item per
+  recipient and hour.
 
 A new notification takes one count from its caller's item first, and only when that was taken one from each of its
 recipients' (together): a request refused for its caller's quotas takes nothing from any recipient, so a caller
@@ -37,9 +38,9 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from notifications.errors import NotificationError
+from notifications.registry import address_kinds
 
 SECOND, HOUR, DAY = 1, 3600, 86400
-_MAX_COUNTS = 2  # at once: one per customer-addressed field (the caller's item goes first, alone)
 
 
 @dataclass(frozen=True)
@@ -110,7 +111,7 @@ def recipient_digest(field_name: str, address: str) -> str:
 class QuotaLimits:
     caller_per_second: int
     caller_per_day: int
-    # Per customer field a channel delivers to (``customer_addressed()``): messages per hour to one address.
+    # Per customer field a channel delivers to (``registry.address_kinds()``): messages per hour to one address.
     recipient_per_hour: Mapping[str, int]
 
 
@@ -186,7 +187,11 @@ class DynamoCounterStore:
     def __init__(self, table_name: str, dynamodb: Any) -> None:
         self._table = table_name
         self._ddb = dynamodb
-        self._pool = ThreadPoolExecutor(max_workers=_MAX_COUNTS, thread_name_prefix="quota")
+        self._pool = ThreadPoolExecutor(
+            # at once: one per customer address field (the caller's item goes first, alone)
+            max_workers=len(address_kinds()) or 1,
+            thread_name_prefix="quota",
+        )
         self._last_second: dict[str, int] = {}
 
     def take(self, counts: Sequence[Count]) -> list[Full | None]:

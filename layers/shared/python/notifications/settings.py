@@ -5,31 +5,14 @@ Domain code receives a settings object; only the factories here read ``os.enviro
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from functools import cache
 from typing import Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, create_model, model_validator
 
-from notifications.errors import ConfigurationError
-from notifications.models import Channel
-
-
-class EnvModel(BaseModel):
-    """Settings read from the environment: each field is the upper-case variable of the same name."""
-
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Self:
-        source = os.environ if env is None else env
-        # Field names are the upper-case environment variable names.
-        values = {name: source[name.upper()] for name in cls.model_fields if source.get(name.upper())}
-        try:
-            return cls.model_validate(values)
-        except ValidationError as exc:
-            raise ConfigurationError(f"invalid {cls.__name__}: {exc}") from exc
+from notifications.env import EnvModel
+from notifications.registry import Channel, address_kinds
 
 
 class KafkaSettings(EnvModel):
@@ -64,12 +47,10 @@ class IngestSettings(KafkaSettings):
     max_body_bytes: int = Field(default=64 * 1024, gt=0)
     retry_after_seconds: int = Field(default=5, gt=0)
     # Quotas (``notifications.quotas``), counted in this table: new notifications per caller per second and per
-    # UTC day, and messages per hour to one phone number and to one email address, whoever the caller.
+    # UTC day. Per recipient (messages per hour to one address, whoever the caller): ``recipient_quotas``.
     quota_table_name: str
     quota_caller_per_second: int = Field(default=50, gt=0)
     quota_caller_per_day: int = Field(default=100_000, gt=0)
-    quota_phone_per_hour: int = Field(default=5, gt=0)
-    quota_email_per_hour: int = Field(default=10, gt=0)
 
 
 class FanoutSettings(KafkaSettings):
@@ -105,6 +86,16 @@ class SenderSettings(KafkaSettings):
     def partition_rate(self) -> float | None:
         """This partition's share of the channel's rate."""
         return self.send_rate_per_second / self.topic_partitions if self.send_rate_per_second else None
+
+
+def recipient_quotas(env: Mapping[str, str] | None = None) -> dict[str, int]:
+    """Messages per hour to one address, per customer address field: ``QUOTA_<FIELD>_PER_HOUR``, or the default its
+    channel's address kind declares."""
+    kinds = address_kinds()
+    fields = {f"quota_{field}_per_hour": (int, Field(default=kind.per_hour, gt=0)) for field, kind in kinds.items()}
+    model = create_model("RecipientQuotas", __base__=EnvModel, **fields)  # type: ignore[call-overload]
+    limits = model.from_env(env)
+    return {field: getattr(limits, f"quota_{field}_per_hour") for field in kinds}
 
 
 @cache

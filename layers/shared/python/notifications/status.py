@@ -41,7 +41,6 @@ from notifications import retention
 from notifications.models import (
     HANDED_OVER,
     Accepted,
-    Channel,
     ChannelStatus,
     DeliveryState,
     NotificationRef,
@@ -49,6 +48,7 @@ from notifications.models import (
     StatusEvent,
     notification_id_of,
 )
+from notifications.registry import Channel
 
 if TYPE_CHECKING:
     from notifications.feedback import Applied

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from jinja2 import FileSystemLoader, StrictUndefined, select_autoescape
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from notifications.channels import CHANNELS_DIR
-from notifications.models import Channel, ChannelMessage
+from notifications.models import ChannelMessage
+from notifications.registry import Channel
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,9 @@ class PreparesBatches(Protocol):
         """Called with the batch's messages before any of them is sent, and with ``()`` once the batch is done."""
         ...
 
+
+# The channel packages: a template is ``<channel>/templates/<locale>/<name>`` below it.
+CHANNELS_DIR = Path(__file__).resolve().parent
 
 _ENV = ImmutableSandboxedEnvironment(
     loader=FileSystemLoader(CHANNELS_DIR),

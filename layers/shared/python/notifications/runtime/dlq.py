@@ -6,7 +6,7 @@ from functools import cache
 
 from notifications import aws
 from notifications.dlq import DeadLetterService
-from notifications.settings import EnvModel
+from notifications.env import EnvModel
 from notifications.status import DynamoStatusStore
 
 

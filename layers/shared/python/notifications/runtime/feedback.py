@@ -5,10 +5,10 @@ from __future__ import annotations
 from functools import cache
 
 from notifications import aws
+from notifications.env import EnvModel
 from notifications.feedback import FeedbackService
 from notifications.message_index import DynamoMessageIndex
 from notifications.observability import metrics
-from notifications.settings import EnvModel
 from notifications.status import DynamoStatusStore
 from notifications.suppression import DynamoSuppressionList
 

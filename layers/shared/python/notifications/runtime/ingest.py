@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import cache
 from typing import Any
 
 from notifications.ingest import IdempotentIngest, build_ingest
 from notifications.kafka.producer import KafkaPublisher
 from notifications.ledger import DynamoLedger
-from notifications.models import customer_addressed
 from notifications.quotas import DynamoCounterStore, QuotaLimits, Quotas
-from notifications.settings import IngestSettings, ingest_settings
+from notifications.settings import IngestSettings, ingest_settings, recipient_quotas
 from notifications.status import DynamoStatusStore
 
 # Ingest publishes one record per request and waits for its acknowledgement: lingering for a batch that never
@@ -25,13 +25,12 @@ def ingest_producer(**config: Any) -> Any:
     return KafkaProducer(**{**config, **PRODUCER_OVERRIDES})
 
 
-def quota_limits(settings: IngestSettings) -> QuotaLimits:
+def quota_limits(settings: IngestSettings, env: Mapping[str, str] | None = None) -> QuotaLimits:
     """The quotas the settings give; every customer field a channel delivers to has a per-hour limit."""
-    per_hour = {"phone": settings.quota_phone_per_hour, "email": settings.quota_email_per_hour}
     return QuotaLimits(
         caller_per_second=settings.quota_caller_per_second,
         caller_per_day=settings.quota_caller_per_day,
-        recipient_per_hour={field: per_hour[field] for field in customer_addressed().values()},
+        recipient_per_hour=recipient_quotas(env),
     )
 
 

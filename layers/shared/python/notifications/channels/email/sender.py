@@ -10,10 +10,11 @@ from pydantic import BaseModel, ValidationError
 
 from notifications import aws, feedback
 from notifications.channels.base import Receipt, render
-from notifications.channels.email import EmailSettings
+from notifications.channels.email import Email, EmailSettings
 from notifications.errors import PermanentDeliveryError, TransientDeliveryError
-from notifications.models import Channel, ChannelMessage, Email
+from notifications.models import ChannelMessage
 from notifications.observability import logger
+from notifications.registry import Channel
 from notifications.settings import SenderSettings
 from notifications.suppression import DynamoSuppressionList, SuppressionListError
 

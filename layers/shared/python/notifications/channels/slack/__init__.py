@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from notifications.channels import ChannelSpec
 from notifications.channels.http import DeployEnvironment
-from notifications.settings import EnvModel
+from notifications.env import EnvModel
+from notifications.registry import ChannelSpec
 
 
 class SlackSettings(EnvModel):

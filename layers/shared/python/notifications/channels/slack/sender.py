@@ -18,7 +18,8 @@ from notifications.channels import http
 from notifications.channels.base import Receipt, escape_mrkdwn, render
 from notifications.channels.secret import CachedSecret
 from notifications.channels.slack import SlackSettings
-from notifications.models import Channel, ChannelMessage
+from notifications.models import ChannelMessage
+from notifications.registry import Channel
 from notifications.settings import SenderSettings
 
 # Block Kit limits: https://docs.slack.dev/reference/block-kit/blocks

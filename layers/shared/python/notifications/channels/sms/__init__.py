@@ -1,5 +1,9 @@
 """SMS through Amazon SNS ``Publish`` to ``customer.phone`` (an E.164 number).
 
+The channel owns that address: ``Phone`` accepts E.164 syntax and keeps the number as the numbering plan writes it
+(``+49015112345678`` becomes ``+4915112345678``), which is what is published, sent and counted by the recipient
+quota, so spellings of one number share one count.
+
 Fraud limits (SMS pumping): a number is sent to only if it is a valid mobile number of a country in
 ``SMS_ALLOWED_COUNTRIES``; premium-rate, shared-cost, toll-free and short-code numbers are refused. Ingest refuses
 such a number with a 422 on ``customer.phone`` before anything reaches Kafka, and the sender checks again before
@@ -13,12 +17,27 @@ import re
 from functools import cache
 from typing import Annotated
 
-from pydantic import BeforeValidator, Field
+from pydantic import AfterValidator, BeforeValidator, Field
 
-from notifications.channels import AddressRefusedError, ChannelSpec
-from notifications.settings import EnvModel
+from notifications.env import EnvModel
+from notifications.registry import AddressKind, AddressRefusedError, ChannelSpec
 
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
+# ASCII only, checked with fullmatch (``\d`` would take any Unicode digit, ``$`` a trailing newline); also the
+# pattern of the API document.
+_E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
+
+
+def _phone(value: str) -> str:
+    if not _E164.fullmatch(value):
+        raise ValueError("must be an E.164 phone number such as '+4915112345678'")
+    from notifications.channels.sms.numbers import canonical  # noqa: PLC0415 - the numbering plan loads on first use
+
+    return canonical(value)
+
+
+# A phone number in E.164, in its canonical form.
+Phone = Annotated[str, Field(strict=True, json_schema_extra={"pattern": _E164.pattern}), AfterValidator(_phone)]
 
 
 def _countries(value: object) -> object:
@@ -56,4 +75,6 @@ def check_number(number: str) -> None:
         raise AddressRefusedError(reason)
 
 
-CHANNEL = ChannelSpec(settings=SmsSettings, address="phone", check_address=check_number)
+PHONE = AddressKind(field="phone", annotation=Phone, per_hour=5)
+
+CHANNEL = ChannelSpec(settings=SmsSettings, address=PHONE, check_address=check_number)

@@ -18,6 +18,15 @@ SMS_TYPES = frozenset({PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOB
 _TYPE_NAMES = {value: name.lower().replace("_", "-") for name, value in vars(PhoneNumberType).items() if name.isupper()}
 
 
+def canonical(number: str) -> str:
+    """``number`` (E.164 syntax) as the numbering plan writes it in E.164: a national trunk prefix after the country
+    code dropped (``+49015112345678`` is ``+4915112345678``), as the network routes it. Unparseable: unchanged."""
+    try:
+        return phonenumbers.format_number(phonenumbers.parse(number, None), phonenumbers.PhoneNumberFormat.E164)
+    except NumberParseException:
+        return number
+
+
 def refusal(number: str, allowed_countries: Set[str]) -> str | None:
     """Why no SMS may be sent to ``number`` (E.164), or None when it may."""
     try:

@@ -20,10 +20,11 @@ from pydantic import BaseModel, ValidationError
 
 from notifications import aws
 from notifications.channels.base import Receipt, render
-from notifications.channels.sms import SmsSettings
+from notifications.channels.sms import Phone, SmsSettings
 from notifications.channels.sms.numbers import refusal
 from notifications.errors import PermanentDeliveryError
-from notifications.models import Channel, ChannelMessage, Phone
+from notifications.models import ChannelMessage
+from notifications.registry import Channel
 from notifications.settings import SenderSettings
 
 # GSM 03.38 default alphabet (ESC excluded) and its extension table (sent as ESC + character, two septets).

@@ -36,7 +36,8 @@ from notifications.channels import http
 from notifications.channels.base import Receipt, render
 from notifications.channels.secret import CachedSecret
 from notifications.channels.webhook import WebhookSettings
-from notifications.models import Channel, ChannelMessage, Contract, Locale, Purchase
+from notifications.models import ChannelMessage, Contract, Locale, Purchase
+from notifications.registry import Channel
 from notifications.settings import SenderSettings
 
 WEBHOOK_SCHEMA = "purchase.notification/v1"
