@@ -8,6 +8,7 @@ the ingest handler in process with low limits.
 from __future__ import annotations
 
 import json
+import uuid
 
 import pytest
 
@@ -301,6 +302,37 @@ def test_a_caller_over_its_own_quota_spends_no_recipients_messages(low_quotas):
     assert {r.json()["error"]["message"] for r in refused} == {"quota caller_per_day (4 per 86400 s) is used up"}
     other = new_caller()
     assert [post(other, sms_to(phone)).status for _ in range(3)] == [202, 202, 429]
+
+
+def email_to(address: str) -> dict:
+    return sample_request(channels=["email"], customer={"id": "c-1", "name": "Ada", "email": address})
+
+
+def test_sub_addresses_and_letter_case_of_one_mailbox_share_its_quota(low_quotas):
+    # Given a mailbox (three messages an hour) and the spellings its provider delivers to it: sub-address tags
+    # (RFC 5233) and the case of the local part and the domain
+    mailbox = f"victim{uuid.uuid4().hex[:8]}"
+    spellings = [f"{mailbox}+{n}@example.com" for n in range(1, 4)] + [f"{mailbox.upper()}+15@EXAMPLE.com"]
+
+    # When one shop sends to each spelling
+    answers = [post(new_caller(), email_to(address)).status for address in spellings]
+
+    # Then they count as one recipient: three accepted, the fourth refused
+    assert answers == [202, 202, 202, 429]
+
+
+def test_a_number_counts_published_and_is_sent_in_its_canonical_e164_form(low_quotas):
+    # Given a number written with the national trunk 0 after the country code (+49 0151 ...) and without it
+    number = new_phone()
+    trunk = number.replace("+49", "+490", 1)
+
+    # When shops send to both spellings
+    answers = [post(new_caller(), sms_to(spelling)).status for spelling in (trunk, number, trunk)]
+
+    # Then it is one number with two messages an hour, and what reaches Kafka is the canonical form
+    assert answers == [202, 202, 429]
+    published = [json.loads(r.value)["customer"]["phone"] for r in low_quotas.on(REQUESTED)]
+    assert published == [number, number]
 
 
 def test_the_quota_store_down_is_503_and_nothing_is_published(low_quotas, moto_aws):
