@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from notifications.message_index import INDEX_NAME as MESSAGE_INDEX
+from notifications.registry import address_kinds
 from notifications.retention import STATUS_EXPIRES_ATTRIBUTE
 
 IDEMPOTENCY_TABLE = "notifications-idempotency"
@@ -32,8 +33,7 @@ TABLES = {
 LOCAL_QUOTAS = {
     "QUOTA_CALLER_PER_SECOND": "100000",
     "QUOTA_CALLER_PER_DAY": "100000000",
-    "QUOTA_PHONE_PER_HOUR": "1000000",
-    "QUOTA_EMAIL_PER_HOUR": "1000000",
+    **{f"QUOTA_{field.upper()}_PER_HOUR": "1000000" for field in address_kinds()},
 }
 SENDER_ADDRESS = "orders@shop.example"
 # The configuration set the email sender names (template.yaml's EmailConfigurationSet); the local SES publishes the

@@ -8,11 +8,16 @@ aws-lambda-rust-runtime issue 688), so they are written signed here too.
 
 from __future__ import annotations
 
+import argparse
 import base64
-from collections.abc import Iterable
+import json
+from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
 from notifications.kafka.msk_event import KafkaRecord
+from notifications.models import CHANNEL_SCHEMA_V2, ChannelMessage
+from notifications.observability import CORRELATION_HEADER
+from notifications.registry import Channel, address_of
 
 # The MSK cluster the local broker stands for: the event source of every local event, and the ARN the functions'
 # kafka-cluster statements are evaluated with (devstack.permissions).
@@ -67,3 +72,65 @@ def build_event(
         grouped.setdefault(record.partition_id, []).append(encode_record(record))
     event["records"] = grouped
     return event
+
+
+# ------------------------------------------------------------------------------------------------ sample events
+
+SAMPLE_CLUSTER_ARN = (
+    "arn:aws:kafka:eu-central-1:123456789012:cluster/notifications/6d7e8f90-1a2b-3c4d-5e6f-7a8b9c0d1e2f-3"
+)
+SAMPLE_BOOTSTRAP = (
+    "b-1.notifications.abc123.c3.kafka.eu-central-1.amazonaws.com:9098,"
+    "b-2.notifications.abc123.c3.kafka.eu-central-1.amazonaws.com:9098"
+)
+
+
+def sender_sample(channel: Channel) -> dict[str, Any]:
+    """The sample MSK event of ``channel``'s sender (``events/sender_<channel>_msk.json``): one channel message of
+    the sample purchase; a channel that delivers to the customer has its address kind's example."""
+    kind = address_of(channel)
+    customer = {"id": "c-42", "name": "Ada", **({kind.field: kind.example} if kind else {})}
+    message = ChannelMessage.model_validate(
+        {
+            "schema": CHANNEL_SCHEMA_V2,
+            "caller": "c-5ildeqvyylbvfjexkzlcu5da2w",
+            "notification_id": "8f58c11d-ebc2-4ca7-a934-226e2bb6192c",
+            "correlation_id": "5b0e7f1c-2f57-4a1e-9d0e-3c1f4b1a2b3c",
+            "channel": channel.value,
+            "recipient": kind.example if kind else None,
+            "locale": "en",
+            "purchase": {
+                "order_id": "A-1001",
+                "purchased_at": "2026-11-21T10:00:00Z",
+                "currency": "EUR",
+                "total": "49.90",
+                "items": [{"sku": "SKU-1", "name": "Coffee beans", "quantity": 2, "unit_price": "24.95"}],
+            },
+            "customer": customer,
+        }
+    )
+    record = KafkaRecord(
+        topic=f"notifications.{channel.value}",
+        partition=1,
+        offset=7,
+        timestamp=1795255201500,
+        timestamp_type="CREATE_TIME",
+        key=str(message.notification_id).encode(),
+        value=message.to_json(),
+        headers=((CORRELATION_HEADER, message.correlation_id.encode()), ("schema", message.schema_.encode())),
+    )
+    return build_event([record], bootstrap_servers=SAMPLE_BOOTSTRAP, event_source_arn=SAMPLE_CLUSTER_ARN)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m devstack.msk_events", description="Print the sample MSK event of a channel's sender."
+    )
+    parser.add_argument("channel", choices=[channel.value for channel in Channel])
+    args = parser.parse_args(argv)
+    print(json.dumps(sender_sample(Channel(args.channel)), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -43,7 +43,7 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
-from devstack import aws_resources, call_counts, dynamodb_local, permissions
+from devstack import aws_resources, call_counts, dynamodb_local, permissions, standins
 from devstack.broker import KafkaBroker, ensure_topics, is_fetched, wait_until_ready
 from devstack.custom_resources import CustomResource
 from devstack.providers import SesStandIn, SnsDeliveryLogHook, lambda_invoker
@@ -51,6 +51,7 @@ from devstack.receivers import DeliveryReceiver
 from devstack.template_config import DEFAULT_TEMPLATE, FunctionSpec, Template, load_template
 from devstack.topics import TOPIC_CONFIGS, TOPICS
 from devstack.viewer import DeliveryViewer
+from notifications.registry import Channel
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA_DIR = REPO_ROOT / ".devstack"
@@ -340,6 +341,7 @@ class LocalStack:
         self.viewer: DeliveryViewer | None = None
         self.ses: SesStandIn | None = None
         self.sns: SnsDeliveryLogHook | None = None
+        self.standins: dict[Channel, dict[str, str]] = {}
         self.info: StackInfo | None = None
         self.workers: dict[str, _Worker] = {}
         self._own_broker = False
@@ -378,6 +380,9 @@ class LocalStack:
         self.sns = SnsDeliveryLogHook(aws_endpoint, host=host).start()
         self.progress(f"sns: {self.sns.url} -> moto, each SMS then reported as SNS's delivery status log would")
         aws_resources.create_all(EndpointSession(aws_endpoint, dynamodb_endpoint), endpoints)
+        assert self.slack is not None  # started with the receivers
+        local = standins.Local(EndpointSession(aws_endpoint, dynamodb_endpoint), self.slack.url)
+        self.standins = standins.prepare_all(local)
         self.progress(
             f"aws: tables {aws_resources.STATUS_TABLE}, {aws_resources.IDEMPOTENCY_TABLE}, "
             f"{aws_resources.QUOTA_TABLE}; SES identity {aws_resources.SENDER_ADDRESS}; "
@@ -392,7 +397,7 @@ class LocalStack:
             bootstrap=bootstrap,
             aws_endpoint=aws_endpoint,
             dynamodb_endpoint=dynamodb_endpoint,
-            per_function={fid: self._invoke_wiring(fid) for fid in template.functions},
+            per_function={fid: self._invoke_wiring(spec) for fid, spec in template.functions.items()},
         )
         env_vars_file.write_text(json.dumps(wiring, indent=2) + "\n")
         self.progress(f"env-vars: {env_vars_file} (sam local invoke --env-vars)")
@@ -636,7 +641,7 @@ class LocalStack:
             backoff=self.config.retry_backoff_seconds,
             backoff_cap=self.config.retry_backoff_cap_seconds,
         )
-        env.update(self._invoke_wiring(spec.logical_id))
+        env.update(self._invoke_wiring(spec))
         if self.permissions is not None:  # the guard on its AWS calls
             env[permissions.ENV] = str(self.permissions.directory)
         if self.config.call_counts_dir is not None:
@@ -644,16 +649,18 @@ class LocalStack:
         env.update(self.config.overrides.get(spec.logical_id, {}))
         return env
 
-    def _invoke_wiring(self, function: str) -> dict[str, str]:
+    def _invoke_wiring(self, spec: FunctionSpec) -> dict[str, str]:
         """What a function run outside the stack (``sam local invoke``) needs besides the endpoints: its own Kafka
-        credentials, the local SES and SNS. AWS calls are not checked against its role there."""
+        credentials, the local SES and SNS, its channel's stand-in. AWS calls are not checked against its role there."""
         wiring = {}
         if self.permissions is not None:
-            wiring.update(self.permissions.function_environment(function))
+            wiring.update(self.permissions.function_environment(spec.logical_id))
         if self.ses is not None:  # botocore's service-specific endpoint: SES v2 calls reach the local SES
             wiring["AWS_ENDPOINT_URL_SESV2"] = self.ses.url
         if self.sns is not None:
             wiring["AWS_ENDPOINT_URL_SNS"] = self.sns.url
+        if channel := spec.environment.get("CHANNEL"):
+            wiring.update(self.standins.get(Channel(channel), {}))
         return wiring
 
     def _start_functions(self, specs: Any, bootstrap: str, aws_endpoint: str, dynamodb_endpoint: str) -> list[str]:

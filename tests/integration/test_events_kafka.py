@@ -8,16 +8,16 @@ import json
 from pathlib import Path
 
 import pytest
-from moto.core import DEFAULT_ACCOUNT_ID
-from moto.ses.models import ses_backends
-from moto.sns.models import sns_backends
 
-from devstack import aws_resources
+from devstack import aws_resources, standins
 from devstack.consume import read_topic
 from devstack.lambda_context import LocalLambdaContext
+from devstack.msk_events import sender_sample
 from devstack.receivers import DeliveryReceiver
 from notifications.kafka.msk_event import read_event
+from notifications.models import ChannelMessage, DeliveryState
 from notifications.registry import Channel
+from notifications.status import DynamoStatusStore
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 NOTIFICATION_ID = b"8f58c11d-ebc2-4ca7-a934-226e2bb6192c"
@@ -58,8 +58,9 @@ def test_fanout_sample(kafka_env, moto_aws):
 
 
 @pytest.fixture
-def receivers(moto_aws):
-    """Slack and webhook targets on local receivers, their secrets pointing at them."""
+def providers(moto_aws):
+    """Every channel's provider locally: SES and SNS in moto, Slack and webhook targets on local receivers (their
+    secrets pointing at them), and each channel's own stand-in (``devstack.standins``); its environment by channel."""
     with DeliveryReceiver() as slack, DeliveryReceiver(signing_key=SAMPLE_KEY) as webhook:
         aws_resources.create_all(
             moto_aws,
@@ -69,24 +70,33 @@ def receivers(moto_aws):
                 webhook_signing_key=SAMPLE_KEY,
             ),
         )
-        yield {"slack": slack, "webhook": webhook}
+        yield standins.prepare_all(standins.Local(moto_aws, slack.url))
 
 
-@pytest.mark.parametrize("channel", [channel.value for channel in Channel])
-def test_sender_samples(channel, kafka_env, receivers, monkeypatch):
+@pytest.mark.parametrize("channel", list(Channel))
+def test_sender_samples(channel, kafka_env, providers, moto_aws, monkeypatch):
     import sender_handler
 
-    monkeypatch.setenv("CHANNEL", channel)
-    result = sender_handler.handler(load(f"sender_{channel}_msk.json"), LocalLambdaContext(f"{channel}-sender"))
+    # Given the channel's sender in its local environment, and the channel's sample event as the file holds it
+    monkeypatch.setenv("CHANNEL", channel.value)
+    for name, value in providers.get(channel, {}).items():
+        monkeypatch.setenv(name, value)
+    event = load(f"sender_{channel}_msk.json")
+    [record] = read_event(event)
+
+    # When the sender function is invoked with it
+    result = sender_handler.handler(event, LocalLambdaContext(f"{channel}-sender"))
+
+    # Then no record failed, and the provider took the message: the status says sent, with the provider's id
     assert result == {"batchItemFailures": []}
-    if channel == "email":
-        sent = ses_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].sent_messages
-        assert [m.destinations["ToAddresses"] for m in sent] == [["ada@example.com"]]
-    elif channel == "sms":
-        sms = list(sns_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].sms_messages.values())
-        assert [phone for phone, _ in sms] == ["+4915112345678"]
-        assert "A-1001" in sms[0][1]
-    else:
-        delivered = receivers[channel].accepted(f"/{channel}")
-        assert len(delivered) == 1
-        assert "A-1001" in delivered[0].body.decode()
+    message = ChannelMessage.model_validate_json(record.value)
+    status = DynamoStatusStore(aws_resources.STATUS_TABLE, moto_aws.client("dynamodb")).get(message.key)
+    assert status is not None
+    [sent] = status.channels
+    assert (sent.channel, sent.state) == (channel, DeliveryState.SENT)
+
+
+def test_every_sender_sample_is_the_one_the_generator_writes():
+    # (``python -m devstack.msk_events <channel> > events/sender_<channel>_msk.json``)
+    for channel in Channel:
+        assert load(f"sender_{channel}_msk.json") == sender_sample(channel), channel

@@ -47,6 +47,8 @@ class AddressKind:
     annotation: Any
     # Messages per hour to one address, whoever the caller, unless QUOTA_<FIELD>_PER_HOUR says otherwise.
     per_hour: int
+    # A valid address in canonical form: the API document's example and the sample events' (``events/``).
+    example: str
     # The recipient as its quota counts it: spellings the provider delivers to the same inbox count as one.
     quota_key: Callable[[str], str] = str.casefold
 

@@ -51,6 +51,6 @@ class EmailSettings(EnvModel):
     suppression_table_name: str
 
 
-EMAIL = AddressKind(field="email", annotation=Email, per_hour=10, quota_key=mailbox)
+EMAIL = AddressKind(field="email", annotation=Email, per_hour=10, example="ada@example.com", quota_key=mailbox)
 
 CHANNEL = ChannelSpec(settings=EmailSettings, address=EMAIL)

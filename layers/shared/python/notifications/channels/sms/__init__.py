@@ -75,6 +75,6 @@ def check_number(number: str) -> None:
         raise AddressRefusedError(reason)
 
 
-PHONE = AddressKind(field="phone", annotation=Phone, per_hour=5)
+PHONE = AddressKind(field="phone", annotation=Phone, per_hour=5, example="+4915112345678")
 
 CHANNEL = ChannelSpec(settings=SmsSettings, address=PHONE, check_address=check_number)
