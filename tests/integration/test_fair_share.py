@@ -4,7 +4,9 @@ they take alone; A's all arrive, nothing is dead-lettered, nothing is sent twice
 
 The sender is the webhook sender function (``sender_handler``) behind the local event-source mapping, with the
 template's trigger settings (batch size, batching window, partial batch responses); the provider stand-in is the
-local webhook receiver, which counts every request and recognises a repeated ``Idempotency-Key``.
+local webhook receiver, which counts every request and recognises a repeated ``Idempotency-Key``. The mapping reads
+the partition sequentially in batches of at most ``BatchSize`` records, gathered for up to the batching window
+(https://docs.aws.amazon.com/lambda/latest/dg/with-msk-process.html), so B's records sit behind A's in the log.
 """
 
 from __future__ import annotations

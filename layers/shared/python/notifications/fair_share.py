@@ -18,8 +18,11 @@ slots it can fill within the horizon and the partition moves on to the records b
   rounds to less); only a caller that has had more than its share over the window lets the others catch up
   first, at most until its own slots leave the window. A yielded record is due at once when it comes round.
 
-State is per execution environment and partition, like the rate limiter: the event-source mapping hands a
-partition to one invocation at a time, so the shares hold for the channel without a shared counter.
+State is per execution environment and partition, like the rate limiter: the event-source mapping reads each
+partition sequentially and hands it to one invocation at a time, a batch of at most ``BatchSize`` records
+(https://docs.aws.amazon.com/lambda/latest/dg/with-msk-process.html), so the shares hold for the channel without
+a shared counter, and a caller's records further down the partition are only reached after the batches before them.
+docs/delivery-pressure.md has the figures and the costs.
 """
 
 from __future__ import annotations
