@@ -12,6 +12,10 @@
   ``retry-*`` headers (attempt, not-before, first failure) and the original counts as done. A deferred record
   waits for its not-before time when it comes round again, so an outage is waited out without using up the
   event-source mapping's retries, for up to the outage budget. Only then is it dead-lettered.
+- When more records wait in a partition than it can send within a short horizon, each caller takes only its
+  fair share of the partition's slots (``notifications.fair_share``); its other records *yield their turn*:
+  deferred as they are, due at once, with no attempt counted, so the records behind them in the partition are
+  reached and one caller's burst does not hold up the others.
 - Permanent errors and unreadable records go to the DLQ (the record is then done) and mark the status failed.
 - A record raises (and the event-source mapping retries it) only when Kafka does not acknowledge its deferral
   or dead letter.
@@ -29,6 +33,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from notifications.channels.base import ChannelSender, PreparesBatches
 from notifications.errors import PermanentDeliveryError, PoisonRecordError, TransientDeliveryError
+from notifications.fair_share import FairShare
 from notifications.kafka.msk_event import KafkaRecord
 from notifications.kafka.producer import OutgoingRecord, Publisher, publish_one
 from notifications.models import CHANNEL_SCHEMAS, ChannelMessage
@@ -45,6 +50,8 @@ RETRY_ATTEMPT = "retry-attempt"
 RETRY_NOT_BEFORE = "retry-not-before"  # epoch milliseconds
 RETRY_FIRST_FAILURE = "retry-first-failure"  # epoch milliseconds
 RETRY_REASON = "retry-reason"
+YIELD_REASON = "over the caller's fair share of the channel's rate"
+_NO_CALLER = "-"  # the share of v1 records, written before callers existed
 RETRY_HEADERS = frozenset({RETRY_ATTEMPT, RETRY_NOT_BEFORE, RETRY_FIRST_FAILURE, RETRY_REASON})
 
 
@@ -117,6 +124,7 @@ class DeliveryService:
 
     def __post_init__(self) -> None:
         self._limiters: dict[str, RateLimiter] = {}
+        self._shares: dict[str, FairShare] = {}
         self._circuit = Circuit(
             self.settings.circuit_failure_threshold,
             self.settings.circuit_open_seconds,
@@ -133,6 +141,7 @@ class DeliveryService:
     def deliver_batch(self, records: Sequence[KafkaRecord]) -> list[KafkaRecord]:
         """Deliver a batch; answer the records to report as failed (Kafka did not take their deferral)."""
         decoded = [(record, _decode(record)) for record in records]
+        yielding = self._yielding(decoded)
         lanes: dict[tuple[str, bytes | None], list[tuple[KafkaRecord, Decoded]]] = {}
         for record, message in decoded:
             lanes.setdefault((record.partition_id, record.key), []).append((record, message))
@@ -140,19 +149,67 @@ class DeliveryService:
             self._limiter(partition_id)  # created here, in one thread
         prepare = self.sender.prepare if isinstance(self.sender, PreparesBatches) else None
         if prepare is not None:  # unreadable records are left to ``deliver``
-            prepare([message for _, message in decoded if isinstance(message, ChannelMessage)])
+            prepare([m for r, m in decoded if isinstance(m, ChannelMessage) and _position(r) not in yielding])
+        # Lanes that only yield go first (a quick Kafka write each), then the others, the callers taking turns.
+        yield_only = [lane for lane in lanes.values() if all(_position(r) in yielding for r, _ in lane)]
+        sending = [lane for lane in lanes.values() if not all(_position(r) in yielding for r, _ in lane)]
+        ordered = [*yield_only, *_by_turns(sending)]
         try:
-            results = list(self._pool.map(self._deliver_lane, lanes.values()))
+            results = list(self._pool.map(lambda lane: self._deliver_lane(lane, yielding), ordered))
         finally:
             if prepare is not None:
                 prepare(())
         return sorted((r for failed in results for r in failed), key=lambda r: (r.partition_id, r.offset))
 
-    def _deliver_lane(self, lane: list[tuple[KafkaRecord, Decoded]]) -> list[KafkaRecord]:
+    def _yielding(self, decoded: Sequence[tuple[KafkaRecord, Decoded]]) -> set[tuple[str, int]]:
+        """The records (partition and offset) that yield their turn to other callers' records in this batch."""
+        horizon = self.settings.fair_share_horizon_seconds
+        rate = self.settings.partition_rate
+        if not horizon or rate is None:
+            return set()
+        waiting: dict[str, list[tuple[KafkaRecord, str]]] = {}
+        for record, message in decoded:
+            if isinstance(message, ChannelMessage) and message.channel == self.settings.channel:
+                waiting.setdefault(record.partition_id, []).append((record, message.caller or _NO_CALLER))
+        yielding: set[tuple[str, int]] = set()
+        for partition_id, entries in waiting.items():
+            share = self._shares.get(partition_id)
+            if share is None:
+                share = self._shares[partition_id] = FairShare(
+                    rate,
+                    horizon=horizon,
+                    window=self.settings.fair_share_window_seconds,
+                    weights=self.settings.caller_weights,
+                )
+            takes = share.plan([caller for _, caller in entries])
+            stopped: set[bytes | None] = set()  # a key whose record yields: its later records yield too (order)
+            turns: dict[str, list[int]] = {}
+            for (record, caller), take in zip(entries, takes, strict=True):
+                if not take or record.key in stopped:
+                    yielding.add(_position(record))
+                    stopped.add(record.key)
+                turns.setdefault(caller, [0, 0])[0 if _position(record) in yielding else 1] += 1
+            if any(yielded for yielded, _ in turns.values()):
+                logger.info(
+                    "fair share: records over their caller's share yield their turn",
+                    source=partition_id,
+                    slots=share.capacity,
+                    yielded={c: y for c, (y, _) in turns.items() if y},
+                    sending={c: s for c, (_, s) in turns.items() if s},
+                )
+                metrics.add_metric(name="FairShareYields", unit="Count", value=sum(y for y, _ in turns.values()))
+        return yielding
+
+    def _deliver_lane(
+        self, lane: list[tuple[KafkaRecord, Decoded]], yielding: set[tuple[str, int]]
+    ) -> list[KafkaRecord]:
         failed = []
         for record, message in lane:
             try:
-                self.deliver(record, message)
+                if _position(record) in yielding and isinstance(message, ChannelMessage):
+                    self._yield_turn(record, message)
+                else:
+                    self.deliver(record, message)
             except Exception as exc:
                 logger.warning(
                     "record reported failed, the event-source mapping will retry it",
@@ -250,6 +307,22 @@ class DeliveryService:
         self._record(self.status.record_sent, message.key, message.channel, provider_message_id)
         logger.info("delivered", provider_message_id=provider_message_id, attempt=retry.attempt + 1, extra=log)
         metrics.add_metric(name="Delivered", unit="Count", value=1)
+
+    def _yield_turn(self, record: KafkaRecord, message: ChannelMessage) -> None:
+        """Defer a record over its caller's share as it is: due at once (or when it was due), no attempt counted,
+        no failure written, and no claim taken (the delivery's status row is untouched)."""
+        logger.thread_safe_append_keys(correlation_id=message.correlation_id)
+        retry = RetryState.of(record)
+        log = {"caller": message.caller or _NO_CALLER, "notification_id": str(message.notification_id)}
+        self._defer(
+            record,
+            message,
+            retry,
+            reason=YIELD_REASON,
+            not_before=max(retry.not_before, self.wall_clock()),
+            log=log,
+            attempted=False,
+        )
 
     def _send_once(self, message: ChannelMessage, partition: str) -> str | None:
         """Claim the send on the channel's status row (the first of its two writes), then send; the outcome's write
@@ -351,8 +424,9 @@ class DeliveryService:
     ) -> None:
         """Publish the record again on its topic to be tried at ``not_before``; past the budget, dead-letter it."""
         now = self.wall_clock()
-        first_failure = retry.first_failure if retry.first_failure is not None else now
-        if attempted and now - first_failure > self.settings.outage_budget_seconds:
+        # The outage budget counts from the first failed attempt; a record that only waited has none yet.
+        first_failure = retry.first_failure if retry.first_failure is not None or not attempted else now
+        if attempted and first_failure is not None and now - first_failure > self.settings.outage_budget_seconds:
             budget = self.settings.outage_budget_seconds
             final = f"undelivered for {now - first_failure:.0f} s (outage budget {budget} s): {reason}"
             logger.warning("outage budget exhausted, to DLQ", reason=final, extra=log)
@@ -374,7 +448,11 @@ class DeliveryService:
                     *kept,
                     (RETRY_ATTEMPT, str(attempt).encode()),
                     (RETRY_NOT_BEFORE, str(int(not_before * 1000)).encode()),
-                    (RETRY_FIRST_FAILURE, str(int(first_failure * 1000)).encode()),
+                    *(
+                        ((RETRY_FIRST_FAILURE, str(int(first_failure * 1000)).encode()),)
+                        if first_failure is not None
+                        else ()
+                    ),
                     (RETRY_REASON, reason.encode()[:500]),
                 ),
             ),
@@ -397,6 +475,22 @@ class DeliveryService:
             write(*args, **kwargs)
         except Exception:
             logger.exception("status write failed")
+
+
+def _position(record: KafkaRecord) -> tuple[str, int]:
+    return record.partition_id, record.offset
+
+
+def _by_turns(lanes: list[list[tuple[KafkaRecord, Decoded]]]) -> list[list[tuple[KafkaRecord, Decoded]]]:
+    """The lanes with their callers taking turns (first lane of each caller, then the second, ...): the rate
+    limiter hands out slots in the order sends ask, so a caller with few records is not left for last."""
+    by_caller: dict[str, list[list[tuple[KafkaRecord, Decoded]]]] = {}
+    for lane in lanes:
+        message = lane[0][1]
+        caller = message.caller or _NO_CALLER if isinstance(message, ChannelMessage) else _NO_CALLER
+        by_caller.setdefault(caller, []).append(lane)
+    queues = list(by_caller.values())
+    return [queue[i] for i in range(max(map(len, queues), default=0)) for queue in queues if i < len(queue)]
 
 
 def _decode(record: KafkaRecord) -> Decoded:

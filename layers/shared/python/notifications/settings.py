@@ -5,13 +5,15 @@ Domain code receives a settings object; only the factories here read ``os.enviro
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from functools import cache
-from typing import Literal, Self
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import Field, create_model, model_validator
+from pydantic import Field, create_model, field_validator, model_validator
 
 from notifications.env import EnvModel
+from notifications.models import CallerId
 from notifications.registry import Channel, address_kinds
 
 
@@ -81,6 +83,19 @@ class SenderSettings(KafkaSettings):
     retry_max_delay_seconds: float = Field(default=60.0, gt=0)
     # How long a record may keep failing transiently (e.g. a provider outage) before it is dead-lettered.
     outage_budget_seconds: int = Field(default=6 * 3600, gt=0)
+    # A fair share of the rate between callers (``notifications.fair_share``): when more records wait than a
+    # partition can send within the horizon, an invocation hands out only the horizon's slots, by caller, and the
+    # records over their caller's share go back on the topic. 0 turns the share off (records wait for slots).
+    fair_share_horizon_seconds: float = Field(default=2.0, ge=0, le=60)
+    # How far back a caller's slots count towards its share, and how long it counts as active after its last record.
+    fair_share_window_seconds: float = Field(default=30.0, gt=0, le=3600)
+    # A caller's weight in the share (1 when absent), a JSON object: CALLER_WEIGHTS='{"c-...": 2}'.
+    caller_weights: dict[CallerId, Annotated[float, Field(gt=0, le=1000)]] = Field(default_factory=dict)
+
+    @field_validator("caller_weights", mode="before")
+    @classmethod
+    def _weights_from_json(cls, value: Any) -> Any:
+        return json.loads(value) if isinstance(value, str) else value
 
     @property
     def partition_rate(self) -> float | None:
