@@ -63,11 +63,19 @@ _FLUSH_SECONDS = 0.5
 
 
 def local_parameters(
-    *, bootstrap: str, secret_arns: Mapping[str, str], sender_address: str, slack_secret: str, webhook_secret: str
+    *,
+    bootstrap: str,
+    secret_arns: Mapping[str, str],
+    sender_address: str,
+    slack_secret: str,
+    webhook_secret: str,
+    stand_ins: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The template's parameters as the local stack deploys it: MSK with IAM access control (whose
-    ``kafka-cluster:*`` statements the broker's ACLs reproduce), its resources' names and ARNs."""
+    ``kafka-cluster:*`` statements the broker's ACLs reproduce), its resources' names and ARNs, and what the
+    channels' stand-ins made (``devstack.standins``)."""
     return {
+        **(stand_ins or {}),
         "Environment": "dev",
         "KafkaClusterType": "MSK",
         "KafkaClusterArn": CLUSTER_ARN,
@@ -450,19 +458,34 @@ def template_roles(template: Path | None = None) -> dict[str, Role]:
     from devstack.iam.roles import roles  # noqa: PLC0415
     from devstack.template_config import DEFAULT_TEMPLATE  # noqa: PLC0415
 
+    template = template or DEFAULT_TEMPLATE
     physical = physical_ids({}, region="<region>", account="<account>", template=template)
     parameters = {
+        **placeholders(template),
         "KafkaClusterType": "MSK",
         "KafkaClusterArn": "arn:aws:kafka:<region>:<account>:cluster/<cluster>/<uuid>",
         "KafkaBootstrapServers": "<brokers>",
-        "SubnetIds": ["<subnet>"],
-        "SecurityGroupIds": ["<sg>"],
-        "EmailFromAddress": "<EmailFromAddress>",
-        "SesIdentity": "<SesIdentity>",
-        "SlackWebhookSecretArn": "arn:aws:secretsmanager:<region>:<account>:secret:<SlackWebhookSecretArn>",
-        "WebhookSecretArn": "arn:aws:secretsmanager:<region>:<account>:secret:<WebhookSecretArn>",
     }
-    return roles(physical, parameters, template=template or DEFAULT_TEMPLATE, region="<region>", account_id="<account>")
+    return roles(physical, parameters, template=template, region="<region>", account_id="<account>")
+
+
+def placeholders(template: Path) -> dict[str, Any]:
+    """A placeholder for each parameter without a default: ``<Name>``, a list of one for a list type, and a secret's
+    ARN for a parameter whose pattern is one (``arn:aws:secretsmanager:<region>:<account>:secret:<Name>``)."""
+    from devstack.template_config import load_yaml  # noqa: PLC0415
+
+    found: dict[str, Any] = {}
+    for name, declared in (load_yaml(template).get("Parameters") or {}).items():
+        if "Default" in declared:
+            continue
+        kind = str(declared.get("Type", "String"))
+        if kind.startswith(("List<", "CommaDelimitedList")):
+            found[name] = [f"<{name}>"]
+        elif ":secretsmanager:" in str(declared.get("AllowedPattern", "")):
+            found[name] = f"arn:aws:secretsmanager:<region>:<account>:secret:<{name}>"
+        else:
+            found[name] = f"<{name}>"
+    return found
 
 
 def table(template: Path | None = None) -> str:
@@ -499,15 +522,26 @@ def _short(arn: str) -> str:
     return f"{parts[2]}:{parts[5]}" if len(parts) == 6 else arn
 
 
+def write_table(path: Path) -> None:
+    """Replace the table between its markers in ``path`` with the one the template gives."""
+    text = path.read_text()
+    start, end = text.index(TABLE_BEGIN), text.index(TABLE_END) + len(TABLE_END)
+    path.write_text(text[:start] + table() + text[end:])
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devstack.permissions", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("table", help="the Markdown table of every function's permissions (docs/security.md)")
+    table_command = sub.add_parser("table", help="the Markdown table of every function's permissions")
+    table_command.add_argument("--write", type=Path, help="replace the table in this file (docs/security.md)")
     report = sub.add_parser("report", help="the least-privilege report of a stack's data dir")
     report.add_argument("--data-dir", type=Path, default=Path(".devstack"))
     args = parser.parse_args(argv)
     if args.command == "table":
-        print(table())
+        if args.write is None:
+            print(table())
+        else:
+            write_table(args.write)
         return 0
     data_dir: Path = args.data_dir
     result = Report.collect(data_dir / "access", sorted((data_dir / "kafka").glob("authorizer.log*")))

@@ -341,7 +341,7 @@ class LocalStack:
         self.viewer: DeliveryViewer | None = None
         self.ses: SesStandIn | None = None
         self.sns: SnsDeliveryLogHook | None = None
-        self.standins: dict[Channel, dict[str, str]] = {}
+        self.standins: dict[Channel, standins.Prepared] = {}
         self.info: StackInfo | None = None
         self.workers: dict[str, _Worker] = {}
         self._own_broker = False
@@ -468,9 +468,11 @@ class LocalStack:
             return
         session = EndpointSession(aws_endpoint, dynamodb_endpoint)
         secrets = session.client("secretsmanager")
+        # Every secret made so far (the channels' and their stand-ins'): a call names one by name, IAM by its ARN
         secret_arns = {
-            name: secrets.describe_secret(SecretId=name)["ARN"]
-            for name in (aws_resources.SLACK_SECRET, aws_resources.WEBHOOK_SECRET)
+            secret["Name"]: secret["ARN"]
+            for page in secrets.get_paginator("list_secrets").paginate()
+            for secret in page["SecretList"]
         }
         parameters = permissions.local_parameters(
             bootstrap=self.broker.sasl_bootstrap,
@@ -478,6 +480,7 @@ class LocalStack:
             sender_address=aws_resources.SENDER_ADDRESS,
             slack_secret=aws_resources.SLACK_SECRET,
             webhook_secret=aws_resources.WEBHOOK_SECRET,
+            stand_ins=standins.parameters(self.standins),
         )
         physical = permissions.local_physical(aws_resources.TABLES, aws_resources.CONFIGURATION_SET, template)
         self.permissions = permissions.Permissions(self.data_dir / "access", parameters, physical)
@@ -660,7 +663,8 @@ class LocalStack:
         if self.sns is not None:
             wiring["AWS_ENDPOINT_URL_SNS"] = self.sns.url
         if channel := spec.environment.get("CHANNEL"):
-            wiring.update(self.standins.get(Channel(channel), {}))
+            if prepared := self.standins.get(Channel(channel)):
+                wiring.update(prepared.environment)
         return wiring
 
     def _start_functions(self, specs: Any, bootstrap: str, aws_endpoint: str, dynamodb_endpoint: str) -> list[str]:

@@ -10,16 +10,20 @@ from notifications.channels.base import ChannelSender
 from notifications.env import EnvModel
 from notifications.kafka.msk_event import KafkaRecord
 from notifications.models import ChannelMessage, NotificationRequest, NotificationRequested, channel_messages
-from notifications.registry import Channel, spec
+from notifications.registry import Channel, address_of, spec
 from notifications.settings import SenderSettings
-from tests.support import sample_request
+from tests.support import SAMPLE_REQUEST, sample_request
 
 CLUSTER_ARN = "arn:aws:kafka:us-east-1:123456789012:cluster/notifications/abcd1234-0000-0000-0000-000000000000-1"
 
 
 def requested(**changes: Any) -> NotificationRequested:
-    """The fanout input for a sample request (all four channels unless ``channels`` is given)."""
+    """The fanout input for a sample request (every channel unless ``channels`` is given); unless ``customer`` is
+    given, the sample customer has an address (its kind's example) for each channel that delivers to one."""
     changes.setdefault("channels", [c.value for c in Channel])
+    if "customer" not in changes:
+        kinds = [kind for name in changes["channels"] if (kind := address_of(Channel(name)))]
+        changes["customer"] = {**{k.field: k.example for k in kinds}, **SAMPLE_REQUEST["customer"]}
     request = NotificationRequest.model_validate(sample_request(**changes))
     return NotificationRequested(
         notification_id=request.id,

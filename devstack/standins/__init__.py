@@ -4,20 +4,24 @@ The local stack already stands in for SES (``devstack.providers``), SNS and Secr
 endpoints (``devstack.receivers``). A channel whose sender needs more locally (a secret, a platform application,
 an endpoint) adds a module named after it with::
 
-    def prepare(local: Local) -> dict[str, str]:
+    def prepare(local: Local) -> Prepared:
         ...  # create what the sender needs: local.aws.client("secretsmanager"), local.receiver_url("/<channel>")
-        return {"<X>_SECRET_ID": "..."}  # the sender's environment locally, in place of the template's values
+        return Prepared(
+            environment={"<X>_SECRET_ID": "..."},  # the sender's environment locally, for the template's values
+            parameters={"<X>SecretArn": "arn:..."},  # the template's parameters locally (its role names them)
+        )
 
-The stack calls it once the local AWS and receivers run and before the functions start, and gives the returned
-variables to that channel's sender function (also in ``env-vars.json`` for ``sam local invoke``).
+The stack calls it once the local AWS and receivers run and before the functions start, gives the environment to
+that channel's sender function (also in ``env-vars.json`` for ``sam local invoke``) and the parameters to the
+template as the local stack deploys it (``devstack.permissions.local_parameters``: the sender's role).
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from notifications.registry import Channel
@@ -32,11 +36,27 @@ class Local:
     receiver_url: Callable[[str], str]
 
 
-def prepare_all(local: Local) -> dict[Channel, dict[str, str]]:
-    """Each channel's stand-in prepared: its sender's local environment, by channel (channels without one: none)."""
-    prepared: dict[Channel, dict[str, str]] = {}
+@dataclass(frozen=True)
+class Prepared:
+    # The channel's sender's environment locally, in place of what the template gives it in AWS.
+    environment: Mapping[str, str]
+    # Template parameters as the local stack deploys the template (the local ARN of a secret the stand-in made).
+    parameters: Mapping[str, str] = field(default_factory=dict)
+
+
+def prepare_all(local: Local) -> dict[Channel, Prepared]:
+    """Each channel's stand-in prepared, by channel (a channel without one has none)."""
+    prepared: dict[Channel, Prepared] = {}
     for channel in Channel:
         name = f"{__name__}.{channel.value}"
         if importlib.util.find_spec(name) is not None:
-            prepared[channel] = dict(importlib.import_module(name).prepare(local))
+            result = importlib.import_module(name).prepare(local)
+            if not isinstance(result, Prepared):
+                raise TypeError(f"{name}.prepare must return a devstack.standins.Prepared")
+            prepared[channel] = result
     return prepared
+
+
+def parameters(prepared: Mapping[Channel, Prepared]) -> dict[str, str]:
+    """Every stand-in's template parameters together."""
+    return {name: value for each in prepared.values() for name, value in each.parameters.items()}

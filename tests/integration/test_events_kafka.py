@@ -79,7 +79,7 @@ def test_sender_samples(channel, kafka_env, providers, moto_aws, monkeypatch):
 
     # Given the channel's sender in its local environment, and the channel's sample event as the file holds it
     monkeypatch.setenv("CHANNEL", channel.value)
-    for name, value in providers.get(channel, {}).items():
+    for name, value in (providers[channel].environment if channel in providers else {}).items():
         monkeypatch.setenv(name, value)
     event = load(f"sender_{channel}_msk.json")
     [record] = read_event(event)

@@ -24,7 +24,7 @@ from notifications.quotas import (
     QuotaStoreError,
     recipient_digest,
 )
-from notifications.registry import customer_addressed
+from notifications.registry import address_kinds, customer_addressed
 from notifications.runtime import ingest
 from notifications.runtime.ingest import quota_limits
 from notifications.settings import IngestSettings, ingest_settings, recipient_quotas
@@ -139,7 +139,8 @@ def test_every_customer_field_a_channel_delivers_to_has_a_recipient_limit():
     env = {**required, "QUOTA_TABLE_NAME": "q"}
     limits = quota_limits(IngestSettings.from_env(env), env)
     assert set(limits.recipient_per_hour) == set(customer_addressed().values())
-    assert limits == QuotaLimits(50, 100_000, {"email": 10, "phone": 5})
+    assert limits == QuotaLimits(50, 100_000, {field: kind.per_hour for field, kind in address_kinds().items()})
+    assert (limits.recipient_per_hour["email"], limits.recipient_per_hour["phone"]) == (10, 5)
 
 
 # ---------------------------------------------------------------------------------------- DynamoDB counters
