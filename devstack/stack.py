@@ -662,9 +662,8 @@ class LocalStack:
             wiring["AWS_ENDPOINT_URL_SESV2"] = self.ses.url
         if self.sns is not None:
             wiring["AWS_ENDPOINT_URL_SNS"] = self.sns.url
-        if channel := spec.environment.get("CHANNEL"):
-            if prepared := self.standins.get(Channel(channel)):
-                wiring.update(prepared.environment)
+        if (channel := spec.environment.get("CHANNEL")) and (prepared := self.standins.get(Channel(channel))):
+            wiring.update(prepared.environment)
         return wiring
 
     def _start_functions(self, specs: Any, bootstrap: str, aws_endpoint: str, dynamodb_endpoint: str) -> list[str]:
