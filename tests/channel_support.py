@@ -18,7 +18,7 @@ CLUSTER_ARN = "arn:aws:kafka:us-east-1:123456789012:cluster/notifications/abcd12
 
 
 def requested(**changes: Any) -> NotificationRequested:
-    """The fanout input for a sample request (all four channels unless ``channels`` is given)."""
+    """The fanout input for a sample request (every channel unless ``channels`` is given)."""
     changes.setdefault("channels", [c.value for c in Channel])
     request = NotificationRequest.model_validate(sample_request(**changes))
     return NotificationRequested(
