@@ -59,7 +59,8 @@ def test_fanout_sample(kafka_env, moto_aws):
 
 @pytest.fixture
 def receivers(moto_aws):
-    """Slack and webhook targets on local receivers, their secrets pointing at them."""
+    """Slack and webhook targets on local receivers, their secrets pointing at them; the local push endpoints (moto
+    seeded as the local stack seeds it, so the push sample's endpoint exists)."""
     with DeliveryReceiver() as slack, DeliveryReceiver(signing_key=SAMPLE_KEY) as webhook:
         aws_resources.create_all(
             moto_aws,
@@ -69,7 +70,8 @@ def receivers(moto_aws):
                 webhook_signing_key=SAMPLE_KEY,
             ),
         )
-        yield {"slack": slack, "webhook": webhook}
+        push = aws_resources.create_push_endpoints(moto_aws.client("sns"), aws_resources.seed_moto_in_process)
+        yield {"slack": slack, "webhook": webhook, "push": push}
 
 
 @pytest.mark.parametrize("channel", [channel.value for channel in Channel])
@@ -86,6 +88,13 @@ def test_sender_samples(channel, kafka_env, receivers, monkeypatch):
         sms = list(sns_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].sms_messages.values())
         assert [phone for phone, _ in sms] == ["+4915112345678"]
         assert "A-1001" in sms[0][1]
+    elif channel == "push":
+        # moto keeps what is published to a platform endpoint with the endpoint
+        endpoints = sns_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].platform_endpoints
+        published = {arn: list(endpoint.messages.values()) for arn, endpoint in endpoints.items() if endpoint.messages}
+        assert list(published) == [receivers["push"][0]]
+        [message] = published[receivers["push"][0]]
+        assert "A-1001" in json.loads(message)["GCM"]
     else:
         delivered = receivers[channel].accepted(f"/{channel}")
         assert len(delivered) == 1
