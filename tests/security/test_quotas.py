@@ -23,7 +23,7 @@ from notifications.quotas import (
     QuotaStoreError,
     recipient_digest,
 )
-from notifications.registry import customer_addressed
+from notifications.registry import address_kinds, customer_addressed
 from notifications.runtime import ingest
 from notifications.runtime.ingest import quota_limits
 from notifications.settings import IngestSettings, ingest_settings, recipient_quotas
@@ -138,7 +138,9 @@ def test_every_customer_field_a_channel_delivers_to_has_a_recipient_limit():
     env = {**required, "QUOTA_TABLE_NAME": "q"}
     limits = quota_limits(IngestSettings.from_env(env), env)
     assert set(limits.recipient_per_hour) == set(customer_addressed().values())
-    assert limits == QuotaLimits(50, 100_000, {"email": 10, "phone": 5})
+    defaults = {field: kind.per_hour for field, kind in address_kinds().items()}
+    assert limits == QuotaLimits(50, 100_000, defaults)
+    assert (defaults["email"], defaults["phone"]) == (10, 5)
 
 
 # ---------------------------------------------------------------------------------------- DynamoDB counters
