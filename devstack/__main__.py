@@ -61,7 +61,7 @@ def _up(args: argparse.Namespace) -> int:
         info = stack.start()
         starting = False
         if args.demo and not stop.is_set():
-            run_demo(info.api_url, info.channels, count=args.count, out=_say)
+            run_demo(info.api_url, info.channels, count=args.count, out=_say, push_endpoints=info.push_endpoints)
         _say(f"up: running; delivery viewer at {info.viewer_url}")
         _say("up: Ctrl-C stops everything (Kafka data is kept for the next start)")
         stop.wait()
@@ -83,7 +83,8 @@ def _demo(args: argparse.Namespace) -> int:
     info = StackInfo.read(args.data_dir)
     api = args.api or (info.api_url if info else "http://127.0.0.1:3000")
     channels = args.channels.split(",") if args.channels else (info.channels if info else ["email"])
-    results = run_demo(api, channels, count=args.count, timeout=args.timeout, out=_say)
+    push_endpoints = info.push_endpoints if info else []
+    results = run_demo(api, channels, count=args.count, timeout=args.timeout, out=_say, push_endpoints=push_endpoints)
     return 0 if results and all(r.delivered for r in results) else 1
 
 

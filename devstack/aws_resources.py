@@ -11,6 +11,7 @@ verified SES identity and the Slack and webhook secrets (the webhook's signing k
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +34,7 @@ TABLES = {
 LOCAL_QUOTAS = {
     "QUOTA_CALLER_PER_SECOND": "100000",
     "QUOTA_CALLER_PER_DAY": "100000000",
+    # every customer address kind's recipient quota
     **{f"QUOTA_{field.upper()}_PER_HOUR": "1000000" for field in address_kinds()},
 }
 SENDER_ADDRESS = "orders@shop.example"
@@ -43,6 +45,14 @@ SLACK_SECRET = "notifications/slack-webhook"
 WEBHOOK_SECRET = "notifications/webhook"
 # Where the local stack may send SMS (the template's SmsAllowedCountries parameter in AWS).
 SMS_ALLOWED_COUNTRIES = "DE,AT,CH,US"
+# The shop's app as SNS platform applications, one per push platform, and the demo customers' devices registered
+# with them (https://docs.aws.amazon.com/sns/latest/dg/mobile-platform-endpoint.html): (platform, device token).
+PUSH_APPLICATION = "shop-app"
+PUSH_DEVICES = (("GCM", "local-android-device-0"), ("APNS_SANDBOX", "local-ios-device-1"), ("GCM", "local-android-2"))
+# SNS gives each endpoint a random id; moto draws it from its seedable generator (``/moto-api/seed``), seeded before
+# each endpoint with its position here plus this base, so the endpoints' ARNs are the same on every start and the
+# push sample event (events/sender_push_msk.json) names the first one.
+PUSH_SEED = 20261121
 
 
 @dataclass(frozen=True)
@@ -66,6 +76,47 @@ def create_all(session: Any, endpoints: Endpoints = Endpoints()) -> None:
             secrets.create_secret(Name=name, SecretString=json.dumps(value))
         except secrets.exceptions.ResourceExistsException:
             secrets.put_secret_value(SecretId=name, SecretString=json.dumps(value))
+
+
+def create_push_endpoints(sns: Any, seed: Callable[[int], None]) -> list[str]:
+    """The shop app's platform applications and the demo devices' endpoints (``PUSH_DEVICES``, in that order), in
+    moto; ``seed(n)`` seeds moto's generator. Answers the endpoint ARNs; existing ones are kept (SNS answers the
+    ARN of an endpoint whose token is registered already)."""
+    applications: dict[str, str] = {}
+    arns = []
+    for position, (platform, token) in enumerate(PUSH_DEVICES):
+        if platform not in applications:
+            # A platform application names the push service's credentials; moto does not check them.
+            attributes = {"PlatformCredential": "local-credential"}
+            if platform.startswith("APNS"):
+                attributes["PlatformPrincipal"] = "local-certificate"
+            applications[platform] = sns.create_platform_application(
+                Name=PUSH_APPLICATION, Platform=platform, Attributes=attributes
+            )["PlatformApplicationArn"]
+        seed(PUSH_SEED + position)
+        arns.append(
+            sns.create_platform_endpoint(PlatformApplicationArn=applications[platform], Token=token)["EndpointArn"]
+        )
+    return arns
+
+
+def seed_moto_server(aws_endpoint: str) -> Callable[[int], None]:
+    """``seed`` for :func:`create_push_endpoints` on a moto server (its ``POST /moto-api/seed?a=<n>``)."""
+    import urllib.request  # noqa: PLC0415
+
+    def seed(value: int) -> None:
+        request = urllib.request.Request(f"{aws_endpoint}/moto-api/seed?a={value}", method="POST")  # noqa: S310
+        with urllib.request.urlopen(request, timeout=10):  # noqa: S310 - the local moto server
+            pass
+
+    return seed
+
+
+def seed_moto_in_process(value: int) -> None:
+    """``seed`` for :func:`create_push_endpoints` on moto in this process (``mock_aws``)."""
+    from moto.moto_api._internal import mock_random  # noqa: PLC0415
+
+    mock_random.seed(value)
 
 
 def create_tables(ddb: Any) -> None:

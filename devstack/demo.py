@@ -34,8 +34,11 @@ _PEOPLE = [
 _ITEMS = [("SKU-COFFEE", "Coffee beans", "24.95"), ("SKU-MUG", "Mug", "9.50"), ("SKU-GRINDER", "Hand grinder", "59.00")]
 
 
-def sample_purchase(number: int, channels: Sequence[str], rng: random.Random | None = None) -> dict[str, Any]:
-    """A valid ``POST /v1/notifications`` body for the given channels."""
+def sample_purchase(
+    number: int, channels: Sequence[str], rng: random.Random | None = None, push_endpoints: Sequence[str] = ()
+) -> dict[str, Any]:
+    """A valid ``POST /v1/notifications`` body for the given channels; the customer's app is on one of
+    ``push_endpoints`` (the local stack's demo devices) when there are any."""
     rng = rng or random.Random()  # noqa: S311 - sample data
     first, last = _PEOPLE[number % len(_PEOPLE)]
     picked = rng.sample(_ITEMS, k=rng.randint(1, len(_ITEMS)))
@@ -56,6 +59,7 @@ def sample_purchase(number: int, channels: Sequence[str], rng: random.Random | N
             "name": f"{first} {last}",
             "email": f"{first.lower()}.{last.lower()}@example.com",
             "phone": f"+49151{rng.randint(10_000_000, 99_999_999)}",
+            **({"push_endpoint": push_endpoints[number % len(push_endpoints)]} if push_endpoints else {}),
         },
         "channels": list(channels),
         "locale": "en",
@@ -100,12 +104,13 @@ def run_demo(
     count: int = 3,
     timeout: float = 60.0,
     out: Callable[[str], None] = print,
+    push_endpoints: Sequence[str] = (),
 ) -> list[DemoResult]:
     out(f"demo: posting {count} purchase(s) to {api_url}/v1/notifications (channels: {', '.join(channels)})")
     results: list[DemoResult] = []
     first_body: dict[str, Any] | None = None
     for number in range(count):
-        body = sample_purchase(number, channels)
+        body = sample_purchase(number, channels, push_endpoints=push_endpoints)
         first_body = first_body or body
         status, answer = request("POST", f"{api_url}/v1/notifications", body, {"Idempotency-Key": body["id"]})
         result = DemoResult(body["id"], body["purchase"]["order_id"], time.monotonic(), status)

@@ -133,6 +133,8 @@ class StackInfo:
     # The local SES: every email as received at <ses_url>/_local/ses/messages (devstack.providers).
     ses_url: str = ""
     viewer_url: str = ""
+    # The demo devices' SNS platform endpoints (customer.push_endpoint), in moto.
+    push_endpoints: list[str] = field(default_factory=list)
 
     @classmethod
     def read(cls, data_dir: Path = DEFAULT_DATA_DIR) -> StackInfo | None:
@@ -383,10 +385,14 @@ class LocalStack:
         assert self.slack is not None  # started with the receivers
         local = standins.Local(EndpointSession(aws_endpoint, dynamodb_endpoint), self.slack.url)
         self.standins = standins.prepare_all(local)
+        push_endpoints = aws_resources.create_push_endpoints(
+            EndpointSession(aws_endpoint, dynamodb_endpoint).client("sns"), aws_resources.seed_moto_server(aws_endpoint)
+        )
         self.progress(
             f"aws: tables {aws_resources.STATUS_TABLE}, {aws_resources.IDEMPOTENCY_TABLE}, "
             f"{aws_resources.QUOTA_TABLE}; SES identity {aws_resources.SENDER_ADDRESS}; "
-            f"secrets {aws_resources.SLACK_SECRET}, {aws_resources.WEBHOOK_SECRET}"
+            f"secrets {aws_resources.SLACK_SECRET}, {aws_resources.WEBHOOK_SECRET}; "
+            f"{len(push_endpoints)} push endpoints of {aws_resources.PUSH_APPLICATION}"
         )
         if self.config.enforce_permissions:
             self._prepare_permissions(template.path, aws_endpoint, dynamodb_endpoint)
@@ -421,6 +427,7 @@ class LocalStack:
             dynamodb_endpoint=dynamodb_endpoint,
             ses_url=self.ses.url,
             viewer_url=self._start_viewer(bootstrap, aws_endpoint, dynamodb_endpoint),
+            push_endpoints=push_endpoints,
         )
         (self.data_dir / "stack.json").write_text(json.dumps(asdict(self.info), indent=2) + "\n")
         self._supervisor = threading.Thread(target=self._supervise, name="supervisor", daemon=True)

@@ -5,8 +5,9 @@ viewer asks :func:`provider_inbox`, the one place that says where each channel's
 
 - email: the local SES v2 (``devstack.providers.SesStandIn``), which keeps each message as received (subject,
   text and HTML parts) and the SES events that followed it;
-- SMS: the moto server's sent messages (SNS ``Publish``), read from its ``/moto-api/data.json`` only when a
-  message the viewer is asked for is not cached yet;
+- SMS and mobile push: the moto server's messages (SNS ``Publish`` to a phone number, and to a platform endpoint,
+  which moto keeps with the endpoint), read from its ``/moto-api/data.json`` only when a message the viewer is
+  asked for is not cached yet;
 - Slack and the webhook: the local receivers' records of every request (``devstack.receivers``), including the
   ones they answered with an error.
 """
@@ -100,7 +101,7 @@ class SesInbox:
 
 
 class MotoInbox:
-    """SMS (SNS) as the moto server recorded them, found by the status' provider message id.
+    """SMS and push (SNS) as the moto server recorded them, found by the status' provider message id.
 
     A message once seen is kept (what was sent does not change); moto is asked again at most every
     ``refetch_seconds`` and only while a wanted message is missing."""
@@ -113,7 +114,7 @@ class MotoInbox:
         self._fetched_at = float("-inf")
 
     def received(self, notification: Tracked, status: NotificationStatus | None) -> list[ProviderMessage]:
-        wanted = _provider_ids(status, "sms")
+        wanted = _provider_ids(status, "sms") + _provider_ids(status, "push")
         with self._lock:
             missing = [m for m in wanted if m not in self._messages]
             if missing and time.monotonic() - self._fetched_at >= self._refetch:
@@ -135,6 +136,36 @@ class MotoInbox:
                 sms_parts=sms_parts(text),
                 sms_encoding=str(sms_encoding(text)),
             )
+        for endpoint in data.get("sns", {}).get("PlatformEndpoint", []):
+            for message_id, message in (endpoint.get("messages") or {}).items():
+                self._messages[message_id] = _push_message(message_id, endpoint.get("arn"), message)
+
+
+def _push_message(message_id: str, endpoint_arn: str | None, message: str) -> ProviderMessage:
+    """A push as SNS took it: the JSON message structure, each platform's payload (a JSON string) decoded."""
+    structured = _json(message.encode())
+    if not isinstance(structured, dict):
+        return ProviderMessage(
+            channel="push", provider=_PUSH_PROVIDER, message_id=message_id, to=endpoint_arn, text=message
+        )
+    payload = {key: _json(value.encode()) if key != "default" else value for key, value in structured.items()}
+    alert = next((p["aps"]["alert"] for p in payload.values() if isinstance(p, dict) and "aps" in p), None)
+    fcm = next(
+        (p["fcmV1Message"]["message"] for p in payload.values() if isinstance(p, dict) and "fcmV1Message" in p), None
+    )
+    shown = alert or (fcm or {}).get("notification") or {}
+    return ProviderMessage(
+        channel="push",
+        provider=_PUSH_PROVIDER,
+        message_id=message_id,
+        to=endpoint_arn,
+        subject=shown.get("title"),
+        text=structured.get("default"),
+        payload=payload,
+    )
+
+
+_PUSH_PROVIDER = "SNS mobile push (moto server)"
 
 
 class ReceiverInbox:

@@ -47,7 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             api = stack.info.api_url
             channels = stack.info.channels
             for number in range(3):
-                _post(api, sample_purchase(number, channels, rng))
+                _post(api, sample_purchase(number, channels, rng, stack.info.push_endpoints))
             time.sleep(4)  # delivered before the refusal is armed
             stack.webhook.fail_next(1, status=400)
             _post(api, sample_purchase(3, ["webhook"], rng))

@@ -37,6 +37,10 @@ from notifications.status import Claim, SendClaim
 
 ROOT = DEFAULT_TEMPLATE.parent
 
+# An SNS platform endpoint ARN of the form SNS gives one (a Firebase app's endpoint); only the local stack's and
+# moto's own endpoints (``devstack.aws_resources.create_push_endpoints``) exist.
+SAMPLE_PUSH_ENDPOINT = "arn:aws:sns:us-east-1:123456789012:endpoint/GCM/shop-app/5e3e9847-3183-3f18-a7e8-671c3a57d4b3"
+
 SAMPLE_REQUEST: dict[str, Any] = {
     "id": "8f58c11d-ebc2-4ca7-a934-226e2bb6192c",
     "purchase": {
@@ -46,7 +50,13 @@ SAMPLE_REQUEST: dict[str, Any] = {
         "total": "49.90",
         "items": [{"sku": "SKU-1", "name": "Coffee beans", "quantity": 2, "unit_price": "24.95"}],
     },
-    "customer": {"id": "c-42", "name": "Ada", "email": "ada@example.com", "phone": "+4915112345678"},
+    "customer": {
+        "id": "c-42",
+        "name": "Ada",
+        "email": "ada@example.com",
+        "phone": "+4915112345678",
+        "push_endpoint": SAMPLE_PUSH_ENDPOINT,
+    },
     "channels": ["email", "sms", "slack"],
     "locale": "en",
 }

@@ -24,11 +24,13 @@ class Services:
     aws_endpoint: str
     slack: DeliveryReceiver
     webhook: DeliveryReceiver
+    push_endpoints: list[str]  # the demo devices' platform endpoints (the push sample names the first)
 
 
 @contextmanager
 def aws_services() -> Iterator[Services]:
-    """A moto server with the project's resources, their secrets pointing at two local receivers."""
+    """A moto server with the project's resources, their secrets pointing at two local receivers, and the push
+    endpoints of the local stack."""
     from moto.server import ThreadedMotoServer  # noqa: PLC0415
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no access log line per AWS call
@@ -46,6 +48,9 @@ def aws_services() -> Iterator[Services]:
                     webhook_signing_key=SIGNING_KEY,
                 ),
             )
-            yield Services(aws_endpoint=endpoint, slack=slack, webhook=webhook)
+            push = aws_resources.create_push_endpoints(
+                EndpointSession(endpoint).client("sns"), aws_resources.seed_moto_server(endpoint)
+            )
+            yield Services(aws_endpoint=endpoint, slack=slack, webhook=webhook, push_endpoints=push)
     finally:
         server.stop()

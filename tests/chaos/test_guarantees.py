@@ -88,9 +88,10 @@ class Shop:
         raise AssertionError(f"notification {body['id']} never accepted")
 
 
-def notification(run: str, i: int) -> dict[str, Any]:
+def notification(run: str, i: int, push_endpoints: list[str]) -> dict[str, Any]:
     channel = CHANNELS[i % len(CHANNELS)]
     body = sample_request(channels=[channel])
+    body["customer"]["push_endpoint"] = push_endpoints[i % len(push_endpoints)]  # the stack's demo devices
     body["purchase"]["order_id"] = f"CH-{run}-{i:05d}"
     body["customer"]["email"] = f"chaos.{run}.{i:05d}@shop-customers.example"
     body["customer"]["phone"] = f"+4915{i:09d}"
@@ -104,7 +105,8 @@ def moto_data(stack: LocalStack) -> dict[str, Any]:
 
 
 def deliveries(stack: LocalStack) -> Counter[str]:
-    """How many times each order id reached its provider (receivers, the local SES, moto's SNS)."""
+    """How many times each order id reached its provider (receivers, the local SES, moto's SNS: SMS, and push kept
+    with its platform endpoint)."""
     assert stack.slack is not None
     assert stack.webhook is not None
     found: Counter[str] = Counter()
@@ -119,6 +121,9 @@ def deliveries(stack: LocalStack) -> Counter[str]:
     data = moto_data(stack)
     for sms in data.get("sns", {}).get("SMS", []):
         found.update({m.decode() for m in order.findall(sms["message"].encode())})
+    for endpoint in data.get("sns", {}).get("PlatformEndpoint", []):
+        for message in (endpoint.get("messages") or {}).values():
+            found.update({m.decode() for m in order.findall(message.encode())})
     return found
 
 
@@ -130,7 +135,7 @@ def test_no_loss_no_duplicate_under_kill_faults_and_broker_restart(chaos_stack: 
     assert stack.slack is not None
     assert stack.webhook is not None
     run = uuid.uuid4().hex[:6]
-    bodies = [notification(run, i) for i in range(COUNT)]
+    bodies = [notification(run, i, stack.info.push_endpoints) for i in range(COUNT)]
     shop = Shop(stack.info.api_url)
 
     # Given providers failing about 30 % of calls transiently

@@ -21,7 +21,7 @@ import pytest
 from devstack.demo import run_demo
 from devstack.tail import follow
 from notifications.registry import Channel
-from tests.support import sample_request
+from tests.support import caller_id, sample_request
 
 pytestmark = pytest.mark.e2e
 
@@ -97,8 +97,9 @@ def test_the_env_vars_file_points_every_function_at_the_running_stack(local_stac
 
 def test_a_purchase_is_delivered_on_every_channel_it_asks_for(local_stack):
     api = local_stack.info.api_url
-    # Given a purchase asking for email, SMS, Slack and the webhook
+    # Given a purchase asking for every channel, for a customer whose app is on one of the stack's push endpoints
     body = sample_request(channels=ALL_CHANNELS)
+    body["customer"]["push_endpoint"] = local_stack.info.push_endpoints[0]
     nid, order_id = body["id"], body["purchase"]["order_id"]
 
     # When the shop posts it over HTTP
@@ -132,6 +133,47 @@ def test_a_purchase_is_delivered_on_every_channel_it_asks_for(local_stack):
     hooks = [d for d in local_stack.webhook.accepted("/webhook") if d.json().get("notification_id") == nid]
     assert len(hooks) == 1
     assert hooks[0].signature_ok is True
+
+
+def test_a_push_reaches_the_customer_app_endpoint_and_shows_in_get_and_the_viewer(local_stack):
+    api = local_stack.info.api_url
+    # Given a purchase asking for push, the customer's app on the stack's APNs sandbox endpoint
+    endpoint = next(arn for arn in local_stack.info.push_endpoints if "/APNS_SANDBOX/" in arn)
+    body = sample_request(channels=["push"], locale="de")
+    body["customer"]["push_endpoint"] = endpoint
+    nid, order_id = body["id"], body["purchase"]["order_id"]
+
+    # When the shop posts it
+    status, accepted = call("POST", f"{api}/v1/notifications", body, {"Idempotency-Key": nid})
+
+    # Then it is accepted for push, and GET eventually shows it sent with SNS's message id
+    assert status == 202, accepted
+    assert accepted["channels"] == ["push"]
+    channels = eventually(lambda: all_sent(api, nid, ["push"]))
+    assert channels, states(api, nid)
+    message_id = channels["push"]["provider_message_id"]
+
+    # And SNS (moto) kept exactly that message with the endpoint: an APNs alert in German
+    [published] = [
+        e["messages"][message_id] for e in moto_data(local_stack)["sns"]["PlatformEndpoint"] if e["arn"] == endpoint
+    ]
+    alert = json.loads(json.loads(published)["APNS_SANDBOX"])["aps"]["alert"]
+    assert alert["title"] == f"Bestellung {order_id} bestätigt"
+
+    # And the viewer's page of the notification shows what SNS took
+    url = f"{local_stack.info.viewer_url.rstrip('/')}/notification?key={caller_id()}/{nid}"
+
+    def viewer_page() -> str | None:
+        try:
+            with urllib.request.urlopen(url, timeout=30) as response:
+                page = response.read().decode()
+        except urllib.error.HTTPError:
+            return None
+        return page if "SNS mobile push (moto server)" in page else None
+
+    page = eventually(viewer_page)
+    assert page, url
+    assert message_id in page and endpoint in page and f"Bestellung {order_id} bestätigt" in page
 
 
 def test_a_client_retry_is_answered_again_and_not_delivered_twice(local_stack):

@@ -49,6 +49,7 @@ def test_poison_records_go_to_the_dlq_and_the_partitions_keep_flowing(local_stac
 
     # When a valid purchase is posted after them
     body = sample_request(channels=ALL_CHANNELS)
+    body["customer"]["push_endpoint"] = local_stack.info.push_endpoints[0]
     status, answer = call("POST", f"{api}/v1/notifications", body)
     assert status == 202, answer
 

@@ -88,6 +88,7 @@ def test_a_purchase_appears_with_its_status_and_what_each_provider_received(loca
 
     # When a purchase is posted while the page is open
     body = sample_request(channels=CHANNELS)
+    body["customer"]["push_endpoint"] = local_stack.info.push_endpoints[0]  # the app on one of the stack's devices
     order_id = body["purchase"]["order_id"]
     key = post(local_stack, body)
 
@@ -128,6 +129,9 @@ def test_a_purchase_appears_with_its_status_and_what_each_provider_received(loca
     webhook = page.locator('section.card[data-channel="webhook"]')
     expect(webhook.locator("pre.payload")).to_contain_text(f'"notification_id": "{body["id"]}"')
     expect(webhook.locator('[data-fact="signature"]')).to_have_text("valid")
+    push = page.locator('section.card[data-channel="push"]')
+    expect(push.locator('[data-fact="subject"]')).to_have_text(f"Order {order_id} confirmed")
+    expect(push.locator("pre.payload")).to_contain_text('"fcmV1Message"')
 
 
 def test_a_dead_letter_shows_its_reason_and_is_replayed_from_the_page(local_stack: LocalStack, page: Page):

@@ -59,8 +59,9 @@ def test_fanout_sample(kafka_env, moto_aws):
 
 @pytest.fixture
 def providers(moto_aws):
-    """Every channel's provider locally: SES and SNS in moto, Slack and webhook targets on local receivers (their
-    secrets pointing at them), and each channel's own stand-in (``devstack.standins``); its environment by channel."""
+    """Every channel's provider locally: SES and SNS in moto (with the local push endpoints, moto seeded as the
+    local stack seeds it, so the push sample's endpoint exists), Slack and webhook targets on local receivers (their
+    secrets pointing at them), and each channel's own stand-in (``devstack.standins``)."""
     with DeliveryReceiver() as slack, DeliveryReceiver(signing_key=SAMPLE_KEY) as webhook:
         aws_resources.create_all(
             moto_aws,
@@ -70,6 +71,7 @@ def providers(moto_aws):
                 webhook_signing_key=SAMPLE_KEY,
             ),
         )
+        aws_resources.create_push_endpoints(moto_aws.client("sns"), aws_resources.seed_moto_in_process)
         yield standins.prepare_all(standins.Local(moto_aws, slack.url))
 
 

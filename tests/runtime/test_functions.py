@@ -117,11 +117,15 @@ def test_fanout_writes_one_record_per_channel(function_id, start_function, kafka
 
 
 def delivered(channel: str, receivers) -> list[str]:
-    """What reached the provider of a channel: SES and SNS in moto, the Slack and webhook receivers."""
+    """What reached the provider of a channel: SES and SNS (SMS, and push kept with its endpoint) in moto, the Slack
+    and webhook receivers."""
     if channel == "email":
         return [str(m.destinations["ToAddresses"]) for m in ses_backends[DEFAULT_ACCOUNT_ID][REGION].sent_messages]
     if channel == "sms":
         return [phone for phone, *_ in sns_backends[DEFAULT_ACCOUNT_ID][REGION].sms_messages.values()]
+    if channel == "push":
+        endpoints = sns_backends[DEFAULT_ACCOUNT_ID][REGION].platform_endpoints.values()
+        return [f"{endpoint.arn} {message}" for endpoint in endpoints for message in endpoint.messages.values()]
     return [d.body.decode() for d in receivers[channel].accepted(f"/{channel}")]
 
 

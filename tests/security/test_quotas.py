@@ -139,8 +139,9 @@ def test_every_customer_field_a_channel_delivers_to_has_a_recipient_limit():
     env = {**required, "QUOTA_TABLE_NAME": "q"}
     limits = quota_limits(IngestSettings.from_env(env), env)
     assert set(limits.recipient_per_hour) == set(customer_addressed().values())
-    assert limits == QuotaLimits(50, 100_000, {field: kind.per_hour for field, kind in address_kinds().items()})
-    assert (limits.recipient_per_hour["email"], limits.recipient_per_hour["phone"]) == (10, 5)
+    defaults = {field: kind.per_hour for field, kind in address_kinds().items()}
+    assert limits == QuotaLimits(50, 100_000, defaults)
+    assert (defaults["email"], defaults["phone"]) == (10, 5)
 
 
 # ---------------------------------------------------------------------------------------- DynamoDB counters

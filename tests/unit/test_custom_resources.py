@@ -6,6 +6,7 @@ from __future__ import annotations
 from devstack.custom_resources import custom_resources
 from devstack.iam.roles import deployment
 from devstack.permissions import physical_ids
+from notifications.registry import Channel
 
 
 def test_each_custom_resource_of_the_template_is_a_create_request_to_its_function():
@@ -27,7 +28,8 @@ def test_each_custom_resource_of_the_template_is_a_create_request_to_its_functio
     resources = {r.logical_id: r for r in custom_resources(document, resolver)}
 
     # Then every one is there, served by the topics function, with its properties evaluated
-    assert set(resources) == {"KafkaTopics", "SmsSpendLimit", "EmailTopic", "SlackTopic", "SmsTopic", "WebhookTopic"}
+    channel_topics = {f"{channel.value.capitalize()}Topic" for channel in Channel}
+    assert set(resources) == {"KafkaTopics", "SmsSpendLimit", *channel_topics}
     assert {r.function for r in resources.values()} == {"TopicsFunction"}
     assert resources["EmailTopic"].properties["Topics"] == ["notifications.email"]
     assert resources["KafkaTopics"].properties["BootstrapServers"] == "b:9098"

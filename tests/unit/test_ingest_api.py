@@ -100,6 +100,40 @@ def test_channels_default_to_the_customer_addresses(publisher):
     assert json.loads(publisher.records[0].value)["channels"] == ["email"]
 
 
+def test_push_without_a_push_endpoint_is_422_naming_the_field_and_publishes_nothing(publisher):
+    # Given a request for push whose customer has no push endpoint
+    body = sample_request(channels=["push"], customer={"id": "c-7", "name": "Bo", "email": "bo@example.com"})
+
+    # When it is posted
+    answer = post(body)
+
+    # Then it is refused as a field error naming customer.push_endpoint, and nothing reached Kafka
+    assert answer.status == 422, answer.body
+    error = answer.json()["error"]
+    assert error["code"] == "validation_failed"
+    assert any("customer.push_endpoint" in detail["msg"] for detail in error["details"]), error
+    assert publisher.records == []
+
+
+def test_a_push_endpoint_that_is_no_platform_endpoint_arn_is_422_on_that_field(publisher):
+    body = sample_request(channels=["push"])
+    body["customer"]["push_endpoint"] = "arn:aws:sns:us-east-1:123456789012:orders"  # a topic
+    answer = post(body)
+    assert answer.status == 422, answer.body
+    assert [tuple(d["loc"]) for d in answer.json()["error"]["details"]] == [("customer", "push_endpoint")]
+    assert publisher.records == []
+
+
+def test_a_customer_with_a_push_endpoint_gets_push_by_default(publisher):
+    body = sample_request(channels=None)
+    del body["channels"]
+    answer = post(body)
+    assert answer.status == 202, answer.body
+    assert "push" in answer.json()["channels"]
+    envelope = json.loads(publisher.records[0].value)
+    assert envelope["customer"]["push_endpoint"] == body["customer"]["push_endpoint"]
+
+
 def test_a_correlation_id_is_generated_when_none_or_an_unusable_one_is_sent(publisher):
     # When two requests come without a usable correlation id
     without = post(sample_request())

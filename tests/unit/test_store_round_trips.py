@@ -71,7 +71,7 @@ def post(body: dict[str, Any], **headers: str) -> int:
 
 @pytest.mark.parametrize("channels", [["email"], [channel.value for channel in Channel]])
 def test_a_new_notification_costs_two_store_round_trips_whatever_its_channels(publisher, calls, channels):
-    # Given a purchase for one or for four channels
+    # Given a purchase for one or for every channel
     body = sample_request(channels=channels)
     post(sample_request())  # clients and tables warm
     calls.made.clear()

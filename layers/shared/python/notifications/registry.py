@@ -31,6 +31,7 @@ class Channel(StrEnum):
 
     # Each value is a package under ``notifications.channels``.
     EMAIL = "email"
+    PUSH = "push"
     SLACK = "slack"
     SMS = "sms"
     WEBHOOK = "webhook"
