@@ -8,18 +8,27 @@ from devstack import aws_resources
 from notifications import channels
 from notifications.channels.base import ChannelSender
 from notifications.kafka.msk_event import KafkaRecord
-from notifications.models import Channel, ChannelMessage, NotificationRequest, NotificationRequested, channel_messages
+from notifications.models import (
+    Channel,
+    ChannelMessage,
+    NotificationRequest,
+    NotificationRequested,
+    channel_messages,
+    customer_address,
+)
 from notifications.settings import EnvModel, SenderSettings
 from tests.support import sample_request
 
 CLUSTER_ARN = "arn:aws:kafka:us-east-1:123456789012:cluster/notifications/abcd1234-0000-0000-0000-000000000000-1"
 
 
-def requested(**changes: Any) -> NotificationRequested:
-    """The fanout input for a sample request (all four channels unless ``channels`` is given)."""
+def requested(*, caller: str | None = None, **changes: Any) -> NotificationRequested:
+    """The fanout input for a sample request (all four channels unless ``channels`` is given); v1 without a
+    ``caller``."""
     changes.setdefault("channels", [c.value for c in Channel])
     request = NotificationRequest.model_validate(sample_request(**changes))
     return NotificationRequested(
+        caller=caller,
         notification_id=request.id,
         correlation_id="corr-test",
         accepted_at="2026-11-21T10:00:01Z",
@@ -30,9 +39,17 @@ def requested(**changes: Any) -> NotificationRequested:
     )
 
 
-def channel_message(channel: Channel, **changes: Any) -> ChannelMessage:
-    """The message fanout produces for ``channel`` from a sample request changed by ``changes``."""
-    return channel_messages(requested(channels=[channel.value], **changes))[0]
+LOCAL_SHOP = aws_resources.shop_caller_id(aws_resources.LOCAL_CALLER)
+_OWN = object()
+
+
+def channel_message(channel: Channel, *, caller: Any = _OWN, **changes: Any) -> ChannelMessage:
+    """The message fanout produces for ``channel`` from a sample request changed by ``changes``. A channel that
+    delivers to the caller's own destination (Slack, webhook) belongs to the local shop unless ``caller`` is given;
+    the others are v1 (no caller) unless it is."""
+    if caller is _OWN:
+        caller = LOCAL_SHOP if customer_address(channel) is None else None
+    return channel_messages(requested(caller=caller, channels=[channel.value], **changes))[0]
 
 
 def sender_environment(channel: Channel, **env: str) -> dict[str, str]:

@@ -16,7 +16,7 @@ from devstack.receivers import DeliveryReceiver
 from devstack.runtime.emulator import HOST
 from devstack.stack import EndpointSession, free_port
 
-SIGNING_KEY = aws_resources.Endpoints().webhook_signing_key
+SIGNING_KEY = aws_resources.Endpoints.signing_key()  # the local shop's: the functions are called as it
 
 
 @dataclass(frozen=True)
@@ -40,11 +40,7 @@ def aws_services() -> Iterator[Services]:
             endpoint = f"http://{HOST}:{port}"
             aws_resources.create_all(
                 EndpointSession(endpoint),
-                aws_resources.Endpoints(
-                    slack_webhook_url=slack.url("/slack"),
-                    webhook_url=webhook.url("/webhook"),
-                    webhook_signing_key=SIGNING_KEY,
-                ),
+                aws_resources.Endpoints(slack_base_url=slack.url("/slack"), webhook_base_url=webhook.url("/webhook")),
             )
             yield Services(aws_endpoint=endpoint, slack=slack, webhook=webhook)
     finally:
