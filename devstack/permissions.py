@@ -62,9 +62,7 @@ KAFKA_SECRET_PREFIX = "devstack/kafka/"
 _FLUSH_SECONDS = 0.5
 
 
-def local_parameters(
-    *, bootstrap: str, secret_arns: Mapping[str, str], sender_address: str, slack_secret: str, webhook_secret: str
-) -> dict[str, Any]:
+def local_parameters(*, bootstrap: str, sender_address: str, destination_prefix: str) -> dict[str, Any]:
     """The template's parameters as the local stack deploys it: MSK with IAM access control (whose
     ``kafka-cluster:*`` statements the broker's ACLs reproduce), its resources' names and ARNs."""
     return {
@@ -76,8 +74,7 @@ def local_parameters(
         "SecurityGroupIds": ["sg-local"],
         "EmailFromAddress": sender_address,
         "SesIdentity": sender_address,
-        "SlackWebhookSecretArn": secret_arns[slack_secret],
-        "WebhookSecretArn": secret_arns[webhook_secret],
+        "DestinationSecretPrefix": destination_prefix,
     }
 
 
@@ -459,8 +456,7 @@ def template_roles(template: Path | None = None) -> dict[str, Role]:
         "SecurityGroupIds": ["<sg>"],
         "EmailFromAddress": "<EmailFromAddress>",
         "SesIdentity": "<SesIdentity>",
-        "SlackWebhookSecretArn": "arn:aws:secretsmanager:<region>:<account>:secret:<SlackWebhookSecretArn>",
-        "WebhookSecretArn": "arn:aws:secretsmanager:<region>:<account>:secret:<WebhookSecretArn>",
+        "DestinationSecretPrefix": "<DestinationSecretPrefix>",
     }
     return roles(physical, parameters, template=template or DEFAULT_TEMPLATE, region="<region>", account_id="<account>")
 

@@ -463,16 +463,17 @@ class LocalStack:
             return
         session = EndpointSession(aws_endpoint, dynamodb_endpoint)
         secrets = session.client("secretsmanager")
+        # The local shops' destination secrets by name and full ARN (a secret created later, a test's new shop,
+        # is known by its name: a policy's "<prefix>/<channel>/*" matches it too).
         secret_arns = {
             name: secrets.describe_secret(SecretId=name)["ARN"]
-            for name in (aws_resources.SLACK_SECRET, aws_resources.WEBHOOK_SECRET)
+            for shop in aws_resources.LOCAL_SHOPS
+            for name in (aws_resources.destination_secret(c, shop) for c in aws_resources.DESTINATION_CHANNELS)
         }
         parameters = permissions.local_parameters(
             bootstrap=self.broker.sasl_bootstrap,
-            secret_arns=secret_arns,
             sender_address=aws_resources.SENDER_ADDRESS,
-            slack_secret=aws_resources.SLACK_SECRET,
-            webhook_secret=aws_resources.WEBHOOK_SECRET,
+            destination_prefix=aws_resources.DESTINATION_PREFIX,
         )
         physical = permissions.local_physical(aws_resources.TABLES, aws_resources.CONFIGURATION_SET, template)
         self.permissions = permissions.Permissions(self.data_dir / "access", parameters, physical)
