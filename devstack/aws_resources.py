@@ -47,12 +47,16 @@ CONFIGURATION_SET = "notifications"
 # Where the callers' destination secrets live (template.yaml's DestinationSecretPrefix in AWS).
 DESTINATION_PREFIX = "notifications/destinations"
 DESTINATION_CHANNELS = ("slack", "webhook")
-# The local shops (``X-Devstack-Caller`` names them; the first is the local API's default caller), each with its own
-# webhook signing key. Local only, hence fixed: a deployed secret holds random bytes (docs/security.md).
+# The local shops, each with its own webhook signing key: two callers of the local API (``X-Devstack-Caller`` names
+# them; the first is its default caller), and the caller of the samples in events/ (an assumed role, the same caller
+# whatever its session). Local only, hence fixed: a deployed secret holds random bytes (docs/security.md).
 LOCAL_SHOPS = {
     LOCAL_CALLER: "whsec_bG9jYWwtc3RhY2sgd2ViaG9vayBzaWduaW5nIGtleSE=",
     "other-shop": "whsec_b3RoZXIgc2hvcCdzIG93biB3ZWJob29rIHNpZ25pbmcga2V5IQ==",
+    "sample-shop": "whsec_c2FtcGxlIGV2ZW50cycgc2hvcCwgaXRzIG93biBzaWduaW5nIGtleQ==",
 }
+# A shop's principal: an IAM user of the local account, but for the samples' assumed role.
+SAMPLE_SHOP_ARN = "arn:aws:sts::123456789012:assumed-role/shop-backend/i-0a1b2c3d4e5f60718"
 # Where the local stack may send SMS (the template's SmsAllowedCountries parameter in AWS).
 SMS_ALLOWED_COUNTRIES = "DE,AT,CH,US"
 
@@ -84,8 +88,8 @@ class Endpoints:
 
 
 def shop_caller_id(shop: str) -> str:
-    """The caller id of the local API's caller ``shop`` (an IAM user of the local account)."""
-    return Caller.iam(caller_arn(shop)).id
+    """The caller id of the local shop ``shop`` (or of the local API's caller of that name)."""
+    return Caller.iam(SAMPLE_SHOP_ARN if shop == "sample-shop" else caller_arn(shop)).id
 
 
 def destination_secret(channel: str, shop: str = LOCAL_CALLER) -> str:

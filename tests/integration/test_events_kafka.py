@@ -3,7 +3,6 @@ the file's JSON is the event, unchanged; the function's environment is the local
 
 from __future__ import annotations
 
-import base64
 import json
 from pathlib import Path
 
@@ -21,7 +20,6 @@ from notifications.models import Channel
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 NOTIFICATION_ID = b"8f58c11d-ebc2-4ca7-a934-226e2bb6192c"
-SAMPLE_KEY = "whsec_" + base64.b64encode(b"sample event test key, 32 bytes.").decode()
 
 
 def load(name: str) -> dict:
@@ -60,15 +58,12 @@ def test_fanout_sample(kafka_env, moto_aws):
 @pytest.fixture
 def receivers(moto_aws):
     """Slack and webhook targets on local receivers, their secrets pointing at them."""
-    with DeliveryReceiver() as slack, DeliveryReceiver(signing_key=SAMPLE_KEY) as webhook:
-        aws_resources.create_all(
-            moto_aws,
-            aws_resources.Endpoints(
-                slack_webhook_url=slack.url("/slack"),
-                webhook_url=webhook.url("/webhook"),
-                webhook_signing_key=SAMPLE_KEY,
-            ),
+    keys = {f"/webhook/{shop}": [key] for shop, key in aws_resources.LOCAL_SHOPS.items()}
+    with DeliveryReceiver() as slack, DeliveryReceiver(path_keys=keys) as webhook:
+        endpoints = aws_resources.Endpoints(
+            slack_base_url=slack.url("/slack"), webhook_base_url=webhook.url("/webhook")
         )
+        aws_resources.create_all(moto_aws, endpoints)
         yield {"slack": slack, "webhook": webhook}
 
 
@@ -87,6 +82,8 @@ def test_sender_samples(channel, kafka_env, receivers, monkeypatch):
         assert [phone for phone, _ in sms] == ["+4915112345678"]
         assert "A-1001" in sms[0][1]
     else:
-        delivered = receivers[channel].accepted(f"/{channel}")
+        # at the samples' caller's own destination (its webhook signed with that caller's key)
+        delivered = receivers[channel].accepted(f"/{channel}/sample-shop")
         assert len(delivered) == 1
+        assert delivered[0].signature_ok is (True if channel == "webhook" else None)
         assert "A-1001" in delivered[0].body.decode()

@@ -122,7 +122,7 @@ def delivered(channel: str, receivers) -> list[str]:
         return [str(m.destinations["ToAddresses"]) for m in ses_backends[DEFAULT_ACCOUNT_ID][REGION].sent_messages]
     if channel == "sms":
         return [phone for phone, *_ in sns_backends[DEFAULT_ACCOUNT_ID][REGION].sms_messages.values()]
-    return [d.body.decode() for d in receivers[channel].accepted(f"/{channel}")]
+    return [d.body.decode() for d in receivers[channel].accepted(f"/{channel}/sample-shop")]  # the samples' caller
 
 
 @pytest.mark.parametrize("function_id", functions_where(lambda spec: "CHANNEL" in spec.environment))
