@@ -33,7 +33,9 @@ S = TypeVar("S", bound=BaseModel)
 
 # A secret name: ASCII letters, digits and /_+=.@- (CreateSecret's ``Name``, at most 512 characters:
 # https://docs.aws.amazon.com/secretsmanager/latest/apireference/API_CreateSecret.html). The prefix is a name
-# without a trailing slash; the caller id adds 28 characters and the channel a few.
+# without a trailing slash; the caller id adds 28 characters and the channel a few. A name ending in "-" and six
+# characters could be taken for an ARN's random suffix; a caller id ends in "-" and 26
+# (https://docs.aws.amazon.com/secretsmanager/latest/userguide/troubleshoot.html#ARN_secretnamehyphen).
 PREFIX_PATTERN = r"^[A-Za-z0-9_+=.@-]+(/[A-Za-z0-9_+=.@-]+)*$"
 DESTINATION_TTL_SECONDS = 60
 NO_DESTINATION = "no_destination"
