@@ -236,7 +236,13 @@ def _swapped(owner: object, name: str, value: object) -> Iterator[None]:
 def _runtime(*, memory_stores: bool, memory_publisher: bool) -> Iterator[None]:
     """Swap the runtime's adapters for in-memory ones; the wiring in ``ingest_runtime()`` stays the real one."""
     from notifications.runtime import ingest  # noqa: PLC0415
-    from tests.support import InMemoryLedger, InMemoryStatusStore, MemoryCounterStore, MemoryPublisher  # noqa: PLC0415
+    from tests.support import (  # noqa: PLC0415
+        InMemoryLedger,
+        InMemoryStatusStore,
+        MemoryCounterStore,
+        MemoryDirectory,
+        MemoryPublisher,
+    )
 
     with contextlib.ExitStack() as swaps:
         if memory_publisher:
@@ -245,6 +251,7 @@ def _runtime(*, memory_stores: bool, memory_publisher: bool) -> Iterator[None]:
             swaps.enter_context(_swapped(ingest, "DynamoStatusStore", lambda *a, **k: InMemoryStatusStore()))
             swaps.enter_context(_swapped(ingest, "DynamoCounterStore", lambda *a, **k: MemoryCounterStore()))
             swaps.enter_context(_swapped(ingest, "DynamoLedger", lambda *a, **k: InMemoryLedger()))
+            swaps.enter_context(_swapped(ingest, "SecretsManagerDirectory", lambda *a, **k: MemoryDirectory()))
         ingest.ingest_runtime.cache_clear()
         try:
             yield

@@ -4,8 +4,10 @@ server, the rest in the moto server).
 Names and shapes match template.yaml: the idempotency table (key ``id``, TTL ``expiration``), the status table
 (``notification_id`` + ``channel``, TTL ``expires_at``, keys-only index on ``provider_message_id``), the
 suppression table (key ``address_hash``), the quota table (key ``counter``, TTL ``expires_at``), a
-verified SES identity and the Slack and webhook secrets (the webhook's signing keys are Standard Webhooks secrets,
-``whsec_`` + base64 of at least 32 bytes).
+verified SES identity and, for each local shop (``LOCAL_SHOPS``), its own Slack and webhook destination secrets
+(``notifications.destinations``: ``<prefix>/<channel>/<caller id>``; the webhook's signing keys are Standard
+Webhooks secrets, ``whsec_`` + base64 of at least 32 bytes). The receivers tell the shops apart by path:
+``/slack/<shop>`` and ``/webhook/<shop>``.
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from devstack.apigw import LOCAL_CALLER, caller_arn
+from notifications.callers import Caller
+from notifications.destinations import secret_name
 from notifications.message_index import INDEX_NAME as MESSAGE_INDEX
 from notifications.registry import address_kinds
 from notifications.retention import STATUS_EXPIRES_ATTRIBUTE
@@ -41,8 +46,19 @@ SENDER_ADDRESS = "orders@shop.example"
 # The configuration set the email sender names (template.yaml's EmailConfigurationSet); the local SES publishes the
 # events of messages sent with it (devstack.providers).
 CONFIGURATION_SET = "notifications"
-SLACK_SECRET = "notifications/slack-webhook"
-WEBHOOK_SECRET = "notifications/webhook"
+# Where the callers' destination secrets live (template.yaml's DestinationSecretPrefix in AWS).
+DESTINATION_PREFIX = "notifications/destinations"
+DESTINATION_CHANNELS = ("slack", "webhook")
+# The local shops, each with its own webhook signing key: two callers of the local API (``X-Devstack-Caller`` names
+# them; the first is its default caller), and the caller of the samples in events/ (an assumed role, the same caller
+# whatever its session). Local only, hence fixed: a deployed secret holds random bytes (docs/security.md).
+LOCAL_SHOPS = {
+    LOCAL_CALLER: "whsec_bG9jYWwtc3RhY2sgd2ViaG9vayBzaWduaW5nIGtleSE=",
+    "other-shop": "whsec_b3RoZXIgc2hvcCdzIG93biB3ZWJob29rIHNpZ25pbmcga2V5IQ==",
+    "sample-shop": "whsec_c2FtcGxlIGV2ZW50cycgc2hvcCwgaXRzIG93biBzaWduaW5nIGtleQ==",
+}
+# A shop's principal: an IAM user of the local account, but for the samples' assumed role.
+SAMPLE_SHOP_ARN = "arn:aws:sts::123456789012:assumed-role/shop-backend/i-0a1b2c3d4e5f60718"
 # Where the local stack may send SMS (the template's SmsAllowedCountries parameter in AWS).
 SMS_ALLOWED_COUNTRIES = "DE,AT,CH,US"
 # The shop's app as SNS platform applications, one per push platform, and the demo customers' devices registered
@@ -57,10 +73,50 @@ PUSH_SEED = 20261121
 
 @dataclass(frozen=True)
 class Endpoints:
-    slack_webhook_url: str = "http://127.0.0.1:3001/slack"
-    webhook_url: str = "http://127.0.0.1:3001/webhook"
-    # Local only, hence fixed: a deployed secret holds random bytes (docs/security.md).
-    webhook_signing_key: str = "whsec_bG9jYWwtc3RhY2sgd2ViaG9vayBzaWduaW5nIGtleSE="
+    """Where the receivers listen: each shop's Slack and webhook destination is a path of its own below these."""
+
+    slack_base_url: str = "http://127.0.0.1:3001/slack"
+    webhook_base_url: str = "http://127.0.0.1:3001/webhook"
+
+    def slack_url(self, shop: str = LOCAL_CALLER) -> str:
+        return f"{self.slack_base_url}/{shop}"
+
+    def webhook_url(self, shop: str = LOCAL_CALLER) -> str:
+        return f"{self.webhook_base_url}/{shop}"
+
+    @staticmethod
+    def signing_key(shop: str = LOCAL_CALLER) -> str:
+        return LOCAL_SHOPS[shop]
+
+    def destinations(self, shop: str, signing_key: str | None = None) -> dict[str, dict[str, Any]]:
+        """The content of ``shop``'s destination secret per channel."""
+        key = signing_key or LOCAL_SHOPS[shop]
+        return {
+            "slack": {"url": self.slack_url(shop)},
+            "webhook": {"url": self.webhook_url(shop), "signing_keys": [key]},
+        }
+
+
+def shop_caller_id(shop: str) -> str:
+    """The caller id of the local shop ``shop`` (or of the local API's caller of that name)."""
+    return Caller.iam(SAMPLE_SHOP_ARN if shop == "sample-shop" else caller_arn(shop)).id
+
+
+def destination_secret(channel: str, shop: str = LOCAL_CALLER) -> str:
+    """The name of ``shop``'s destination secret for ``channel``."""
+    return secret_name(DESTINATION_PREFIX, channel, shop_caller_id(shop))
+
+
+def put_destinations(
+    secrets: Any, shop: str, endpoints: Endpoints = Endpoints(), signing_key: str | None = None
+) -> None:
+    """``shop``'s Slack and webhook destination secrets (created, or given a new value)."""
+    for channel, value in endpoints.destinations(shop, signing_key).items():
+        name = destination_secret(channel, shop)
+        try:
+            secrets.create_secret(Name=name, SecretString=json.dumps(value))
+        except secrets.exceptions.ResourceExistsException:
+            secrets.put_secret_value(SecretId=name, SecretString=json.dumps(value))
 
 
 def create_all(session: Any, endpoints: Endpoints = Endpoints()) -> None:
@@ -68,14 +124,8 @@ def create_all(session: Any, endpoints: Endpoints = Endpoints()) -> None:
     create_tables(session.client("dynamodb"))
     session.client("sesv2").create_email_identity(EmailIdentity=SENDER_ADDRESS)
     secrets = session.client("secretsmanager")
-    for name, value in (
-        (SLACK_SECRET, {"url": endpoints.slack_webhook_url}),
-        (WEBHOOK_SECRET, {"url": endpoints.webhook_url, "signing_keys": [endpoints.webhook_signing_key]}),
-    ):
-        try:
-            secrets.create_secret(Name=name, SecretString=json.dumps(value))
-        except secrets.exceptions.ResourceExistsException:
-            secrets.put_secret_value(SecretId=name, SecretString=json.dumps(value))
+    for shop in LOCAL_SHOPS:
+        put_destinations(secrets, shop, endpoints)
 
 
 def create_push_endpoints(sns: Any, seed: Callable[[int], None]) -> list[str]:
@@ -190,8 +240,7 @@ def function_environment(bootstrap: str) -> dict[str, str]:
         **LOCAL_QUOTAS,
         "EMAIL_FROM_ADDRESS": SENDER_ADDRESS,
         "SES_CONFIGURATION_SET": CONFIGURATION_SET,
-        "SLACK_WEBHOOK_SECRET_ID": SLACK_SECRET,
-        "WEBHOOK_SECRET_ID": WEBHOOK_SECRET,
+        "DESTINATION_SECRET_PREFIX": DESTINATION_PREFIX,
         "SMS_ALLOWED_COUNTRIES": SMS_ALLOWED_COUNTRIES,
         # Lets the HTTP channels deliver to the local receivers on 127.0.0.1 (loopback and private targets).
         "ENVIRONMENT": "dev",

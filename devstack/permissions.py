@@ -63,13 +63,7 @@ _FLUSH_SECONDS = 0.5
 
 
 def local_parameters(
-    *,
-    bootstrap: str,
-    secret_arns: Mapping[str, str],
-    sender_address: str,
-    slack_secret: str,
-    webhook_secret: str,
-    stand_ins: Mapping[str, str] | None = None,
+    *, bootstrap: str, sender_address: str, destination_prefix: str, stand_ins: Mapping[str, str] | None = None
 ) -> dict[str, Any]:
     """The template's parameters as the local stack deploys it: MSK with IAM access control (whose
     ``kafka-cluster:*`` statements the broker's ACLs reproduce), its resources' names and ARNs, and what the
@@ -84,8 +78,7 @@ def local_parameters(
         "SecurityGroupIds": ["sg-local"],
         "EmailFromAddress": sender_address,
         "SesIdentity": sender_address,
-        "SlackWebhookSecretArn": secret_arns[slack_secret],
-        "WebhookSecretArn": secret_arns[webhook_secret],
+        "DestinationSecretPrefix": destination_prefix,
     }
 
 
@@ -465,6 +458,7 @@ def template_roles(template: Path | None = None) -> dict[str, Role]:
         "KafkaClusterType": "MSK",
         "KafkaClusterArn": "arn:aws:kafka:<region>:<account>:cluster/<cluster>/<uuid>",
         "KafkaBootstrapServers": "<brokers>",
+        "DestinationSecretPrefix": "<DestinationSecretPrefix>",
     }
     return roles(physical, parameters, template=template, region="<region>", account_id="<account>")
 

@@ -17,7 +17,7 @@ sender's code (https://github.com/standard-webhooks/standard-webhooks/blob/main/
 
 Library use::
 
-    with DeliveryReceiver(signing_key=["whsec_new...", "whsec_old..."]) as receiver:
+    with DeliveryReceiver(signing_key=["whsec_new...", "whsec_old..."]) as receiver:  # or path_keys={"/a": [...]}
         receiver.fail_next(1, status=429, retry_after=7)
         ...  # point the sender at receiver.url("/webhook")
         assert len(receiver.accepted()) == 1
@@ -44,7 +44,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from types import FrameType, TracebackType
@@ -124,6 +124,7 @@ class DeliveryReceiver:
         port: int = 0,
         *,
         signing_key: str | Sequence[str] | None = None,
+        path_keys: Mapping[str, Sequence[str]] | None = None,
         tolerance_seconds: float = 300.0,
         seed: int = 0,
         on_delivery: Callable[[Delivery], None] | None = None,
@@ -131,7 +132,10 @@ class DeliveryReceiver:
     ) -> None:
         # The keys it accepts (a rotation has two); None: signatures are not checked (the Slack role).
         self.signing_keys = [signing_key] if isinstance(signing_key, str) else signing_key
-        for secret in self.signing_keys or ():
+        # Per path, the keys of the one sender whose destination that path is (each local shop's webhook has its
+        # own); other paths get ``signing_keys``.
+        self.path_keys = {path: list(keys) for path, keys in (path_keys or {}).items()}
+        for secret in [*(self.signing_keys or ()), *(k for keys in self.path_keys.values() for k in keys)]:
             _key(secret)  # a malformed key is a setup error, found here and not on the first request
         self._tolerance = tolerance_seconds
         self._random = random.Random(seed)  # noqa: S311 - failure injection, not cryptography
@@ -284,8 +288,9 @@ class DeliveryReceiver:
         if delay:
             self._stopping.wait(delay)
         refusal, signature_ok = None, None
-        if self.signing_keys is not None:
-            refusal = check_signature(self.signing_keys, headers, body, tolerance=self._tolerance, now=time.time())
+        keys = self.path_keys.get(request.path, self.signing_keys)
+        if keys is not None:
+            refusal = check_signature(keys, headers, body, tolerance=self._tolerance, now=time.time())
             signature_ok = refusal is None
         if drop:
             self._record(Delivery(request.path, headers, body, 0, signature_ok, received_at=received_at))

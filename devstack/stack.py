@@ -124,8 +124,8 @@ class StackInfo:
     api_url: str
     bootstrap: str
     aws_endpoint: str
-    slack_url: str
-    webhook_url: str
+    slack_url: str  # the local shop's Slack destination (each shop has its own path: aws_resources.Endpoints)
+    webhook_url: str  # the local shop's webhook destination
     logs_dir: str
     channels: list[str]
     functions: dict[str, int] = field(default_factory=dict)  # logical id -> pid
@@ -391,7 +391,7 @@ class LocalStack:
         self.progress(
             f"aws: tables {aws_resources.STATUS_TABLE}, {aws_resources.IDEMPOTENCY_TABLE}, "
             f"{aws_resources.QUOTA_TABLE}; SES identity {aws_resources.SENDER_ADDRESS}; "
-            f"secrets {aws_resources.SLACK_SECRET}, {aws_resources.WEBHOOK_SECRET}; "
+            f"destinations of {', '.join(aws_resources.LOCAL_SHOPS)} under {aws_resources.DESTINATION_PREFIX}/; "
             f"{len(push_endpoints)} push endpoints of {aws_resources.PUSH_APPLICATION}"
         )
         if self.config.enforce_permissions:
@@ -419,8 +419,8 @@ class LocalStack:
             api_url=api_url,
             bootstrap=bootstrap,
             aws_endpoint=aws_endpoint,
-            slack_url=endpoints.slack_webhook_url,
-            webhook_url=endpoints.webhook_url,
+            slack_url=endpoints.slack_url(),
+            webhook_url=endpoints.webhook_url(),
             logs_dir=str(self.logs_dir),
             channels=channels,
             functions={fid: w.proc.pid for fid, w in self.workers.items() if w.proc is not None},
@@ -483,10 +483,8 @@ class LocalStack:
         }
         parameters = permissions.local_parameters(
             bootstrap=self.broker.sasl_bootstrap,
-            secret_arns=secret_arns,
             sender_address=aws_resources.SENDER_ADDRESS,
-            slack_secret=aws_resources.SLACK_SECRET,
-            webhook_secret=aws_resources.WEBHOOK_SECRET,
+            destination_prefix=aws_resources.DESTINATION_PREFIX,
             stand_ins=standins.parameters(self.standins),
         )
         physical = permissions.local_physical(aws_resources.TABLES, aws_resources.CONFIGURATION_SET, template)
@@ -599,7 +597,6 @@ class LocalStack:
         return endpoint
 
     def _start_receivers(self) -> aws_resources.Endpoints:
-        key = aws_resources.Endpoints().webhook_signing_key
         with (self.logs_dir / "receivers.log").open("a") as log:
             log.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%S')} receivers started\n")
         host = self.config.functions_host
@@ -607,14 +604,19 @@ class LocalStack:
             preferred_port(self.config.slack_port, host), on_delivery=self._log_delivery, host=host
         ).start()
         self.webhook = DeliveryReceiver(
-            preferred_port(self.config.webhook_port, host), signing_key=key, on_delivery=self._log_delivery, host=host
+            preferred_port(self.config.webhook_port, host),
+            # Each shop's path checks the signature with that shop's key only.
+            path_keys={f"/webhook/{shop}": [key] for shop, key in aws_resources.LOCAL_SHOPS.items()},
+            on_delivery=self._log_delivery,
+            host=host,
         ).start()
         endpoints = aws_resources.Endpoints(
-            slack_webhook_url=self.slack.url("/slack"),
-            webhook_url=self.webhook.url("/webhook"),
-            webhook_signing_key=key,
+            slack_base_url=self.slack.url("/slack"), webhook_base_url=self.webhook.url("/webhook")
         )
-        self.progress(f"receivers: Slack {endpoints.slack_webhook_url}, webhook {endpoints.webhook_url}")
+        self.progress(
+            f"receivers: Slack {endpoints.slack_base_url}/<shop>, webhook {endpoints.webhook_base_url}/<shop> "
+            f"(shops {', '.join(aws_resources.LOCAL_SHOPS)})"
+        )
         return endpoints
 
     def _start_viewer(self, bootstrap: str, aws_endpoint: str, dynamodb_endpoint: str) -> str:

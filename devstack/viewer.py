@@ -5,7 +5,8 @@ deployed.
 Pages (plain server-rendered HTML from this module; a few lines of inline JavaScript refresh the live parts by
 fetching their HTML every ``POLL_MS`` while the page is visible; nothing is loaded from the network):
 
-- ``/``: counters, the newest notifications with each channel's state, the open dead letters with their reason;
+- ``/``: counters, the newest notifications with each channel's state, what each caller's own Slack and webhook
+  destination received, the open dead letters with their reason;
 - ``/notification?key=<caller>/<id>``: per channel the state, attempts, history and error, and what the provider
   received: the rendered email (HTML in a sandboxed frame, ``/email``), the Slack blocks, the SMS text and its
   segment count, the webhook body;
@@ -40,7 +41,7 @@ from devstack.viewer_feed import (
     counters,
     open_letters,
 )
-from devstack.viewer_inbox import ProviderInbox, ProviderMessage, Tracked, provider_inbox
+from devstack.viewer_inbox import ProviderInbox, ProviderMessage, ReceiverInbox, Tracked, provider_inbox
 from notifications.models import ChannelStatus, NotificationStatus
 
 log = logging.getLogger("devstack.viewer")
@@ -138,10 +139,12 @@ class DeliveryViewer:
         inbox: ProviderInbox,
         port: int = 0,
         data_dir: Path | None = None,
+        receivers: ReceiverInbox | None = None,
     ) -> None:
         self.feed = Feed(bootstrap, replayed_file=data_dir / "viewer-replayed.json" if data_dir else None)
         self.board = StatusBoard(read_status, read_statuses)
         self.inbox = inbox
+        self.receivers = receivers
         self._poll_lock = threading.Lock()
         self._http = ThreadedServer(_handler_for(self), port, name="viewer")
 
@@ -162,13 +165,15 @@ class DeliveryViewer:
         from notifications.status import DynamoStatusStore  # noqa: PLC0415
 
         store = DynamoStatusStore(status_table, dynamodb)
+        receivers = ReceiverInbox(slack, webhook)
         return cls(
             bootstrap=bootstrap,
             read_status=store.get,
             read_statuses=BatchStatusReader(status_table, dynamodb),
-            inbox=provider_inbox(ses, aws_endpoint, slack, webhook),
+            inbox=provider_inbox(ses, aws_endpoint, receivers),
             port=port,
             data_dir=data_dir,
+            receivers=receivers,
         )
 
     def start(self) -> DeliveryViewer:
@@ -214,7 +219,28 @@ class DeliveryViewer:
             "replayed and not delivered since.</p>"
             '<h2>Notifications</h2><table id="notifications"><thead><tr><th>accepted</th><th>notification</th>'
             "<th>order</th><th>customer</th><th>channels</th></tr></thead>"
-            f"<tbody>{rows}</tbody></table>{more}{self._dlq()}"
+            f"<tbody>{rows}</tbody></table>{more}{self._destinations()}{self._dlq()}"
+        )
+
+    def _destinations(self) -> str:
+        """Per caller, what its own Slack and webhook destination (a receiver path) received."""
+        if self.receivers is None:
+            return ""
+        rows = (
+            "".join(
+                f'<tr data-destination="{esc(d.path)}"><td>{esc(d.caller)}</td><td>{esc(d.channel)}</td>'
+                f"<td><code>{esc(d.path)}</code></td><td>{d.requests}</td><td>{d.accepted}</td><td>{d.refused}</td></tr>"
+                for d in self.receivers.per_destination()
+            )
+            or '<tr><td colspan="6" class="muted">Nothing posted to a Slack or webhook destination yet.</td></tr>'
+        )
+        return (
+            "<h2>Received per caller</h2>"
+            '<p class="muted">Each caller\'s own Slack and webhook destination is a path of its own on the local '
+            "receivers; a message delivered to another caller's path would show here.</p>"
+            '<table id="destinations"><thead><tr><th>caller</th><th>channel</th><th>destination</th>'
+            "<th>requests</th><th>delivered</th><th>refused</th></tr></thead>"
+            f"<tbody>{rows}</tbody></table>"
         )
 
     def _row(self, tracked: Tracked) -> str:

@@ -193,11 +193,43 @@ class ReceiverInbox:
             )
         return found
 
+    def per_destination(self) -> list[Destination]:
+        """What each destination received, by path: each local shop's Slack and webhook is a path of its own
+        (``/slack/<shop>``, ``/webhook/<shop>``: ``devstack.aws_resources``)."""
+        found: dict[tuple[str, str], list[Delivery]] = {}
+        for channel, receiver in (("slack", self._slack), ("webhook", self._webhook)):
+            for delivery in receiver.deliveries() if receiver is not None else ():
+                found.setdefault((channel, delivery.path), []).append(delivery)
+        return [
+            Destination(
+                caller=path.rstrip("/").rpartition("/")[2],
+                channel=channel,
+                path=path,
+                requests=len(deliveries),
+                accepted=sum(1 for d in deliveries if d.accepted and not d.replay),
+                refused=sum(1 for d in deliveries if not d.accepted),
+            )
+            for (channel, path), deliveries in sorted(found.items(), key=lambda item: (item[0][1], item[0][0]))
+        ]
+
+
+@dataclass(frozen=True)
+class Destination:
+    """What one caller's destination (a receiver path) got: requests, new deliveries accepted, refusals."""
+
+    caller: str
+    channel: str
+    path: str
+    requests: int
+    accepted: int
+    refused: int
+
 
 def _from_receiver(channel: str, provider: str, delivery: Delivery) -> ProviderMessage:
     return ProviderMessage(
         channel=channel,
         provider=provider,
+        to=delivery.path,  # the caller's own destination
         message_id=delivery.headers.get("webhook-id"),
         payload=_json(delivery.body),
         answered=delivery.status,
@@ -223,8 +255,6 @@ class Inboxes:
         return [message for inbox in self._inboxes for message in inbox.received(notification, status)]
 
 
-def provider_inbox(
-    ses: Any, aws_endpoint: str, slack: DeliveryReceiver | None, webhook: DeliveryReceiver | None
-) -> ProviderInbox:
+def provider_inbox(ses: Any, aws_endpoint: str, receivers: ReceiverInbox) -> ProviderInbox:
     """Where the viewer reads what each provider received (the one place to change a source)."""
-    return Inboxes([SesInbox(ses), MotoInbox(aws_endpoint), ReceiverInbox(slack, webhook)])
+    return Inboxes([SesInbox(ses), MotoInbox(aws_endpoint), receivers])

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from devstack import aws_resources
+from devstack.apigw import LOCAL_CALLER
 from notifications import channels
 from notifications.channels.base import ChannelSender
 from notifications.env import EnvModel
@@ -17,15 +18,17 @@ from tests.support import SAMPLE_REQUEST, sample_request
 CLUSTER_ARN = "arn:aws:kafka:us-east-1:123456789012:cluster/notifications/abcd1234-0000-0000-0000-000000000000-1"
 
 
-def requested(**changes: Any) -> NotificationRequested:
-    """The fanout input for a sample request (every channel unless ``channels`` is given); unless ``customer`` is
-    given, the sample customer has an address (its kind's example) for each channel that delivers to one."""
+def requested(*, caller: str | None = None, **changes: Any) -> NotificationRequested:
+    """The fanout input for a sample request (every channel unless ``channels`` is given; v1 without a ``caller``);
+    unless ``customer`` is given, the sample customer has an address (its kind's example) for each channel that
+    delivers to one."""
     changes.setdefault("channels", [c.value for c in Channel])
     if "customer" not in changes:
         kinds = [kind for name in changes["channels"] if (kind := address_of(Channel(name)))]
         changes["customer"] = {**{k.field: k.example for k in kinds}, **SAMPLE_REQUEST["customer"]}
     request = NotificationRequest.model_validate(sample_request(**changes))
     return NotificationRequested(
+        caller=caller,
         notification_id=request.id,
         correlation_id="corr-test",
         accepted_at="2026-11-21T10:00:01Z",
@@ -36,9 +39,17 @@ def requested(**changes: Any) -> NotificationRequested:
     )
 
 
-def channel_message(channel: Channel, **changes: Any) -> ChannelMessage:
-    """The message fanout produces for ``channel`` from a sample request changed by ``changes``."""
-    return channel_messages(requested(channels=[channel.value], **changes))[0]
+LOCAL_SHOP = aws_resources.shop_caller_id(LOCAL_CALLER)
+_OWN = object()
+
+
+def channel_message(channel: Channel, *, caller: Any = _OWN, **changes: Any) -> ChannelMessage:
+    """The message fanout produces for ``channel`` from a sample request changed by ``changes``. A channel that
+    delivers to the caller's own destination (Slack, webhook) belongs to the local shop unless ``caller`` is given;
+    the others are v1 (no caller) unless it is."""
+    if caller is _OWN:
+        caller = LOCAL_SHOP if address_of(channel) is None else None
+    return channel_messages(requested(caller=caller, channels=[channel.value], **changes))[0]
 
 
 def sender_environment(channel: Channel, **env: str) -> dict[str, str]:

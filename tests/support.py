@@ -133,6 +133,13 @@ def reset_runtime() -> None:
         factory.cache_clear()
 
 
+class MemoryDirectory:
+    """DestinationDirectory (``notifications.destinations``) in memory: every caller has every destination."""
+
+    def has(self, caller: str, channel: str) -> bool:
+        return True
+
+
 class MemoryPublisher:
     """Publisher port in memory; ``fail_topics`` makes every send to those topics fail."""
 

@@ -16,7 +16,8 @@ from devstack.receivers import DeliveryReceiver
 from devstack.runtime.emulator import HOST
 from devstack.stack import EndpointSession, free_port
 
-SIGNING_KEY = aws_resources.Endpoints().webhook_signing_key
+# Each local shop's webhook path verified with that shop's own key.
+PATH_KEYS = {f"/webhook/{shop}": [key] for shop, key in aws_resources.LOCAL_SHOPS.items()}
 
 
 @dataclass(frozen=True)
@@ -38,15 +39,11 @@ def aws_services() -> Iterator[Services]:
     server = ThreadedMotoServer(ip_address=HOST, port=port, verbose=False)
     server.start()
     try:
-        with DeliveryReceiver() as slack, DeliveryReceiver(signing_key=SIGNING_KEY) as webhook:
+        with DeliveryReceiver() as slack, DeliveryReceiver(path_keys=PATH_KEYS) as webhook:
             endpoint = f"http://{HOST}:{port}"
             aws_resources.create_all(
                 EndpointSession(endpoint),
-                aws_resources.Endpoints(
-                    slack_webhook_url=slack.url("/slack"),
-                    webhook_url=webhook.url("/webhook"),
-                    webhook_signing_key=SIGNING_KEY,
-                ),
+                aws_resources.Endpoints(slack_base_url=slack.url("/slack"), webhook_base_url=webhook.url("/webhook")),
             )
             push = aws_resources.create_push_endpoints(
                 EndpointSession(endpoint).client("sns"), aws_resources.seed_moto_server(endpoint)

@@ -111,9 +111,9 @@ def deliveries(stack: LocalStack) -> Counter[str]:
     assert stack.webhook is not None
     found: Counter[str] = Counter()
     order = re.compile(rb"CH-[0-9a-f]+-[0-9]{5}")
-    for d in stack.slack.accepted("/slack"):
+    for d in stack.slack.accepted("/slack/local-shop"):
         found.update({m.decode() for m in order.findall(d.body)})
-    for d in stack.webhook.accepted("/webhook"):
+    for d in stack.webhook.accepted("/webhook/local-shop"):
         found[d.json()["purchase"]["order_id"]] += 1
     assert stack.ses is not None
     for message in stack.ses.messages():  # the local SES (devstack.providers)

@@ -128,9 +128,9 @@ def test_a_purchase_is_delivered_on_every_channel_it_asks_for(local_stack):
     assert sms[0]["phone_number"] == "+4915112345678"
 
     # And the Slack and webhook receivers each got exactly one accepted request for it, the webhook signed
-    slack = [d for d in local_stack.slack.accepted("/slack") if order_id in d.body.decode()]
+    slack = [d for d in local_stack.slack.accepted("/slack/local-shop") if order_id in d.body.decode()]
     assert len(slack) == 1
-    hooks = [d for d in local_stack.webhook.accepted("/webhook") if d.json().get("notification_id") == nid]
+    hooks = [d for d in local_stack.webhook.accepted("/webhook/local-shop") if d.json().get("notification_id") == nid]
     assert len(hooks) == 1
     assert hooks[0].signature_ok is True
 
@@ -191,7 +191,7 @@ def test_a_client_retry_is_answered_again_and_not_delivered_twice(local_stack):
     # Then it gets the first answer again, and Slack still got one message for the order
     assert again == first
     time.sleep(3)  # two batching windows: a second send, if any, would have happened by now
-    assert len([d for d in local_stack.slack.accepted("/slack") if order_id in d.body.decode()]) == 1
+    assert len([d for d in local_stack.slack.accepted("/slack/local-shop") if order_id in d.body.decode()]) == 1
 
 
 def test_an_unknown_notification_is_404_and_a_bad_body_is_a_field_error(local_stack):

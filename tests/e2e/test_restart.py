@@ -50,7 +50,7 @@ def slack_posts(stack: LocalStack, orders: list[str]) -> Counter[str]:
     """Order id -> posts the Slack receiver of this run of the stack accepted."""
     assert stack.slack is not None
     found: Counter[str] = Counter()
-    for delivery in stack.slack.accepted("/slack"):
+    for delivery in stack.slack.accepted("/slack/local-shop"):
         text = delivery.body.decode()
         found.update(order for order in orders if order in text)
     return found

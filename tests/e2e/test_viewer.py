@@ -161,7 +161,9 @@ def test_a_dead_letter_shows_its_reason_and_is_replayed_from_the_page(local_stac
         f"{channel}: {FINAL_STATE[channel]}", timeout=WAIT_MS
     )
     nid = key.rsplit("/", 1)[1]
-    accepted = [d for d in local_stack.webhook.accepted("/webhook") if d.json().get("notification_id") == nid]
+    accepted = [
+        d for d in local_stack.webhook.accepted("/webhook/local-shop") if d.json().get("notification_id") == nid
+    ]
     assert len(accepted) == 1
 
 

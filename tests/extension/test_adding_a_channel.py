@@ -147,7 +147,10 @@ def follow_the_guide(copy: Path) -> None:
     # samconfig.toml (the required parameter in each deployed environment), the generated permissions table
     template = copy / "template.yaml"
     text = template.read_text()
-    text = text.replace("[Email, Slack, Sms, Webhook]", "[Email, Slack, Sms, Webhook, Pager]")
+    loops = re.findall(r"^    - \[Email, [A-Za-z, ]+\]", text, re.M)
+    assert len(loops) == 2, "the channel list of the resources' and the outputs' loop"
+    for loop in loops:
+        text = text.replace(loop, loop[:-1] + ", Pager]")
     text = insert_after(
         text,
         "  Channels:\n",
@@ -170,7 +173,7 @@ def follow_the_guide(copy: Path) -> None:
         "        Statement: [{Sid: PagerSecret, Effect: Allow, Action: secretsmanager:GetSecretValue, "
         "Resource: !Ref PagerSecretArn}]\n",
     )
-    variable = re.search(r"\n( +)WEBHOOK_SECRET_ID: [^\n]+\n", text)
+    variable = re.search(r"\n( +)SMS_SENDER_ID: [^\n]+\n", text)
     assert variable, "the sender's variables"
     indent = variable.group(1)
     text = insert_after(

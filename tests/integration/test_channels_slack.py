@@ -19,7 +19,7 @@ def slack(moto_aws):
     """A receiver on 127.0.0.1 whose /slack URL is the Slack secret."""
     with DeliveryReceiver() as receiver:
         moto_aws.client("secretsmanager").put_secret_value(
-            SecretId=aws_resources.SLACK_SECRET, SecretString=json.dumps({"url": receiver.url("/slack")})
+            SecretId=aws_resources.destination_secret("slack"), SecretString=json.dumps({"url": receiver.url("/slack")})
         )
         yield receiver
 
@@ -98,7 +98,8 @@ def test_nobody_listening_is_transient(moto_aws):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     moto_aws.client("secretsmanager").put_secret_value(
-        SecretId=aws_resources.SLACK_SECRET, SecretString=json.dumps({"url": f"http://127.0.0.1:{port}/slack"})
+        SecretId=aws_resources.destination_secret("slack"),
+        SecretString=json.dumps({"url": f"http://127.0.0.1:{port}/slack"}),
     )
 
     # When a message is sent

@@ -21,7 +21,7 @@ OTHER_KEY = "whsec_" + base64.b64encode(b"another key that nobody shares!!").dec
 
 def use_secret(session, url: str, *keys: str) -> None:
     session.client("secretsmanager").put_secret_value(
-        SecretId=aws_resources.WEBHOOK_SECRET,
+        SecretId=aws_resources.destination_secret("webhook"),
         SecretString=json.dumps({"url": url, "signing_keys": list(keys or (KEY,))}),
     )
 

@@ -3,7 +3,6 @@ the file's JSON is the event, unchanged; the function's environment is the local
 
 from __future__ import annotations
 
-import base64
 import json
 from pathlib import Path
 
@@ -21,7 +20,6 @@ from notifications.status import DynamoStatusStore
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 NOTIFICATION_ID = b"8f58c11d-ebc2-4ca7-a934-226e2bb6192c"
-SAMPLE_KEY = "whsec_" + base64.b64encode(b"sample event test key, 32 bytes.").decode()
 
 
 def load(name: str) -> dict:
@@ -60,17 +58,15 @@ def test_fanout_sample(kafka_env, moto_aws):
 @pytest.fixture
 def providers(moto_aws):
     """Every channel's provider locally: SES and SNS in moto (with the local push endpoints, moto seeded as the
-    local stack seeds it, so the push sample's endpoint exists), Slack and webhook targets on local receivers (their
-    secrets pointing at them), and each channel's own stand-in (``devstack.standins``)."""
-    with DeliveryReceiver() as slack, DeliveryReceiver(signing_key=SAMPLE_KEY) as webhook:
-        aws_resources.create_all(
-            moto_aws,
-            aws_resources.Endpoints(
-                slack_webhook_url=slack.url("/slack"),
-                webhook_url=webhook.url("/webhook"),
-                webhook_signing_key=SAMPLE_KEY,
-            ),
+    local stack seeds it, so the push sample's endpoint exists), the local shops' Slack and webhook destinations on
+    local receivers (each webhook path checked with its shop's key), and each channel's own stand-in
+    (``devstack.standins``)."""
+    keys = {f"/webhook/{shop}": [key] for shop, key in aws_resources.LOCAL_SHOPS.items()}
+    with DeliveryReceiver() as slack, DeliveryReceiver(path_keys=keys) as webhook:
+        endpoints = aws_resources.Endpoints(
+            slack_base_url=slack.url("/slack"), webhook_base_url=webhook.url("/webhook")
         )
+        aws_resources.create_all(moto_aws, endpoints)
         aws_resources.create_push_endpoints(moto_aws.client("sns"), aws_resources.seed_moto_in_process)
         yield standins.prepare_all(standins.Local(moto_aws, slack.url))
 

@@ -27,8 +27,8 @@ from tests.support import template_copy
 pytestmark = pytest.mark.integration
 
 SECRET_ARNS = {
-    aws_resources.SLACK_SECRET: "arn:aws:secretsmanager:us-east-1:123456789012:secret:notifications/slack-webhook-AbCdEf",
-    aws_resources.WEBHOOK_SECRET: "arn:aws:secretsmanager:us-east-1:123456789012:secret:notifications/webhook-AbCdEf",
+    name: f"arn:aws:secretsmanager:us-east-1:123456789012:secret:{name}-AbCdEf"
+    for name in (aws_resources.destination_secret(channel) for channel in aws_resources.DESTINATION_CHANNELS)
 }
 SUPPRESSION_GRANT = "Action: [dynamodb:BatchGetItem, dynamodb:GetItem]"
 
@@ -36,10 +36,8 @@ SUPPRESSION_GRANT = "Action: [dynamodb:BatchGetItem, dynamodb:GetItem]"
 def local_roles(template: Path) -> dict[str, Role]:
     parameters = permissions.local_parameters(
         bootstrap="127.0.0.1:9092",
-        secret_arns=SECRET_ARNS,
         sender_address=aws_resources.SENDER_ADDRESS,
-        slack_secret=aws_resources.SLACK_SECRET,
-        webhook_secret=aws_resources.WEBHOOK_SECRET,
+        destination_prefix=aws_resources.DESTINATION_PREFIX,
     )
     physical = permissions.local_physical(aws_resources.TABLES, aws_resources.CONFIGURATION_SET, template)
     return roles(physical, parameters, template=template)

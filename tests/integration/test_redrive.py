@@ -46,7 +46,7 @@ def webhook(moto_aws, kafka_env, monkeypatch):
     monkeypatch.setenv("CHANNEL", Channel.WEBHOOK.value)
     with DeliveryReceiver(signing_key=KEY) as receiver:
         moto_aws.client("secretsmanager").put_secret_value(
-            SecretId=aws_resources.WEBHOOK_SECRET,
+            SecretId=aws_resources.destination_secret("webhook"),
             SecretString=json.dumps({"url": receiver.url("/webhook"), "signing_keys": [KEY]}),
         )
         yield receiver

@@ -126,7 +126,7 @@ def delivered(channel: str, receivers) -> list[str]:
     if channel == "push":
         endpoints = sns_backends[DEFAULT_ACCOUNT_ID][REGION].platform_endpoints.values()
         return [f"{endpoint.arn} {message}" for endpoint in endpoints for message in endpoint.messages.values()]
-    return [d.body.decode() for d in receivers[channel].accepted(f"/{channel}")]
+    return [d.body.decode() for d in receivers[channel].accepted(f"/{channel}/sample-shop")]  # the samples' caller
 
 
 @pytest.mark.parametrize("function_id", functions_where(lambda spec: "CHANNEL" in spec.environment))

@@ -57,7 +57,7 @@ def _delivered(stack: LocalStack, channel: str, sample: dict[str, Any]) -> list[
     if channel == "sms":
         return [m for m in _sms(stack, sample["recipient"]) if order in m["message"]]
     receiver = stack.slack if channel == "slack" else stack.webhook
-    return [d for d in receiver.accepted(f"/{channel}") if order in d.body.decode()]
+    return [d for d in receiver.accepted(f"/{channel}/sample-shop") if order in d.body.decode()]  # the samples' caller
 
 
 @pytest.fixture(scope="module")

@@ -8,11 +8,14 @@ import urllib.request
 import uuid
 from typing import Any
 
+import boto3
 import ingest_handler
 from kafka import KafkaConsumer, TopicPartition
 
+from devstack import aws_resources
 from devstack.apigw import CALLER_HEADER, HttpResult, http_api_event, http_result
 from devstack.lambda_context import LocalLambdaContext
+from devstack.stack import EndpointSession
 
 REQUESTED = "notifications.requested"
 
@@ -20,6 +23,23 @@ REQUESTED = "notifications.requested"
 def new_caller() -> str:
     """A caller name of its own for one test (``X-Devstack-Caller``), so tests share no caller state."""
     return f"shop-{uuid.uuid4().hex[:10]}"
+
+
+def new_shop(stack: Any = None) -> str:
+    """A caller of its own (``new_caller``) set up as a shop: its own Slack and webhook destinations (paths
+    ``/slack/<name>`` and ``/webhook/<name>`` of the local receivers), in ``stack``'s Secrets Manager, or without a
+    stack in the test's in-process moto."""
+    name = new_caller()
+    if stack is None:
+        client = boto3.client("secretsmanager", region_name="us-east-1")
+        endpoints = aws_resources.Endpoints()
+    else:
+        client = EndpointSession(stack.info.aws_endpoint).client("secretsmanager")
+        endpoints = aws_resources.Endpoints(
+            slack_base_url=stack.slack.url("/slack"), webhook_base_url=stack.webhook.url("/webhook")
+        )
+    aws_resources.put_destinations(client, name, endpoints, signing_key=aws_resources.LOCAL_SHOPS["other-shop"])
+    return name
 
 
 def new_phone() -> str:

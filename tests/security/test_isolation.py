@@ -17,7 +17,7 @@ from notifications.observability import logger
 from notifications.registry import Channel
 from notifications.runtime import ingest
 from tests.channel_support import requested
-from tests.security.callers import REQUESTED, get, new_caller, post
+from tests.security.callers import REQUESTED, get, new_shop, post
 from tests.support import MemoryPublisher, caller_id, sample_request
 
 
@@ -34,7 +34,7 @@ def envelopes(publisher: MemoryPublisher) -> list[dict]:
 
 def test_two_callers_with_the_same_id_and_key_each_get_their_own_notification(publisher):
     # Given two shops that happen to send the same notification id under the same idempotency key
-    shop_a, shop_b = new_caller(), new_caller()
+    shop_a, shop_b = new_shop(), new_shop()
     body = sample_request()
     other = sample_request(id=body["id"], channels=["email"])
 
@@ -69,7 +69,7 @@ def test_two_callers_with_the_same_id_and_key_each_get_their_own_notification(pu
 
 def test_get_of_another_callers_notification_is_404_like_an_unknown_id(publisher):
     # Given shop A's accepted notification
-    shop_a, shop_b = new_caller(), new_caller()
+    shop_a, shop_b = new_shop(), new_shop()
     body = sample_request()
     assert post(shop_a, body).status == 202
 
@@ -84,7 +84,7 @@ def test_get_of_another_callers_notification_is_404_like_an_unknown_id(publisher
 
 def test_an_id_reused_with_another_payload_under_a_new_key_is_409_and_publishes_nothing(publisher):
     # Given an accepted purchase
-    shop = new_caller()
+    shop = new_shop()
     body = sample_request()
     assert post(shop, body, **{"idempotency-key": "key-1"}).status == 202
 
@@ -106,7 +106,7 @@ def test_an_id_reused_with_another_payload_under_a_new_key_is_409_and_publishes_
 
 def test_the_same_payload_under_a_new_key_is_the_same_notification(publisher):
     # Given an accepted purchase
-    shop = new_caller()
+    shop = new_shop()
     body = sample_request()
     first = post(shop, body, **{"idempotency-key": "key-1"})
 
@@ -121,7 +121,7 @@ def test_the_same_payload_under_a_new_key_is_the_same_notification(publisher):
 
 
 def test_a_key_reused_with_another_id_is_still_a_key_conflict(publisher):
-    shop = new_caller()
+    shop = new_shop()
     assert post(shop, sample_request(), **{"idempotency-key": "order-9"}).status == 202
     answer = post(shop, sample_request(), **{"idempotency-key": "order-9"})
     assert answer.status == 409
@@ -154,7 +154,7 @@ def test_logs_name_the_caller_by_its_id_only(publisher, monkeypatch):
     monkeypatch.setattr(logger.registered_handler, "stream", written)
 
     # When a shop posts
-    shop = new_caller()
+    shop = new_shop()
     assert post(shop, sample_request()).status == 202
 
     # Then the accepted line carries its caller id, and no line names the shop's principal

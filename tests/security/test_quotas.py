@@ -28,7 +28,7 @@ from notifications.registry import address_kinds, customer_addressed
 from notifications.runtime import ingest
 from notifications.runtime.ingest import quota_limits
 from notifications.settings import IngestSettings, ingest_settings, recipient_quotas
-from tests.security.callers import REQUESTED, get, new_caller, new_phone, post
+from tests.security.callers import REQUESTED, get, new_phone, new_shop, post
 from tests.support import MemoryCounterStore, MemoryPublisher, caller_id, sample_request
 
 # 2026-11-21T10:00:00Z plus 0.25 s: a quarter second into a second, 0.25 s into an hour and a day.
@@ -244,12 +244,12 @@ def sms_to(phone: str) -> dict:
 def test_over_a_recipients_quota_is_429_with_retry_after_and_nothing_is_published(low_quotas):
     # Given a phone number that got its two messages this hour, from two shops
     phone = new_phone()
-    accepted = [post(new_caller(), sms_to(phone)) for _ in range(2)]
+    accepted = [post(new_shop(), sms_to(phone)) for _ in range(2)]
     assert [a.status for a in accepted] == [202, 202]
 
     # When a third shop sends it another SMS
     body = sms_to(phone)
-    shop = new_caller()
+    shop = new_shop()
     refused = post(shop, body)
 
     # Then it is 429 quota_exceeded in the JSON error contract, with Retry-After within the hour, not published
@@ -269,7 +269,7 @@ def test_over_a_recipients_quota_is_429_with_retry_after_and_nothing_is_publishe
 
 def test_over_a_callers_daily_quota_is_429_and_a_replay_costs_nothing(low_quotas):
     # Given a shop that sent its four notifications of the day (Slack only: no customer recipient)
-    shop = new_caller()
+    shop = new_shop()
     bodies = [sample_request(channels=["slack"]) for _ in range(5)]
     answers = [post(shop, body) for body in bodies[:4]]
     assert [a.status for a in answers] == [202] * 4
@@ -285,13 +285,13 @@ def test_over_a_callers_daily_quota_is_429_and_a_replay_costs_nothing(low_quotas
     assert "caller_per_day" in fifth.json()["error"]["message"]
     assert published_ids(low_quotas) == [b["id"] for b in bodies[:4]]
     # And another shop is not refused
-    assert post(new_caller(), sample_request(channels=["slack"])).status == 202
+    assert post(new_shop(), sample_request(channels=["slack"])).status == 202
     assert caller_id(shop) not in fifth.body.decode()
 
 
 def test_a_caller_over_its_own_quota_spends_no_recipients_messages(low_quotas):
     # Given a shop that sent its four notifications of the day (Slack only: no customer recipient)
-    over = new_caller()
+    over = new_shop()
     assert [post(over, sample_request(channels=["slack"])).status for _ in range(4)] == [202] * 4
     phone = "+4915112345678"
 
@@ -302,7 +302,7 @@ def test_a_caller_over_its_own_quota_spends_no_recipients_messages(low_quotas):
     # to it is accepted, and its second too (two an hour)
     assert [r.status for r in refused] == [429] * 10
     assert {r.json()["error"]["message"] for r in refused} == {"quota caller_per_day (4 per 86400 s) is used up"}
-    other = new_caller()
+    other = new_shop()
     assert [post(other, sms_to(phone)).status for _ in range(3)] == [202, 202, 429]
 
 
@@ -317,7 +317,7 @@ def test_sub_addresses_and_letter_case_of_one_mailbox_share_its_quota(low_quotas
     spellings = [f"{mailbox}+{n}@example.com" for n in range(1, 4)] + [f"{mailbox.upper()}+15@EXAMPLE.com"]
 
     # When one shop sends to each spelling
-    answers = [post(new_caller(), email_to(address)).status for address in spellings]
+    answers = [post(new_shop(), email_to(address)).status for address in spellings]
 
     # Then they count as one recipient: three accepted, the fourth refused
     assert answers == [202, 202, 202, 429]
@@ -329,7 +329,7 @@ def test_a_number_counts_published_and_is_sent_in_its_canonical_e164_form(low_qu
     trunk = number.replace("+49", "+490", 1)
 
     # When shops send to both spellings
-    answers = [post(new_caller(), sms_to(spelling)).status for spelling in (trunk, number, trunk)]
+    answers = [post(new_shop(), sms_to(spelling)).status for spelling in (trunk, number, trunk)]
 
     # Then it is one number with two messages an hour, and what reaches Kafka is the canonical form
     assert answers == [202, 202, 429]
@@ -339,7 +339,7 @@ def test_a_number_counts_published_and_is_sent_in_its_canonical_e164_form(low_qu
 
 def test_the_quota_store_down_is_503_and_nothing_is_published(low_quotas, moto_aws):
     moto_aws.client("dynamodb").delete_table(TableName=ingest_settings().quota_table_name)
-    answer = post(new_caller(), sample_request())
+    answer = post(new_shop(), sample_request())
     assert answer.status == 503
     assert answer.json()["error"]["code"] == "store_unavailable"
     assert int(answer.headers["retry-after"]) > 0

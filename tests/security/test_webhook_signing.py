@@ -30,7 +30,8 @@ NEW_KEY = "whsec_" + base64.b64encode(b"the key a rotation introduces..!").decod
 
 def use_secret(session, url: str, *keys: str) -> None:
     session.client("secretsmanager").put_secret_value(
-        SecretId=aws_resources.WEBHOOK_SECRET, SecretString=json.dumps({"url": url, "signing_keys": list(keys)})
+        SecretId=aws_resources.destination_secret("webhook"),
+        SecretString=json.dumps({"url": url, "signing_keys": list(keys)}),
     )
 
 

@@ -56,6 +56,7 @@ def conditions_for(cluster_type: str = "MSK", auth_mode: str = "IAM") -> dict[st
         "IsProd": False,
         "HasSesConfigurationSet": False,
         "HasAlarmTopic": False,
+        "HasDestinationSecretPrefix": False,
     }
 
 

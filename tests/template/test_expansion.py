@@ -59,8 +59,7 @@ def parameter_values(cluster_type: str) -> dict[str, str]:
         "EmailFromAddress": "orders@example.com",
         "SesIdentity": "example.com",
         "SesConfigurationSet": "orders",
-        "SlackWebhookSecretArn": f"{secret}slack-AbCdEf",
-        "WebhookSecretArn": f"{secret}webhook-AbCdEf",
+        "DestinationSecretPrefix": "notifications/destinations",
         "AlarmTopicArn": "arn:aws:sns:eu-central-1:111111111111:alarms",
     }
 

@@ -73,3 +73,30 @@ def test_a_statement_is_explained_only_by_a_comment_beside_or_just_above_it():
     assert not permissions.explained(text, "Bare")
     assert not permissions.explained(text, "Described")
     assert not permissions.explained(text, "Missing")
+
+
+def test_each_channels_destination_secrets_are_read_only_by_its_own_sender_and_described_only_by_ingest():
+    # Given every function's role, and a caller's Slack and webhook destination secrets (full ARNs, with the random
+    # suffix Secrets Manager adds: https://docs.aws.amazon.com/secretsmanager/latest/userguide/troubleshoot.html)
+    from devstack.iam.policy import evaluate
+
+    roles = permissions.template_roles()
+    arn = "arn:aws:secretsmanager:<region>:<account>:secret:<DestinationSecretPrefix>/{}/c-abcdefghijklmnopqrstuvwxyz-AbCdEf"
+    actions = ("secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret")
+
+    # When each action on each channel's secret is evaluated for every function
+    allowed = {
+        (function, action, channel)
+        for function, role in roles.items()
+        for action in actions
+        for channel in ("slack", "webhook", "email")
+        if evaluate(role.statements, action, arn.format(channel)).allowed
+    }
+
+    # Then only the channel's sender reads its secrets, and ingest only describes them (never reads a value)
+    assert allowed == {
+        ("SlackSenderFunction", "secretsmanager:GetSecretValue", "slack"),
+        ("WebhookSenderFunction", "secretsmanager:GetSecretValue", "webhook"),
+        ("IngestFunction", "secretsmanager:DescribeSecret", "slack"),
+        ("IngestFunction", "secretsmanager:DescribeSecret", "webhook"),
+    }

@@ -291,11 +291,14 @@ def test_every_setting_a_function_reads_is_set(template: dict[str, Any], cluster
 
 def test_secrets_are_passed_by_reference(template: dict[str, Any]) -> None:
     params = template["Parameters"]
-    for name in ("SlackWebhookSecretArn", "WebhookSecretArn", "KafkaScramSecretArn"):
-        assert "secretsmanager" in params[name]["AllowedPattern"], name
+    assert "secretsmanager" in params["KafkaScramSecretArn"]["AllowedPattern"]
+    # Each caller's Slack and webhook destination is a secret named from this prefix, never a value in the template.
+    assert "DestinationSecretPrefix" in params and "Default" in params["DestinationSecretPrefix"]
     for function in functions(template):
         for key, value in function_environment(template, function, "SelfManaged").items():
-            if re.search(r"SECRET|PASSWORD|TOKEN|WEBHOOK_URL", key):
+            if key == "DESTINATION_SECRET_PREFIX":  # where the callers' secrets are named, no secret itself
+                assert value in ({"Ref": "DestinationSecretPrefix"}, {"Fn::Sub": "${AWS::StackName}/destinations"})
+            elif re.search(r"SECRET|PASSWORD|TOKEN|WEBHOOK_URL", key):
                 assert isinstance(value, dict) and "Ref" in value, f"{function}.{key} must reference a parameter"
 
 

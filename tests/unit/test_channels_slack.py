@@ -10,8 +10,8 @@ from aws_lambda_powertools.utilities.parameters import SecretsProvider
 
 from devstack import aws_resources
 from notifications.channels.http import HttpAnswer, raise_for_status
-from notifications.channels.secret import CachedSecret
 from notifications.channels.slack.sender import SlackSender, SlackTarget, slack_message
+from notifications.destinations import CallerDestinations
 from notifications.errors import PermanentDeliveryError, TransientDeliveryError
 from notifications.registry import Channel
 from tests.channel_support import build_sender, channel_message, sender_settings
@@ -42,8 +42,10 @@ def counting_reads(session) -> tuple[Any, list[int]]:
 
 def slack_sender(session, post: FakePost, **env: str) -> tuple[SlackSender, list[int]]:
     client, reads = counting_reads(session)
-    secret = CachedSecret(SecretsProvider(boto3_client=client), aws_resources.SLACK_SECRET, SlackTarget)
-    return SlackSender(sender_settings(Channel.SLACK, **env), secret, post=post), reads
+    targets = CallerDestinations(
+        aws_resources.DESTINATION_PREFIX, "slack", SlackTarget, lambda: SecretsProvider(boto3_client=client)
+    )
+    return SlackSender(sender_settings(Channel.SLACK, **env), targets, post=post), reads
 
 
 def test_message_is_block_kit_with_header_body_and_fallback_text():
@@ -92,7 +94,7 @@ def test_send_posts_the_message_to_the_secret_url_with_the_configured_timeout(mo
 
     # Then one POST went to the URL from the secret, escaped, and Slack's request id is the receipt
     [call] = post.calls
-    assert call["url"] == aws_resources.Endpoints().slack_webhook_url
+    assert call["url"] == aws_resources.Endpoints().slack_url()
     assert call["timeout"] == 2.5
     body = json.loads(call["body"])
     assert "&lt;!channel&gt; Eve" in body["blocks"][1]["text"]["text"]
@@ -116,14 +118,14 @@ def test_the_secret_is_read_once_for_many_sends(moto_aws):
 
 def test_a_rotated_url_is_picked_up_when_the_old_one_is_gone(moto_aws):
     # Given a sender that has delivered at the old URL (cached), Slack now answering 410 there, and a rotated secret
-    old = aws_resources.Endpoints().slack_webhook_url
+    old = aws_resources.Endpoints().slack_url()
     new = "https://hooks.slack.example/services/new"
     post = FakePost()
     sender, reads = slack_sender(moto_aws, post)
     sender.send(channel_message(Channel.SLACK))
     post.answers[old] = HttpAnswer(410, body=b"channel_is_archived")
     moto_aws.client("secretsmanager").put_secret_value(
-        SecretId=aws_resources.SLACK_SECRET, SecretString=json.dumps({"url": new})
+        SecretId=aws_resources.destination_secret("slack"), SecretString=json.dumps({"url": new})
     )
 
     # When the next message is sent
@@ -136,7 +138,7 @@ def test_a_rotated_url_is_picked_up_when_the_old_one_is_gone(moto_aws):
 
 def test_a_permanent_refusal_with_an_unchanged_secret_is_permanent(moto_aws):
     # Given Slack answering 404 at the configured URL
-    url = aws_resources.Endpoints().slack_webhook_url
+    url = aws_resources.Endpoints().slack_url()
     post = FakePost({url: HttpAnswer(404, body=b"channel_not_found")})
     sender, _ = slack_sender(moto_aws, post)
 
@@ -150,7 +152,7 @@ def test_a_permanent_refusal_with_an_unchanged_secret_is_permanent(moto_aws):
 
 
 def test_throttling_is_transient_with_the_wait(moto_aws):
-    url = aws_resources.Endpoints().slack_webhook_url
+    url = aws_resources.Endpoints().slack_url()
     sender, _ = slack_sender(moto_aws, FakePost({url: HttpAnswer(429, {"retry-after": "30"})}))
     with pytest.raises(TransientDeliveryError) as caught:
         sender.send(channel_message(Channel.SLACK))
@@ -163,7 +165,9 @@ def test_throttling_is_transient_with_the_wait(moto_aws):
 def test_an_unusable_secret_is_transient_and_not_logged(moto_aws, secret):
     # Given a secret that is not a usable Slack target
     value = secret if isinstance(secret, str) else json.dumps(secret)
-    moto_aws.client("secretsmanager").put_secret_value(SecretId=aws_resources.SLACK_SECRET, SecretString=value)
+    moto_aws.client("secretsmanager").put_secret_value(
+        SecretId=aws_resources.destination_secret("slack"), SecretString=value
+    )
     post = FakePost()
     sender, _ = slack_sender(moto_aws, post)
 

@@ -13,14 +13,14 @@ from aws_lambda_powertools.utilities.parameters import SecretsProvider
 
 from devstack import aws_resources
 from notifications.channels.http import HttpAnswer, raise_for_status
-from notifications.channels.secret import CachedSecret
 from notifications.channels.webhook.sender import WebhookSender, WebhookTarget
+from notifications.destinations import CallerDestinations
 from notifications.errors import PermanentDeliveryError, TransientDeliveryError
 from notifications.registry import Channel
 from tests.channel_support import build_sender, channel_message, sender_settings
 
 NOW = 1_790_000_000
-KEY = aws_resources.Endpoints().webhook_signing_key
+KEY = aws_resources.Endpoints.signing_key()
 
 
 class FakePost:
@@ -39,10 +39,11 @@ class FakePost:
 
 
 def webhook_sender(session, post: FakePost) -> WebhookSender:
-    secret = CachedSecret(
-        SecretsProvider(boto3_client=session.client("secretsmanager")), aws_resources.WEBHOOK_SECRET, WebhookTarget
+    client = session.client("secretsmanager")
+    targets = CallerDestinations(
+        aws_resources.DESTINATION_PREFIX, "webhook", WebhookTarget, lambda: SecretsProvider(boto3_client=client)
     )
-    return WebhookSender(sender_settings(Channel.WEBHOOK), secret, post=post, clock=lambda: NOW + 0.7)
+    return WebhookSender(sender_settings(Channel.WEBHOOK), targets, post=post, clock=lambda: NOW + 0.7)
 
 
 def test_payload_carries_the_purchase_but_no_contact_details(moto_aws):
@@ -56,7 +57,7 @@ def test_payload_carries_the_purchase_but_no_contact_details(moto_aws):
     # Then the JSON body has the purchase, the customer's id and name and a summary, and no email or phone
     [call] = post.calls
     body = json.loads(call["body"])
-    assert call["url"] == aws_resources.Endpoints().webhook_url
+    assert call["url"] == aws_resources.Endpoints().webhook_url()
     assert body["schema"] == "purchase.notification/v1"
     assert body["notification_id"] == str(message.notification_id)
     assert body["correlation_id"] == "corr-test"
@@ -83,7 +84,7 @@ def test_headers_sign_id_timestamp_and_exact_body_per_standard_webhooks(moto_aws
 
     # Then webhook-id is the delivery key, and the signature covers "<id>.<timestamp>.<body>" with the secret's key
     headers, body = post.calls[0]["headers"], post.calls[0]["body"]
-    assert headers["webhook-id"] == message.delivery_key == f"{message.notification_id}:webhook:-"
+    assert headers["webhook-id"] == message.delivery_key == f"{message.caller}:{message.notification_id}:webhook:-"
     assert headers["webhook-timestamp"] == str(NOW)
     assert headers["webhook-signature"] == expected_signature(KEY, message.delivery_key, NOW, body)
     assert headers["Idempotency-Key"] == message.delivery_key
@@ -93,7 +94,7 @@ def test_during_a_rotation_every_key_signs(moto_aws):
     # Given a secret listing a new key and the old one
     new = "whsec_" + base64.b64encode(bytes(range(32, 64))).decode()
     moto_aws.client("secretsmanager").put_secret_value(
-        SecretId=aws_resources.WEBHOOK_SECRET,
+        SecretId=aws_resources.destination_secret("webhook"),
         SecretString=json.dumps({"url": "https://erp.example/hooks", "signing_keys": [new, KEY]}),
     )
     post = FakePost()
@@ -157,7 +158,7 @@ SHORT_KEY = "whsec_" + base64.b64encode(b"x" * 31).decode()
 def test_an_unusable_secret_sends_nothing(moto_aws, secret):
     # Given a secret with a weak or malformed key, no key, or a plain-http URL
     moto_aws.client("secretsmanager").put_secret_value(
-        SecretId=aws_resources.WEBHOOK_SECRET, SecretString=json.dumps(secret)
+        SecretId=aws_resources.destination_secret("webhook"), SecretString=json.dumps(secret)
     )
     post = FakePost()
 

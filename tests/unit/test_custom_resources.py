@@ -20,8 +20,7 @@ def test_each_custom_resource_of_the_template_is_a_create_request_to_its_functio
             "SecurityGroupIds": ["g"],
             "EmailFromAddress": "a@b.c",
             "SesIdentity": "b.c",
-            "SlackWebhookSecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:s",
-            "WebhookSecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:w",
+            "DestinationSecretPrefix": "d",
         },
     )
     # When its custom resources are read

@@ -493,6 +493,7 @@ def test_producer_and_aws_clients_are_created_once_per_execution_environment(mot
     assert post(second).status == 202
     assert get(first["id"]).status == 200
 
-    # Then one producer and one DynamoDB client served all three requests
+    # Then one producer, one DynamoDB client and one Secrets Manager client (the caller's Slack destination is
+    # described, never read) served all three requests
     assert CountingProducer.built == 1
-    assert clients == ["dynamodb"]
+    assert clients == ["dynamodb", "secretsmanager"]

@@ -27,6 +27,7 @@ from pydantic import BaseModel, BeforeValidator, GetPydanticSchema
 from notifications.callers import Caller, caller_of
 from notifications.errors import BrokerUnavailableError
 from notifications.ingest import (
+    DestinationMissingError,
     IdempotencyKeyReusedError,
     NotificationIdReusedError,
     RequestInFlightError,
@@ -185,6 +186,8 @@ def _as_api_error(exc: Exception, event: BaseProxyEvent, settings: Callable[[], 
             return _invalid(exc)
         case NotFoundError():
             return _no_route(event.path, event.http_method.upper())
+        case DestinationMissingError():
+            return _no_destination(exc.channels)
         case IdempotencyKeyReusedError():
             return ApiError(E.IDEMPOTENCY_KEY_REUSED)
         case NotificationIdReusedError():
@@ -204,6 +207,19 @@ def _as_api_error(exc: Exception, event: BaseProxyEvent, settings: Callable[[], 
             return ApiError(E.STORE_UNAVAILABLE, headers={RETRY_AFTER: str(settings().retry_after_seconds)})
     logger.exception("unexpected error, answering 500", error_type=type(exc).__name__)
     return ApiError(E.INTERNAL_ERROR)
+
+
+def _no_destination(channels: list[str]) -> ApiError:
+    """A 422 on ``channels``, one detail per channel the caller has no destination for."""
+    details = [
+        ErrorDetail(
+            loc=["channels"],
+            msg=f"channel '{channel}': this caller has no {channel} destination (an operator sets it up)",
+            type="destination_missing",
+        )
+        for channel in channels
+    ]
+    return ApiError(E.VALIDATION_FAILED, f"no destination for {', '.join(channels)}", details)
 
 
 def _invalid(exc: RequestValidationError) -> ApiError:

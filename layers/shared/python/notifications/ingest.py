@@ -1,9 +1,11 @@
 """Ingest domain: accept a notification request durably, once per notification id in its caller's namespace.
 
-A request is accepted only after Kafka acknowledged the ``notification.requested/v2`` record (acks=all), and only
-within the caller's quotas (``notifications.quotas``). Client retries replay the first answer; a failed attempt
-leaves no idempotency record, so the retry goes through. Idempotency and the status view are one item written
-twice per request (``notifications.ledger``). Clients are built in ``notifications.runtime.ingest``.
+A request is accepted only after Kafka acknowledged the ``notification.requested/v2`` record (acks=all), only
+within the caller's quotas (``notifications.quotas``), and only if the caller has a destination for each channel
+it asks for whose target is operator configuration (Slack, webhook: ``notifications.destinations``). Client
+retries replay the first answer; a failed attempt leaves no idempotency record, so the retry goes through.
+Idempotency and the status view are one item written twice per request (``notifications.ledger``). Clients are
+built in ``notifications.runtime.ingest``.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 from uuid import UUID
 
+from notifications.destinations import DestinationDirectory, DirectoryUnavailableError
 from notifications.errors import NotificationError
 from notifications.kafka.producer import OutgoingRecord, Publisher, publish_one
 from notifications.ledger import Claimed, Ledger
@@ -55,6 +58,14 @@ class StoreUnavailableError(NotificationError):
     """The idempotency or status store failed; nothing may be reported as accepted."""
 
 
+class DestinationMissingError(NotificationError):
+    """The caller has no destination for these requested channels; nothing is published."""
+
+    def __init__(self, channels: list[str]) -> None:
+        super().__init__(", ".join(channels))
+        self.channels = channels
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -63,6 +74,11 @@ def _now() -> datetime:
 class AcceptOutcome:
     accepted: Accepted
     replayed: bool
+
+
+def destination_channels(request: NotificationRequest) -> list[str]:
+    """The requested channels whose target is the caller's destination (operator configuration), not the customer."""
+    return [channel.value for channel in request.requested_channels() if address_of(channel) is None]
 
 
 def recipients(request: NotificationRequest) -> list[tuple[str, str]]:
@@ -82,10 +98,13 @@ class IngestService:
     publisher: Publisher
     status: StatusStore
     quotas: Quotas
+    destinations: DestinationDirectory
     clock: Callable[[], datetime] = _now
 
     def accept(self, request: NotificationRequest, caller: str, correlation_id: str) -> Accepted:
-        """Publish a new notification of ``caller``; raise ``QuotaExceededError`` (nothing published) when over."""
+        """Publish a new notification of ``caller``; raise ``DestinationMissingError`` or ``QuotaExceededError``
+        (nothing published, no quota spent) when refused."""
+        self.check_destinations(request, caller)
         try:
             self.quotas.charge(caller, recipients(request))
         except QuotaStoreError as exc:
@@ -121,6 +140,15 @@ class IngestService:
             correlation_id=correlation_id,
             accepted_at=envelope.accepted_at,
         )
+
+    def check_destinations(self, request: NotificationRequest, caller: str) -> None:
+        """Every requested channel that delivers to the caller's own destination has one (its value is never read)."""
+        try:
+            missing = [c for c in destination_channels(request) if not self.destinations.has(caller, c)]
+        except DirectoryUnavailableError as exc:
+            raise StoreUnavailableError(str(exc)) from exc
+        if missing:
+            raise DestinationMissingError(missing)
 
     def status_of(self, caller: str, notification_id: UUID) -> NotificationStatus | None:
         """The status of the caller's own notification of this id; None for another caller's."""
@@ -189,7 +217,16 @@ def _settle(claimed: Claimed, digest: str, key: str, request: NotificationReques
 
 
 def build_ingest(
-    settings: IngestSettings, publisher: Publisher, status: StatusStore, quotas: Quotas, ledger: Ledger
+    settings: IngestSettings,
+    *,
+    publisher: Publisher,
+    status: StatusStore,
+    quotas: Quotas,
+    ledger: Ledger,
+    destinations: DestinationDirectory,
 ) -> IdempotentIngest:
-    """The ingest service: quotas, Kafka and the status view, once per notification id and client key."""
-    return IdempotentIngest(IngestService(settings=settings, publisher=publisher, status=status, quotas=quotas), ledger)
+    """The ingest service: destinations, quotas, Kafka and the status view, once per notification id and client key."""
+    service = IngestService(
+        settings=settings, publisher=publisher, status=status, quotas=quotas, destinations=destinations
+    )
+    return IdempotentIngest(service, ledger)

@@ -3,6 +3,11 @@
 A secret is fetched once per ``max_age`` seconds per execution environment, not once per message. When a provider
 refuses a send permanently, the secret is read again at once: if it was rotated meanwhile (a new webhook URL), the
 send is tried once more with the new value instead of dead-lettering the message.
+
+A secret that does not exist, or is scheduled for deletion, is a permanent error when the secret names a
+destination that may be absent (``missing``: a caller without one, ``notifications.destinations``); GetSecretValue
+answers ResourceNotFoundException and InvalidRequestException for them
+(https://docs.aws.amazon.com/secretsmanager/latest/apireference/API_GetSecretValue.html).
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from notifications.errors import PermanentDeliveryError, TransientDeliveryError
 S = TypeVar("S", bound=BaseModel)
 R = TypeVar("R")
 
+_MISSING_CODES = frozenset({"ResourceNotFoundException", "InvalidRequestException"})
+
 SECRET_MAX_AGE_SECONDS = 300
 
 
@@ -31,18 +38,27 @@ class CachedSecret(Generic[S]):
     """A JSON secret validated as ``model``. Read failures are transient: an operator fixes them, records wait."""
 
     def __init__(
-        self, source: SecretSource, secret_id: str, model: type[S], *, max_age: int = SECRET_MAX_AGE_SECONDS
+        self,
+        source: SecretSource,
+        secret_id: str,
+        model: type[S],
+        *,
+        max_age: int = SECRET_MAX_AGE_SECONDS,
+        missing: str | None = None,
     ) -> None:
         self._source = source
         self._secret_id = secret_id
         self._model = model
         self._max_age = max_age
+        self._missing = missing
 
     def get(self, *, refresh: bool = False) -> S:
         what = self._model.__name__
         try:
             raw = self._source.get(self._secret_id, max_age=self._max_age, transform="json", force_fetch=refresh)
         except (GetParameterError, TransformParameterError) as exc:
+            if self._missing is not None and _missing_secret(exc):
+                raise PermanentDeliveryError(self._missing, provider_code="no_destination") from exc
             raise TransientDeliveryError(
                 f"{what} secret unreadable: {type(exc).__name__}", provider_code="secret"
             ) from exc
@@ -63,3 +79,12 @@ class CachedSecret(Generic[S]):
             if fresh == current:
                 raise
             return send(fresh)
+
+
+def _missing_secret(exc: Exception) -> bool:
+    """Whether Powertools' error stands for a secret that is not there. Powertools raises ``GetParameterError``
+    inside its ``except`` of the boto3 error, so that error is the implicit ``__context__``."""
+    from botocore.exceptions import ClientError  # noqa: PLC0415 - botocore is loaded already by the provider
+
+    cause = exc.__cause__ or exc.__context__
+    return isinstance(cause, ClientError) and cause.response.get("Error", {}).get("Code") in _MISSING_CODES

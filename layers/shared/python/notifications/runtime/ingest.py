@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from functools import cache
 from typing import Any
 
+from notifications.destinations import DestinationSettings, SecretsManagerDirectory
 from notifications.ingest import IdempotentIngest, build_ingest
 from notifications.kafka.producer import KafkaPublisher
 from notifications.ledger import DynamoLedger
@@ -51,5 +52,8 @@ def ingest_runtime() -> IdempotentIngest:
             settings.idempotency_table_name,
             dynamodb,
             key_ttl_seconds=settings.idempotency_ttl_seconds,
+        ),
+        destinations=SecretsManagerDirectory(
+            DestinationSettings.from_env().destination_secret_prefix, aws.client("secretsmanager")
         ),
     )

@@ -1,15 +1,15 @@
-"""Slack through an incoming webhook kept in Secrets Manager: the shop's own channel, not the customer's."""
+"""Slack through an incoming webhook kept in Secrets Manager: each shop's (caller's) own channel, not the customer's."""
 
 from __future__ import annotations
 
 from notifications.channels.http import DeployEnvironment
-from notifications.env import EnvModel
+from notifications.destinations import DestinationSettings
 from notifications.registry import ChannelSpec
 
 
-class SlackSettings(EnvModel):
-    # Secrets Manager secret ``{"url": "https://hooks.slack.com/..."}``.
-    slack_webhook_secret_id: str
+class SlackSettings(DestinationSettings):
+    # Each caller's destination (notifications.destinations): the secret
+    # ``<destination_secret_prefix>/slack/<caller id>``, ``{"url": "https://hooks.slack.com/..."}``.
     # Only dev may post to loopback or private addresses (template parameter Environment).
     environment: DeployEnvironment = "prod"
 

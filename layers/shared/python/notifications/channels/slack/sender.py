@@ -1,6 +1,7 @@
 """Slack through an incoming webhook: a Block Kit message posted to the URL kept in Secrets Manager.
 
-The target is operator configuration (``ChannelMessage.recipient`` is None): secret ``{"url": "https://hooks..."}``.
+The target is operator configuration (``ChannelMessage.recipient`` is None), one per caller: the message's caller's
+secret ``<prefix>/slack/<caller id>`` ``{"url": "https://hooks..."}`` (``notifications.destinations``).
 Texts come from ``templates/<locale>/``: ``header.txt`` (plain text), ``body.mrkdwn`` and ``context.mrkdwn``
 (values escaped the Slack way, so a customer name cannot mention ``@channel`` or inject links).
 """
@@ -16,8 +17,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict
 from notifications import aws
 from notifications.channels import http
 from notifications.channels.base import Receipt, escape_mrkdwn, render
-from notifications.channels.secret import CachedSecret
 from notifications.channels.slack import SlackSettings
+from notifications.destinations import CallerDestinations
 from notifications.models import ChannelMessage
 from notifications.registry import Channel
 from notifications.settings import SenderSettings
@@ -67,30 +68,36 @@ class SlackSender:
     def __init__(
         self,
         settings: SenderSettings,
-        target: CachedSecret[SlackTarget],
+        targets: CallerDestinations[SlackTarget],
         post: http.Post = http.post,
         *,
         allow_private: bool = False,
     ) -> None:
         self._timeout = settings.provider_timeout_seconds
-        self._target = target
+        self._targets = targets
         self._post = post
         self._allow_private = allow_private
 
     def send(self, message: ChannelMessage) -> Receipt:
+        target = self._targets.of(message.caller)  # the caller's own channel, never another's
         body = json.dumps(slack_message(message), ensure_ascii=False).encode()
 
-        def deliver(target: SlackTarget) -> Receipt:
+        def deliver(destination: SlackTarget) -> Receipt:
             answer = self._post(
-                target.url, body, {}, timeout=self._timeout, provider="slack", allow_private=self._allow_private
+                destination.url, body, {}, timeout=self._timeout, provider="slack", allow_private=self._allow_private
             )
             # Incoming webhooks answer "ok" and no message id; Slack's request id is what support can trace.
             return Receipt(provider_message_id=answer.headers.get("x-slack-req-id"))
 
-        return self._target.call(deliver)
+        return target.call(deliver)
 
 
 def create(settings: SenderSettings, config: SlackSettings) -> SlackSender:
-    source = SecretsProvider(boto3_client=aws.client("secretsmanager"))
-    secret = CachedSecret(source, config.slack_webhook_secret_id, SlackTarget)
-    return SlackSender(settings, secret, allow_private=http.allows_private_targets(config.environment))
+    client = aws.client("secretsmanager")
+    targets = CallerDestinations(
+        config.destination_secret_prefix,
+        SlackSender.channel.value,
+        SlackTarget,
+        lambda: SecretsProvider(boto3_client=client),
+    )
+    return SlackSender(settings, targets, allow_private=http.allows_private_targets(config.environment))

@@ -1,5 +1,6 @@
 """Generic webhook: a JSON POST signed per Standard Webhooks (https://www.standardwebhooks.com/, spec v1) to the URL
-kept in Secrets Manager: ``{"url": "https://...", "signing_keys": ["whsec_...", ...]}``.
+of the message's caller, kept in its own secret ``<prefix>/webhook/<caller id>`` (``notifications.destinations``):
+``{"url": "https://...", "signing_keys": ["whsec_...", ...]}``.
 
 Body: ``WebhookPayload`` (schema ``purchase.notification/v1``): the purchase, the customer's id and name and a
 rendered summary, but no email address or phone number: the receiver is a system of the shop, not a way to reach
@@ -34,8 +35,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr
 from notifications import aws
 from notifications.channels import http
 from notifications.channels.base import Receipt, render
-from notifications.channels.secret import CachedSecret
 from notifications.channels.webhook import WebhookSettings
+from notifications.destinations import CallerDestinations
 from notifications.models import ChannelMessage, Contract, Locale, Purchase
 from notifications.registry import Channel
 from notifications.settings import SenderSettings
@@ -119,38 +120,49 @@ class WebhookSender:
     def __init__(
         self,
         settings: SenderSettings,
-        target: CachedSecret[WebhookTarget],
+        targets: CallerDestinations[WebhookTarget],
         post: http.Post = http.post,
         clock: Callable[[], float] = time.time,
         *,
         allow_private: bool = False,
     ) -> None:
         self._timeout = settings.provider_timeout_seconds
-        self._target = target
+        self._targets = targets
         self._post = post
         self._clock = clock
         self._allow_private = allow_private
 
     def send(self, message: ChannelMessage) -> Receipt:
+        target = self._targets.of(message.caller)  # the caller's own endpoint and keys, never another's
         body = WebhookPayload.of(message).model_dump_json(by_alias=True).encode()
 
-        def deliver(target: WebhookTarget) -> Receipt:
+        def deliver(destination: WebhookTarget) -> Receipt:
             timestamp, message_id = int(self._clock()), message.delivery_key
             headers = {
                 ID_HEADER: message_id,
                 TIMESTAMP_HEADER: str(timestamp),
-                SIGNATURE_HEADER: signature(target.keys(), message_id, timestamp, body),
+                SIGNATURE_HEADER: signature(destination.keys(), message_id, timestamp, body),
                 IDEMPOTENCY_HEADER: message_id,
             }
             self._post(
-                target.url, body, headers, timeout=self._timeout, provider="webhook", allow_private=self._allow_private
+                destination.url,
+                body,
+                headers,
+                timeout=self._timeout,
+                provider="webhook",
+                allow_private=self._allow_private,
             )
             return Receipt(provider_message_id=None)
 
-        return self._target.call(deliver)
+        return target.call(deliver)
 
 
 def create(settings: SenderSettings, config: WebhookSettings) -> WebhookSender:
-    source = SecretsProvider(boto3_client=aws.client("secretsmanager"))
-    secret = CachedSecret(source, config.webhook_secret_id, WebhookTarget)
-    return WebhookSender(settings, secret, allow_private=http.allows_private_targets(config.environment))
+    client = aws.client("secretsmanager")
+    targets = CallerDestinations(
+        config.destination_secret_prefix,
+        WebhookSender.channel.value,
+        WebhookTarget,
+        lambda: SecretsProvider(boto3_client=client),
+    )
+    return WebhookSender(settings, targets, allow_private=http.allows_private_targets(config.environment))
