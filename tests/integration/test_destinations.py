@@ -12,7 +12,7 @@ import pytest
 from devstack import aws_resources
 from devstack.receivers import DeliveryReceiver
 from notifications.errors import PermanentDeliveryError
-from notifications.models import Channel
+from notifications.registry import Channel
 from notifications.runtime import ingest
 from ops import destinations as tool
 from tests.channel_support import build_sender, channel_message

@@ -12,7 +12,8 @@ from notifications.channels.base import Receipt
 from notifications.delivery import YIELD_REASON, DeliveryService
 from notifications.errors import TransientDeliveryError
 from notifications.kafka.msk_event import KafkaRecord
-from notifications.models import Channel, ChannelMessage, NotificationRequested, channel_messages
+from notifications.models import ChannelMessage, NotificationRequested, channel_messages
+from notifications.registry import Channel
 from notifications.settings import SenderSettings
 from tests.channel_support import message_record, requested
 from tests.support import InMemoryStatusStore, MemoryPublisher

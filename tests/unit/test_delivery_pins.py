@@ -15,7 +15,8 @@ import pytest
 from devstack.lambda_context import LocalLambdaContext
 from notifications.channels.base import Receipt
 from notifications.errors import TransientDeliveryError
-from notifications.models import Channel, ChannelMessage, DeliveryState
+from notifications.models import ChannelMessage, DeliveryState
+from notifications.registry import Channel
 from tests.channel_support import channel_message, message_record
 from tests.unit.test_delivery_retries import Clock, FailingTimes, deferred, record, service
 
