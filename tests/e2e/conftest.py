@@ -20,6 +20,10 @@ PRESSURE_ENVIRONMENT = {
     "RETRY_MAX_DELAY_SECONDS": "2",
 }
 
+# The Slack sender of the shared stack: a rate low enough beside what the local API accepts that a burst of one shop
+# queues up (test_fair_share.py), high enough that the other tests' Slack messages do not wait.
+SHARE_RATE = 10
+
 # Read at import, before the autouse fixture points the functions at a placeholder.
 EXTERNAL_BOOTSTRAP = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
 
@@ -36,7 +40,10 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack
         # and outage timings scaled from minutes down to seconds; the trigger's own retries back off 0.1 s, doubling
         # to at most 0.2 s, so they alone would give up within a few seconds.
         retry_backoff_cap_seconds=0.2,
-        overrides={"WebhookSenderFunction": PRESSURE_ENVIRONMENT},
+        overrides={
+            "WebhookSenderFunction": PRESSURE_ENVIRONMENT,
+            "SlackSenderFunction": {"SEND_RATE_PER_SECOND": str(SHARE_RATE), "TOPIC_PARTITIONS": "3"},
+        },
         access_archive=access_archive(tmp_path_factory),
     )
     lines: list[str] = []
