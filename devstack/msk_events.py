@@ -85,6 +85,16 @@ SAMPLE_BOOTSTRAP = (
 )
 
 
+# The purchase of every sample (events/, and the tests' sample request).
+SAMPLE_PURCHASE = {
+    "order_id": "A-1001",
+    "purchased_at": "2026-11-21T10:00:00Z",
+    "currency": "EUR",
+    "total": "49.90",
+    "items": [{"sku": "SKU-1", "name": "Coffee beans", "quantity": 2, "unit_price": "24.95"}],
+}
+
+
 def sender_sample(channel: Channel) -> dict[str, Any]:
     """The sample MSK event of ``channel``'s sender (``events/sender_<channel>_msk.json``): one channel message of
     the sample purchase; a channel that delivers to the customer has its address kind's example."""
@@ -99,13 +109,7 @@ def sender_sample(channel: Channel) -> dict[str, Any]:
             "channel": channel.value,
             "recipient": kind.example if kind else None,
             "locale": "en",
-            "purchase": {
-                "order_id": "A-1001",
-                "purchased_at": "2026-11-21T10:00:00Z",
-                "currency": "EUR",
-                "total": "49.90",
-                "items": [{"sku": "SKU-1", "name": "Coffee beans", "quantity": 2, "unit_price": "24.95"}],
-            },
+            "purchase": SAMPLE_PURCHASE,
             "customer": customer,
         }
     )

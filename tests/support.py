@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from devstack.apigw import LOCAL_CALLER, caller_arn
+from devstack.msk_events import SAMPLE_PURCHASE
 from devstack.stack import StackConfig, free_ports_config
 from devstack.template_config import DEFAULT_TEMPLATE
 from notifications import aws, settings
@@ -43,13 +44,7 @@ SAMPLE_PUSH_ENDPOINT = "arn:aws:sns:us-east-1:123456789012:endpoint/GCM/shop-app
 
 SAMPLE_REQUEST: dict[str, Any] = {
     "id": "8f58c11d-ebc2-4ca7-a934-226e2bb6192c",
-    "purchase": {
-        "order_id": "A-1001",
-        "purchased_at": "2026-11-21T10:00:00Z",
-        "currency": "EUR",
-        "total": "49.90",
-        "items": [{"sku": "SKU-1", "name": "Coffee beans", "quantity": 2, "unit_price": "24.95"}],
-    },
+    "purchase": SAMPLE_PURCHASE,
     "customer": {
         "id": "c-42",
         "name": "Ada",

@@ -63,6 +63,19 @@ def no_destination(reason: str) -> PermanentDeliveryError:
     return PermanentDeliveryError(reason, provider_code=NO_DESTINATION)
 
 
+def caller_destinations(settings: DestinationSettings, channel: str, model: type[S]) -> CallerDestinations[S]:
+    """The destinations of ``channel`` as its sender reads them: through Powertools' ``SecretsProvider`` (one per
+    caller, sharing this execution environment's Secrets Manager client)."""
+    from aws_lambda_powertools.utilities.parameters import SecretsProvider  # noqa: PLC0415 - senders only
+
+    from notifications import aws  # noqa: PLC0415 - botocore on first use: ingest imports this module
+
+    client = aws.client("secretsmanager")
+    return CallerDestinations(
+        settings.destination_secret_prefix, channel, model, lambda: SecretsProvider(boto3_client=client)
+    )
+
+
 class CallerDestinations(Generic[S]):
     """The destinations of one channel, one ``CachedSecret`` per caller (bounded, least recently used dropped).
 

@@ -11,14 +11,12 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from pydantic import AfterValidator, BaseModel, ConfigDict
 
-from notifications import aws
 from notifications.channels import http
 from notifications.channels.base import Receipt, escape_mrkdwn, render
 from notifications.channels.slack import SlackSettings
-from notifications.destinations import CallerDestinations
+from notifications.destinations import CallerDestinations, caller_destinations
 from notifications.models import ChannelMessage
 from notifications.registry import Channel
 from notifications.settings import SenderSettings
@@ -93,11 +91,5 @@ class SlackSender:
 
 
 def create(settings: SenderSettings, config: SlackSettings) -> SlackSender:
-    client = aws.client("secretsmanager")
-    targets = CallerDestinations(
-        config.destination_secret_prefix,
-        SlackSender.channel.value,
-        SlackTarget,
-        lambda: SecretsProvider(boto3_client=client),
-    )
+    targets = caller_destinations(config, SlackSender.channel.value, SlackTarget)
     return SlackSender(settings, targets, allow_private=http.allows_private_targets(config.environment))

@@ -29,14 +29,12 @@ from collections.abc import Callable, Sequence
 from typing import Annotated, Literal
 from uuid import UUID
 
-from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr
 
-from notifications import aws
 from notifications.channels import http
 from notifications.channels.base import Receipt, render
 from notifications.channels.webhook import WebhookSettings
-from notifications.destinations import CallerDestinations
+from notifications.destinations import CallerDestinations, caller_destinations
 from notifications.models import ChannelMessage, Contract, Locale, Purchase
 from notifications.registry import Channel
 from notifications.settings import SenderSettings
@@ -158,11 +156,5 @@ class WebhookSender:
 
 
 def create(settings: SenderSettings, config: WebhookSettings) -> WebhookSender:
-    client = aws.client("secretsmanager")
-    targets = CallerDestinations(
-        config.destination_secret_prefix,
-        WebhookSender.channel.value,
-        WebhookTarget,
-        lambda: SecretsProvider(boto3_client=client),
-    )
+    targets = caller_destinations(config, WebhookSender.channel.value, WebhookTarget)
     return WebhookSender(settings, targets, allow_private=http.allows_private_targets(config.environment))
