@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from devstack.apigw import LOCAL_CALLER, caller_arn
+from devstack.apigw import ACCOUNT_ID, LOCAL_CALLER, caller_arn
 from notifications.callers import Caller
 from notifications.destinations import secret_name
 from notifications.message_index import INDEX_NAME as MESSAGE_INDEX
@@ -242,6 +242,7 @@ def function_environment(bootstrap: str) -> dict[str, str]:
         "SES_CONFIGURATION_SET": CONFIGURATION_SET,
         "DESTINATION_SECRET_PREFIX": DESTINATION_PREFIX,
         "SMS_ALLOWED_COUNTRIES": SMS_ALLOWED_COUNTRIES,
+        "ACCOUNT_ID": ACCOUNT_ID,
         # Lets the HTTP channels deliver to the local receivers on 127.0.0.1 (loopback and private targets).
         "ENVIRONMENT": "dev",
         "POWERTOOLS_SERVICE_NAME": "purchase-notifications",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import re
 import time
 import uuid
 from collections.abc import Sequence
@@ -57,18 +56,30 @@ SAMPLE_REQUEST: dict[str, Any] = {
 }
 
 
-def phone_the_sms_channel_refuses(body: object) -> bool:
-    """Whether a generated request body has an E.164 ``customer.phone`` that the SMS fraud limits refuse (the local
-    allowlist, libphonenumber's plan). The OpenAPI document cannot state that rule, so schemathesis would take the
-    422 for a valid request rejected: its tests leave such bodies out (a hook ``filter_body``)."""
-    from devstack.aws_resources import SMS_ALLOWED_COUNTRIES
-    from notifications.channels.sms.numbers import refusal
+def address_a_channel_refuses(body: object) -> bool:
+    """Whether a generated request body has a well-formed customer address that a channel's own check refuses (the
+    SMS fraud limits with the local allowlist, a push endpoint of another account or region). The OpenAPI document
+    cannot state those rules, so schemathesis would take the 422 for a valid request rejected: its tests leave such
+    bodies out (a hook ``filter_body``)."""
+    from pydantic import TypeAdapter, ValidationError
+
+    from notifications.registry import AddressRefusedError, Channel, spec
 
     customer = body.get("customer") if isinstance(body, dict) else None
-    phone = customer.get("phone") if isinstance(customer, dict) else None
-    if not isinstance(phone, str) or not re.fullmatch(r"\+[1-9][0-9]{6,14}", phone):
+    if not isinstance(customer, dict):
         return False
-    return refusal(phone, frozenset(SMS_ALLOWED_COUNTRIES.split(","))) is not None
+    for channel in Channel:
+        declared = spec(channel)
+        if declared.address is None or declared.check_address is None:
+            continue
+        try:
+            address = TypeAdapter(declared.address.annotation).validate_python(customer.get(declared.address.field))
+            declared.check_address(address)
+        except ValidationError:
+            continue
+        except AddressRefusedError:
+            return True
+    return False
 
 
 def sample_request(**changes: Any) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from devstack.stack import LocalStack
 from devstack.template_config import load_template
 from notifications.models import channel_messages
 from notifications.registry import Channel
-from tests.channel_support import requested
+from tests.channel_support import LOCAL_SHOP, requested
 from tests.e2e.conftest import PRESSURE_RATE
 from tests.support import busiest_second, template_copy
 
@@ -36,7 +36,7 @@ def produce(stack: LocalStack, count: int, run: str) -> set[str]:
     keys = set()
     futures = []
     for i in range(count):
-        [message] = channel_messages(requested(channels=["webhook"]))
+        [message] = channel_messages(requested(caller=LOCAL_SHOP, channels=["webhook"]))  # to its own endpoint
         message = message.model_copy(update={"correlation_id": f"{run}-{i}"})
         keys.add(message.delivery_key)
         futures.append(

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import ignored_auth
 
 from devstack.stack import LocalStack
-from tests.support import phone_the_sms_channel_refuses
+from tests.support import address_a_channel_refuses
 
 pytestmark = pytest.mark.e2e
 
@@ -32,7 +32,7 @@ def test_the_running_stack_answers_every_generated_request_as_documented(local_s
     @schema.hook
     def filter_body(context, body) -> bool:
         """Leave out numbers the SMS fraud limits refuse: a 422 the document cannot describe (tests.support)."""
-        return not phone_the_sms_channel_refuses(body)
+        return not address_a_channel_refuses(body)
 
     operations = [result.ok() for result in schema.get_all_operations()]
     assert {op.method.upper() for op in operations} >= {"GET", "POST"}

@@ -13,7 +13,7 @@ import pytest
 from kafka import KafkaProducer
 
 from devstack.stack import LocalStack
-from tests.channel_support import requested
+from tests.channel_support import LOCAL_SHOP, requested
 
 pytestmark = pytest.mark.e2e
 
@@ -21,7 +21,9 @@ pytestmark = pytest.mark.e2e
 def test_a_non_ascii_header_passes_fanout_and_the_sender(local_stack: LocalStack) -> None:
     # Given a requested notification for the webhook channel whose Kafka record carries a non-ASCII header
     assert local_stack.info is not None
-    envelope = requested(channels=["webhook"]).model_copy(update={"correlation_id": f"signed-{uuid.uuid4().hex}"})
+    envelope = requested(caller=LOCAL_SHOP, channels=["webhook"]).model_copy(
+        update={"correlation_id": f"signed-{uuid.uuid4().hex}"}
+    )
     producer = KafkaProducer(bootstrap_servers=local_stack.info.bootstrap, acks="all")
     producer.send(
         "notifications.requested",

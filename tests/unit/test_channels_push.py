@@ -22,7 +22,7 @@ from notifications.errors import PermanentDeliveryError, TransientDeliveryError
 from notifications.registry import Channel, address_of
 from tests.channel_support import channel_message, channel_settings
 
-ENDPOINT = "arn:aws:sns:eu-central-1:123456789012:endpoint/{platform}/shop-app/5e3e9847-3183-3f18-a7e8-671c3a57d4b3"
+ENDPOINT = "arn:aws:sns:us-east-1:123456789012:endpoint/{platform}/shop-app/5e3e9847-3183-3f18-a7e8-671c3a57d4b3"
 GCM, APNS, APNS_SANDBOX = (ENDPOINT.format(platform=p) for p in ("GCM", "APNS", "APNS_SANDBOX"))
 
 
@@ -88,7 +88,7 @@ def test_platform_endpoint_arns_are_accepted_as_written(arn):
         ENDPOINT.format(platform="ADM"),  # a platform the sender writes no payload for
         ENDPOINT.format(platform="gcm"),
         GCM.replace("123456789012", "12345678901"),
-        GCM.replace("eu-central-1", "EU-CENTRAL-1"),
+        GCM.replace("us-east-1", "US-EAST-1"),
         GCM.replace(":sns:", ":sqs:"),
         GCM.replace("5e3e9847", "5E3E9847"),
         GCM.replace("/shop-app/", "/shop app/"),
@@ -237,3 +237,34 @@ def test_server_and_network_errors_are_transient_without_throttling(error):
     with pytest.raises(TransientDeliveryError) as caught:
         sender(FakeSns(error)).send(push_message())
     assert caught.value.throttled is False
+
+
+def test_an_endpoint_of_another_account_or_region_is_refused_at_ingest_and_by_the_sender():
+    # Given this stack's account and region (the local environment's) and endpoints elsewhere
+    from notifications.channels.push import PushSettings, foreign_endpoint
+    from notifications.channels.push.sender import PushSender
+    from notifications.errors import PermanentDeliveryError
+    from notifications.models import channel_messages
+    from tests.channel_support import requested
+
+    settings = PushSettings(account_id="123456789012", aws_region="us-east-1")
+    own = "arn:aws:sns:us-east-1:123456789012:endpoint/GCM/shop-app/47eaa099-2cb6-416d-86dc-283cf0480ff9"
+    other_account = own.replace("123456789012", "210987654321")
+    other_region = own.replace("us-east-1", "eu-west-1")
+
+    # Then only the own endpoint is this stack's
+    assert foreign_endpoint(own, settings) is None
+    assert foreign_endpoint(other_account, settings) == "is a platform endpoint of another account"
+    assert foreign_endpoint(other_region, settings) == "is a platform endpoint of another region"
+
+    # And the sender refuses a queued record to another account's endpoint before any call
+    class NoCalls:
+        def publish(self, **request):
+            raise AssertionError("published")
+
+    [queued] = channel_messages(
+        requested(channels=["push"], customer={"id": "c-1", "name": "Ada", "push_endpoint": own})
+    )
+    message = queued.model_copy(update={"recipient": other_account})
+    with pytest.raises(PermanentDeliveryError, match="another account"):
+        PushSender(settings, NoCalls()).send(message)

@@ -497,3 +497,14 @@ def test_producer_and_aws_clients_are_created_once_per_execution_environment(mot
     # described, never read) served all three requests
     assert CountingProducer.built == 1
     assert clients == ["dynamodb", "secretsmanager"]
+
+
+def test_a_push_endpoint_of_another_account_is_422_on_the_field(publisher):
+    body = sample_request(channels=["push"])
+    body["customer"]["push_endpoint"] = body["customer"]["push_endpoint"].replace("123456789012", "210987654321")
+    answer = post(body)
+    assert answer.status == 422
+    [detail] = answer.json()["error"]["details"]
+    assert detail["loc"] == ["customer", "push_endpoint"]
+    assert "another account" in detail["msg"]
+    assert publisher.records == []

@@ -28,7 +28,7 @@ from hypothesis import HealthCheck, settings
 from devstack.apigw import ANONYMOUS, CALLER_HEADER, LOCAL_CALLER, http_api_event, http_result
 from devstack.lambda_context import LocalLambdaContext
 from notifications.runtime import ingest
-from tests.support import MemoryPublisher, phone_the_sms_channel_refuses
+from tests.support import MemoryPublisher, address_a_channel_refuses
 
 DOCUMENT = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
 TOKEN = "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20261121/us-east-1/execute-api/aws4_request"
@@ -76,7 +76,7 @@ AUTHENTICATED = {"Authorization": TOKEN}
 @schema.hook
 def filter_body(context: Any, body: Any) -> bool:
     """Leave out numbers the SMS fraud limits refuse: a 422 the document cannot describe (tests.support)."""
-    return not phone_the_sms_channel_refuses(body)
+    return not address_a_channel_refuses(body)
 
 
 @pytest.fixture

@@ -8,17 +8,22 @@ The channel owns that address: ``PushEndpoint`` accepts only a platform endpoint
 ``arn:<partition>:sns:<region>:<account>:endpoint/<platform>/<application>/<endpoint id>``, of a platform the
 sender builds a payload for, and keeps it as written (ARNs are case-sensitive). The recipient quota counts the ARN:
 one endpoint is one app on one device.
+
+Only this stack's account and region: an endpoint elsewhere is refused at ingest (a 422 on
+``customer.push_endpoint``) and again by the sender before ``Publish``, which the sender's role would deny anyway
+(its ``sns:Publish`` names this account's and region's endpoints only).
 """
 
 from __future__ import annotations
 
 import re
+from functools import cache
 from typing import Annotated
 
 from pydantic import AfterValidator, Field
 
 from notifications.env import EnvModel
-from notifications.registry import AddressKind, ChannelSpec
+from notifications.registry import AddressKind, AddressRefusedError, ChannelSpec
 
 # The platforms the sender writes a payload for (sender.PLATFORMS' keys): FCM's and APNs' production and sandbox
 # environments. A platform application's name is 1-256 ASCII letters, digits, "_", "-" and "."
@@ -59,6 +64,33 @@ class PushSettings(EnvModel):
     # to each platform (AWS.SNS.MOBILE.<platform>.TTL): https://docs.aws.amazon.com/sns/latest/dg/sns-ttl.html
     # (at most FCM's limit of 28 days).
     push_ttl_seconds: int = Field(default=86_400, ge=0, le=2_419_200)
+    # This stack's account (template: ACCOUNT_ID, AWS::AccountId) and region (Lambda sets AWS_REGION): the only
+    # ones whose endpoints it publishes to.
+    account_id: str | None = Field(default=None, pattern=r"^[0-9]{12}$")
+    aws_region: str | None = None
+
+
+@cache
+def push_settings() -> PushSettings:
+    """The push settings of this execution environment (ingest reads them to check endpoints)."""
+    return PushSettings.from_env()
+
+
+def foreign_endpoint(endpoint_arn: str, settings: PushSettings) -> str | None:
+    """Why ``endpoint_arn`` (a valid endpoint ARN) is not this stack's to publish to, or None when it is."""
+    _, _, _, region, account = endpoint_arn.split(":", 5)[:5]
+    if settings.aws_region is not None and region != settings.aws_region:
+        return "is a platform endpoint of another region"
+    if settings.account_id is not None and account != settings.account_id:
+        return "is a platform endpoint of another account"
+    return None
+
+
+def check_endpoint(endpoint_arn: str) -> None:
+    """``AddressRefusedError`` unless ``endpoint_arn`` is an endpoint of this stack's account and region."""
+    reason = foreign_endpoint(endpoint_arn, push_settings())
+    if reason is not None:
+        raise AddressRefusedError(reason)
 
 
 def _same_endpoint(endpoint_arn: str) -> str:
@@ -75,4 +107,4 @@ PUSH_ENDPOINT = AddressKind(
     quota_key=_same_endpoint,
 )
 
-CHANNEL = ChannelSpec(settings=PushSettings, address=PUSH_ENDPOINT)
+CHANNEL = ChannelSpec(settings=PushSettings, address=PUSH_ENDPOINT, check_address=check_endpoint)

@@ -40,7 +40,7 @@ from pydantic import BaseModel, ValidationError
 
 from notifications import aws
 from notifications.channels.base import Receipt, render
-from notifications.channels.push import PushEndpoint, PushSettings, platform_of
+from notifications.channels.push import PushEndpoint, PushSettings, foreign_endpoint, platform_of
 from notifications.errors import PermanentDeliveryError
 from notifications.models import ChannelMessage
 from notifications.registry import Channel
@@ -102,7 +102,7 @@ class PushSender:
     channel = Channel("push")
 
     def __init__(self, config: PushSettings, sns: Any) -> None:
-        self._ttl = config.push_ttl_seconds
+        self._config = config
         self._sns = sns
 
     def request(self, message: ChannelMessage) -> dict[str, Any]:
@@ -111,6 +111,9 @@ class PushSender:
             recipient = PushRecipient(endpoint=message.recipient or "")
         except ValidationError as exc:
             raise PermanentDeliveryError("invalid push recipient") from exc
+        reason = foreign_endpoint(recipient.endpoint, self._config)
+        if reason is not None:  # checked at ingest too; a record already queued, or settings changed meanwhile
+            raise PermanentDeliveryError(f"push recipient refused: endpoint {reason}", provider_code="refused")
         platform = platform_of(recipient.endpoint)
         title = render(self.channel, message.locale, "title.txt", message)
         body = render(self.channel, message.locale, "body.txt", message)
@@ -121,7 +124,9 @@ class PushSender:
             "TargetArn": recipient.endpoint,
             "MessageStructure": "json",
             "Message": json.dumps(structured, ensure_ascii=False, separators=(",", ":")),
-            "MessageAttributes": {TTL_ATTRIBUTES[platform]: {"DataType": "String", "StringValue": str(self._ttl)}},
+            "MessageAttributes": {
+                TTL_ATTRIBUTES[platform]: {"DataType": "String", "StringValue": str(self._config.push_ttl_seconds)}
+            },
         }
 
     def send(self, message: ChannelMessage) -> Receipt:
