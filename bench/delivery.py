@@ -36,7 +36,8 @@ def run(records: int, batch: int, rate: float | None, provider_ms: float, store_
     from devstack.msk_events import build_event  # noqa: PLC0415
     from notifications import delivery  # noqa: PLC0415
     from notifications.channels.base import Receipt  # noqa: PLC0415
-    from notifications.models import ChannelMessage, NotificationRef  # noqa: PLC0415
+    from notifications.contracts.envelopes import ChannelMessage  # noqa: PLC0415
+    from notifications.contracts.keys import NotificationRef  # noqa: PLC0415
     from notifications.registry import Channel  # noqa: PLC0415
     from notifications.settings import SenderSettings  # noqa: PLC0415
     from tests.channel_support import channel_message, message_record  # noqa: PLC0415

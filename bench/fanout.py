@@ -31,7 +31,7 @@ ARN = "arn:aws:kafka:us-east-1:123456789012:cluster/bench/00000000-0000-0000-000
 
 
 def _envelope(i: int) -> bytes:
-    from notifications.models import NotificationRequested  # noqa: PLC0415
+    from notifications.contracts.envelopes import NotificationRequested  # noqa: PLC0415
 
     return NotificationRequested.model_validate(
         {
@@ -156,8 +156,8 @@ def sender_overhead(records: int) -> dict[str, float]:
     from devstack.msk_events import build_event  # noqa: PLC0415
     from notifications import delivery  # noqa: PLC0415
     from notifications.channels.base import Receipt  # noqa: PLC0415
+    from notifications.contracts.envelopes import ChannelMessage, NotificationRequested, channel_messages  # noqa: PLC0415
     from notifications.kafka.msk_event import KafkaRecord  # noqa: PLC0415
-    from notifications.models import ChannelMessage, NotificationRequested, channel_messages  # noqa: PLC0415
     from notifications.registry import Channel  # noqa: PLC0415
     from notifications.settings import SenderSettings  # noqa: PLC0415
     from tests.support import InMemoryStatusStore, MemoryPublisher  # noqa: PLC0415

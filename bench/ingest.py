@@ -164,7 +164,8 @@ def _published_shape() -> tuple[bytes, list[tuple[str, bytes]]]:
     """The envelope and headers the handler publishes for one sample request (for the raw loop)."""
     from datetime import UTC, datetime  # noqa: PLC0415
 
-    from notifications.models import NotificationRequest, NotificationRequested  # noqa: PLC0415
+    from notifications.contracts.api import NotificationRequest  # noqa: PLC0415
+    from notifications.contracts.envelopes import NotificationRequested  # noqa: PLC0415
     from tests.support import caller_id, sample_request  # noqa: PLC0415
 
     request = NotificationRequest.model_validate(sample_request())
@@ -291,8 +292,8 @@ QUOTA_CHECKS = 20_000
 
 def quota_check() -> list[float]:
     """Microseconds of each ``Quotas.charge`` for the sample request (as ingest calls it), counters in memory."""
+    from notifications.contracts.api import NotificationRequest  # noqa: PLC0415
     from notifications.ingest import recipients  # noqa: PLC0415
-    from notifications.models import NotificationRequest  # noqa: PLC0415
     from notifications.quotas import Quotas  # noqa: PLC0415
     from notifications.runtime.ingest import quota_limits  # noqa: PLC0415
     from notifications.settings import IngestSettings  # noqa: PLC0415

@@ -14,8 +14,8 @@ import random
 from collections.abc import Mapping
 
 from notifications.channels.base import ChannelSender, Receipt
+from notifications.contracts.envelopes import ChannelMessage
 from notifications.errors import TransientDeliveryError
-from notifications.models import ChannelMessage
 from notifications.settings import SenderSettings
 
 FAULT_RATE_ENV = "DEVSTACK_PROVIDER_FAULT_RATE"

@@ -14,8 +14,8 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
+from notifications.contracts.envelopes import CHANNEL_SCHEMA_V2, ChannelMessage
 from notifications.kafka.msk_event import KafkaRecord
-from notifications.models import CHANNEL_SCHEMA_V2, ChannelMessage
 from notifications.observability import CORRELATION_HEADER
 from notifications.registry import Channel, address_of
 

@@ -42,7 +42,7 @@ from devstack.viewer_feed import (
     open_letters,
 )
 from devstack.viewer_inbox import ProviderInbox, ProviderMessage, ReceiverInbox, Tracked, provider_inbox
-from notifications.models import ChannelStatus, NotificationStatus
+from notifications.contracts.status_view import ChannelStatus, NotificationStatus
 
 log = logging.getLogger("devstack.viewer")
 

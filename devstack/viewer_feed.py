@@ -27,16 +27,12 @@ from typing import Any
 from uuid import UUID
 
 from devstack.viewer_inbox import Tracked
+from notifications.contracts.envelopes import REQUESTED_SCHEMAS, NotificationRequested
+from notifications.contracts.keys import NotificationKey, NotificationRef
+from notifications.contracts.status_view import NotificationStatus
 from notifications.dead_letters import DeadLetter, read_dead_letters
 from notifications.errors import PoisonRecordError
 from notifications.kafka.msk_event import KafkaRecord
-from notifications.models import (
-    REQUESTED_SCHEMAS,
-    NotificationKey,
-    NotificationRef,
-    NotificationRequested,
-    NotificationStatus,
-)
 from notifications.records import decode_envelope
 
 log = logging.getLogger("devstack.viewer")

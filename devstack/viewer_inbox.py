@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 from devstack.receivers import Delivery, DeliveryReceiver
 from notifications.channels.sms.sender import sms_encoding, sms_parts
-from notifications.models import NotificationStatus
+from notifications.contracts.status_view import NotificationStatus
 
 
 @dataclass(frozen=True)

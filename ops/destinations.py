@@ -42,8 +42,8 @@ from pydantic import ValidationError
 
 from notifications.channels.slack.sender import SlackTarget
 from notifications.channels.webhook.sender import MIN_KEY_BYTES, SECRET_PREFIX, WebhookTarget, signing_key_bytes
+from notifications.contracts.fields import CALLER_ID_PATTERN
 from notifications.destinations import PREFIX_PATTERN, secret_name
-from notifications.models import CALLER_ID_PATTERN
 
 CHANNELS = ("slack", "webhook")
 # Secrets Manager keeps a deleted secret 7 to 30 days before it deletes it for good:

@@ -47,7 +47,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from notifications.models import CALLER_ID_PATTERN
+from notifications.contracts.fields import CALLER_ID_PATTERN
 from notifications.retention import STATUS_CUSTOMER_ATTRIBUTE
 
 # BatchWriteItem takes at most 25 requests: https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_BatchWriteItem.html

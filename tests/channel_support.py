@@ -8,9 +8,10 @@ from devstack import aws_resources
 from devstack.apigw import LOCAL_CALLER
 from notifications import channels
 from notifications.channels.base import ChannelSender
+from notifications.contracts.api import NotificationRequest
+from notifications.contracts.envelopes import ChannelMessage, NotificationRequested, channel_messages
 from notifications.env import EnvModel
 from notifications.kafka.msk_event import KafkaRecord
-from notifications.models import ChannelMessage, NotificationRequest, NotificationRequested, channel_messages
 from notifications.registry import Channel, address_of, spec
 from notifications.settings import SenderSettings
 from tests.support import SAMPLE_REQUEST, sample_request

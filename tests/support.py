@@ -17,19 +17,17 @@ from devstack.template_config import DEFAULT_TEMPLATE
 from notifications import aws, settings
 from notifications.callers import Caller
 from notifications.channels import sms
-from notifications.kafka.producer import OutgoingRecord
-from notifications.ledger import Claimed, Entry
-from notifications.models import (
+from notifications.contracts.api import Accepted
+from notifications.contracts.keys import NotificationKey, NotificationRef, notification_id_of
+from notifications.contracts.status_view import (
     HANDED_OVER,
-    Accepted,
     ChannelStatus,
     DeliveryState,
-    NotificationKey,
-    NotificationRef,
     NotificationStatus,
     StatusEvent,
-    notification_id_of,
 )
+from notifications.kafka.producer import OutgoingRecord
+from notifications.ledger import Claimed, Entry
 from notifications.quotas import Count, Full
 from notifications.registry import Channel
 from notifications.runtime import dlq, fanout, ingest, sender

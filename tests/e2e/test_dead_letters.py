@@ -16,7 +16,8 @@ from kafka import KafkaProducer
 
 from devstack.msk_events import signed_bytes
 from devstack.stack import DUMMY_CREDENTIALS, REGION, LocalStack
-from notifications.models import CHANNEL_SCHEMA_V2, ChannelMessage, NotificationKey
+from notifications.contracts.envelopes import CHANNEL_SCHEMA_V2, ChannelMessage
+from notifications.contracts.keys import NotificationKey
 from notifications.registry import Channel
 from tests.channel_support import channel_message
 from tests.e2e.test_local_stack import eventually, states

@@ -18,7 +18,7 @@ from devstack.consume import read_topic
 from devstack.esm import retry_delay
 from devstack.stack import LocalStack
 from devstack.template_config import load_template
-from notifications.models import channel_messages
+from notifications.contracts.envelopes import channel_messages
 from notifications.registry import Channel
 from tests.channel_support import LOCAL_SHOP, requested
 from tests.e2e.conftest import PRESSURE_RATE

@@ -13,8 +13,9 @@ from devstack.consume import read_topic
 from devstack.lambda_context import LocalLambdaContext
 from devstack.msk_events import sender_sample
 from devstack.receivers import DeliveryReceiver
+from notifications.contracts.envelopes import ChannelMessage
+from notifications.contracts.status_view import DeliveryState
 from notifications.kafka.msk_event import read_event
-from notifications.models import ChannelMessage, DeliveryState
 from notifications.registry import Channel
 from notifications.status import DynamoStatusStore
 

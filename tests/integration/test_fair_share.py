@@ -27,8 +27,8 @@ from devstack.consume import read_topic
 from devstack.esm import KafkaEventSourceMapping
 from devstack.receivers import DeliveryReceiver
 from devstack.template_config import load_template
+from notifications.contracts.envelopes import ChannelMessage, NotificationRequested, channel_messages
 from notifications.kafka.producer import KafkaPublisher
-from notifications.models import ChannelMessage, NotificationRequested, channel_messages
 from notifications.records import DLQ_SOURCE_TOPIC
 from notifications.settings import KafkaSettings
 from tests.channel_support import requested

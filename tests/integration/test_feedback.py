@@ -23,8 +23,9 @@ from devstack.consume import read_topic
 from devstack.lambda_context import LocalLambdaContext
 from devstack.msk_events import build_event
 from notifications import aws
+from notifications.contracts.keys import NotificationKey
+from notifications.contracts.status_view import DeliveryState, NotificationStatus
 from notifications.errors import TransientDeliveryError
-from notifications.models import DeliveryState, NotificationKey, NotificationStatus
 from notifications.registry import Channel
 from notifications.status import DynamoStatusStore
 from notifications.suppression import address_key

@@ -49,6 +49,39 @@ def test_every_layer_module_is_precompiled_unchecked_for_the_runtime_python(runt
             assert int.from_bytes(header[4:8], "little") == 0b01, pyc
 
 
+SHARED_PACKAGE = ROOT / "layers" / "shared" / "python" / "notifications"
+
+
+def package_data(package: Path) -> set[str]:
+    """The package's files that are not Python (the channels' templates, the ISO 4217 currency list), which its
+    modules read beside themselves at run time."""
+    return {
+        str(path.relative_to(package))
+        for path in package.rglob("*")
+        if path.is_file() and path.suffix not in {".py", ".pyc"} and "__pycache__" not in path.parts
+    }
+
+
+def test_every_data_file_of_the_shared_package_is_in_the_layer(runtime_build: Build):
+    # Given the shared package's data files
+    data = package_data(SHARED_PACKAGE)
+    assert "contracts/iso4217.txt" in data
+    assert "channels/email/templates/en/subject.txt" in data
+    for opt in {function.opt for function in runtime_build.functions.values()}:
+        # Then each packaged /opt holds every one of them, byte for byte
+        for name in sorted(data):
+            packaged = opt / "python" / "notifications" / name
+            assert packaged.read_bytes() == (SHARED_PACKAGE / name).read_bytes(), packaged
+
+
+def test_installing_the_project_installs_every_data_file_of_the_shared_package():
+    # Given the package-data globs pyproject.toml gives setuptools for the notifications package
+    globs = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["notifications"]
+    covered = {str(path.relative_to(SHARED_PACKAGE)) for glob in globs for path in SHARED_PACKAGE.glob(glob)}
+    # Then they name every data file the package reads
+    assert package_data(SHARED_PACKAGE) - covered == set()
+
+
 def test_the_comparison_build_has_no_bytecode(runtime_build: Build):
     for function in runtime_build.functions.values():
         assert pyc_count(function.opt) > 0

@@ -20,7 +20,7 @@ from devstack import aws_resources
 from devstack.consume import read_topic
 from devstack.stack import EndpointSession, LocalStack
 from devstack.template_config import channel_names
-from notifications.models import NotificationKey
+from notifications.contracts.keys import NotificationKey
 from notifications.status import DynamoStatusStore
 from tests.e2e.test_local_stack import eventually
 from tests.samlocal.conftest import Command, Setup, documented_setup

@@ -20,7 +20,7 @@ from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 from devstack.apigw import LOCAL_ISSUER, http_api_event, http_result
 from devstack.lambda_context import LocalLambdaContext
 from notifications.callers import Caller, caller_id, caller_of
-from notifications.models import CALLER_ID_PATTERN
+from notifications.contracts.fields import CALLER_ID_PATTERN
 from tests.support import sample_request
 
 ROLE = "arn:aws:sts::123456789012:assumed-role/shop-backend"

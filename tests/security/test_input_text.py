@@ -13,7 +13,7 @@ import pytest
 
 from devstack.apigw import http_api_event, http_result
 from devstack.lambda_context import LocalLambdaContext
-from notifications.models import NotificationRequested
+from notifications.contracts.envelopes import NotificationRequested
 from notifications.runtime import ingest
 from tests.support import MemoryPublisher, sample_request
 

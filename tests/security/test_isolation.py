@@ -10,9 +10,10 @@ import uuid
 
 import pytest
 
+from notifications.contracts.envelopes import CHANNEL_SCHEMA_V2, NotificationRequested, channel_messages
+from notifications.contracts.keys import NotificationKey
 from notifications.dlq import affected
 from notifications.kafka.msk_event import KafkaRecord
-from notifications.models import CHANNEL_SCHEMA_V2, NotificationKey, NotificationRequested, channel_messages
 from notifications.observability import logger
 from notifications.registry import Channel
 from notifications.runtime import ingest

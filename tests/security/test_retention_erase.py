@@ -22,8 +22,9 @@ from devstack.lambda_context import LocalLambdaContext
 from devstack.msk_events import build_event
 from notifications import channels
 from notifications.callers import Caller
+from notifications.contracts.envelopes import NotificationRequested, channel_messages
+from notifications.contracts.keys import NotificationKey
 from notifications.delivery import DeliveryService
-from notifications.models import NotificationKey, NotificationRequested, channel_messages
 from notifications.registry import Channel
 from notifications.retention import STATUS_CUSTOMER_ATTRIBUTE
 from notifications.runtime import ingest

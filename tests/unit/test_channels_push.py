@@ -243,8 +243,8 @@ def test_an_endpoint_of_another_account_or_region_is_refused_at_ingest_and_by_th
     # Given this stack's account and region (the local environment's) and endpoints elsewhere
     from notifications.channels.push import PushSettings, foreign_endpoint
     from notifications.channels.push.sender import PushSender
+    from notifications.contracts.envelopes import channel_messages
     from notifications.errors import PermanentDeliveryError
-    from notifications.models import channel_messages
     from tests.channel_support import requested
 
     settings = PushSettings(account_id="123456789012", aws_region="us-east-1")

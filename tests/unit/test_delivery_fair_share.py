@@ -9,10 +9,10 @@ from collections import Counter
 import pytest
 
 from notifications.channels.base import Receipt
+from notifications.contracts.envelopes import ChannelMessage, NotificationRequested, channel_messages
 from notifications.delivery import YIELD_REASON, DeliveryService
 from notifications.errors import TransientDeliveryError
 from notifications.kafka.msk_event import KafkaRecord
-from notifications.models import ChannelMessage, NotificationRequested, channel_messages
 from notifications.registry import Channel
 from notifications.settings import SenderSettings
 from tests.channel_support import message_record, requested

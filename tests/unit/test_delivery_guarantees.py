@@ -15,9 +15,10 @@ from devstack.lambda_context import LocalLambdaContext
 from devstack.msk_events import build_event
 from notifications import delivery
 from notifications.channels.base import Receipt
+from notifications.contracts.envelopes import ChannelMessage
+from notifications.contracts.status_view import DeliveryState
 from notifications.errors import PermanentDeliveryError, TransientDeliveryError
 from notifications.kafka.msk_event import KafkaRecord
-from notifications.models import ChannelMessage, DeliveryState
 from notifications.registry import Channel
 from notifications.status import DynamoStatusStore
 from tests.channel_support import CLUSTER_ARN, channel_message, kafka_record, message_record, sender_settings

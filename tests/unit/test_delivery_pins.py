@@ -14,8 +14,9 @@ import pytest
 
 from devstack.lambda_context import LocalLambdaContext
 from notifications.channels.base import Receipt
+from notifications.contracts.envelopes import ChannelMessage
+from notifications.contracts.status_view import DeliveryState
 from notifications.errors import TransientDeliveryError
-from notifications.models import ChannelMessage, DeliveryState
 from notifications.registry import Channel
 from tests.channel_support import channel_message, message_record
 from tests.unit.test_delivery_retries import Clock, FailingTimes, deferred, record, service

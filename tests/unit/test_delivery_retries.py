@@ -8,10 +8,10 @@ import pytest
 
 from devstack.lambda_context import LocalLambdaContext
 from notifications.channels.base import Receipt
+from notifications.contracts.envelopes import ChannelMessage
 from notifications.delivery import DeliveryService
 from notifications.errors import TransientDeliveryError
 from notifications.kafka.msk_event import KafkaRecord
-from notifications.models import ChannelMessage
 from notifications.registry import Channel
 from notifications.settings import SenderSettings
 from tests.channel_support import channel_message, message_record

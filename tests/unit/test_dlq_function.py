@@ -23,8 +23,8 @@ from devstack.aws_resources import STATUS_TABLE
 from devstack.lambda_context import LocalLambdaContext
 from devstack.msk_events import build_event, signed_bytes
 from notifications.callers import Caller
+from notifications.contracts.keys import NotificationKey
 from notifications.kafka.msk_event import KafkaRecord
-from notifications.models import NotificationKey
 from notifications.records import dead_letter
 from notifications.registry import Channel
 from notifications.runtime import ingest

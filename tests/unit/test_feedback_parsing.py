@@ -15,8 +15,9 @@ from uuid import UUID
 
 import pytest
 
+from notifications.contracts.keys import NotificationKey
+from notifications.contracts.status_view import DeliveryState
 from notifications.feedback import FeedbackError, email_tags, ses_feedback, sms_feedback
-from notifications.models import DeliveryState, NotificationKey
 from notifications.registry import Channel
 
 MESSAGE_ID = "EXAMPLE7c191be45-e9aedb9a-02f9-4d12-a87d-dd0099a07f8a-000000"

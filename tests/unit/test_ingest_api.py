@@ -14,9 +14,9 @@ import pytest
 from devstack.apigw import HttpResult, http_api_event, http_result
 from devstack.aws_resources import IDEMPOTENCY_TABLE, STATUS_TABLE
 from devstack.lambda_context import LocalLambdaContext
+from notifications.contracts.keys import NotificationKey
 from notifications.kafka.producer import OutgoingRecord
 from notifications.ledger import DynamoLedger
-from notifications.models import NotificationKey
 from notifications.registry import Channel
 from notifications.runtime import ingest
 from notifications.settings import ingest_settings

@@ -12,7 +12,7 @@ import pytest
 from devstack.apigw import ROUTES, http_result
 from devstack.lambda_context import LocalLambdaContext
 from notifications.callers import Caller
-from notifications.models import NotificationKey
+from notifications.contracts.keys import NotificationKey
 from notifications.registry import Channel
 from notifications.runtime import ingest
 from tests.support import MemoryPublisher, record_accepted

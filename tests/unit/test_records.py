@@ -6,9 +6,9 @@ import json
 
 import pytest
 
+from notifications.contracts.envelopes import REQUESTED_SCHEMA, REQUESTED_SCHEMAS, NotificationRequested
 from notifications.errors import PoisonRecordError
 from notifications.kafka.msk_event import KafkaRecord
-from notifications.models import REQUESTED_SCHEMA, REQUESTED_SCHEMAS, NotificationRequested
 from notifications.records import MAX_ENVELOPE_BYTES, dead_letter, decode_envelope
 
 

@@ -10,9 +10,9 @@ from devstack.lambda_context import LocalLambdaContext
 from devstack.msk_events import build_event
 from notifications import delivery
 from notifications.channels.base import Receipt
+from notifications.contracts.envelopes import ChannelMessage
 from notifications.errors import TransientDeliveryError
 from notifications.kafka.msk_event import KafkaRecord
-from notifications.models import ChannelMessage
 from notifications.observability import logger
 from notifications.registry import Channel
 from notifications.settings import SenderSettings

@@ -22,7 +22,8 @@ from devstack.aws_resources import QUOTA_TABLE, STATUS_TABLE, SUPPRESSION_TABLE
 from devstack.lambda_context import LocalLambdaContext
 from notifications import aws, delivery
 from notifications.channels.base import Receipt
-from notifications.models import ChannelMessage, NotificationKey
+from notifications.contracts.envelopes import ChannelMessage
+from notifications.contracts.keys import NotificationKey
 from notifications.registry import Channel, customer_addressed
 from notifications.runtime import ingest
 from notifications.status import Claim, DynamoStatusStore
@@ -186,8 +187,8 @@ def test_a_claim_blocks_a_second_attempt_until_its_lease_lapses(moto_aws):
 
 
 def test_feedback_whose_condition_fails_decides_on_the_row_the_failure_returns(moto_aws, calls):
+    from notifications.contracts.status_view import DeliveryState
     from notifications.feedback import Applied
-    from notifications.models import DeliveryState
 
     # Given an email's row with its send recorded
     store = DynamoStatusStore(STATUS_TABLE, aws.client("dynamodb"))
@@ -240,9 +241,9 @@ def stubbed_writes(*answers: tuple[str, bool]) -> tuple[Any, Any]:
 
 
 def test_a_failed_condition_without_an_item_is_answered_without_a_read():
+    from notifications.contracts.status_view import DeliveryState
     from notifications.feedback import Applied
     from notifications.ledger import DynamoLedger
-    from notifications.models import DeliveryState
     from notifications.quotas import Count, DynamoCounterStore
 
     key = NotificationKey(caller_id(), uuid.uuid4())

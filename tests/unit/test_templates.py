@@ -7,7 +7,7 @@ from typing import get_args
 import pytest
 
 from notifications.channels.base import CHANNELS_DIR, render
-from notifications.models import Locale
+from notifications.contracts.fields import Locale
 from notifications.registry import Channel
 from tests.channel_support import channel_message
 

@@ -8,7 +8,8 @@ from uuid import UUID
 from devstack.viewer import DeliveryViewer
 from devstack.viewer_feed import StatusBoard, counters, notification_ref, open_letters
 from devstack.viewer_inbox import Inboxes
-from notifications.models import ChannelStatus, DeliveryState, NotificationStatus, channel_messages
+from notifications.contracts.envelopes import channel_messages
+from notifications.contracts.status_view import ChannelStatus, DeliveryState, NotificationStatus
 from notifications.records import dead_letter
 from notifications.registry import Channel
 from tests.channel_support import kafka_record, requested

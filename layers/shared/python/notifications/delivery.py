@@ -32,11 +32,11 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from notifications.channels.base import ChannelSender, PreparesBatches
+from notifications.contracts.envelopes import CHANNEL_SCHEMAS, ChannelMessage
 from notifications.errors import PermanentDeliveryError, PoisonRecordError, TransientDeliveryError
 from notifications.fair_share import FairShare
 from notifications.kafka.msk_event import KafkaRecord
 from notifications.kafka.producer import OutgoingRecord, Publisher, publish_one
-from notifications.models import CHANNEL_SCHEMAS, ChannelMessage
 from notifications.observability import correlation_id_from_headers, logger, metrics
 from notifications.pacing import Circuit, RateLimiter
 from notifications.records import dead_letter, decode_envelope

@@ -24,15 +24,10 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from notifications.contracts.envelopes import CHANNEL_SCHEMAS, REQUESTED_SCHEMAS
+from notifications.contracts.keys import NotificationKey, NotificationRef, notification_id_of
 from notifications.dead_letters import DeadLetter, read_dead_letters
 from notifications.kafka.msk_event import KafkaRecord
-from notifications.models import (
-    CHANNEL_SCHEMAS,
-    REQUESTED_SCHEMAS,
-    NotificationKey,
-    NotificationRef,
-    notification_id_of,
-)
 from notifications.observability import correlation_id_from_headers, logger, metrics
 from notifications.registry import Channel
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from notifications.contracts.envelopes import REQUESTED_SCHEMAS, NotificationRequested, channel_messages
 from notifications.errors import PoisonRecordError
 from notifications.kafka.msk_event import KafkaRecord
 from notifications.kafka.producer import OutgoingRecord, Publisher
-from notifications.models import REQUESTED_SCHEMAS, NotificationRequested, channel_messages
 from notifications.observability import CORRELATION_HEADER, correlation_id_from_headers, logger, metrics
 from notifications.records import dead_letter, decode_envelope
 from notifications.settings import FanoutSettings

@@ -37,7 +37,9 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from notifications.models import CALLER_ID_PATTERN, DeliveryState, NotificationKey, NotificationRef
+from notifications.contracts.fields import CALLER_ID_PATTERN
+from notifications.contracts.keys import NotificationKey, NotificationRef
+from notifications.contracts.status_view import DeliveryState
 from notifications.registry import Channel
 
 # SES message tags carrying the notification's key (tag values may hold only ASCII letters, digits, "_" and "-",

@@ -25,6 +25,8 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Pat
 from pydantic import BaseModel, BeforeValidator, GetPydanticSchema
 
 from notifications.callers import Caller, caller_of
+from notifications.contracts.api import Accepted, NotificationRequest
+from notifications.contracts.status_view import NotificationStatus
 from notifications.errors import BrokerUnavailableError
 from notifications.ingest import (
     DestinationMissingError,
@@ -33,7 +35,6 @@ from notifications.ingest import (
     RequestInFlightError,
     StoreUnavailableError,
 )
-from notifications.models import Accepted, NotificationRequest, NotificationStatus
 from notifications.observability import CORRELATION_ID_PATTERN, logger, metrics, usable_correlation_id
 from notifications.quotas import QuotaExceededError
 from notifications.registry import customer_addressed

@@ -18,17 +18,14 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 from uuid import UUID
 
+from notifications.contracts.api import Accepted, NotificationRequest
+from notifications.contracts.envelopes import NotificationRequested
+from notifications.contracts.keys import NotificationKey
+from notifications.contracts.status_view import NotificationStatus
 from notifications.destinations import DestinationDirectory, DirectoryUnavailableError
 from notifications.errors import NotificationError
 from notifications.kafka.producer import OutgoingRecord, Publisher, publish_one
 from notifications.ledger import Claimed, Ledger
-from notifications.models import (
-    Accepted,
-    NotificationKey,
-    NotificationRequest,
-    NotificationRequested,
-    NotificationStatus,
-)
 from notifications.observability import CORRELATION_HEADER, logger, metrics
 from notifications.quotas import Quotas, QuotaStoreError
 from notifications.registry import address_of

@@ -27,7 +27,8 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from notifications import retention
-from notifications.models import Accepted, NotificationKey
+from notifications.contracts.api import Accepted
+from notifications.contracts.keys import NotificationKey
 from notifications.status import NOTIFICATION_ITEM
 
 IN_PROGRESS = "in_progress"

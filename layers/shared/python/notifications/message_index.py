@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from notifications.models import NotificationKey, NotificationRef
+from notifications.contracts.keys import NotificationKey, NotificationRef
 from notifications.registry import Channel
 
 INDEX_NAME = "provider_message_id-index"

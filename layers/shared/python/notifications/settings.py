@@ -12,8 +12,8 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import Field, create_model, field_validator, model_validator
 
+from notifications.contracts.fields import CallerId
 from notifications.env import EnvModel
-from notifications.models import CallerId
 from notifications.registry import Channel, address_kinds
 
 

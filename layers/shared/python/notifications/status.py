@@ -38,15 +38,14 @@ from itertools import pairwise
 from typing import TYPE_CHECKING, Any, Protocol
 
 from notifications import retention
-from notifications.models import (
+from notifications.contracts.api import Accepted
+from notifications.contracts.keys import NotificationRef, notification_id_of
+from notifications.contracts.status_view import (
     HANDED_OVER,
-    Accepted,
     ChannelStatus,
     DeliveryState,
-    NotificationRef,
     NotificationStatus,
     StatusEvent,
-    notification_id_of,
 )
 from notifications.registry import Channel
 

@@ -15,7 +15,7 @@ from typing import Protocol, runtime_checkable
 from jinja2 import FileSystemLoader, StrictUndefined, select_autoescape
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from notifications.models import ChannelMessage
+from notifications.contracts.envelopes import ChannelMessage
 from notifications.registry import Channel
 
 

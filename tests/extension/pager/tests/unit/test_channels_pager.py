@@ -9,8 +9,8 @@ import pytest
 from notifications.channels import http
 from notifications.channels.pager.sender import PagerSender, PagerTarget
 from notifications.channels.secret import CachedSecret
+from notifications.contracts.envelopes import channel_messages
 from notifications.errors import PermanentDeliveryError, TransientDeliveryError
-from notifications.models import channel_messages
 from notifications.registry import Channel
 from tests.channel_support import requested, sender_settings
 

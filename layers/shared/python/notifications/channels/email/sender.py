@@ -11,8 +11,8 @@ from pydantic import BaseModel, ValidationError
 from notifications import aws, feedback
 from notifications.channels.base import Receipt, render
 from notifications.channels.email import Email, EmailSettings
+from notifications.contracts.envelopes import ChannelMessage
 from notifications.errors import PermanentDeliveryError, TransientDeliveryError
-from notifications.models import ChannelMessage
 from notifications.observability import logger
 from notifications.registry import Channel
 from notifications.settings import SenderSettings

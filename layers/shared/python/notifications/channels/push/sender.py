@@ -41,8 +41,8 @@ from pydantic import BaseModel, ValidationError
 from notifications import aws
 from notifications.channels.base import Receipt, render
 from notifications.channels.push import PushEndpoint, PushSettings, foreign_endpoint, platform_of
+from notifications.contracts.envelopes import ChannelMessage
 from notifications.errors import PermanentDeliveryError
-from notifications.models import ChannelMessage
 from notifications.registry import Channel
 from notifications.settings import SenderSettings
 

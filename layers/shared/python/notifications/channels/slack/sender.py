@@ -16,8 +16,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict
 from notifications.channels import http
 from notifications.channels.base import Receipt, escape_mrkdwn, render
 from notifications.channels.slack import SlackSettings
+from notifications.contracts.envelopes import ChannelMessage
 from notifications.destinations import CallerDestinations, caller_destinations
-from notifications.models import ChannelMessage
 from notifications.registry import Channel
 from notifications.settings import SenderSettings
 

@@ -22,8 +22,8 @@ from notifications import aws
 from notifications.channels.base import Receipt, render
 from notifications.channels.sms import Phone, SmsSettings
 from notifications.channels.sms.numbers import refusal
+from notifications.contracts.envelopes import ChannelMessage
 from notifications.errors import PermanentDeliveryError
-from notifications.models import ChannelMessage
 from notifications.registry import Channel
 from notifications.settings import SenderSettings
 

@@ -34,8 +34,10 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr
 from notifications.channels import http
 from notifications.channels.base import Receipt, render
 from notifications.channels.webhook import WebhookSettings
+from notifications.contracts.api import Purchase
+from notifications.contracts.envelopes import ChannelMessage
+from notifications.contracts.fields import Contract, Locale
 from notifications.destinations import CallerDestinations, caller_destinations
-from notifications.models import ChannelMessage, Contract, Locale, Purchase
 from notifications.registry import Channel
 from notifications.settings import SenderSettings
 

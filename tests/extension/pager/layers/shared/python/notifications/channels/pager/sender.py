@@ -12,7 +12,7 @@ from notifications.channels import http
 from notifications.channels.base import Receipt, render
 from notifications.channels.pager import PagerSettings
 from notifications.channels.secret import CachedSecret
-from notifications.models import ChannelMessage
+from notifications.contracts.envelopes import ChannelMessage
 from notifications.registry import Channel
 from notifications.settings import SenderSettings
 
