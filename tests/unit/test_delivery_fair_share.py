@@ -9,7 +9,8 @@ from collections import Counter
 import pytest
 
 from notifications.channels.base import Receipt
-from notifications.delivery import YIELD_REASON, DeliveryService
+from notifications.deferral import YIELD_REASON
+from notifications.delivery import DeliveryService
 from notifications.errors import TransientDeliveryError
 from notifications.kafka.msk_event import KafkaRecord
 from notifications.models import ChannelMessage, NotificationRequested, channel_messages
