@@ -28,6 +28,7 @@ from devstack.esm import KafkaEventSourceMapping
 from devstack.receivers import DeliveryReceiver
 from devstack.template_config import load_template
 from notifications.contracts.envelopes import ChannelMessage, NotificationRequested, channel_messages
+from notifications.destinations import secret_name
 from notifications.kafka.producer import KafkaPublisher
 from notifications.records import DLQ_SOURCE_TOPIC
 from notifications.settings import KafkaSettings
@@ -111,10 +112,11 @@ def test_a_caller_posting_ten_times_the_volume_does_not_hold_up_the_other(kafka_
     monkeypatch.setenv("TOPIC_PARTITIONS", "1")
     reset_runtime()
     with DeliveryReceiver(signing_key=SIGNING_KEY) as receiver:
-        moto_aws.client("secretsmanager").put_secret_value(
-            SecretId=aws_resources.WEBHOOK_SECRET,
-            SecretString=json.dumps({"url": receiver.url("/webhook"), "signing_keys": [SIGNING_KEY]}),
-        )
+        for caller in (A, B):  # each caller's own webhook destination, both at the one receiver
+            moto_aws.client("secretsmanager").create_secret(
+                Name=secret_name(aws_resources.DESTINATION_PREFIX, "webhook", caller),
+                SecretString=json.dumps({"url": receiver.url("/webhook"), "signing_keys": [SIGNING_KEY]}),
+            )
 
         # When B posts its 20 messages alone
         with webhook_sender(bootstrap, alone_topic) as mapping:

@@ -10,7 +10,8 @@ import pytest
 
 from notifications.channels.base import Receipt
 from notifications.contracts.envelopes import ChannelMessage, NotificationRequested, channel_messages
-from notifications.delivery import YIELD_REASON, DeliveryService
+from notifications.deferral import YIELD_REASON
+from notifications.delivery import DeliveryService
 from notifications.errors import TransientDeliveryError
 from notifications.kafka.msk_event import KafkaRecord
 from notifications.registry import Channel

@@ -20,7 +20,7 @@ from notifications.contracts.status_view import DeliveryState
 from notifications.errors import PermanentDeliveryError, TransientDeliveryError
 from notifications.kafka.msk_event import KafkaRecord
 from notifications.registry import Channel
-from notifications.status import DynamoStatusStore
+from notifications.status import Claim, DynamoStatusStore
 from tests.channel_support import CLUSTER_ARN, channel_message, kafka_record, message_record, sender_settings
 from tests.support import MemoryPublisher
 
@@ -216,3 +216,30 @@ def test_a_poison_record_is_retried_when_the_dlq_does_not_acknowledge(sender_sta
     # Then the poison record is reported failed instead of being dropped, and the good one was sent
     assert result == {"batchItemFailures": [failure(batch[0])]}
     assert sender.sent == [good.delivery_key]
+
+
+def test_a_record_whose_send_another_attempt_holds_is_reported_failed_and_sent_once_after_it(sender_stack):
+    # Given a message whose send another attempt has claimed, its lease not lapsed
+    invoke, sender, publisher, status = sender_stack(Channel.EMAIL)
+    message = channel_message(Channel.EMAIL)
+    assert status.claim_send(message.key, Channel.EMAIL, 300).outcome is Claim.CLAIMED
+    record = message_record(message, 7)
+
+    # When its record is delivered
+    result = invoke([record])
+
+    # Then it is reported failed, for the event-source mapping to retry after that attempt: not sent, not deferred,
+    # not dead-lettered
+    assert result == {"batchItemFailures": [failure(record)]}
+    assert sender.sent == []
+    assert publisher.records == []
+
+    # When the other attempt ends without reaching the provider (its claim released) and the record is redelivered
+    status.release(message.key, Channel.EMAIL)
+    result = invoke([record])
+
+    # Then it is sent once and the channel is sent
+    assert result == {"batchItemFailures": []}
+    assert sender.sent == [message.delivery_key]
+    view = status.get(message.key)
+    assert view is not None and view.channels[0].state == DeliveryState.SENT

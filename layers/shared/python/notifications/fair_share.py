@@ -3,9 +3,10 @@
 One channel has one rate (``notifications.pacing``), and the callers' records are interleaved in its partitions.
 Without a share, one caller's burst holds every partition for as long as the burst takes to send, and every
 other caller's records wait behind it. :class:`FairShare` decides, for the records of one batch of one
-partition, which take a sending slot in this invocation and which *yield their turn*: the sender publishes
-those again on the channel's topic (a deferral, ``notifications.delivery``), so the invocation ends after the
-slots it can fill within the horizon and the partition moves on to the records behind them.
+partition, which take a sending slot in this invocation and which *yield their turn* (``notifications.lanes``
+marks them): the sender publishes those again on the channel's topic (a deferral, ``notifications.outcomes``), so
+the invocation ends after the slots it can fill within the horizon and the partition moves on to the records
+behind them.
 
 - **Not congested** (the batch fits into the horizon's slots): every record takes a slot. Nothing is deferred.
 - **Congested**: the horizon's slots go one at a time to the caller that has had the fewest slots over the

@@ -22,11 +22,14 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.utilities.data_classes.kafka_event import KafkaEvent, KafkaEventRecord
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 
 KAFKA_EVENT_SOURCES = frozenset({"aws:kafka", "SelfManagedKafka"})
 _TIMESTAMP_TYPES = {0: "CREATE_TIME", 1: "LOG_APPEND_TIME"}  # a Kafka record's timestamp type, by its number
@@ -139,3 +142,19 @@ def read_event(event: Mapping[str, Any]) -> list[KafkaRecord]:
     if not isinstance(groups, dict) or not all(isinstance(items, list) for items in groups.values()):
         raise MskEventError("records must be an object of lists keyed by <topic>-<partition>")
     return [kafka_record(record) for record in KafkaEvent(dict(event)).records]
+
+
+def batch_response(failed: Iterable[KafkaRecord]) -> PartialItemFailureResponse:
+    """The partial batch response naming the ``failed`` records, for a Kafka trigger with ``ReportBatchItemFailures``.
+
+    ``{"batchItemFailures": [{"itemIdentifier": {"partition": "<topic>-<n>", "offset": <n>}}]}``: the event-source
+    mapping retries only those records, each partition from its lowest failed offset
+    (https://docs.aws.amazon.com/lambda/latest/dg/kafka-retry-configurations.html). The shape and its types are
+    Powertools' (``BatchProcessor(EventType.Kafka)`` answers the same), for handlers that process a batch as a whole
+    rather than record by record.
+    """
+    return {
+        "batchItemFailures": [
+            {"itemIdentifier": {"partition": record.partition_id, "offset": record.offset}} for record in failed
+        ]
+    }
