@@ -53,7 +53,12 @@ _CfnLoader.add_multi_constructor("!", _construct_intrinsic)
 
 
 def load_yaml(path: Path) -> dict[str, Any]:
-    """The template as written, intrinsic functions in their long (JSON) form."""
+    """The template as written, intrinsic functions in their long (JSON) form.
+
+    YAML aliases (``*name``) and merge keys (``<<: *name``) are resolved here, as SAM CLI resolves them before
+    CloudFormation sees the template (CloudFormation itself reads neither: AWS doc "CloudFormation template format",
+    https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/template-formats.html).
+    """
     with path.open(encoding="utf-8") as handle:
         data = yaml.load(handle, Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass with one extra constructor
     if not isinstance(data, dict):

@@ -182,6 +182,36 @@ def test_the_loader_reads_short_tags_in_their_long_form(tmp_path: Path) -> None:
     assert load_yaml(TEMPLATE)["Transform"] == ["AWS::LanguageExtensions", "AWS::Serverless-2016-10-31"]
 
 
+def decoded_by_cfnlint(path: Path) -> Any:
+    """A template as cfn-lint (``sam validate --lint``) reads it, in plain dicts and lists."""
+    decoded, errors = decode(str(path))
+    assert not errors, errors
+    return json.loads(json.dumps(decoded))
+
+
+def test_the_loader_resolves_aliases_and_merge_keys(tmp_path: Path) -> None:
+    # Given a mapping written once (&base) that others merge (<<: *base, their own keys win) or alias (*base)
+    path = _write(
+        tmp_path,
+        "A:\n  <<: &base\n    Arn: !GetAtt T.Arn\n    Size: 1\n  Name: a\n"
+        "B:\n  <<: *base\n  Size: 2\n"
+        "C: [*base, !Sub ['${X}/b', {X: *base}]]\n",
+    )
+
+    # When the local stack reads it
+    doc = load_yaml(path)
+
+    # Then every use holds the base's keys, as SAM CLI resolves them before CloudFormation gets the template (AWS
+    # doc "CloudFormation template format": CloudFormation reads neither aliases nor merge keys) and cfn-lint does
+    base = {"Arn": {"Fn::GetAtt": ["T", "Arn"]}, "Size": 1}
+    assert doc["A"] == {**base, "Name": "a"}
+    assert doc["B"] == {**base, "Size": 2}
+    assert doc["C"] == [base, {"Fn::Sub": ["${X}/b", {"X": base}]}]
+    assert doc == decoded_by_cfnlint(path)
+    # And template.yaml, which writes once what its Kafka triggers, alarms and topics share, reads the same both ways
+    assert load_yaml(TEMPLATE) == decoded_by_cfnlint(TEMPLATE)
+
+
 def test_for_each_writes_each_item_into_keys_refs_subs_and_nested_loops(tmp_path: Path) -> None:
     # Given loops over a CommaDelimitedList parameter and literal lists, nested, in Resources and Outputs
     expanded = _expand(tmp_path, LOOPS)
