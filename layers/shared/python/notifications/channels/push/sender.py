@@ -35,10 +35,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ValidationError
 
 from notifications import aws
+from notifications.channels import sns
 from notifications.channels.base import Receipt, render
 from notifications.channels.push import PushEndpoint, PushSettings, foreign_endpoint, platform_of
 from notifications.contracts.envelopes import ChannelMessage
@@ -132,13 +132,14 @@ class PushSender:
     def send(self, message: ChannelMessage) -> Receipt:
         request = self.request(message)
         try:
-            response = self._sns.publish(**request)
-        except (ClientError, BotoCoreError) as exc:
-            error = aws.provider_error(exc, "SNS", permanent=_PERMANENT, throttled=_THROTTLED)
-            if isinstance(error, PermanentDeliveryError) and error.provider_code in ENDPOINT_STATES:
-                error = PermanentDeliveryError(ENDPOINT_STATES[error.provider_code], provider_code=error.provider_code)
-            raise error from exc
-        return Receipt(provider_message_id=response.get("MessageId"))
+            return sns.publish(self._sns, request, permanent=_PERMANENT, throttled=_THROTTLED)
+        except PermanentDeliveryError as error:
+            if error.provider_code not in ENDPOINT_STATES:
+                raise
+            # the reason names the endpoint's state
+            raise PermanentDeliveryError(
+                ENDPOINT_STATES[error.provider_code], provider_code=error.provider_code
+            ) from error
 
 
 def create(settings: SenderSettings, config: PushSettings) -> PushSender:

@@ -15,10 +15,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ValidationError
 
 from notifications import aws
+from notifications.channels import sns
 from notifications.channels.base import Receipt, render
 from notifications.channels.sms import Phone, SmsSettings
 from notifications.channels.sms.numbers import refusal
@@ -144,12 +144,7 @@ class SmsSender:
         return {"PhoneNumber": recipient.number, "Message": text.text, "MessageAttributes": attributes}
 
     def send(self, message: ChannelMessage) -> Receipt:
-        request = self.request(message)
-        try:
-            response = self._sns.publish(**request)
-        except (ClientError, BotoCoreError) as exc:
-            raise aws.provider_error(exc, "SNS", permanent=_PERMANENT, throttled=_THROTTLED) from exc
-        return Receipt(provider_message_id=response.get("MessageId"))
+        return sns.publish(self._sns, self.request(message), permanent=_PERMANENT, throttled=_THROTTLED)
 
 
 def create(settings: SenderSettings, config: SmsSettings) -> SmsSender:
