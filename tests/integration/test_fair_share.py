@@ -149,8 +149,9 @@ def test_a_caller_posting_ten_times_the_volume_does_not_hold_up_the_other(kafka_
     assert set(arrived) == set(both) and set(arrived.values()) == {1}
     assert receiver.replays() == []
     assert Counter(both[key] for key in arrived) == {A: A_COUNT, B: B_COUNT}
-    # And A's share was not wasted: the channel stayed near its rate while A's backlog lasted
-    assert a_done <= (A_COUNT + B_COUNT) / (RATE * 0.95) + 8
+    # And A's share was not wasted: with both, the channel delivered at least at the pace B alone got (a ratio of
+    # two runs of this test, not a time: the machine may be slow)
+    assert a_done / (A_COUNT + B_COUNT) <= b_alone / B_COUNT
     # And nothing was dead-lettered, by the sender or by the trigger
     ours = {alone_topic.encode(), shared_topic.encode()}
     dead = read_topic(
