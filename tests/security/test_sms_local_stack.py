@@ -1,6 +1,7 @@
 """The limits on the running local stack, over HTTP: a refused phone number is a 422 and never reaches SNS while
 an allowed one is texted; the local webhook receiver takes only signed deliveries; the local topics keep records
-for a bounded time. (The stack: ``python -m devstack up`` without the CLI, its own broker, moto server, receivers.)
+for a bounded time. (The stack: the package's, ``python -m devstack up`` without the CLI: its own broker, moto
+server, receivers.)
 """
 
 from __future__ import annotations
@@ -10,14 +11,13 @@ import os
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from devstack import topics
 from devstack.stack import LocalStack
-from tests.support import isolated_stack_config, sample_request
+from tests.support import sample_request
 
 pytestmark = pytest.mark.e2e
 
@@ -25,14 +25,11 @@ pytestmark = pytest.mark.e2e
 EXTERNAL_BOOTSTRAP = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    running = LocalStack(isolated_stack_config(tmp_path_factory.mktemp("devstack-sec"), EXTERNAL_BOOTSTRAP))
-    running.start()
-    try:
-        yield running
-    finally:
-        running.stop()
+@pytest.fixture
+def stack(local_stack: LocalStack) -> LocalStack:
+    """The package's stack (tests/security/conftest.py): these tests stay within its lowered quotas (the default
+    caller posts at most four notifications here, each allowed number is texted once)."""
+    return local_stack
 
 
 def call(method: str, url: str, body: Any = None, headers: dict[str, str] | None = None) -> tuple[int, Any]:
