@@ -256,22 +256,19 @@ def ses_feedback(detail: dict[str, Any]) -> Feedback:
             suppress=tuple(r.email_address for r in complaint.complained_recipients),
             suppress_reason="complaint",
         )
-    if event.event_type == "Reject" and event.reject is not None:
-        # A reject carries no timestamp of its own: the message's is when SES took (and refused) it.
+    refusals = {
+        "Reject": ("rejected by SES", event.reject.reason) if event.reject is not None else None,
+        "Rendering Failure": ("rendering failure", event.failure.error_message) if event.failure is not None else None,
+    }
+    if refusal := refusals.get(event.event_type):
+        # A reject or a rendering failure carries no timestamp of its own: the message's is when SES took (and
+        # refused) it.
         return Feedback(
             **common,
             state=DeliveryState.UNDELIVERABLE,
             at=_utc(mail.timestamp),
-            feedback_id=_event_id(mail.message_id, "Reject"),
-            reason=_reason("rejected by SES", event.reject.reason),
-        )
-    if event.event_type == "Rendering Failure" and event.failure is not None:
-        return Feedback(
-            **common,
-            state=DeliveryState.UNDELIVERABLE,
-            at=_utc(mail.timestamp),
-            feedback_id=_event_id(mail.message_id, "Rendering Failure"),
-            reason=_reason("rendering failure", event.failure.error_message),
+            feedback_id=_event_id(mail.message_id, event.event_type),
+            reason=_reason(*refusal),
         )
     raise FeedbackError(f"SES {event.event_type} event without its {event.event_type.lower()} object")
 
