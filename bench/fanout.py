@@ -216,9 +216,9 @@ def sender_overhead(records: int) -> dict[str, float]:
     with mock_aws():
         session = boto3.Session(region_name="us-east-1")
         aws_resources.create_all(session)
-        from notifications.status import DynamoStatusStore  # noqa: PLC0415
+        from notifications.status import DynamoSendClaims, StatusTable  # noqa: PLC0415
 
-        moto_us = run(DynamoStatusStore(aws_resources.STATUS_TABLE, session.client("dynamodb")))
+        moto_us = run(DynamoSendClaims(StatusTable(aws_resources.STATUS_TABLE, session.client("dynamodb"))))
     return {"memory_us": memory_us, "moto_us": moto_us}
 
 

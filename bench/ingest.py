@@ -249,7 +249,7 @@ def _runtime(*, memory_stores: bool, memory_publisher: bool) -> Iterator[None]:
         if memory_publisher:
             swaps.enter_context(_swapped(ingest, "KafkaPublisher", lambda settings, **_: MemoryPublisher()))
         if memory_stores:
-            swaps.enter_context(_swapped(ingest, "DynamoStatusStore", lambda *a, **k: InMemoryStatusStore()))
+            swaps.enter_context(_swapped(ingest, "DynamoStatusView", lambda *a, **k: InMemoryStatusStore()))
             swaps.enter_context(_swapped(ingest, "DynamoCounterStore", lambda *a, **k: MemoryCounterStore()))
             swaps.enter_context(_swapped(ingest, "DynamoLedger", lambda *a, **k: InMemoryLedger()))
             swaps.enter_context(_swapped(ingest, "SecretsManagerDirectory", lambda *a, **k: MemoryDirectory()))

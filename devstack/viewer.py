@@ -162,9 +162,9 @@ class DeliveryViewer:
         port: int = 0,
         data_dir: Path | None = None,
     ) -> DeliveryViewer:
-        from notifications.status import DynamoStatusStore  # noqa: PLC0415
+        from notifications.status import DynamoStatusView, StatusTable  # noqa: PLC0415
 
-        store = DynamoStatusStore(status_table, dynamodb)
+        store = DynamoStatusView(StatusTable(status_table, dynamodb))
         receivers = ReceiverInbox(slack, webhook)
         return cls(
             bootstrap=bootstrap,

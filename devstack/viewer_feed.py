@@ -5,7 +5,7 @@
   committed: the pipeline's groups and offsets are untouched). Kafka serves it from the same log the functions
   read; nothing is added to a request's path. It keeps the newest notifications (bounded) and every dead letter.
 - :class:`StatusBoard`: channel status, read only when a viewer page asks (its poll): the detail page with the
-  store read ``GET /v1/notifications/{id}`` uses (``DynamoStatusStore.get``), the list page with key lookups of
+  store read ``GET /v1/notifications/{id}`` uses (``DynamoStatusView.get``), the list page with key lookups of
   the same rows (:class:`BatchStatusReader`), a bounded number per poll; each notification first 2 s after it
   appeared, then at most every 2 s while in flight, every 10 s once sent, every minute once final (rows off the
   page five times less often).
@@ -215,7 +215,7 @@ class BatchStatusReader:
     own item and one row per channel), read as ``GET /v1/notifications/{id}`` reads them
     (``notifications.status.read_status``).
 
-    The list page's read: one call for many notifications instead of a ``Query`` each (``DynamoStatusStore.get``,
+    The list page's read: one call for many notifications instead of a ``Query`` each (``DynamoStatusView.get``,
     which the detail page uses). BatchGetItem takes at most 100 keys per call, each key once, and may answer some
     in ``UnprocessedKeys``, to be asked again
     (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_BatchGetItem.html).

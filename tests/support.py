@@ -26,12 +26,20 @@ from notifications.contracts.status_view import (
     NotificationStatus,
     StatusEvent,
 )
+from notifications.feedback import DynamoFeedbackStatus
 from notifications.kafka.producer import OutgoingRecord
 from notifications.ledger import Claimed, Entry
 from notifications.quotas import Count, Full
 from notifications.registry import Channel
 from notifications.runtime import dlq, fanout, ingest, sender
-from notifications.status import Claim, SendClaim
+from notifications.status import (
+    Claim,
+    DynamoDeadLetterStatus,
+    DynamoSendClaims,
+    DynamoStatusView,
+    SendClaim,
+    StatusTable,
+)
 
 ROOT = DEFAULT_TEMPLATE.parent
 
@@ -165,9 +173,14 @@ class MemoryPublisher:
         return [r for r in self.records if r.topic == topic]
 
 
+class DynamoStatus(DynamoSendClaims, DynamoStatusView, DynamoDeadLetterStatus, DynamoFeedbackStatus):
+    """Every adapter of the status table on one table (``notifications.status``): for tests that write a channel's
+    row as a sender, the DLQ function or provider feedback does and read it back as GET does."""
+
+
 class InMemoryStatusStore:
-    """StatusStore (``notifications.status``) for unit tests and benchmarks that leave DynamoDB out: the same
-    claims and transitions as the DynamoDB store, in a dict."""
+    """SendClaims and StatusView (``notifications.status``) for unit tests and benchmarks that leave DynamoDB out:
+    the same claims and transitions as the DynamoDB adapters, in a dict."""
 
     def __init__(self) -> None:
         self.items: dict[tuple[NotificationRef, Channel], ChannelStatus] = {}
@@ -232,7 +245,7 @@ def record_accepted(dynamodb: Any, key: NotificationKey, channels: Sequence[Chan
     from devstack.aws_resources import IDEMPOTENCY_TABLE, STATUS_TABLE
     from notifications.ledger import DynamoLedger
 
-    ledger = DynamoLedger(STATUS_TABLE, IDEMPOTENCY_TABLE, dynamodb, key_ttl_seconds=3600)
+    ledger = DynamoLedger(StatusTable(STATUS_TABLE, dynamodb), IDEMPOTENCY_TABLE, key_ttl_seconds=3600)
     accepted = Accepted(id=key.id, channels=list(channels), correlation_id="corr-test", accepted_at=datetime.now(UTC))
     assert ledger.claim(key, None, "digest", 30, "c-42").taken
     ledger.complete(key, None, accepted)

@@ -17,7 +17,7 @@ from notifications.contracts.envelopes import ChannelMessage
 from notifications.contracts.status_view import DeliveryState
 from notifications.kafka.msk_event import read_event
 from notifications.registry import Channel
-from notifications.status import DynamoStatusStore
+from notifications.status import DynamoStatusView, StatusTable
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 NOTIFICATION_ID = b"8f58c11d-ebc2-4ca7-a934-226e2bb6192c"
@@ -89,7 +89,7 @@ def test_sender_samples(channel, kafka_env, providers, moto_aws, monkeypatch):
     # Then no record failed, and the provider took the message: the status says sent, with the provider's id
     assert result == {"batchItemFailures": []}
     message = ChannelMessage.model_validate_json(record.value)
-    status = DynamoStatusStore(aws_resources.STATUS_TABLE, moto_aws.client("dynamodb")).get(message.key)
+    status = DynamoStatusView(StatusTable(aws_resources.STATUS_TABLE, moto_aws.client("dynamodb"))).get(message.key)
     assert status is not None
     [sent] = status.channels
     assert (sent.channel, sent.state) == (channel, DeliveryState.SENT)

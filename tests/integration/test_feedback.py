@@ -27,7 +27,7 @@ from notifications.contracts.keys import NotificationKey
 from notifications.contracts.status_view import DeliveryState, NotificationStatus
 from notifications.errors import TransientDeliveryError
 from notifications.registry import Channel
-from notifications.status import DynamoStatusStore
+from notifications.status import DynamoStatusView, StatusTable
 from notifications.suppression import address_key
 from tests.channel_support import build_sender, channel_message
 from tests.support import caller_id, sample_request
@@ -78,7 +78,7 @@ def deliver(bootstrap: str, monkeypatch: pytest.MonkeyPatch, channel: str, **cus
 
 
 def status_of(key: NotificationKey) -> NotificationStatus:
-    status = DynamoStatusStore(aws_resources.STATUS_TABLE, aws.client("dynamodb")).get(key)
+    status = DynamoStatusView(StatusTable(aws_resources.STATUS_TABLE, aws.client("dynamodb"))).get(key)
     assert status is not None
     return status
 

@@ -21,7 +21,7 @@ from devstack.consume import read_topic
 from devstack.stack import EndpointSession, LocalStack
 from devstack.template_config import channel_names
 from notifications.contracts.keys import NotificationKey
-from notifications.status import DynamoStatusStore
+from notifications.status import DynamoStatusView, StatusTable
 from tests.e2e.test_local_stack import eventually
 from tests.samlocal.conftest import Command, Setup, documented_setup
 
@@ -50,7 +50,7 @@ def _status(stack: LocalStack, sample: dict[str, Any]) -> list[tuple[str, str]]:
     assert stack.info is not None
     dynamodb = EndpointSession(stack.info.aws_endpoint, stack.info.dynamodb_endpoint).client("dynamodb")
     key = NotificationKey(sample["caller"], UUID(sample["notification_id"]))
-    found = DynamoStatusStore(aws_resources.STATUS_TABLE, dynamodb).get(key)
+    found = DynamoStatusView(StatusTable(aws_resources.STATUS_TABLE, dynamodb)).get(key)
     return [(c.channel.value, c.state.value) for c in found.channels] if found else []
 
 

@@ -28,7 +28,7 @@ from notifications.delivery import DeliveryService
 from notifications.registry import Channel
 from notifications.retention import STATUS_CUSTOMER_ATTRIBUTE
 from notifications.runtime import ingest
-from notifications.status import Claim, DynamoStatusStore
+from notifications.status import Claim, DynamoSendClaims, StatusTable
 from ops import erase
 from tests.channel_support import CLUSTER_ARN, message_record, sender_environment, sender_settings
 from tests.support import MemoryPublisher, sample_request
@@ -69,7 +69,7 @@ def send_emails(session, published: MemoryPublisher, monkeypatch: pytest.MonkeyP
     service = DeliveryService(
         settings=settings,
         sender=channels.create_sender(settings, env),
-        status=DynamoStatusStore(STATUS, ddb),
+        status=DynamoSendClaims(StatusTable(STATUS, ddb)),
         publisher=MemoryPublisher(),
     )
     monkeypatch.setattr(sender_handler, "delivery_runtime", lambda: service)
@@ -209,7 +209,7 @@ def test_erasure_removes_only_the_callers_customer(moto_aws, two_shops):
     ]
 
     # And a redelivery of B's email record is still deduplicated by its claim row
-    status = DynamoStatusStore(STATUS, ddb)
+    status = DynamoSendClaims(StatusTable(STATUS, ddb))
     claim = status.claim_send(NotificationKey(CALLER_B, UUID(two_shops)), Channel.EMAIL, lease_seconds=30)
     assert claim.outcome is Claim.ALREADY_SENT
     assert items_of(ddb, CALLER_B) == b_before

@@ -20,9 +20,9 @@ from notifications.contracts.status_view import DeliveryState
 from notifications.errors import PermanentDeliveryError, TransientDeliveryError
 from notifications.kafka.msk_event import KafkaRecord
 from notifications.registry import Channel
-from notifications.status import Claim, DynamoStatusStore
+from notifications.status import Claim, StatusTable
 from tests.channel_support import CLUSTER_ARN, channel_message, kafka_record, message_record, sender_settings
-from tests.support import MemoryPublisher
+from tests.support import DynamoStatus, MemoryPublisher
 
 
 class RecordingSender:
@@ -52,7 +52,7 @@ def sender_stack(moto_aws, monkeypatch):
 
         sender = RecordingSender(channel)
         publisher = MemoryPublisher()
-        status = DynamoStatusStore(aws_resources.STATUS_TABLE, moto_aws.client("dynamodb"))
+        status = DynamoStatus(StatusTable(aws_resources.STATUS_TABLE, moto_aws.client("dynamodb")))
         clock = iter(range(10**9))  # waits pass at once: each reading of the clock is a second later
         service = delivery.DeliveryService(
             wall_clock=lambda: 1_800_000_000.0 + next(clock),

@@ -28,10 +28,10 @@ from notifications.kafka.msk_event import KafkaRecord
 from notifications.records import dead_letter
 from notifications.registry import Channel
 from notifications.runtime import ingest
-from notifications.status import DynamoStatusStore
+from notifications.status import StatusTable
 from tests.channel_support import CLUSTER_ARN, channel_message, message_record, requested
 from tests.on_failure_example import documented_example
-from tests.support import MemoryPublisher, record_accepted
+from tests.support import DynamoStatus, MemoryPublisher, record_accepted
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 DLQ = "notifications.dlq"
@@ -42,8 +42,8 @@ def load(name: str) -> dict:
 
 
 @pytest.fixture
-def status(moto_aws) -> DynamoStatusStore:
-    return DynamoStatusStore(STATUS_TABLE, moto_aws.client("dynamodb"))
+def status(moto_aws) -> DynamoStatus:
+    return DynamoStatus(StatusTable(STATUS_TABLE, moto_aws.client("dynamodb")))
 
 
 def on_failure(original: KafkaRecord) -> dict:

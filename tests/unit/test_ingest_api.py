@@ -20,8 +20,8 @@ from notifications.ledger import DynamoLedger
 from notifications.registry import Channel
 from notifications.runtime import ingest
 from notifications.settings import ingest_settings
-from notifications.status import NOTIFICATION_ITEM, Claim, DynamoStatusStore
-from tests.support import MemoryPublisher, caller_id, sample_request
+from notifications.status import NOTIFICATION_ITEM, Claim, DynamoSendClaims, StatusTable
+from tests.support import DynamoStatus, MemoryPublisher, caller_id, sample_request
 
 REQUESTED = "notifications.requested"
 
@@ -341,7 +341,7 @@ def test_get_shows_what_the_senders_recorded(publisher, moto_aws):
     # Given an accepted request whose email was sent and whose sms failed for good after two attempts
     body = sample_request()
     assert post(body).status == 202
-    store = DynamoStatusStore(STATUS_TABLE, moto_aws.client("dynamodb"))
+    store = DynamoStatus(StatusTable(STATUS_TABLE, moto_aws.client("dynamodb")))
     nid = NotificationKey(caller_id(), uuid.UUID(body["id"]))
     assert store.claim_send(nid, Channel.EMAIL, 60).outcome is Claim.CLAIMED
     store.record_sent(nid, Channel.EMAIL, "ses-0001")
@@ -385,7 +385,9 @@ def test_a_failure_recorded_after_a_failed_claim_leaves_a_well_formed_row_and_ge
     assert post(body).status == 202
     ddb = moto_aws.client("dynamodb")
     nid = NotificationKey(caller_id(), uuid.UUID(body["id"]))
-    DynamoStatusStore(STATUS_TABLE, ddb).record_failure(nid, Channel.SMS, "status store unavailable", final=False)
+    DynamoSendClaims(StatusTable(STATUS_TABLE, ddb)).record_failure(
+        nid, Channel.SMS, "status store unavailable", final=False
+    )
 
     # Then the row has its state (still accepted: no attempt reached the provider)
     key = {"notification_id": {"S": str(nid)}, "channel": {"S": "sms"}}
@@ -417,7 +419,7 @@ def test_get_shows_how_many_history_events_a_long_outage_dropped(publisher, moto
     # Given an accepted request whose sms failed transiently 100 times (a long outage), then was sent
     body = sample_request()
     assert post(body).status == 202
-    store = DynamoStatusStore(STATUS_TABLE, moto_aws.client("dynamodb"))
+    store = DynamoStatus(StatusTable(STATUS_TABLE, moto_aws.client("dynamodb")))
     nid = NotificationKey(caller_id(), uuid.UUID(body["id"]))
     for attempt in range(1, 101):
         store.record_failure(nid, Channel.SMS, f"timeout {attempt}", final=False)

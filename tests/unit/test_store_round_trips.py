@@ -26,9 +26,9 @@ from notifications.contracts.envelopes import ChannelMessage
 from notifications.contracts.keys import NotificationKey
 from notifications.registry import Channel, customer_addressed
 from notifications.runtime import ingest
-from notifications.status import Claim, DynamoStatusStore
+from notifications.status import Claim, DynamoSendClaims, DynamoStatusView, StatusTable
 from tests.channel_support import build_sender, channel_message, message_record, sender_settings
-from tests.support import SAMPLE_REQUEST, MemoryPublisher, caller_id, sample_request
+from tests.support import SAMPLE_REQUEST, DynamoStatus, MemoryPublisher, caller_id, sample_request
 
 
 class Calls:
@@ -135,7 +135,7 @@ def test_a_delivery_costs_two_store_writes_and_a_redelivery_one(moto_aws, calls,
     service = delivery.DeliveryService(
         settings=sender_settings(Channel.EMAIL),
         sender=provider,
-        status=DynamoStatusStore(STATUS_TABLE, aws.client("dynamodb")),
+        status=DynamoSendClaims(StatusTable(STATUS_TABLE, aws.client("dynamodb"))),
         publisher=MemoryPublisher(),
     )
     message = channel_message(Channel.EMAIL)
@@ -165,7 +165,7 @@ def test_a_claim_blocks_a_second_attempt_until_its_lease_lapses(moto_aws):
     now = [1_800_000_000.0]
     from datetime import UTC, datetime
 
-    store = DynamoStatusStore(STATUS_TABLE, ddb, clock=lambda: datetime.fromtimestamp(now[0], UTC))
+    store = DynamoStatus(StatusTable(STATUS_TABLE, ddb, clock=lambda: datetime.fromtimestamp(now[0], UTC)))
     key = NotificationKey(caller_id(), uuid.uuid4())
 
     assert store.claim_send(key, Channel.EMAIL, 30).outcome is Claim.CLAIMED
@@ -188,23 +188,17 @@ def test_a_claim_blocks_a_second_attempt_until_its_lease_lapses(moto_aws):
 
 def test_feedback_whose_condition_fails_decides_on_the_row_the_failure_returns(moto_aws, calls):
     from notifications.contracts.status_view import DeliveryState
-    from notifications.feedback import Applied
+    from notifications.feedback import Applied, Feedback
 
     # Given an email's row with its send recorded
-    store = DynamoStatusStore(STATUS_TABLE, aws.client("dynamodb"))
+    store = DynamoStatus(StatusTable(STATUS_TABLE, aws.client("dynamodb")))
     key = NotificationKey(caller_id(), uuid.uuid4())
     assert store.claim_send(key, Channel.EMAIL, 30).outcome is Claim.CLAIMED
     store.record_sent(key, Channel.EMAIL, "ses-1")
 
     def feedback(state: DeliveryState, feedback_id: str, message_id: str = "ses-1") -> Applied:
         return store.record_feedback(
-            key,
-            Channel.EMAIL,
-            provider_message_id=message_id,
-            state=state,
-            at=datetime.now(UTC),
-            reason=None,
-            feedback_id=feedback_id,
+            key, Channel.EMAIL, Feedback("ses", message_id, state, datetime.now(UTC), feedback_id=feedback_id)
         )
 
     # When a complaint, the same complaint again, an earlier delivery and another message's event arrive
@@ -242,7 +236,7 @@ def stubbed_writes(*answers: tuple[str, bool]) -> tuple[Any, Any]:
 
 def test_a_failed_condition_without_an_item_is_answered_without_a_read():
     from notifications.contracts.status_view import DeliveryState
-    from notifications.feedback import Applied
+    from notifications.feedback import Applied, DynamoFeedbackStatus, Feedback
     from notifications.ledger import DynamoLedger
     from notifications.quotas import Count, DynamoCounterStore
 
@@ -257,21 +251,13 @@ def test_a_failed_condition_without_an_item_is_answered_without_a_read():
         ("update_item", True),
     )
     with stubber:
-        claimed = DynamoLedger(STATUS_TABLE, "idempotency", client, key_ttl_seconds=60).claim(
-            key, None, "digest", 30, None
-        )
+        table = StatusTable(STATUS_TABLE, client)
+        claimed = DynamoLedger(table, "idempotency", key_ttl_seconds=60).claim(key, None, "digest", 30, None)
         assert claimed.notification is not None and not claimed.taken
         assert (claimed.notification.digest, claimed.notification.accepted) == ("digest", None)
-        status = DynamoStatusStore(STATUS_TABLE, client)
-        assert status.claim_send(key, Channel.EMAIL, 30).outcome is Claim.IN_FLIGHT
-        applied = status.record_feedback(
-            key,
-            Channel.EMAIL,
-            provider_message_id="ses-1",
-            state=DeliveryState.DELIVERED,
-            at=datetime.now(UTC),
-            reason=None,
-            feedback_id="f-1",
+        assert DynamoSendClaims(table).claim_send(key, Channel.EMAIL, 30).outcome is Claim.IN_FLIGHT
+        applied = DynamoFeedbackStatus(table).record_feedback(
+            key, Channel.EMAIL, Feedback("ses", "ses-1", DeliveryState.DELIVERED, datetime.now(UTC), feedback_id="f-1")
         )
         assert applied is Applied.UNKNOWN
         counters = DynamoCounterStore(QUOTA_TABLE, client)
@@ -299,7 +285,7 @@ def test_a_batch_of_emails_reads_the_suppression_list_once(moto_aws, calls, monk
     service = delivery.DeliveryService(
         settings=sender_settings(Channel.EMAIL),
         sender=sender,
-        status=DynamoStatusStore(STATUS_TABLE, aws.client("dynamodb")),
+        status=DynamoSendClaims(StatusTable(STATUS_TABLE, aws.client("dynamodb"))),
         publisher=MemoryPublisher(),
     )
     monkeypatch.setattr(sender_handler, "delivery_runtime", lambda: service)
@@ -322,7 +308,7 @@ def test_a_batch_of_emails_reads_the_suppression_list_once(moto_aws, calls, monk
     # address was not mailed
     assert calls.on(SUPPRESSION_TABLE) == ["BatchGetItem"]
     assert sorted(decoded) == list(range(5)), "each record is decoded once, for the batch and its send"
-    store = DynamoStatusStore(STATUS_TABLE, aws.client("dynamodb"))
+    store = DynamoStatusView(StatusTable(STATUS_TABLE, aws.client("dynamodb")))
     views = [store.get(message.key) for message in messages]
     assert [(view.channels[0].state.value, view.channels[0].last_error) for view in views if view] == [
         ("sent", None),
@@ -399,7 +385,7 @@ def test_an_unexpected_error_ends_the_claim_so_the_redelivery_is_sent(moto_aws, 
     from devstack.msk_events import build_event
     from tests.channel_support import CLUSTER_ARN
 
-    status = DynamoStatusStore(STATUS_TABLE, aws.client("dynamodb"))
+    status = DynamoSendClaims(StatusTable(STATUS_TABLE, aws.client("dynamodb")))
     message = channel_message(Channel.EMAIL)
     event = build_event([message_record(message, 1)], bootstrap_servers="b:9098", event_source_arn=CLUSTER_ARN)
 
@@ -425,7 +411,7 @@ def test_an_unexpected_error_ends_the_claim_so_the_redelivery_is_sent(moto_aws, 
 
 def test_a_long_outage_keeps_the_status_row_bounded_at_one_write_per_event(moto_aws, calls):
     # Given a channel whose send fails transiently again and again (an outage of hours: a few hundred events)
-    store = DynamoStatusStore(STATUS_TABLE, aws.client("dynamodb"))
+    store = DynamoStatus(StatusTable(STATUS_TABLE, aws.client("dynamodb")))
     key = NotificationKey(caller_id(), uuid.uuid4())
     reason = "provider timed out " + "x" * 480  # the longest reason a row keeps (500 characters)
 

@@ -150,13 +150,14 @@ def test_the_list_reads_many_notifications_in_batches_of_key_lookups_as_get_read
 
     from devstack import aws_resources
     from devstack.viewer_feed import BatchStatusReader
-    from notifications.status import DynamoStatusStore
+    from notifications.status import StatusTable
+    from tests.support import DynamoStatus
 
     with mock_aws():
         session = boto3.Session(region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing")
         aws_resources.create_all(session)
         dynamodb = session.client("dynamodb")
-        store = DynamoStatusStore(aws_resources.STATUS_TABLE, dynamodb)
+        store = DynamoStatus(StatusTable(aws_resources.STATUS_TABLE, dynamodb))
         page = viewer(Statuses())
         envelopes = [requested(channels=["email", "sms", "slack"]) for _ in range(40)]  # 120 keys: two calls
         page.feed.add(kafka_record("notifications.requested", i, e.to_json()) for i, e in enumerate(envelopes))

@@ -44,14 +44,14 @@ from notifications.pacing import Circuit
 from notifications.records import decode_envelope
 from notifications.sending import Sending
 from notifications.settings import SenderSettings
-from notifications.status import StatusStore
+from notifications.status import SendClaims
 
 
 @dataclass
 class DeliveryService:
     settings: SenderSettings
     sender: ChannelSender
-    status: StatusStore
+    status: SendClaims
     publisher: Publisher
     wall_clock: Callable[[], float] = time.time
     sleep: Callable[[float], None] = time.sleep

@@ -22,7 +22,8 @@ reject or a rendering failure -> undeliverable; an SMS log -> delivered or undel
 complaints put the address on the suppression list, so the email sender never mails it again. The state only moves
 forward (sent < delivered < undeliverable < bounced < complained: events arrive out of order), but every new event
 is kept in the history. The same event twice (EventBridge delivers at least once; an archive can be replayed)
-changes nothing: each event's ``feedback_id`` is stored with the row and checked.
+changes nothing: each event's ``feedback_id`` is stored with the row and checked. ``DynamoFeedbackStatus`` writes
+all this to the channel's row with the status table's own UpdateItem (``notifications.status.StatusTable``).
 """
 
 from __future__ import annotations
@@ -39,8 +40,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from notifications.contracts.fields import CALLER_ID_PATTERN
 from notifications.contracts.keys import NotificationKey, NotificationRef
-from notifications.contracts.status_view import DeliveryState
+from notifications.contracts.status_view import DeliveryState, StatusEvent
 from notifications.registry import Channel
+from notifications.status import MAX_ERROR, StatusTable
 
 # SES message tags carrying the notification's key (tag values may hold only ASCII letters, digits, "_" and "-",
 # so the key travels as two tags rather than as "<caller>/<id>"):
@@ -254,22 +256,19 @@ def ses_feedback(detail: dict[str, Any]) -> Feedback:
             suppress=tuple(r.email_address for r in complaint.complained_recipients),
             suppress_reason="complaint",
         )
-    if event.event_type == "Reject" and event.reject is not None:
-        # A reject carries no timestamp of its own: the message's is when SES took (and refused) it.
+    refusals = {
+        "Reject": ("rejected by SES", event.reject.reason) if event.reject is not None else None,
+        "Rendering Failure": ("rendering failure", event.failure.error_message) if event.failure is not None else None,
+    }
+    if refusal := refusals.get(event.event_type):
+        # A reject or a rendering failure carries no timestamp of its own: the message's is when SES took (and
+        # refused) it.
         return Feedback(
             **common,
             state=DeliveryState.UNDELIVERABLE,
             at=_utc(mail.timestamp),
-            feedback_id=_event_id(mail.message_id, "Reject"),
-            reason=_reason("rejected by SES", event.reject.reason),
-        )
-    if event.event_type == "Rendering Failure" and event.failure is not None:
-        return Feedback(
-            **common,
-            state=DeliveryState.UNDELIVERABLE,
-            at=_utc(mail.timestamp),
-            feedback_id=_event_id(mail.message_id, "Rendering Failure"),
-            reason=_reason("rendering failure", event.failure.error_message),
+            feedback_id=_event_id(mail.message_id, event.event_type),
+            reason=_reason(*refusal),
         )
     raise FeedbackError(f"SES {event.event_type} event without its {event.event_type.lower()} object")
 
@@ -309,19 +308,9 @@ class Applied(Enum):
 
 
 class FeedbackStatus(Protocol):
-    """Port: the status store's feedback write (``DynamoStatusStore.record_feedback``)."""
+    """Port: the status table's feedback write (``DynamoFeedbackStatus``)."""
 
-    def record_feedback(
-        self,
-        notification: NotificationRef,
-        channel: Channel,
-        *,
-        provider_message_id: str,
-        state: DeliveryState,
-        at: datetime,
-        reason: str | None,
-        feedback_id: str,
-    ) -> Applied: ...
+    def record_feedback(self, notification: NotificationRef, channel: Channel, feedback: Feedback) -> Applied: ...
 
 
 class MessageIndex(Protocol):
@@ -368,15 +357,7 @@ class FeedbackService:
             applied = Applied.UNKNOWN
         else:
             notification, channel = target
-            applied = self._status.record_feedback(
-                notification,
-                channel,
-                provider_message_id=feedback.message_id,
-                state=feedback.state,
-                at=feedback.at,
-                reason=feedback.reason,
-                feedback_id=feedback.feedback_id,
-            )
+            applied = self._status.record_feedback(notification, channel, feedback)
         self._count(_METRICS[applied])
         return applied
 
@@ -387,3 +368,72 @@ _METRICS = {
     Applied.DUPLICATE: "FeedbackDuplicate",
     Applied.UNKNOWN: "FeedbackUnknownMessage",
 }
+
+
+# The order provider feedback moves a channel in (``record_feedback``): only ever to a later state.
+_FEEDBACK_ORDER = (
+    DeliveryState.SENT,
+    DeliveryState.DELIVERED,
+    DeliveryState.UNDELIVERABLE,
+    DeliveryState.BOUNCED,
+    DeliveryState.COMPLAINED,
+)
+
+
+class DynamoFeedbackStatus:
+    """FeedbackStatus on the status table (``notifications.status``), through its one UpdateItem."""
+
+    def __init__(self, table: StatusTable) -> None:
+        self._table = table
+
+    def record_feedback(self, notification: NotificationRef, channel: Channel, feedback: Feedback) -> Applied:
+        """Apply one provider event to the channel row that sent its message id.
+
+        The state moves only forward (``_FEEDBACK_ORDER``: events arrive out of order); an event for a row already
+        further on is still kept in its history. The row keeps the ids of the events applied (``feedback_ids``),
+        so the same event twice changes nothing. A row that does not hold this message id is ``UNKNOWN``; a row
+        whose send is not recorded yet raises ``NotYetSentError`` (the event overtook the sender: retried).
+        One conditional write, which returns the row when its condition fails; a second write only then.
+        """
+        state, message_id, feedback_id = feedback.state, feedback.message_id, feedback.feedback_id
+        sets: list[str] = []
+        values: dict[str, Any] = {":pid": {"S": message_id}, ":fid": {"S": feedback_id}, ":fids": {"SS": [feedback_id]}}
+        if feedback.reason and state is not DeliveryState.DELIVERED:
+            sets.append("last_error = :reason")
+            values[":reason"] = {"S": feedback.reason[:MAX_ERROR]}
+        new_event = (
+            "provider_message_id = :pid AND (attribute_not_exists(feedback_ids) OR NOT contains(feedback_ids, :fid))"
+        )
+        earlier = _FEEDBACK_ORDER[: _FEEDBACK_ORDER.index(state)]
+        states = {f":before{i}": {"S": before.value} for i, before in enumerate(earlier)}
+        event = StatusEvent(event=state.value, at=feedback.at, reason=feedback.reason)
+
+        def write(extra_sets: list[str], extra_values: dict[str, Any], condition: str) -> dict[str, Any] | None:
+            return self._table.update(
+                notification,
+                channel,
+                [*sets, *extra_sets],
+                {**values, **extra_values},
+                event=event,
+                add=("feedback_ids :fids",),
+                condition=condition,
+                old_on_failure=True,
+            )
+
+        old = write(
+            ["#state = :state"],
+            {":state": {"S": state.value}, **states},
+            f"{new_event} AND #state IN ({', '.join(states)})",
+        )
+        if old is None:
+            return Applied.APPLIED
+        if old.get("provider_message_id", {}).get("S") != message_id:
+            unsent = old.get("state", {}).get("S") in (DeliveryState.ACCEPTED.value, None)
+            if old and not old.get("provider_message_id", {}).get("S") and unsent:
+                raise NotYetSentError(f"{channel.value} of {notification} has no send recorded yet")
+            return Applied.UNKNOWN
+        if feedback_id in old.get("feedback_ids", {}).get("SS", []):
+            return Applied.DUPLICATE
+        # The state is already further on (or final): the event joins the history only.
+        again = write([], {}, f"{new_event} AND attribute_exists(#state)")
+        return Applied.RECORDED if again is None else Applied.DUPLICATE

@@ -30,7 +30,7 @@ from notifications.observability import CORRELATION_HEADER, logger, metrics
 from notifications.quotas import Quotas, QuotaStoreError
 from notifications.registry import address_of
 from notifications.settings import IngestSettings
-from notifications.status import StatusStore
+from notifications.status import StatusView
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -93,7 +93,7 @@ def recipients(request: NotificationRequest) -> list[tuple[str, str]]:
 class IngestService:
     settings: IngestSettings
     publisher: Publisher
-    status: StatusStore
+    status: StatusView
     quotas: Quotas
     destinations: DestinationDirectory
     clock: Callable[[], datetime] = _now
@@ -217,7 +217,7 @@ def build_ingest(
     settings: IngestSettings,
     *,
     publisher: Publisher,
-    status: StatusStore,
+    status: StatusView,
     quotas: Quotas,
     ledger: Ledger,
     destinations: DestinationDirectory,

@@ -21,15 +21,13 @@ a third write per channel (five to eight round trips per request); the status it
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from notifications import retention
 from notifications.contracts.api import Accepted
 from notifications.contracts.keys import NotificationKey
-from notifications.status import NOTIFICATION_ITEM
+from notifications.status import NOTIFICATION_ITEM, StatusTable
 
 IN_PROGRESS = "in_progress"
 ACCEPTED = "accepted"
@@ -58,12 +56,7 @@ class Claimed:
 
 class Ledger(Protocol):
     def claim(
-        self,
-        key: NotificationKey,
-        client_key: str | None,
-        digest: str,
-        lease_seconds: float,
-        customer_id: str | None,
+        self, key: NotificationKey, client_key: str | None, digest: str, lease_seconds: float, customer_id: str | None
     ) -> Claimed: ...
 
     def complete(self, key: NotificationKey, client_key: str | None, accepted: Accepted) -> None: ...
@@ -71,45 +64,26 @@ class Ledger(Protocol):
     def release(self, key: NotificationKey, client_key: str | None) -> None: ...
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 class DynamoLedger:
-    """The ledger on the status table (notification items) and the idempotency table (client keys' items)."""
+    """The ledger on the status table (notification items, with the table's client, clock and retention) and the
+    idempotency table (client keys' items)."""
 
-    def __init__(
-        self,
-        status_table: str,
-        idempotency_table: str,
-        dynamodb: Any,
-        *,
-        key_ttl_seconds: int,
-        clock: Callable[[], datetime] = _now,
-        status_ttl_seconds: int = retention.STATUS_TTL_SECONDS,
-    ) -> None:
-        self._status = status_table
+    def __init__(self, status: StatusTable, idempotency_table: str, *, key_ttl_seconds: int) -> None:
+        self._status = status
         self._idempotency = idempotency_table
-        self._ddb = dynamodb
+        self._ddb = status.dynamodb
         self._key_ttl = key_ttl_seconds
-        self._status_ttl = status_ttl_seconds
-        self._clock = clock
 
     def _keys(self, key: NotificationKey, client_key: str | None) -> list[tuple[str, dict[str, Any]]]:
-        keys = [(self._status, {"notification_id": {"S": str(key)}, "channel": {"S": NOTIFICATION_ITEM}})]
+        keys = [(self._status.name, self._status.key(key, NOTIFICATION_ITEM))]
         if client_key is not None:
             keys.append((self._idempotency, {"id": {"S": f"{key.caller}#key#{client_key}"}}))
         return keys
 
     def claim(
-        self,
-        key: NotificationKey,
-        client_key: str | None,
-        digest: str,
-        lease_seconds: float,
-        customer_id: str | None,
+        self, key: NotificationKey, client_key: str | None, digest: str, lease_seconds: float, customer_id: str | None
     ) -> Claimed:
-        now = self._clock()
+        now = self._status.clock()
         common: dict[str, Any] = {
             "state": {"S": IN_PROGRESS},
             "digest": {"S": digest},
@@ -118,8 +92,8 @@ class DynamoLedger:
         items = []
         for table, item_key in self._keys(key, client_key):
             item = {**item_key, **common}
-            if table == self._status:
-                item[retention.STATUS_EXPIRES_ATTRIBUTE] = {"N": str(retention.expires_at(now, self._status_ttl))}
+            if table == self._status.name:
+                item[retention.STATUS_EXPIRES_ATTRIBUTE] = self._status.expires(now)
                 if customer_id:  # lets the erasure tool find the customer's notifications (ops/erase.py)
                     item[retention.STATUS_CUSTOMER_ATTRIBUTE] = {"S": customer_id}
             else:
@@ -166,7 +140,7 @@ class DynamoLedger:
         for table, item_key in keys:
             request.setdefault(table, {"Keys": [], "ConsistentRead": True})["Keys"].append(item_key)
         found = self._ddb.batch_get_item(RequestItems=request)["Responses"]
-        notification = next(iter(found.get(self._status, [])), None)
+        notification = next(iter(found.get(self._status.name, [])), None)
         keyed = next(iter(found.get(self._idempotency, [])), None) if client_key is not None else None
         return Claimed(
             notification=_entry(notification) if notification else None,

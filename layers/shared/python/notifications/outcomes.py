@@ -25,7 +25,7 @@ from notifications.kafka.producer import Publisher, publish_one
 from notifications.observability import logger, metrics
 from notifications.records import dead_letter
 from notifications.settings import SenderSettings
-from notifications.status import StatusStore
+from notifications.status import SendClaims
 
 CIRCUIT_OPEN_REASON = "provider unavailable (circuit open)"
 
@@ -110,7 +110,7 @@ class Outcomes:
     """The effects of a sender's outcomes, on the channel's status rows, its topic and the DLQ."""
 
     settings: SenderSettings
-    status: StatusStore
+    status: SendClaims
     publisher: Publisher
     wall_clock: Callable[[], float] = field(default=time.time)
 

@@ -38,7 +38,7 @@ from notifications.outcomes import (
 )
 from notifications.pacing import Circuit, RateLimiter
 from notifications.settings import SenderSettings
-from notifications.status import Claim, StatusStore
+from notifications.status import Claim, SendClaims
 
 _MAX_IN_PROCESS_WAIT = 2.0  # a longer Retry-After defers the record instead of holding the invocation
 _RESERVE_SECONDS = 5.0  # left for the provider call, status writes and the batch response
@@ -53,7 +53,7 @@ class Sending:
 
     settings: SenderSettings
     sender: ChannelSender
-    status: StatusStore
+    status: SendClaims
     circuit: Circuit
     wall_clock: Callable[[], float] = field(default=time.time)
     sleep: Callable[[float], None] = field(default=time.sleep)

@@ -14,6 +14,15 @@ Items of one notification:
   ``release``), two writes per delivery. Every write that makes a row sets its state: a channel without its row
   yet, or with a row without a state, is ``accepted``.
 
+One adapter per port, all on ``StatusTable`` (the table's key layout, the items' expiry and the one UpdateItem
+that writes a channel row):
+
+- ``DynamoSendClaims`` (``SendClaims``): a sender's claim and the outcome of its send;
+- ``DynamoStatusView`` (``StatusView``): GET's read of a notification's items (``read_status``);
+- ``DynamoDeadLetterStatus`` (``notifications.dlq.DeadLetterStatus``): a channel failed for good on the DLQ;
+- ``notifications.feedback.DynamoFeedbackStatus``: provider feedback moving a channel on from ``sent``;
+- ``notifications.ledger.DynamoLedger``: ingest's claim and answer on the ``#notification`` item.
+
 The history is bounded, as an item is (400 KB: https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/
 ServiceQuotas.html) and an outage of hours adds an event per retry: a row keeps its first event
 (``history_first``), its last ``HISTORY_KEPT`` in as many slots (``history_01``, the newest, to ``history_20``)
@@ -35,7 +44,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
 from itertools import pairwise
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from notifications import retention
 from notifications.contracts.api import Accepted
@@ -49,13 +58,14 @@ from notifications.contracts.status_view import (
 )
 from notifications.registry import Channel
 
-if TYPE_CHECKING:
-    from notifications.feedback import Applied
-
-_MAX_ERROR = 500
+MAX_ERROR = 500  # the longest reason a row keeps
 HISTORY_KEPT = 20  # a row keeps its first event and the last 20 (each under 1 KB with its reason)
 _SLOTS = tuple(f"history_{n:02d}" for n in range(1, HISTORY_KEPT + 1))  # newest first
 NOTIFICATION_ITEM = "#notification"  # sort key of the notification's own item; channel rows are channel names
+
+# The condition of every write a send makes: the provider does not have the message yet.
+_HANDED_OVER_VALUES = {f":h{i}": {"S": state.value} for i, state in enumerate(sorted(HANDED_OVER))}
+_NOT_HANDED_OVER = f"attribute_not_exists(#state) OR NOT #state IN ({', '.join(_HANDED_OVER_VALUES)})"
 
 
 class Claim(Enum):
@@ -72,8 +82,8 @@ class SendClaim:
     provider_message_id: str | None = None
 
 
-class StatusStore(Protocol):
-    """Port: what senders record about each channel of a notification, and what GET reads."""
+class SendClaims(Protocol):
+    """Port: a sender's claim on the send of a channel, and what came of it."""
 
     def claim_send(self, notification: NotificationRef, channel: Channel, lease_seconds: float) -> SendClaim: ...
 
@@ -83,6 +93,10 @@ class StatusStore(Protocol):
 
     def release(self, notification: NotificationRef, channel: Channel) -> None: ...
 
+
+class StatusView(Protocol):
+    """Port: what GET reads about each channel of a notification."""
+
     def get(self, notification: NotificationRef) -> NotificationStatus | None: ...
 
 
@@ -90,74 +104,67 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _event(event: str, at: datetime, reason: str | None = None) -> dict[str, Any]:
-    entry: dict[str, Any] = {"event": {"S": event}, "at": {"S": at.isoformat()}}
-    if reason:
-        entry["reason"] = {"S": reason[:_MAX_ERROR]}
-    return {"M": entry}
-
-
-def _record_event(event: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
+def _record_event(event: StatusEvent) -> tuple[list[str], dict[str, Any]]:
     """The SET actions and values that record ``event`` in a row's bounded history (see the module docstring).
     The slots are shifted oldest first, so an emulator applying actions one after another agrees with DynamoDB."""
+    entry: dict[str, Any] = {"event": {"S": event.event}, "at": {"S": event.at.isoformat()}}
+    if event.reason:
+        entry["reason"] = {"S": event.reason[:MAX_ERROR]}
     shift = [f"{older} = if_not_exists({newer}, :no_event)" for newer, older in reversed(list(pairwise(_SLOTS)))]
     return [
         *shift,
         f"{_SLOTS[0]} = :event",
         "history_first = if_not_exists(history_first, :event)",
         "history_count = if_not_exists(history_count, :no_events) + :one_event",
-    ], {":event": event, ":no_event": {"NULL": True}, ":no_events": {"N": "0"}, ":one_event": {"N": "1"}}
+    ], {":event": {"M": entry}, ":no_event": {"NULL": True}, ":no_events": {"N": "0"}, ":one_event": {"N": "1"}}
 
 
-def _states(states: frozenset[DeliveryState]) -> tuple[str, dict[str, Any]]:
-    """A condition's ``IN (...)`` list of states and its expression values."""
-    names = {f":h{i}": {"S": state.value} for i, state in enumerate(sorted(states))}
-    return ", ".join(names), names
+@dataclass(frozen=True)
+class StatusTable:
+    """The status table as its adapters share it: name, client, clock and how long items are kept."""
 
+    name: str
+    dynamodb: Any
+    clock: Callable[[], datetime] = _now
+    ttl_seconds: int = retention.STATUS_TTL_SECONDS
 
-class DynamoStatusStore:
-    """StatusStore on DynamoDB. Writes never move a channel backwards: nothing follows a send but feedback."""
+    @staticmethod
+    def key(notification: NotificationRef, sort_key: str) -> dict[str, Any]:
+        """An item's key: the notification (in its caller's namespace) and the channel, or ``NOTIFICATION_ITEM``."""
+        return {"notification_id": {"S": str(notification)}, "channel": {"S": sort_key}}
 
-    def __init__(
-        self,
-        table_name: str,
-        dynamodb: Any,
-        clock: Callable[[], datetime] = _now,
-        ttl_seconds: int = retention.STATUS_TTL_SECONDS,
-    ) -> None:
-        self._table = table_name
-        self._ddb = dynamodb
-        self._clock = clock
-        self._ttl = ttl_seconds
+    def expires(self, now: datetime) -> dict[str, Any]:
+        """The expiry attribute's value for an item written at ``now``."""
+        return {"N": str(retention.expires_at(now, self.ttl_seconds))}
 
-    def _update(
+    def update(
         self,
         notification: NotificationRef,
         channel: Channel,
         sets: list[str],
         values: dict[str, Any],
         *,
-        event: dict[str, Any] | None = None,
+        event: StatusEvent | None = None,
         remove: tuple[str, ...] = (),
+        add: tuple[str, ...] = (),
         condition: str | None = None,
         old_on_failure: bool = False,
     ) -> dict[str, Any] | None:
         """One UpdateItem on a channel row; the old item (if asked for) when the condition failed, else None. A failed
-        condition on a row that does not exist returns no item: ``{}``."""
-        now = self._clock()
+        condition on a row that does not exist returns no item: ``{}``
+        (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_UpdateItem.html,
+        ReturnValuesOnConditionCheckFailure)."""
+        now = self.clock()
         sets = [*sets, "updated_at = :now", "#expires = :expires"]
-        values = {
-            **values,
-            ":now": {"S": now.isoformat()},
-            ":expires": {"N": str(retention.expires_at(now, self._ttl))},
-        }
+        values = {**values, ":now": {"S": now.isoformat()}, ":expires": self.expires(now)}
         if event is not None:
             history_sets, history_values = _record_event(event)
             sets, values = [*sets, *history_sets], {**values, **history_values}
-        expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(remove) if remove else "")
+        expression = "SET " + ", ".join(sets)
+        expression += (" REMOVE " + ", ".join(remove) if remove else "") + (" ADD " + ", ".join(add) if add else "")
         kwargs: dict[str, Any] = {
-            "TableName": self._table,
-            "Key": {"notification_id": {"S": str(notification)}, "channel": {"S": channel.value}},
+            "TableName": self.name,
+            "Key": self.key(notification, channel.value),
             "UpdateExpression": expression,
             "ExpressionAttributeNames": {"#expires": retention.STATUS_EXPIRES_ATTRIBUTE},
             "ExpressionAttributeValues": values,
@@ -169,19 +176,58 @@ class DynamoStatusStore:
             if old_on_failure:
                 kwargs["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
         try:
-            self._ddb.update_item(**kwargs)
-        except self._ddb.exceptions.ConditionalCheckFailedException as exc:
+            self.dynamodb.update_item(**kwargs)
+        except self.dynamodb.exceptions.ConditionalCheckFailedException as exc:
             return dict(getattr(exc, "response", {}).get("Item") or {})
         return None
 
-    # -- a send ----------------------------------------------------------------------------------------------
+    def query(self, notification: NotificationRef) -> list[dict[str, Any]]:
+        """Every item of a notification, read consistently."""
+        response = self.dynamodb.query(
+            TableName=self.name,
+            KeyConditionExpression="notification_id = :id",
+            ExpressionAttributeValues={":id": {"S": str(notification)}},
+            ConsistentRead=True,
+        )
+        items: list[dict[str, Any]] = response.get("Items", [])
+        return items
+
+
+def _record_failure(
+    table: StatusTable, notification: NotificationRef, channel: Channel, reason: str, final: bool
+) -> None:
+    """A failed attempt (``final``: the channel failed for good); ends the attempt's lease. The row may not exist
+    yet (the attempt's claim failed): it is then made with its state, ``accepted``. Not an attempt of its own."""
+    sets = ["last_error = :reason", "attempts = if_not_exists(attempts, :zero)"]
+    values: dict[str, Any] = {":reason": {"S": reason[:MAX_ERROR]}, ":zero": {"N": "0"}, **_HANDED_OVER_VALUES}
+    if final:
+        sets.append("#state = :failed")
+        values[":failed"] = {"S": DeliveryState.FAILED.value}
+    else:
+        sets.append("#state = if_not_exists(#state, :accepted)")
+        values[":accepted"] = {"S": DeliveryState.ACCEPTED.value}
+    table.update(
+        notification,
+        channel,
+        sets,
+        values,
+        event=StatusEvent(event="failed" if final else "attempt_failed", at=table.clock(), reason=reason),
+        remove=("lease_until",),
+        condition=_NOT_HANDED_OVER,
+    )
+
+
+class DynamoSendClaims:
+    """SendClaims on the status table. Writes never move a channel backwards: nothing follows a send but feedback."""
+
+    def __init__(self, table: StatusTable) -> None:
+        self._table = table
 
     def claim_send(self, notification: NotificationRef, channel: Channel, lease_seconds: float) -> SendClaim:
         """Take the send of this channel for ``lease_seconds``: unless the provider has it already, or another
         attempt holds an unexpired lease. One write; a lease left by a crashed attempt lapses by itself."""
-        now = self._clock()
-        handed, handed_values = _states(HANDED_OVER)
-        old = self._update(
+        now = self._table.clock()
+        old = self._table.update(
             notification,
             channel,
             [
@@ -195,10 +241,9 @@ class DynamoStatusStore:
                 ":one": {"N": "1"},
                 ":until": {"N": f"{now.timestamp() + lease_seconds:.3f}"},
                 ":epoch": {"N": f"{now.timestamp():.3f}"},
-                **handed_values,
+                **_HANDED_OVER_VALUES,
             },
-            condition=f"(attribute_not_exists(#state) OR NOT #state IN ({handed})) "
-            "AND (attribute_not_exists(lease_until) OR lease_until < :epoch)",
+            condition=f"({_NOT_HANDED_OVER}) AND (attribute_not_exists(lease_until) OR lease_until < :epoch)",
             old_on_failure=True,
         )
         if old is None:
@@ -210,43 +255,23 @@ class DynamoStatusStore:
     def record_sent(self, notification: NotificationRef, channel: Channel, provider_message_id: str | None) -> None:
         # The message id is written only when there is one: it keys the status table's provider_message_id
         # index (provider feedback finds the row of an SMS by it), and DynamoDB refuses an empty index key.
-        handed, handed_values = _states(HANDED_OVER)
         pid = {":pid": {"S": provider_message_id}} if provider_message_id else {}
-        self._update(
+        self._table.update(
             notification,
             channel,
             ["#state = :sent", *(["provider_message_id = :pid"] if pid else [])],
-            {":sent": {"S": DeliveryState.SENT.value}, **pid, **handed_values},
-            event=_event("sent", self._clock()),
+            {":sent": {"S": DeliveryState.SENT.value}, **pid, **_HANDED_OVER_VALUES},
+            event=StatusEvent(event="sent", at=self._table.clock()),
             remove=("lease_until", "last_error"),
-            condition=f"attribute_not_exists(#state) OR NOT #state IN ({handed})",
+            condition=_NOT_HANDED_OVER,
         )
 
     def record_failure(self, notification: NotificationRef, channel: Channel, reason: str, *, final: bool) -> None:
-        """A failed attempt (``final``: the channel failed for good); ends the attempt's lease. The row may not exist
-        yet (the attempt's claim failed): it is then made with its state, ``accepted``."""
-        sets = ["last_error = :reason", "attempts = if_not_exists(attempts, :zero)"]
-        values: dict[str, Any] = {":reason": {"S": reason[:_MAX_ERROR]}, ":zero": {"N": "0"}}
-        if final:
-            sets.append("#state = :failed")
-            values[":failed"] = {"S": DeliveryState.FAILED.value}
-        else:
-            sets.append("#state = if_not_exists(#state, :accepted)")
-            values[":accepted"] = {"S": DeliveryState.ACCEPTED.value}
-        handed, handed_values = _states(HANDED_OVER)
-        self._update(
-            notification,
-            channel,
-            sets,
-            {**values, **handed_values},
-            event=_event("failed" if final else "attempt_failed", self._clock(), reason),
-            remove=("lease_until",),
-            condition=f"attribute_not_exists(#state) OR NOT #state IN ({handed})",
-        )
+        _record_failure(self._table, notification, channel, reason, final)
 
     def release(self, notification: NotificationRef, channel: Channel) -> None:
         """End a claimed attempt that never reached the provider (deferred before its turn): no event, no failure."""
-        self._update(
+        self._table.update(
             notification,
             channel,
             ["attempts = attempts - :one"],
@@ -255,119 +280,27 @@ class DynamoStatusStore:
             condition="attribute_exists(lease_until)",
         )
 
-    def record_dead_lettered(self, notification: NotificationRef, channel: Channel, reason: str) -> None:
-        """Failed for good, the record being on the DLQ; unlike ``record_failure`` this is not a delivery attempt."""
-        handed, handed_values = _states(HANDED_OVER)
-        self._update(
-            notification,
-            channel,
-            ["#state = :failed", "last_error = :reason", "attempts = if_not_exists(attempts, :zero)"],
-            {
-                ":failed": {"S": DeliveryState.FAILED.value},
-                ":reason": {"S": reason[:_MAX_ERROR]},
-                ":zero": {"N": "0"},
-                **handed_values,
-            },
-            event=_event("failed", self._clock(), reason),
-            remove=("lease_until",),
-            condition=f"attribute_not_exists(#state) OR NOT #state IN ({handed})",
-        )
 
-    # -- reading ---------------------------------------------------------------------------------------------
+class DynamoDeadLetterStatus:
+    """DeadLetterStatus (``notifications.dlq``) on the status table."""
+
+    def __init__(self, table: StatusTable) -> None:
+        self._table = table
+
+    def record_dead_lettered(self, notification: NotificationRef, channel: Channel, reason: str) -> None:
+        """Failed for good, the record being on the DLQ: the write of a final failure, a channel already sent
+        staying sent."""
+        _record_failure(self._table, notification, channel, reason, final=True)
+
+
+class DynamoStatusView:
+    """StatusView on the status table: one consistent Query of a notification's items."""
+
+    def __init__(self, table: StatusTable) -> None:
+        self._table = table
 
     def get(self, notification: NotificationRef) -> NotificationStatus | None:
-        response = self._ddb.query(
-            TableName=self._table,
-            KeyConditionExpression="notification_id = :id",
-            ExpressionAttributeValues={":id": {"S": str(notification)}},
-            ConsistentRead=True,
-        )
-        return read_status(notification, response.get("Items", []))
-
-    # -- provider feedback (notifications.feedback) -----------------------------------------------------------
-
-    def record_feedback(
-        self,
-        notification: NotificationRef,
-        channel: Channel,
-        *,
-        provider_message_id: str,
-        state: DeliveryState,
-        at: datetime,
-        reason: str | None,
-        feedback_id: str,
-    ) -> Applied:
-        """Apply one provider event to the channel row that sent ``provider_message_id``.
-
-        The state moves only forward (``_FEEDBACK_ORDER``: events arrive out of order); an event for a row already
-        further on is still kept in its history. The row keeps the ids of the events applied (``feedback_ids``),
-        so the same event twice changes nothing. A row that does not hold this message id is ``UNKNOWN``; a row
-        whose send is not recorded yet raises ``NotYetSentError`` (the event overtook the sender: retried).
-        One conditional write, which returns the row when its condition fails; a second write only then.
-        """
-        from notifications.feedback import Applied, NotYetSentError  # noqa: PLC0415 - only the feedback function
-
-        now = self._clock()
-        key = {"notification_id": {"S": str(notification)}, "channel": {"S": channel.value}}
-        history_sets, history_values = _record_event(_event(state.value, at, reason))
-        values: dict[str, Any] = {
-            ":pid": {"S": provider_message_id},
-            ":fid": {"S": feedback_id},
-            ":fids": {"SS": [feedback_id]},
-            ":now": {"S": now.isoformat()},
-            ":expires": {"N": str(retention.expires_at(now, self._ttl))},
-            **history_values,
-        }
-        sets = ["updated_at = :now", "#expires = :expires", *history_sets]
-        if reason and state is not DeliveryState.DELIVERED:
-            sets.append("last_error = :reason")
-            values[":reason"] = {"S": reason[:_MAX_ERROR]}
-        new_event = (
-            "provider_message_id = :pid AND (attribute_not_exists(feedback_ids) OR NOT contains(feedback_ids, :fid))"
-        )
-        earlier = _FEEDBACK_ORDER[: _FEEDBACK_ORDER.index(state)]
-        states = {f":before{i}": {"S": before.value} for i, before in enumerate(earlier)}
-
-        def write(extra_sets: list[str], extra_values: dict[str, Any], condition: str) -> dict[str, Any] | None:
-            try:
-                self._ddb.update_item(
-                    TableName=self._table,
-                    Key=key,
-                    UpdateExpression="SET " + ", ".join(sets + extra_sets) + " ADD feedback_ids :fids",
-                    ConditionExpression=condition,
-                    ExpressionAttributeNames={"#state": "state", "#expires": retention.STATUS_EXPIRES_ATTRIBUTE},
-                    ExpressionAttributeValues={**values, **extra_values},
-                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
-                )
-            except self._ddb.exceptions.ConditionalCheckFailedException as exc:
-                old: dict[str, Any] = getattr(exc, "response", {}).get("Item") or {}
-                return old
-            return None
-
-        old = write(
-            ["#state = :state"],
-            {":state": {"S": state.value}, **states},
-            f"{new_event} AND #state IN ({', '.join(states)})",
-        )
-        if old is None:
-            return Applied.APPLIED
-        if old.get("provider_message_id", {}).get("S") != provider_message_id:
-            if (
-                old
-                and not old.get("provider_message_id", {}).get("S")
-                and old.get("state", {}).get("S")
-                in (
-                    DeliveryState.ACCEPTED.value,
-                    None,
-                )
-            ):
-                raise NotYetSentError(f"{channel.value} of {notification} has no send recorded yet")
-            return Applied.UNKNOWN
-        if feedback_id in old.get("feedback_ids", {}).get("SS", []):
-            return Applied.DUPLICATE
-        # The state is already further on (or final): the event joins the history only.
-        again = write([], {}, f"{new_event} AND attribute_exists(#state)")
-        return Applied.RECORDED if again is None else Applied.DUPLICATE
+        return read_status(notification, self._table.query(notification))
 
 
 def read_status(notification: NotificationRef, items: list[dict[str, Any]]) -> NotificationStatus | None:
@@ -424,13 +357,3 @@ def _history(item: dict[str, Any]) -> tuple[list[StatusEvent], int]:
         StatusEvent(event=e["event"]["S"], at=datetime.fromisoformat(e["at"]["S"]), reason=e.get("reason", {}).get("S"))
         for e in events
     ], max(0, count - len(kept))
-
-
-# The order provider feedback moves a channel in (``record_feedback``): only ever to a later state.
-_FEEDBACK_ORDER = (
-    DeliveryState.SENT,
-    DeliveryState.DELIVERED,
-    DeliveryState.UNDELIVERABLE,
-    DeliveryState.BOUNCED,
-    DeliveryState.COMPLAINED,
-)

@@ -7,7 +7,7 @@ from functools import cache
 from notifications import aws
 from notifications.dlq import DeadLetterService
 from notifications.env import EnvModel
-from notifications.status import DynamoStatusStore
+from notifications.status import DynamoDeadLetterStatus, StatusTable
 
 
 class DeadLetterSettings(EnvModel):
@@ -24,4 +24,6 @@ def dead_letter_settings() -> DeadLetterSettings:
 @cache
 def dead_letter_runtime() -> DeadLetterService:
     settings = dead_letter_settings()
-    return DeadLetterService(status=DynamoStatusStore(settings.status_table_name, aws.client("dynamodb")))
+    return DeadLetterService(
+        status=DynamoDeadLetterStatus(StatusTable(settings.status_table_name, aws.client("dynamodb")))
+    )

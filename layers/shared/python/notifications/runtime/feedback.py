@@ -6,10 +6,10 @@ from functools import cache
 
 from notifications import aws
 from notifications.env import EnvModel
-from notifications.feedback import FeedbackService
+from notifications.feedback import DynamoFeedbackStatus, FeedbackService
 from notifications.message_index import DynamoMessageIndex
 from notifications.observability import metrics
-from notifications.status import DynamoStatusStore
+from notifications.status import StatusTable
 from notifications.suppression import DynamoSuppressionList
 
 
@@ -36,7 +36,7 @@ def feedback_runtime() -> FeedbackService:
     settings = feedback_settings()
     dynamodb = aws.client("dynamodb")
     return FeedbackService(
-        status=DynamoStatusStore(settings.status_table_name, dynamodb),
+        status=DynamoFeedbackStatus(StatusTable(settings.status_table_name, dynamodb)),
         index=DynamoMessageIndex(settings.status_table_name, dynamodb),
         suppressions=DynamoSuppressionList(settings.suppression_table_name, dynamodb),
         count=_count,

@@ -12,7 +12,7 @@ from notifications.kafka.producer import KafkaPublisher
 from notifications.ledger import DynamoLedger
 from notifications.quotas import DynamoCounterStore, QuotaLimits, Quotas
 from notifications.settings import IngestSettings, ingest_settings, recipient_quotas
-from notifications.status import DynamoStatusStore
+from notifications.status import DynamoStatusView, StatusTable
 
 # Ingest publishes one record per request and waits for its acknowledgement: lingering for a batch that never
 # grows only adds latency (``linger_ms`` is a pure delay here), so its producer sends at once.
@@ -42,17 +42,13 @@ def ingest_runtime() -> IdempotentIngest:
 
     settings = ingest_settings()
     dynamodb = aws.client("dynamodb")
+    status = StatusTable(settings.status_table_name, dynamodb)
     return build_ingest(
         settings,
         publisher=KafkaPublisher(settings, factory=ingest_producer),
-        status=DynamoStatusStore(settings.status_table_name, dynamodb),
+        status=DynamoStatusView(status),
         quotas=Quotas(DynamoCounterStore(settings.quota_table_name, dynamodb), quota_limits(settings)),
-        ledger=DynamoLedger(
-            settings.status_table_name,
-            settings.idempotency_table_name,
-            dynamodb,
-            key_ttl_seconds=settings.idempotency_ttl_seconds,
-        ),
+        ledger=DynamoLedger(status, settings.idempotency_table_name, key_ttl_seconds=settings.idempotency_ttl_seconds),
         destinations=SecretsManagerDirectory(
             DestinationSettings.from_env().destination_secret_prefix, aws.client("secretsmanager")
         ),

@@ -8,7 +8,7 @@ from notifications import aws, channels
 from notifications.delivery import DeliveryService
 from notifications.kafka.producer import KafkaPublisher
 from notifications.settings import sender_settings
-from notifications.status import DynamoStatusStore
+from notifications.status import DynamoSendClaims, StatusTable
 
 
 @cache
@@ -17,6 +17,6 @@ def delivery_runtime() -> DeliveryService:
     return DeliveryService(
         settings=settings,
         sender=channels.create_sender(settings),
-        status=DynamoStatusStore(settings.status_table_name, aws.client("dynamodb")),
+        status=DynamoSendClaims(StatusTable(settings.status_table_name, aws.client("dynamodb"))),
         publisher=KafkaPublisher(settings),
     )
