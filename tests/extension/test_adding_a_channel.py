@@ -167,7 +167,7 @@ def follow_the_guide(copy: Path) -> None:
     )
     text = insert_before(
         text,
-        "  SlackProviderPolicy:\n",
+        "  SmsProviderPolicy:\n",
         "  PagerProviderPolicy:\n    Type: AWS::IAM::ManagedPolicy\n    Properties:\n      PolicyDocument:\n"
         '        Version: "2012-10-17"\n'
         "        Statement: [{Sid: PagerSecret, Effect: Allow, Action: secretsmanager:GetSecretValue, "
