@@ -26,7 +26,7 @@ from notifications.contracts.status_view import (
     NotificationStatus,
     StatusEvent,
 )
-from notifications.feedback import DynamoFeedbackStatus
+from notifications.feedback_service import DynamoFeedbackStatus
 from notifications.kafka.producer import OutgoingRecord
 from notifications.ledger import Claimed, Entry
 from notifications.quotas import Count, Full

@@ -248,7 +248,7 @@ def test_an_event_that_overtakes_the_senders_write_fails_the_invocation_for_a_re
     # Given a channel row whose send is not recorded yet (the attempt is under way: no provider message id)
     import feedback_handler
 
-    from notifications.feedback import NotYetSentError
+    from notifications.feedback_service import NotYetSentError
 
     key = NotificationKey(caller_id(), UUID("0b6f6a8e-1d2c-4a0b-9a55-3c4d5e6f7a8b"))
     aws.client("dynamodb").put_item(

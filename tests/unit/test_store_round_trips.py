@@ -188,7 +188,8 @@ def test_a_claim_blocks_a_second_attempt_until_its_lease_lapses(moto_aws):
 
 def test_feedback_whose_condition_fails_decides_on_the_row_the_failure_returns(moto_aws, calls):
     from notifications.contracts.status_view import DeliveryState
-    from notifications.feedback import Applied, Feedback
+    from notifications.feedback import Feedback
+    from notifications.feedback_service import Applied
 
     # Given an email's row with its send recorded
     store = DynamoStatus(StatusTable(STATUS_TABLE, aws.client("dynamodb")))
@@ -236,7 +237,8 @@ def stubbed_writes(*answers: tuple[str, bool]) -> tuple[Any, Any]:
 
 def test_a_failed_condition_without_an_item_is_answered_without_a_read():
     from notifications.contracts.status_view import DeliveryState
-    from notifications.feedback import Applied, DynamoFeedbackStatus, Feedback
+    from notifications.feedback import Feedback
+    from notifications.feedback_service import Applied, DynamoFeedbackStatus
     from notifications.ledger import DynamoLedger
     from notifications.quotas import Count, DynamoCounterStore
 

@@ -20,7 +20,7 @@ that writes a channel row):
 - ``DynamoSendClaims`` (``SendClaims``): a sender's claim and the outcome of its send;
 - ``DynamoStatusView`` (``StatusView``): GET's read of a notification's items (``read_status``);
 - ``DynamoDeadLetterStatus`` (``notifications.dlq.DeadLetterStatus``): a channel failed for good on the DLQ;
-- ``notifications.feedback.DynamoFeedbackStatus``: provider feedback moving a channel on from ``sent``;
+- ``notifications.feedback_service.DynamoFeedbackStatus``: provider feedback moving a channel on from ``sent``;
 - ``notifications.ledger.DynamoLedger``: ingest's claim and answer on the ``#notification`` item.
 
 The history is bounded, as an item is (400 KB: https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/

@@ -6,7 +6,7 @@ from functools import cache
 
 from notifications import aws
 from notifications.env import EnvModel
-from notifications.feedback import DynamoFeedbackStatus, FeedbackService
+from notifications.feedback_service import DynamoFeedbackStatus, FeedbackService
 from notifications.message_index import DynamoMessageIndex
 from notifications.observability import metrics
 from notifications.status import StatusTable
