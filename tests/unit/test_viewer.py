@@ -5,14 +5,14 @@ from __future__ import annotations
 from dataclasses import replace
 from uuid import UUID
 
-from devstack.viewer import DeliveryViewer
-from devstack.viewer_feed import StatusBoard, counters, notification_ref, open_letters
-from devstack.viewer_inbox import Inboxes
 from notifications.contracts.envelopes import channel_messages
 from notifications.contracts.status_view import ChannelStatus, DeliveryState, NotificationStatus
 from notifications.records import dead_letter
 from notifications.registry import Channel
 from tests.channel_support import kafka_record, requested
+from viewer.app import DeliveryViewer
+from viewer.feed import StatusBoard, counters, notification_ref, open_letters
+from viewer.inbox import Inboxes
 
 
 class Clock:
@@ -149,8 +149,8 @@ def test_the_list_reads_many_notifications_in_batches_of_key_lookups_as_get_read
     from moto import mock_aws
 
     from devstack import aws_resources
-    from devstack.viewer_feed import BatchStatusReader
     from notifications.status import DynamoStatusStore
+    from viewer.feed import BatchStatusReader
 
     with mock_aws():
         session = boto3.Session(region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing")

@@ -1,6 +1,6 @@
 """The delivery viewer of the local stack: every notification, its status per channel, what each provider received,
-the dead letters with a Replay button. Started by ``python -m devstack up`` (its address is printed), never
-deployed.
+the dead letters with a Replay button. An optional part of the stack (``StackConfig.viewer``, on for
+``python -m devstack up``, which prints its address), never deployed.
 
 Pages (plain server-rendered HTML from this module; a few lines of inline JavaScript refresh the live parts by
 fetching their HTML every ``POLL_MS`` while the page is visible; nothing is loaded from the network):
@@ -12,8 +12,8 @@ fetching their HTML every ``POLL_MS`` while the page is visible; nothing is load
   segment count, the webhook body;
 - ``POST /replay`` (``position``): puts a dead letter back on its source topic (``ops.redrive``'s logic).
 
-Where the data comes from and why it costs the pipeline nothing: ``devstack.viewer_feed`` (Kafka, status reads)
-and ``devstack.viewer_inbox`` (the providers' copies).
+Where the data comes from and why it costs the pipeline nothing: ``viewer.feed`` (Kafka, status reads) and
+``viewer.inbox`` (the providers' copies).
 """
 
 from __future__ import annotations
@@ -29,9 +29,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
-from devstack.receivers import DeliveryReceiver
+from devstack import aws_resources
+from devstack.stack import EndpointSession, LocalStack, preferred_port
 from devstack.threaded_server import ThreadedServer
-from devstack.viewer_feed import (
+from notifications.contracts.status_view import ChannelStatus, NotificationStatus
+from viewer.feed import (
     FINAL_STATES,
     BatchStatusReader,
     Feed,
@@ -41,10 +43,9 @@ from devstack.viewer_feed import (
     counters,
     open_letters,
 )
-from devstack.viewer_inbox import ProviderInbox, ProviderMessage, ReceiverInbox, Tracked, provider_inbox
-from notifications.contracts.status_view import ChannelStatus, NotificationStatus
+from viewer.inbox import ProviderInbox, ProviderMessage, ReceiverInbox, Tracked, provider_inbox
 
-log = logging.getLogger("devstack.viewer")
+log = logging.getLogger("viewer")
 
 POLL_MS = 3000
 LIST_ROWS = 50  # notifications on the list page
@@ -149,30 +150,22 @@ class DeliveryViewer:
         self._http = ThreadedServer(_handler_for(self), port, name="viewer")
 
     @classmethod
-    def for_stack(
-        cls,
-        *,
-        bootstrap: str,
-        aws_endpoint: str,
-        ses: Any,
-        dynamodb: Any,
-        status_table: str,
-        slack: DeliveryReceiver | None,
-        webhook: DeliveryReceiver | None,
-        port: int = 0,
-        data_dir: Path | None = None,
-    ) -> DeliveryViewer:
+    def for_stack(cls, stack: LocalStack) -> DeliveryViewer:
+        """The viewer of a running stack: its Kafka, status table, local SES and receivers; its port the config's
+        ``viewer_port``, or another when taken."""
         from notifications.status import DynamoStatusStore  # noqa: PLC0415
 
-        store = DynamoStatusStore(status_table, dynamodb)
-        receivers = ReceiverInbox(slack, webhook)
+        assert stack.info is not None, "the stack runs"
+        table = aws_resources.STATUS_TABLE
+        dynamodb = EndpointSession(stack.info.aws_endpoint, stack.info.dynamodb_endpoint).client("dynamodb")
+        receivers = ReceiverInbox(stack.slack, stack.webhook)
         return cls(
-            bootstrap=bootstrap,
-            read_status=store.get,
-            read_statuses=BatchStatusReader(status_table, dynamodb),
-            inbox=provider_inbox(ses, aws_endpoint, receivers),
-            port=port,
-            data_dir=data_dir,
+            bootstrap=stack.info.bootstrap,
+            read_status=DynamoStatusStore(table, dynamodb).get,
+            read_statuses=BatchStatusReader(table, dynamodb),
+            inbox=provider_inbox(stack.ses, stack.info.aws_endpoint, receivers),
+            port=preferred_port(stack.config.viewer_port),
+            data_dir=stack.data_dir,
             receivers=receivers,
         )
 

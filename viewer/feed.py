@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from devstack.viewer_inbox import Tracked
 from notifications.contracts.envelopes import REQUESTED_SCHEMAS, NotificationRequested
 from notifications.contracts.keys import NotificationKey, NotificationRef
 from notifications.contracts.status_view import NotificationStatus
@@ -34,8 +33,9 @@ from notifications.dead_letters import DeadLetter, read_dead_letters
 from notifications.errors import PoisonRecordError
 from notifications.kafka.msk_event import KafkaRecord
 from notifications.records import decode_envelope
+from viewer.inbox import Tracked
 
-log = logging.getLogger("devstack.viewer")
+log = logging.getLogger("viewer")
 
 REQUESTED_TOPIC = "notifications.requested"
 DLQ_TOPIC = "notifications.dlq"
