@@ -6,7 +6,8 @@ Pages (plain server-rendered HTML from this module; a few lines of inline JavaSc
 fetching their HTML every ``POLL_MS`` while the page is visible; nothing is loaded from the network):
 
 - ``/``: counters, the newest notifications with each channel's state, what each caller's own Slack and webhook
-  destination received, the open dead letters with their reason;
+  destination received, the open dead letters with their reason; the first paint already shows the status each
+  listed notification has (read for the page, not left to the first poll);
 - ``/notification?key=<caller>/<id>``: per channel the state, attempts, history and error, and what the provider
   received: the rendered email (HTML in a sandboxed frame, ``/email``), the Slack blocks, the SMS text and its
   segment count, the webhook body;
@@ -184,14 +185,21 @@ class DeliveryViewer:
 
     # -- list page ---------------------------------------------------------------------------------------------
 
-    def live_list(self) -> str:
+    def list_page(self, notice: str | None = None) -> str:
+        """The list page as first painted: each row with the status it has now, then kept current by polls."""
+        return _page("Delivery viewer", self.live_list(first_paint=True), "/live", notice)
+
+    def live_list(self, *, first_paint: bool = False) -> str:
         notifications = self.feed.notifications()
         shown = notifications[:LIST_ROWS]
         with self._poll_lock:  # two open pages poll once each, not twice each
-            # The rows on the page and the dead letters' notifications first, then the rest for the counters.
+            # The rows on the page and the dead letters' notifications first, then the rest for the counters; the
+            # first paint reads every row not read yet, a poll a bounded number.
             by_key = {t.key: t for t in notifications}
             letters = [by_key[e.notification_key] for e in self.feed.letters() if e.notification_key in by_key]
-            self.board.refresh([*shown, *letters], notifications[LIST_ROWS:], NOTIFICATIONS_PER_POLL)
+            listed = [*shown, *letters]
+            budget = len(listed) if first_paint else NOTIFICATIONS_PER_POLL
+            self.board.refresh(listed, notifications[LIST_ROWS:], budget, unread_now=first_paint)
         counts = counters(self.feed, self.board)
         boxes = "".join(
             f'<div class="counter" data-counter="{esc(name)}"><b>{value}</b>{esc(name)}</div>'
@@ -457,7 +465,7 @@ def _handler_for(viewer: DeliveryViewer) -> type[BaseHTTPRequestHandler]:
         def _get(self, path: str, query: dict[str, list[str]]) -> None:
             if path == "/":
                 notice = query.get("notice", [""])[0] or None
-                self._send(200, _page("Delivery viewer", viewer.live_list(), "/live", notice))
+                self._send(200, viewer.list_page(notice))
             elif path == "/live":
                 self._send(200, viewer.live_list())
             elif path in ("/notification", "/notification/live"):

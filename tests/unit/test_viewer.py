@@ -80,6 +80,26 @@ def test_a_requested_record_is_listed_once_with_every_channel_accepted_until_sta
     }
 
 
+def test_the_first_paint_of_the_list_shows_each_channels_current_state_without_waiting_for_a_poll():
+    # Given notifications whose channels already moved on before the page was opened
+    statuses = Statuses()
+    page = viewer(statuses)
+    sent, fresh = requested(channels=["email", "sms"]), requested(channels=["slack"])
+    page.feed.add(kafka_record("notifications.requested", i, e.to_json()) for i, e in enumerate([sent, fresh]))
+    statuses.states[str(sent.notification_id)] = {"email": DeliveryState.SENT, "sms": DeliveryState.DELIVERED}
+
+    # When the list page is first painted
+    html = page.list_page()
+
+    # Then it shows each channel's state as the store has it, and "accepted" where a channel has no row yet
+    assert '<span class="state s-sent" data-channel="email">email: sent</span>' in html
+    assert '<span class="state s-delivered" data-channel="sms">sms: delivered</span>' in html
+    assert '<span class="state s-accepted" data-channel="slack">slack: accepted</span>' in html
+    assert '<div class="counter" data-counter="sent"><b>1</b>sent</div>' in html
+    assert sorted(statuses.reads) == sorted([str(sent.notification_id), str(fresh.notification_id)])
+    assert 'data-poll="/live"' in html  # then kept current by the page's polls
+
+
 def test_what_a_customer_typed_is_shown_as_text_never_as_markup():
     page = viewer(Statuses())
     envelope = requested(
