@@ -1,8 +1,8 @@
 """The delivery viewer: an optional part of the local stack (``viewer.app``), never deployed.
 
-It imports the stack, never the reverse: ``LocalStack`` loads this package by name only when its config asks for the
-viewer (``StackConfig.viewer``: on for ``python -m devstack up``, off for the stacks of the tests that do not look
-at it), and a test starts it on a stack already running with :func:`start`.
+It imports the stack, never the reverse: ``LocalStack.start_viewer`` loads this package by name and calls
+:func:`start`, at start when the config asks for the viewer (``StackConfig.viewer``: on for
+``python -m devstack up``, off for the stacks of the tests) or later on a running stack (a test that looks at it).
 """
 
 from __future__ import annotations
