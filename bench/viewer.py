@@ -2,13 +2,13 @@
 
     python -m bench.viewer [--count 400] [--pairs 3] [--concurrency 8] [--client browser|http]
 
-One local stack (as ``bench.local_stack`` starts it; its viewer runs in both cases, reading Kafka), warmed up,
-then rounds of ``--count`` purchases (email, SMS, Slack) alternating without and with the viewer's list page
-open, in the order closed/open, open/closed, ... so that a drift of the machine falls on both alike. "Open" is
-the page in Debian's chromium (headless, Playwright), polling as it does for a person (``--client http`` polls
-the same URL with urllib instead, the viewer's server-side cost alone). Compares the throughput (deliveries per
-second, first POST to last delivery) and latency of both; writes the table to docs/performance.md between the
-``bench:viewer`` markers.
+One local stack (as ``bench.local_stack`` starts it, and with the viewer: ``StackConfig.viewer``; the viewer runs
+in both cases, reading Kafka), warmed up, then rounds of ``--count`` purchases (email, SMS, Slack) alternating
+without and with the viewer's list page open, in the order closed/open, open/closed, ... so that a drift of the
+machine falls on both alike. "Open" is the page in Debian's chromium (headless, Playwright), polling as it does
+for a person (``--client http`` polls the same URL with urllib instead, the viewer's server-side cost alone).
+Compares the throughput (deliveries per second, first POST to last delivery) and latency of both; writes the
+table to docs/performance.md between the ``bench:viewer`` markers.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from typing import Any
 from bench.common import machine, percentile, write_section
 from bench.local_stack import CHANNELS, Run, cpu_seconds, drive, warm_up
 from devstack.stack import LocalStack, StackConfig
-from devstack.viewer import POLL_MS
+from viewer.app import POLL_MS, DeliveryViewer
 
 CHROMIUM = "/usr/bin/chromium"
 
@@ -133,7 +133,7 @@ def browser_page(browser: Any, url: str) -> Iterator[None]:
 def measure(stack: LocalStack, args: argparse.Namespace, browser: Any) -> list[Round]:
     assert stack.info is not None
     viewer = stack.viewer
-    assert viewer is not None
+    assert isinstance(viewer, DeliveryViewer)
     rounds: list[Round] = []
     for pair in range(args.pairs):
         for is_open in (False, True) if pair % 2 == 0 else (True, False):
@@ -204,7 +204,7 @@ def report(rounds: list[Round], args: argparse.Namespace) -> tuple[str, float, f
         "without and with the viewer's list page open"
         + (" in headless chromium" if args.client == "browser" else " (polled with urllib)")
         + f", which fetches its live part every {POLL_MS / 1000:g} s and reads",
-        "status for the rows it shows (`devstack/viewer_feed.py`); the viewer's Kafka reader runs in both. CPU is",
+        "status for the rows it shows (`viewer/feed.py`); the viewer's Kafka reader runs in both. CPU is",
         "that of every process involved (stack, load generator, viewer, browser): on a CPU-bound machine the",
         "throughput follows it, and unlike wall-clock rates it does not move with other work on the machine.",
         "",
@@ -235,6 +235,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             moto_port=0,
             slack_port=0,
             webhook_port=0,
+            viewer=True,
             viewer_port=0,
             bootstrap=os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or None,
         )

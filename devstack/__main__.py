@@ -1,7 +1,8 @@
 """The local stack's command line.
 
     python -m devstack up [--demo] [--port 3000]   # everything on this machine; Ctrl-C stops it
-                                                   # (the delivery viewer: http://127.0.0.1:3004/)
+                                                   # (the delivery viewer: http://127.0.0.1:3004/,
+                                                   # unless --no-viewer)
     python -m devstack demo [--count N]            # post sample purchases to the running stack
     python -m devstack tail [--from-beginning]     # follow deliveries and dead letters
     python -m devstack redrive list|replay ...     # the operator's redrive tool, on the local broker
@@ -50,6 +51,7 @@ def _up(args: argparse.Namespace) -> int:
         data_dir=args.data_dir,
         template=args.template,
         api_port=args.port,
+        viewer=not args.no_viewer,
         viewer_port=args.viewer_port,
         concurrency=args.concurrency,
         bootstrap=os.environ.get(BOOTSTRAP_ENV, "").strip() or None,
@@ -62,7 +64,7 @@ def _up(args: argparse.Namespace) -> int:
         starting = False
         if args.demo and not stop.is_set():
             run_demo(info.api_url, info.channels, count=args.count, out=_say, push_endpoints=info.push_endpoints)
-        _say(f"up: running; delivery viewer at {info.viewer_url}")
+        _say(f"up: running; delivery viewer at {info.viewer_url}" if info.viewer_url else "up: running")
         _say("up: Ctrl-C stops everything (Kafka data is kept for the next start)")
         stop.wait()
     except KeyboardInterrupt:
@@ -126,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument(
         "--viewer-port", type=int, default=3004, help="delivery viewer port, another when taken (default: %(default)s)"
     )
+    up.add_argument("--no-viewer", action="store_true", help="start no delivery viewer (an optional part)")
     up.add_argument("--demo", action="store_true", help="post sample purchases once everything runs")
     up.add_argument(
         "--concurrency",

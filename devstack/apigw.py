@@ -12,15 +12,18 @@ issuer with both scopes, ``anonymous`` (or nothing) no caller at all (the functi
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
-ROUTES = (("POST", "/v1/notifications"), ("GET", "/v1/notifications/{id}"))
+from devstack.template_config import DEFAULT_TEMPLATE, HttpRoute, load_template
+
 ACCOUNT_ID = "123456789012"
 LOCAL_CALLER = "local-shop"
 LOCAL_ISSUER = "https://issuer.devstack.local"
@@ -28,9 +31,20 @@ CALLER_HEADER = "x-devstack-caller"
 ANONYMOUS = "anonymous"
 
 
+def local_arn(service: str, resource: str, region: str = "") -> str:
+    """The ARN of ``resource`` of ``service`` in the local account (``region`` empty for a global service)."""
+    return f"arn:aws:{service}:{region}:{ACCOUNT_ID}:{resource}"
+
+
 def caller_arn(name: str) -> str:
     """The IAM user ARN the local API gives the caller ``name``."""
-    return f"arn:aws:iam::{ACCOUNT_ID}:user/{name}"
+    return local_arn("iam", f"user/{name}")
+
+
+@functools.cache
+def template_routes(template: Path = DEFAULT_TEMPLATE) -> tuple[HttpRoute, ...]:
+    """The HttpApi routes of every function of ``template`` (read once per template)."""
+    return tuple(route for spec in load_template(template).functions.values() for route in spec.http_routes)
 
 
 def authorizer_context(caller: str) -> dict[str, Any] | None:
@@ -57,16 +71,16 @@ def authorizer_context(caller: str) -> dict[str, Any] | None:
     }
 
 
-def _route_key(method: str, path: str) -> tuple[str, dict[str, str] | None]:
-    for route_method, template in ROUTES:
-        if route_method != method:
+def _route_key(method: str, path: str, routes: Sequence[HttpRoute]) -> tuple[str, dict[str, str] | None]:
+    for route in sorted(routes, key=lambda route: route.method == "ANY"):
+        if route.method not in (method, "ANY"):
             continue
-        want, got = template.strip("/").split("/"), path.strip("/").split("/")
+        want, got = route.path.strip("/").split("/"), path.strip("/").split("/")
         if len(want) != len(got):
             continue
         params = {w[1:-1]: g for w, g in zip(want, got, strict=True) if w.startswith("{")}
         if all(w == g for w, g in zip(want, got, strict=True) if not w.startswith("{")):
-            return f"{method} {template}", params or None
+            return f"{route.method} {route.path}", params or None
     return "$default", None
 
 
@@ -79,12 +93,13 @@ def http_api_event(
     query: str = "",
     source_ip: str = "127.0.0.1",
     caller: str = LOCAL_CALLER,
+    routes: Sequence[HttpRoute] | None = None,
 ) -> dict[str, Any]:
     """The event API Gateway HTTP API sends to a Lambda proxy integration (payload 2.0), for ``caller`` (named as
-    in ``X-Devstack-Caller``, which wins when the headers have it)."""
+    in ``X-Devstack-Caller``, which wins when the headers have it), on ``routes`` (default: template.yaml's)."""
     lowered = {k.lower(): v for k, v in (headers or {}).items()}
     caller = lowered.pop(CALLER_HEADER, caller).strip()
-    route_key, params = _route_key(method, path)
+    route_key, params = _route_key(method, path, template_routes() if routes is None else routes)
     raw = body.encode() if isinstance(body, str) else body
     is_text = raw is None or _is_text(lowered.get("content-type", ""))
     now = time.time()

@@ -178,6 +178,7 @@ def serve(
         api = HttpApiServer(
             handler,
             function_name=spec.logical_id,
+            routes=spec.http_routes,
             timeout_seconds=spec.timeout_seconds,
             port=http_port or 0,
             reuse_port=reuse_port,

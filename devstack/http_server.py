@@ -13,13 +13,14 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import urlsplit
 
 from devstack.apigw import HttpResult, http_api_event, http_result
 from devstack.lambda_context import LocalLambdaContext
+from devstack.template_config import HttpRoute
 from devstack.threaded_server import ThreadedServer
 
 log = logging.getLogger("devstack.api")
@@ -33,19 +34,22 @@ def _error(status: int, message: str) -> HttpResult:
 
 
 class HttpApiServer:
-    """Serves every method and path on 127.0.0.1:``port`` through ``handler`` (port 0 picks a free one)."""
+    """Serves every method and path on 127.0.0.1:``port`` through ``handler`` (port 0 picks a free one), the
+    function's ``routes`` (its HttpApi events in the template) giving each event its route key."""
 
     def __init__(
         self,
         handler: Handler,
         *,
         function_name: str,
+        routes: Sequence[HttpRoute],
         timeout_seconds: float = 30.0,
         port: int = 3000,
         reuse_port: bool = False,
     ) -> None:
         self._handler = handler
         self._function_name = function_name
+        self._routes = tuple(routes)
         self._timeout = timeout_seconds
         self._lock = threading.Lock()
         # Several execution environments behind one port: the kernel spreads connections.
@@ -69,7 +73,9 @@ class HttpApiServer:
     def invoke(self, method: str, target: str, headers: dict[str, str], body: bytes | None) -> HttpResult:
         """What API Gateway answers for one request."""
         parts = urlsplit(target)
-        event = http_api_event(method, parts.path or "/", body=body, headers=headers, query=parts.query)
+        event = http_api_event(
+            method, parts.path or "/", body=body, headers=headers, query=parts.query, routes=self._routes
+        )
         context = LocalLambdaContext(self._function_name, timeout_seconds=self._timeout)
         with self._lock:
             try:

@@ -27,6 +27,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from devstack.apigw import local_arn
 from devstack.msk_events import build_event
 from notifications.kafka.msk_event import KafkaRecord
 from notifications.kafka.producer import OutgoingRecord
@@ -35,12 +36,11 @@ RETRIES_EXHAUSTED = "RetriesExhausted"
 RECORD_AGE_EXCEEDED = "RecordAgeExceeded"
 UNHANDLED = "Unhandled"
 VERSION = "1.0"
-LOCAL_FUNCTION_ARN_PREFIX = "arn:aws:lambda:us-east-1:123456789012:function:"
 
 
 def function_arn(function: str) -> str:
     """The ARN a local function answers to (``$LATEST``, as in the page's example)."""
-    return f"{LOCAL_FUNCTION_ARN_PREFIX}{function}:$LATEST"
+    return local_arn("lambda", f"function:{function}:$LATEST", region="us-east-1")
 
 
 def iso_millis(epoch_ms: int) -> str:

@@ -12,8 +12,10 @@ What runs (``LocalStack.start``), each announced by one progress line:
    HTTP API, the fanout and one sender per channel behind local Kafka event-source mappings, the feedback function
    behind Lambda's Invoke API. A function whose process dies gets a new one, as Lambda starts a new execution
    environment.
-5. The delivery viewer (``devstack.viewer``, port 3004 unless taken): a page of every notification, its status and
-   what each provider received, and the dead letters with a Replay button. Local only, never deployed.
+5. When the config asks for it (``StackConfig.viewer``: ``python -m devstack up`` does), the delivery viewer (the
+   optional ``viewer`` package, port 3004 unless taken): a page of every notification, its status and what each
+   provider received, and the dead letters with a Replay button. Local only, never deployed. The viewer imports
+   the stack, never the reverse: the stack loads it by name, and only when asked.
 
 Each function's environment is what template.yaml gives it literally, then the local wiring
 (``aws_resources.function_environment``), then ``AWS_ENDPOINT_URL`` (moto) with dummy credentials. Function logs
@@ -41,7 +43,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 from devstack import aws_resources, call_counts, dynamodb_local, permissions, standins
 from devstack.broker import KafkaBroker, ensure_topics, is_fetched, wait_until_ready
@@ -50,7 +52,6 @@ from devstack.providers import SesStandIn, SnsDeliveryLogHook, lambda_invoker
 from devstack.receivers import DeliveryReceiver
 from devstack.template_config import DEFAULT_TEMPLATE, FunctionSpec, Template, load_template
 from devstack.topics import TOPIC_CONFIGS, TOPICS
-from devstack.viewer import DeliveryViewer
 from notifications.registry import Channel
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -84,6 +85,7 @@ class StackConfig:
     slack_port: int = 3001  # preferred
     webhook_port: int = 3002  # preferred
     ses_port: int = 3003  # preferred
+    viewer: bool = False  # the delivery viewer (package ``viewer``), an optional part
     viewer_port: int = 3004  # preferred (the delivery viewer)
     bootstrap: str | None = None  # an existing Kafka cluster instead of the local broker
     retry_backoff_seconds: float = 0.5  # first back-off of a failing partition (doubles, capped)
@@ -329,6 +331,15 @@ class _Worker:
         return self.info
 
 
+class Part(Protocol):
+    """An optional part the stack started (the delivery viewer): where it serves, and how it stops."""
+
+    @property
+    def url(self) -> str: ...
+
+    def stop(self) -> None: ...
+
+
 class LocalStack:
     """Start with :meth:`start`, stop with :meth:`stop` (also as a context manager)."""
 
@@ -340,7 +351,7 @@ class LocalStack:
         self.broker: KafkaBroker | None = None
         self.slack: DeliveryReceiver | None = None
         self.webhook: DeliveryReceiver | None = None
-        self.viewer: DeliveryViewer | None = None
+        self.viewer: Part | None = None
         self.ses: SesStandIn | None = None
         self.sns: SnsDeliveryLogHook | None = None
         self.standins: dict[Channel, standins.Prepared] = {}
@@ -426,9 +437,10 @@ class LocalStack:
             functions={fid: w.proc.pid for fid, w in self.workers.items() if w.proc is not None},
             dynamodb_endpoint=dynamodb_endpoint,
             ses_url=self.ses.url,
-            viewer_url=self._start_viewer(bootstrap, aws_endpoint, dynamodb_endpoint),
             push_endpoints=push_endpoints,
         )
+        if self.config.viewer:
+            self.start_viewer()
         (self.data_dir / "stack.json").write_text(json.dumps(asdict(self.info), indent=2) + "\n")
         self._supervisor = threading.Thread(target=self._supervise, name="supervisor", daemon=True)
         self._supervisor.start()
@@ -619,20 +631,16 @@ class LocalStack:
         )
         return endpoints
 
-    def _start_viewer(self, bootstrap: str, aws_endpoint: str, dynamodb_endpoint: str) -> str:
-        self.viewer = DeliveryViewer.for_stack(
-            bootstrap=bootstrap,
-            aws_endpoint=aws_endpoint,
-            ses=self.ses,
-            dynamodb=EndpointSession(aws_endpoint, dynamodb_endpoint).client("dynamodb"),
-            status_table=aws_resources.STATUS_TABLE,
-            slack=self.slack,
-            webhook=self.webhook,
-            port=preferred_port(self.config.viewer_port),
-            data_dir=self.data_dir,
-        ).start()
-        self.progress(f"viewer: {self.viewer.url} (notifications, what each provider received, dead letters)")
-        return self.viewer.url
+    def start_viewer(self) -> str:
+        """Start the delivery viewer on this stack: at start when ``StackConfig.viewer`` asks for it, or later on the
+        running stack (for the tests that look at it). The ``viewer`` package imports the stack; the stack loads it
+        by name, only here. Answers its address, also in ``info.viewer_url``."""
+        assert self.info is not None, "the stack runs"
+        if self.viewer is None:
+            self.viewer = importlib.import_module("viewer").start(self)
+            self.progress(f"viewer: {self.viewer.url} (notifications, what each provider received, dead letters)")
+            self.info.viewer_url = self.viewer.url
+        return self.info.viewer_url
 
     def _log_delivery(self, delivery: Any) -> None:
         with (self.logs_dir / "receivers.log").open("a") as log:

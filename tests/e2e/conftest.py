@@ -55,6 +55,14 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack
         stack.stop()
 
 
+@pytest.fixture(scope="package")
+def delivery_viewer(local_stack: LocalStack) -> str:
+    """The delivery viewer on the shared stack, which does not start it (an optional part), for the tests that look
+    at it: started when the first of them runs (it reads Kafka from the beginning), stopped with the stack.
+    Answers its address (``local_stack.info.viewer_url``)."""
+    return local_stack.start_viewer()
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The least-privilege check runs after every other e2e test (it judges what they made the functions do)."""
     slots = [i for i, item in enumerate(items) if "tests/e2e/" in str(item.path).replace("\\", "/")]

@@ -75,6 +75,7 @@ def test_a_caller_without_destinations_is_refused_422_and_nothing_is_sent(local_
     assert not [d for d in local_stack.slack.deliveries() if order_id in d.body.decode()]
 
 
+@pytest.mark.usefixtures("delivery_viewer")
 def test_the_viewer_shows_what_each_callers_destinations_received(local_stack):
     # Given a Slack message of the other shop delivered
     api = local_stack.info.api_url

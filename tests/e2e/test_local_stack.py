@@ -135,6 +135,7 @@ def test_a_purchase_is_delivered_on_every_channel_it_asks_for(local_stack):
     assert hooks[0].signature_ok is True
 
 
+@pytest.mark.usefixtures("delivery_viewer")
 def test_a_push_reaches_the_customer_app_endpoint_and_shows_in_get_and_the_viewer(local_stack):
     api = local_stack.info.api_url
     # Given a purchase asking for push, the customer's app on the stack's APNs sandbox endpoint

@@ -26,7 +26,8 @@ from notifications.registry import Channel
 from tests.e2e.test_local_stack import call, eventually
 from tests.support import caller_id, sample_request
 
-pytestmark = pytest.mark.e2e
+# The shared stack runs no viewer unless a test asks for it.
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("delivery_viewer")]
 
 # Debian's chromium (installed by `make tools`); Playwright's own browser builds are not used.
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))

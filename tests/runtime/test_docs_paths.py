@@ -13,7 +13,7 @@ from devstack.template_config import load_template
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 # Paths into the project's own folders; "." or a word character before them means another folder (.devstack/...).
-PATH = re.compile(r"(?<![\w./-])((?:events|functions|layers|devstack|tests|bench|docs|\.ci)/[\w./-]*)")
+PATH = re.compile(r"(?<![\w./-])((?:events|functions|layers|devstack|viewer|tests|bench|docs|\.ci)/[\w./-]*)")
 ROOT_FILE = re.compile(r"(?<![\w./-])([\w-]+\.(?:yaml|yml|toml|lock))\b")
 MODULE = re.compile(r"python -m ([\w.]+)")
 MAKE_TARGET = re.compile(r"(?:^\s*|`)make ([a-z][\w-]*)", re.M)  # in code, not prose

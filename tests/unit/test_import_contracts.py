@@ -1,14 +1,18 @@
 """Who may import whom: the product and the operator tools never depend on the local stack or the benchmarks.
 
 ``notifications`` (the shared layer), the handlers in ``functions/`` and the operator tools in ``ops/`` (run against
-MSK too) are what is deployed or shipped; ``devstack`` (the local emulators), ``bench`` and ``tests`` are not. Read
-from the source with ``ast`` (every ``import`` and ``from ... import``, also inside functions), so the contract
-holds whatever is installed.
+MSK too) are what is deployed or shipped; ``devstack`` (the local emulators), ``viewer`` (the delivery viewer),
+``bench`` and ``tests`` are not. The local stack never depends on the viewer, an optional part that depends on the
+stack. Read from the source with ``ast`` (every ``import`` and ``from ... import``, also inside functions), so the
+contract holds whatever is installed.
 """
 
 from __future__ import annotations
 
 import ast
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -19,7 +23,7 @@ SHIPPED = {
     "functions": ROOT / "functions",
     "ops": ROOT / "ops",
 }
-FORBIDDEN = ("devstack", "bench", "tests")
+FORBIDDEN = ("devstack", "viewer", "bench", "tests")
 
 
 def imported_modules(path: Path) -> set[str]:
@@ -41,6 +45,32 @@ def test_shipped_code_imports_nothing_of_the_local_stack_the_benchmarks_or_the_t
         if module.split(".")[0] in FORBIDDEN
     }
     assert not offenders, sorted(offenders)
+
+
+def test_the_local_stack_imports_nothing_of_the_viewer() -> None:
+    # The viewer imports the stack, never the reverse: the stack loads it by name, and only when asked
+    offenders = {
+        f"{source.relative_to(ROOT)}: {module}"
+        for source in (ROOT / "devstack").rglob("*.py")
+        for module in imported_modules(source)
+        if module.split(".")[0] == "viewer"
+    }
+    assert not offenders, sorted(offenders)
+    assert "devstack.stack" in imported_modules(ROOT / "viewer" / "__init__.py")
+
+
+def test_a_stack_without_the_viewer_loads_none_of_its_code() -> None:
+    # What `python -m devstack` and every test stack import: no module of the viewer package
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, devstack.__main__; print(sorted(sys.modules))"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "layers" / "shared" / "python")])},
+    ).stdout
+    modules = ast.literal_eval(loaded)
+    assert "devstack.stack" in modules
+    assert not [m for m in modules if m.split(".")[0] == "viewer"]
 
 
 def test_the_contract_sees_an_import_inside_a_function(tmp_path: Path) -> None:

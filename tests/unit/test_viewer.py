@@ -5,14 +5,14 @@ from __future__ import annotations
 from dataclasses import replace
 from uuid import UUID
 
-from devstack.viewer import DeliveryViewer
-from devstack.viewer_feed import StatusBoard, counters, notification_ref, open_letters
-from devstack.viewer_inbox import Inboxes
 from notifications.contracts.envelopes import channel_messages
 from notifications.contracts.status_view import ChannelStatus, DeliveryState, NotificationStatus
 from notifications.records import dead_letter
 from notifications.registry import Channel
 from tests.channel_support import kafka_record, requested
+from viewer.app import DeliveryViewer
+from viewer.feed import StatusBoard, counters, notification_ref, open_letters
+from viewer.inbox import Inboxes
 
 
 class Clock:
@@ -78,6 +78,26 @@ def test_a_requested_record_is_listed_once_with_every_channel_accepted_until_sta
         "failed": 1,
         "in DLQ": 0,
     }
+
+
+def test_the_first_paint_of_the_list_shows_each_channels_current_state_without_waiting_for_a_poll():
+    # Given notifications whose channels already moved on before the page was opened
+    statuses = Statuses()
+    page = viewer(statuses)
+    sent, fresh = requested(channels=["email", "sms"]), requested(channels=["slack"])
+    page.feed.add(kafka_record("notifications.requested", i, e.to_json()) for i, e in enumerate([sent, fresh]))
+    statuses.states[str(sent.notification_id)] = {"email": DeliveryState.SENT, "sms": DeliveryState.DELIVERED}
+
+    # When the list page is first painted
+    html = page.list_page()
+
+    # Then it shows each channel's state as the store has it, and "accepted" where a channel has no row yet
+    assert '<span class="state s-sent" data-channel="email">email: sent</span>' in html
+    assert '<span class="state s-delivered" data-channel="sms">sms: delivered</span>' in html
+    assert '<span class="state s-accepted" data-channel="slack">slack: accepted</span>' in html
+    assert '<div class="counter" data-counter="sent"><b>1</b>sent</div>' in html
+    assert sorted(statuses.reads) == sorted([str(sent.notification_id), str(fresh.notification_id)])
+    assert 'data-poll="/live"' in html  # then kept current by the page's polls
 
 
 def test_what_a_customer_typed_is_shown_as_text_never_as_markup():
@@ -149,9 +169,9 @@ def test_the_list_reads_many_notifications_in_batches_of_key_lookups_as_get_read
     from moto import mock_aws
 
     from devstack import aws_resources
-    from devstack.viewer_feed import BatchStatusReader
     from notifications.status import StatusTable
     from tests.support import DynamoStatus
+    from viewer.feed import BatchStatusReader
 
     with mock_aws():
         session = boto3.Session(region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing")

@@ -1,6 +1,6 @@
 """Screenshots of the delivery viewer for the docs, taken in Debian's chromium (headless, driven by Playwright).
 
-    python -m devstack.viewer_screenshot [--out docs]
+    python -m viewer.screenshot [--out docs]
 
 Starts the local stack on free ports in a temporary data dir, posts a few sample purchases on every channel and
 one whose webhook the receiver refuses (so the DLQ has an entry), waits until every channel settled, and saves
@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from devstack.demo import request, sample_purchase
-from devstack.stack import LocalStack, StackConfig
+from devstack.stack import LocalStack, free_ports_config
 
 CHROMIUM = "/usr/bin/chromium"
 
@@ -29,7 +29,7 @@ def _post(api: str, body: dict[str, object]) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m devstack.viewer_screenshot", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m viewer.screenshot", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path("docs"))
     parser.add_argument("--chromium", default=CHROMIUM)
     args = parser.parse_args(argv)
@@ -37,9 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     rng = random.Random(7)  # noqa: S311 - sample data
     with tempfile.TemporaryDirectory(prefix="viewer-shot-") as data:
-        config = StackConfig(
-            data_dir=Path(data), api_port=0, broker_port=0, moto_port=0, slack_port=0, webhook_port=0, viewer_port=0
-        )
+        config = free_ports_config(Path(data), viewer=True)
         print("starting the local stack ...", flush=True)
         with LocalStack(config, progress=lambda line: None) as stack:
             assert stack.info is not None

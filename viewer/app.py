@@ -1,19 +1,20 @@
 """The delivery viewer of the local stack: every notification, its status per channel, what each provider received,
-the dead letters with a Replay button. Started by ``python -m devstack up`` (its address is printed), never
-deployed.
+the dead letters with a Replay button. An optional part of the stack (``StackConfig.viewer``, on for
+``python -m devstack up``, which prints its address), never deployed.
 
 Pages (plain server-rendered HTML from this module; a few lines of inline JavaScript refresh the live parts by
 fetching their HTML every ``POLL_MS`` while the page is visible; nothing is loaded from the network):
 
 - ``/``: counters, the newest notifications with each channel's state, what each caller's own Slack and webhook
-  destination received, the open dead letters with their reason;
+  destination received, the open dead letters with their reason; the first paint already shows the status each
+  listed notification has (read for the page, not left to the first poll);
 - ``/notification?key=<caller>/<id>``: per channel the state, attempts, history and error, and what the provider
   received: the rendered email (HTML in a sandboxed frame, ``/email``), the Slack blocks, the SMS text and its
   segment count, the webhook body;
 - ``POST /replay`` (``position``): puts a dead letter back on its source topic (``ops.redrive``'s logic).
 
-Where the data comes from and why it costs the pipeline nothing: ``devstack.viewer_feed`` (Kafka, status reads)
-and ``devstack.viewer_inbox`` (the providers' copies).
+Where the data comes from and why it costs the pipeline nothing: ``viewer.feed`` (Kafka, status reads) and
+``viewer.inbox`` (the providers' copies).
 """
 
 from __future__ import annotations
@@ -29,9 +30,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
-from devstack.receivers import DeliveryReceiver
+from devstack import aws_resources
+from devstack.stack import EndpointSession, LocalStack, preferred_port
 from devstack.threaded_server import ThreadedServer
-from devstack.viewer_feed import (
+from notifications.contracts.status_view import ChannelStatus, NotificationStatus
+from viewer.feed import (
     FINAL_STATES,
     BatchStatusReader,
     Feed,
@@ -41,10 +44,9 @@ from devstack.viewer_feed import (
     counters,
     open_letters,
 )
-from devstack.viewer_inbox import ProviderInbox, ProviderMessage, ReceiverInbox, Tracked, provider_inbox
-from notifications.contracts.status_view import ChannelStatus, NotificationStatus
+from viewer.inbox import ProviderInbox, ProviderMessage, ReceiverInbox, Tracked, provider_inbox
 
-log = logging.getLogger("devstack.viewer")
+log = logging.getLogger("viewer")
 
 POLL_MS = 3000
 LIST_ROWS = 50  # notifications on the list page
@@ -149,30 +151,22 @@ class DeliveryViewer:
         self._http = ThreadedServer(_handler_for(self), port, name="viewer")
 
     @classmethod
-    def for_stack(
-        cls,
-        *,
-        bootstrap: str,
-        aws_endpoint: str,
-        ses: Any,
-        dynamodb: Any,
-        status_table: str,
-        slack: DeliveryReceiver | None,
-        webhook: DeliveryReceiver | None,
-        port: int = 0,
-        data_dir: Path | None = None,
-    ) -> DeliveryViewer:
+    def for_stack(cls, stack: LocalStack) -> DeliveryViewer:
+        """The viewer of a running stack: its Kafka, status table, local SES and receivers; its port the config's
+        ``viewer_port``, or another when taken."""
         from notifications.status import DynamoStatusView, StatusTable  # noqa: PLC0415
 
-        store = DynamoStatusView(StatusTable(status_table, dynamodb))
-        receivers = ReceiverInbox(slack, webhook)
+        assert stack.info is not None, "the stack runs"
+        table = aws_resources.STATUS_TABLE
+        dynamodb = EndpointSession(stack.info.aws_endpoint, stack.info.dynamodb_endpoint).client("dynamodb")
+        receivers = ReceiverInbox(stack.slack, stack.webhook)
         return cls(
-            bootstrap=bootstrap,
-            read_status=store.get,
-            read_statuses=BatchStatusReader(status_table, dynamodb),
-            inbox=provider_inbox(ses, aws_endpoint, receivers),
-            port=port,
-            data_dir=data_dir,
+            bootstrap=stack.info.bootstrap,
+            read_status=DynamoStatusView(StatusTable(table, dynamodb)).get,
+            read_statuses=BatchStatusReader(table, dynamodb),
+            inbox=provider_inbox(stack.ses, stack.info.aws_endpoint, receivers),
+            port=preferred_port(stack.config.viewer_port),
+            data_dir=stack.data_dir,
             receivers=receivers,
         )
 
@@ -191,14 +185,21 @@ class DeliveryViewer:
 
     # -- list page ---------------------------------------------------------------------------------------------
 
-    def live_list(self) -> str:
+    def list_page(self, notice: str | None = None) -> str:
+        """The list page as first painted: each row with the status it has now, then kept current by polls."""
+        return _page("Delivery viewer", self.live_list(first_paint=True), "/live", notice)
+
+    def live_list(self, *, first_paint: bool = False) -> str:
         notifications = self.feed.notifications()
         shown = notifications[:LIST_ROWS]
         with self._poll_lock:  # two open pages poll once each, not twice each
-            # The rows on the page and the dead letters' notifications first, then the rest for the counters.
+            # The rows on the page and the dead letters' notifications first, then the rest for the counters; the
+            # first paint reads every row not read yet, a poll a bounded number.
             by_key = {t.key: t for t in notifications}
             letters = [by_key[e.notification_key] for e in self.feed.letters() if e.notification_key in by_key]
-            self.board.refresh([*shown, *letters], notifications[LIST_ROWS:], NOTIFICATIONS_PER_POLL)
+            listed = [*shown, *letters]
+            budget = len(listed) if first_paint else NOTIFICATIONS_PER_POLL
+            self.board.refresh(listed, notifications[LIST_ROWS:], budget, unread_now=first_paint)
         counts = counters(self.feed, self.board)
         boxes = "".join(
             f'<div class="counter" data-counter="{esc(name)}"><b>{value}</b>{esc(name)}</div>'
@@ -464,7 +465,7 @@ def _handler_for(viewer: DeliveryViewer) -> type[BaseHTTPRequestHandler]:
         def _get(self, path: str, query: dict[str, list[str]]) -> None:
             if path == "/":
                 notice = query.get("notice", [""])[0] or None
-                self._send(200, _page("Delivery viewer", viewer.live_list(), "/live", notice))
+                self._send(200, viewer.list_page(notice))
             elif path == "/live":
                 self._send(200, viewer.live_list())
             elif path in ("/notification", "/notification/live"):

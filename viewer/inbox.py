@@ -1,4 +1,4 @@
-"""What each provider received, for the delivery viewer (``devstack.viewer``): one small port, several sources.
+"""What each provider received, for the delivery viewer (``viewer.app``): one small port, several sources.
 
 ``ProviderInbox.received(notification, status)`` answers the messages a provider got for one notification. The
 viewer asks :func:`provider_inbox`, the one place that says where each channel's messages are read from:

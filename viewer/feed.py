@@ -8,7 +8,8 @@
   store read ``GET /v1/notifications/{id}`` uses (``DynamoStatusView.get``), the list page with key lookups of
   the same rows (:class:`BatchStatusReader`), a bounded number per poll; each notification first 2 s after it
   appeared, then at most every 2 s while in flight, every 10 s once sent, every minute once final (rows off the
-  page five times less often).
+  page five times less often). The list page's first paint reads each row it shows that was never read, so that
+  it opens with the status each notification has.
 - Replays (:meth:`Feed.replay`) go through the redrive tool's own logic (``ops.redrive.select``/``replay``).
 """
 
@@ -26,7 +27,6 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from devstack.viewer_inbox import Tracked
 from notifications.contracts.envelopes import REQUESTED_SCHEMAS, NotificationRequested
 from notifications.contracts.keys import NotificationKey, NotificationRef
 from notifications.contracts.status_view import NotificationStatus
@@ -34,8 +34,9 @@ from notifications.dead_letters import DeadLetter, read_dead_letters
 from notifications.errors import PoisonRecordError
 from notifications.kafka.msk_event import KafkaRecord
 from notifications.records import decode_envelope
+from viewer.inbox import Tracked
 
-log = logging.getLogger("devstack.viewer")
+log = logging.getLogger("viewer")
 
 REQUESTED_TOPIC = "notifications.requested"
 DLQ_TOPIC = "notifications.dlq"
@@ -269,7 +270,7 @@ class StatusBoard:
     ) -> None:
         self._read_one = read_one
         self._read_many = read_many
-        # A notification is first read this long after the page first listed it: before, no channel can have
+        # A poll first reads a notification this long after the page first listed it: before, no channel can have
         # been sent (the fanout's and the sender's batching windows alone take longer), so it shows "accepted".
         self._first_read = first_read_seconds
         self._first_seen: dict[str, float] = {}
@@ -283,12 +284,12 @@ class StatusBoard:
 
     OFF_PAGE_SLOWER = 5.0
 
-    def _stale(self, tracked: Tracked, now: float, slow: float = 1.0) -> bool:
+    def _stale(self, tracked: Tracked, now: float, slow: float = 1.0, *, unread_now: bool = False) -> bool:
         replayed = self._watched.get(tracked.key, float("-inf")) > now
         entry = self._cache.get(tracked.key)
         if entry is None:
             first_seen = self._first_seen.setdefault(tracked.key, now)
-            return replayed or now - first_seen >= self._first_read
+            return replayed or unread_now or now - first_seen >= self._first_read
         status, read_at, _ = entry
         states = [c.state.value for c in status.channels] if status is not None else []
         in_flight = len(states) < len(tracked.channels) or any(s not in FINAL_STATES and s != "sent" for s in states)
@@ -323,9 +324,14 @@ class StatusBoard:
             self._cache.pop(key, None)
             self._watched[key] = self._clock() + seconds
 
-    def refresh(self, shown: Sequence[Tracked], others: Sequence[Tracked], budget: int) -> None:
+    def refresh(
+        self, shown: Sequence[Tracked], others: Sequence[Tracked], budget: int, *, unread_now: bool = False
+    ) -> None:
         """Read the stale ones among the notifications ``shown`` on the page, then among ``others`` (for the
-        counters; their ages ``OFF_PAGE_SLOWER`` times longer), each once, at most ``budget`` of them."""
+        counters; their ages ``OFF_PAGE_SLOWER`` times longer), each once, at most ``budget`` of them.
+
+        ``unread_now``: a notification never read is read now, not ``first_read_seconds`` after it was first
+        listed (a page's first paint shows the status each row has, however new the page is)."""
         candidates = itertools.chain(((t, 1.0) for t in shown), ((t, self.OFF_PAGE_SLOWER) for t in others))
         seen: set[str] = set()
         stale: list[Tracked] = []
@@ -334,7 +340,7 @@ class StatusBoard:
             for tracked, slow in candidates:
                 if len(stale) >= budget:
                     break
-                if tracked.key not in seen and self._stale(tracked, now, slow):
+                if tracked.key not in seen and self._stale(tracked, now, slow, unread_now=unread_now):
                     stale.append(tracked)
                 seen.add(tracked.key)
         if not stale:
