@@ -22,12 +22,12 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from types import TracebackType
 
 import psutil
 
 from devstack.broker_cluster import HOST, wait_until_ready
 from devstack.broker_fetch import REPO_ROOT, BrokerError, BrokerTimeoutError, fetch, file_lock, find_java
+from devstack.lifecycle import Lifecycle
 from devstack.ports import free_port, port_free
 
 DEFAULT_DATA_DIR = REPO_ROOT / ".devstack" / "kafka"
@@ -60,7 +60,7 @@ def _new_cluster_id() -> str:
             return cluster_id
 
 
-class KafkaBroker:
+class KafkaBroker(Lifecycle):
     """One KRaft node (broker + controller) listening on 127.0.0.1 only.
 
     ``port``/``controller_port`` of 0 pick free ports on first start; the chosen
@@ -459,18 +459,6 @@ class KafkaBroker:
         """Clean stop, then start on the same data dir and ports."""
         self.stop()
         return self.start(timeout)
-
-    def __enter__(self) -> KafkaBroker:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def __repr__(self) -> str:
         return f"KafkaBroker(data_dir={str(self.data_dir)!r})"

@@ -45,6 +45,7 @@ from typing import IO, Any
 from devstack import aws_resources, call_counts, dynamodb_local, permissions, standins
 from devstack.broker import KafkaBroker, ensure_topics, is_fetched, wait_until_ready
 from devstack.custom_resources import CustomResource
+from devstack.lifecycle import Lifecycle
 from devstack.ports import free_port, port_free, preferred_port
 from devstack.processes import Child
 from devstack.providers import SesStandIn, SnsDeliveryLogHook, lambda_invoker
@@ -307,7 +308,7 @@ class _Worker:
         return self.info
 
 
-class LocalStack:
+class LocalStack(Lifecycle):
     """Start with :meth:`start`, stop with :meth:`stop` (also as a context manager)."""
 
     def __init__(self, config: StackConfig = StackConfig(), progress: Callable[[str], None] = print) -> None:
@@ -809,13 +810,6 @@ class LocalStack:
                 provider.stop()
         self.ses = None
         self.sns = None
-
-    def __enter__(self) -> LocalStack:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 # --------------------------------------------------------------------------- moto server process

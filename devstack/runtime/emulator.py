@@ -30,11 +30,11 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from mirakuru.exceptions import ProcessExitedWithError, TimeoutExpired
 
+from devstack.lifecycle import Lifecycle
 from devstack.ports import free_port
 from devstack.processes import ListeningChild
 from devstack.runtime.package import Build, PackagedFunction
@@ -97,7 +97,7 @@ def _report(lines: str, request_id: str) -> dict[str, str]:
     raise EmulatorError(f"no REPORT line for request {request_id}")
 
 
-class EmulatedFunction:
+class EmulatedFunction(Lifecycle):
     """``with EmulatedFunction(build, function, env_vars, log_path=...) as fn: fn.invoke(event)``."""
 
     def __init__(
@@ -197,11 +197,3 @@ class EmulatedFunction:
         emulator, self._emulator = self._emulator, None
         if emulator is not None:
             emulator.stop()
-
-    def __enter__(self) -> EmulatedFunction:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
-    ) -> None:
-        self.stop()
