@@ -118,23 +118,21 @@ class KafkaBroker(Lifecycle):
         tmp.write_text(json.dumps(asdict(state), indent=2) + "\n")
         tmp.replace(self.state_file)
 
-    @property
-    def port(self) -> int:
+    def _chosen(self, port: str, requested: int) -> int:
         state = self._load_state()
         if state is not None:
-            return state.port
-        if self._requested_port:
-            return self._requested_port
+            return int(getattr(state, port))
+        if requested:
+            return requested
         raise BrokerError(f"broker in {self.data_dir} has not been started yet (no port)")
 
     @property
+    def port(self) -> int:
+        return self._chosen("port", self._requested_port)
+
+    @property
     def controller_port(self) -> int:
-        state = self._load_state()
-        if state is not None:
-            return state.controller_port
-        if self._requested_controller_port:
-            return self._requested_controller_port
-        raise BrokerError(f"broker in {self.data_dir} has not been started yet (no port)")
+        return self._chosen("controller_port", self._requested_controller_port)
 
     @property
     def bootstrap(self) -> str:
