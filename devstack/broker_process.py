@@ -20,7 +20,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import psutil
@@ -169,11 +169,8 @@ class KafkaBroker(Lifecycle):
             self._save_state(state)
             return state
         if not state.sasl_port:
-            state = _State(
-                state.port,
-                state.controller_port,
-                state.cluster_id,
-                free_port(self.functions_host, exclude=[state.port, state.controller_port]),
+            state = replace(
+                state, sasl_port=free_port(self.functions_host, exclude=[state.port, state.controller_port])
             )
             self._save_state(state)
         if self._requested_controller_port and self._requested_controller_port != state.controller_port:
@@ -183,7 +180,7 @@ class KafkaBroker(Lifecycle):
                 "Use a fresh data dir."
             )
         if self._requested_port and self._requested_port != state.port:
-            state = _State(self._requested_port, state.controller_port, state.cluster_id)
+            state = replace(state, port=self._requested_port)  # the SASL port stays
             self._save_state(state)
         return state
 
