@@ -290,7 +290,7 @@ class _Worker:
     restarts: int = 0
 
     @property
-    def process(self) -> subprocess.Popen[str] | None:
+    def proc(self) -> subprocess.Popen[str] | None:
         return None if self.child is None else self.child.process
 
     def spawn(self) -> None:
@@ -402,7 +402,7 @@ class LocalStack(Lifecycle):
             webhook_url=endpoints.webhook_url(),
             logs_dir=str(self.logs_dir),
             channels=channels,
-            functions={fid: w.process.pid for fid, w in self.workers.items() if w.process is not None},
+            functions={fid: w.proc.pid for fid, w in self.workers.items() if w.proc is not None},
             dynamodb_endpoint=dynamodb_endpoint,
             ses_url=self.ses.url,
             viewer_url=self._start_viewer(bootstrap, aws_endpoint, dynamodb_endpoint),
@@ -699,9 +699,9 @@ class LocalStack(Lifecycle):
             info = worker.wait_ready(self.config.ready_timeout_seconds)
             where = f" at http://{HOST}:{info['port']}" if "port" in info else ""
             where = f" at {info['invoke_url']}" if "invoke_url" in info else where
-            assert worker.process is not None
+            assert worker.proc is not None
             label = f" [{name}]" if name != worker.spec.logical_id else ""
-            self.progress(f"functions: {what}{where}{label} (pid {worker.process.pid}, log {worker.log_path})")
+            self.progress(f"functions: {what}{where}{label} (pid {worker.proc.pid}, log {worker.log_path})")
         return channels
 
     # -- run -----------------------------------------------------------------
@@ -709,7 +709,7 @@ class LocalStack(Lifecycle):
     def _supervise(self) -> None:
         while not self._stopping.wait(0.5):
             for worker in list(self.workers.values()):
-                if self._stopping.is_set() or worker.process is None or (code := worker.process.poll()) is None:
+                if self._stopping.is_set() or worker.proc is None or (code := worker.proc.poll()) is None:
                     continue
                 worker.restarts += 1
                 self.progress(
@@ -721,8 +721,8 @@ class LocalStack(Lifecycle):
                 except StackError as exc:
                     self.progress(f"functions: {exc}")
                     continue
-                if self.info is not None and worker.process is not None:
-                    self.info.functions[worker.log_path.stem] = worker.process.pid
+                if self.info is not None and worker.proc is not None:
+                    self.info.functions[worker.log_path.stem] = worker.proc.pid
                 self._wire_feedback()
 
     def _wire_feedback(self) -> None:
@@ -739,7 +739,7 @@ class LocalStack(Lifecycle):
 
     def processes(self) -> dict[str, int]:
         """Process ids of what runs: ``moto``, ``kafka`` (when started here) and every function environment."""
-        found = {name: w.process.pid for name, w in self.workers.items() if w.process is not None}
+        found = {name: w.proc.pid for name, w in self.workers.items() if w.proc is not None}
         for name, child in (("moto", self._moto), ("dynamodb", self._dynamodb)):
             if child is not None and child.process is not None:
                 found[name] = child.process.pid
@@ -751,7 +751,7 @@ class LocalStack(Lifecycle):
     def kill_function(self, name: str) -> int:
         """SIGKILL a function's process (chaos; ``<LogicalId>`` or ``<LogicalId>-<n>`` for the n-th environment);
         the supervisor starts a new one. Answers the killed pid."""
-        proc = self.workers[name].process
+        proc = self.workers[name].proc
         assert proc is not None
         proc.kill()
         proc.wait(10)
@@ -771,8 +771,8 @@ class LocalStack(Lifecycle):
                 if worker.ready_fd is not None:
                     os.close(worker.ready_fd)
                     worker.ready_fd = None
-                if worker.process is not None and worker.process.poll() is None:
-                    worker.process.send_signal(signal.SIGTERM)  # all at once; each stop() below awaits its own
+                if worker.proc is not None and worker.proc.poll() is None:
+                    worker.proc.send_signal(signal.SIGTERM)  # all at once; each stop() below awaits its own
             for worker in self.workers.values():
                 if worker.child is not None:
                     worker.child.stop()
