@@ -27,7 +27,8 @@ from typing import Any
 from bench.common import machine, percentile, write_section
 from bench.local_stack import cpu_seconds
 from devstack import aws_resources, dynamodb_local
-from devstack.stack import DUMMY_CREDENTIALS, REGION, _spawn, _wait_ready_line, free_port
+from devstack.ports import free_port
+from devstack.stack import DUMMY_CREDENTIALS, REGION, _spawn, _wait_ready_line
 
 STATUS = aws_resources.STATUS_TABLE
 
@@ -36,13 +37,14 @@ STATUS = aws_resources.STATUS_TABLE
 def moto_server() -> Iterator[tuple[str, int]]:
     port = free_port()
     with open(os.devnull, "wb") as log:
-        proc, fd = _spawn(["-m", "devstack.stack", "moto-server", "--port", str(port)], env=os.environ, log=log)
+        args = ["-m", "devstack.stack", "moto-server", "--port", str(port)]
+        child, fd = _spawn(args, env=os.environ, log=log, stop_timeout=10)
     try:
-        _wait_ready_line(proc, fd, 60, "moto server")
-        yield f"http://127.0.0.1:{port}", proc.pid
+        _wait_ready_line(child, fd, 60, "moto server")
+        assert child.process is not None
+        yield f"http://127.0.0.1:{port}", child.process.pid
     finally:
-        proc.terminate()
-        proc.wait(10)
+        child.stop()
 
 
 @contextmanager

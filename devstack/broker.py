@@ -140,43 +140,37 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    def data_dir_arg(p: argparse.ArgumentParser) -> None:
-        p.add_argument(
-            "--data-dir",
-            type=Path,
-            default=DEFAULT_DATA_DIR,
-            help="broker state dir (default: %(default)s)",
-        )
+    data_dir, cache_dir = argparse.ArgumentParser(add_help=False), argparse.ArgumentParser(add_help=False)
+    data_dir.add_argument(
+        "--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="broker state dir (default: %(default)s)"
+    )
+    cache_dir.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=DEFAULT_CACHE_DIR,
+        help="where the Kafka jars are cached (default: %(default)s)",
+    )
 
-    def cache_dir_arg(p: argparse.ArgumentParser) -> None:
-        p.add_argument(
-            "--cache-dir",
-            type=Path,
-            default=DEFAULT_CACHE_DIR,
-            help="where the Kafka jars are cached (default: %(default)s)",
-        )
-
-    start = sub.add_parser("start", help="start the broker in the background and print its bootstrap address")
-    data_dir_arg(start)
-    cache_dir_arg(start)
+    start = sub.add_parser(
+        "start",
+        parents=[data_dir, cache_dir],
+        help="start the broker in the background and print its bootstrap address",
+    )
     start.add_argument("--port", type=int, default=0, help="client port (default: free/persisted)")
     start.add_argument("--controller-port", type=int, default=0, help="KRaft controller port (default: free)")
     start.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for readiness")
     start.add_argument("--foreground", action="store_true", help="stay attached; stop the broker on Ctrl-C/SIGTERM")
     start.set_defaults(func=_cmd_start)
 
-    stop = sub.add_parser("stop", help="stop the broker (SIGTERM, SIGKILL after --timeout)")
-    data_dir_arg(stop)
+    stop = sub.add_parser("stop", parents=[data_dir], help="stop the broker (SIGTERM, SIGKILL after --timeout)")
     stop.add_argument("--timeout", type=float, default=30.0)
     stop.set_defaults(func=_cmd_stop)
 
-    status = sub.add_parser("status", help="exit 0 if the broker answers, 3 if stopped, else 1")
-    data_dir_arg(status)
+    status = sub.add_parser("status", parents=[data_dir], help="exit 0 if the broker answers, 3 if stopped, else 1")
     status.add_argument("--timeout", type=float, default=5.0)
     status.set_defaults(func=_cmd_status)
 
-    fetch_cmd = sub.add_parser("fetch", help="download the Kafka jars and print their directory")
-    cache_dir_arg(fetch_cmd)
+    fetch_cmd = sub.add_parser("fetch", parents=[cache_dir], help="download the Kafka jars and print their directory")
     fetch_cmd.set_defaults(func=_cmd_fetch)
     return parser
 

@@ -4,6 +4,10 @@ The broker runs as ``java -cp <libs>/* kafka.Kafka server.properties`` from the 
 fetched: no Docker, no ZooKeeper. Everything a broker owns lives in its ``data_dir``: ``devstack.json`` (chosen
 ports + cluster id), ``server.properties``, ``log4j2.properties``, the KRaft log dir ``kraft/``, ``broker.log``
 (log4j), ``broker.out`` (JVM stdout/stderr) and ``broker.pid`` (plus ``start.lock``).
+
+The JVM runs in its own session and outlives the process that started it (``python -m devstack.broker start``
+returns while it runs), so it is started with ``subprocess`` rather than an executor that ends its processes when
+Python exits; any process finds it again through the pid file, and ``psutil`` says whether that pid still runs it.
 """
 
 from __future__ import annotations
@@ -12,17 +16,19 @@ import base64
 import json
 import os
 import signal
-import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from types import TracebackType
+
+import psutil
 
 from devstack.broker_cluster import HOST, wait_until_ready
 from devstack.broker_fetch import REPO_ROOT, BrokerError, BrokerTimeoutError, fetch, file_lock, find_java
+from devstack.lifecycle import Lifecycle
+from devstack.ports import free_port, port_free
 
 DEFAULT_DATA_DIR = REPO_ROOT / ".devstack" / "kafka"
 
@@ -45,25 +51,6 @@ class _State:
     sasl_port: int = 0  # 0: chosen on the next start (a data dir from before the SASL listener)
 
 
-def _free_port(exclude: Sequence[int] = (), host: str = HOST) -> int:
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.bind((host, 0))
-            port = int(sock.getsockname()[1])
-        if port not in exclude:
-            return port
-
-
-def _port_free(port: int, host: str = HOST) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # like the JVM
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
 def _new_cluster_id() -> str:
     # Same shape as Kafka's Uuid.randomUuid().toString(): url-safe base64, no padding,
     # never starting with '-' (it would be parsed as a CLI flag).
@@ -73,21 +60,7 @@ def _new_cluster_id() -> str:
             return cluster_id
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie (exited, not yet reaped) counts as dead
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat.rpartition(")")[2].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
-
-
-class KafkaBroker:
+class KafkaBroker(Lifecycle):
     """One KRaft node (broker + controller) listening on 127.0.0.1 only.
 
     ``port``/``controller_port`` of 0 pick free ports on first start; the chosen
@@ -116,39 +89,13 @@ class KafkaBroker:
         self._heap = heap
         self._extra_config = dict(extra_config or {})
         self._proc: subprocess.Popen[bytes] | None = None
-
-    # -- paths -------------------------------------------------------------
-
-    @property
-    def state_file(self) -> Path:
-        return self.data_dir / "devstack.json"
-
-    @property
-    def log_dir(self) -> Path:
-        """The Kafka ``log.dirs`` (topic data and KRaft metadata)."""
-        return self.data_dir / "kraft"
-
-    @property
-    def server_properties(self) -> Path:
-        return self.data_dir / "server.properties"
-
-    @property
-    def log4j_properties(self) -> Path:
-        return self.data_dir / "log4j2.properties"
-
-    @property
-    def log_file(self) -> Path:
-        """log4j output of the broker."""
-        return self.data_dir / "broker.log"
-
-    @property
-    def stdout_file(self) -> Path:
-        """JVM stdout/stderr (crashes before log4j is up end up here)."""
-        return self.data_dir / "broker.out"
-
-    @property
-    def pid_file(self) -> Path:
-        return self.data_dir / "broker.pid"
+        self.state_file = self.data_dir / "devstack.json"
+        self.log_dir = self.data_dir / "kraft"  # Kafka's log.dirs: topic data and KRaft metadata
+        self.server_properties = self.data_dir / "server.properties"
+        self.log4j_properties = self.data_dir / "log4j2.properties"
+        self.log_file = self.data_dir / "broker.log"  # log4j output of the broker
+        self.stdout_file = self.data_dir / "broker.out"  # JVM stdout/stderr: crashes before log4j is up
+        self.pid_file = self.data_dir / "broker.pid"
 
     # -- addresses ---------------------------------------------------------
 
@@ -171,23 +118,21 @@ class KafkaBroker:
         tmp.write_text(json.dumps(asdict(state), indent=2) + "\n")
         tmp.replace(self.state_file)
 
-    @property
-    def port(self) -> int:
+    def _chosen(self, port: str, requested: int) -> int:
         state = self._load_state()
         if state is not None:
-            return state.port
-        if self._requested_port:
-            return self._requested_port
+            return int(getattr(state, port))
+        if requested:
+            return requested
         raise BrokerError(f"broker in {self.data_dir} has not been started yet (no port)")
 
     @property
+    def port(self) -> int:
+        return self._chosen("port", self._requested_port)
+
+    @property
     def controller_port(self) -> int:
-        state = self._load_state()
-        if state is not None:
-            return state.controller_port
-        if self._requested_controller_port:
-            return self._requested_controller_port
-        raise BrokerError(f"broker in {self.data_dir} has not been started yet (no port)")
+        return self._chosen("controller_port", self._requested_controller_port)
 
     @property
     def bootstrap(self) -> str:
@@ -215,20 +160,17 @@ class KafkaBroker:
     def _resolve_state(self) -> _State:
         state = self._load_state()
         if state is None:
-            port = self._requested_port or _free_port()
-            controller_port = self._requested_controller_port or _free_port(exclude=[port])
+            port = self._requested_port or free_port()
+            controller_port = self._requested_controller_port or free_port(exclude=[port])
             if port == controller_port:
                 raise BrokerError(f"port and controller_port must differ (both {port})")
-            sasl_port = _free_port(exclude=[port, controller_port], host=self.functions_host)
+            sasl_port = free_port(self.functions_host, exclude=[port, controller_port])
             state = _State(port, controller_port, _new_cluster_id(), sasl_port)
             self._save_state(state)
             return state
         if not state.sasl_port:
-            state = _State(
-                state.port,
-                state.controller_port,
-                state.cluster_id,
-                _free_port([state.port, state.controller_port], self.functions_host),
+            state = replace(
+                state, sasl_port=free_port(self.functions_host, exclude=[state.port, state.controller_port])
             )
             self._save_state(state)
         if self._requested_controller_port and self._requested_controller_port != state.controller_port:
@@ -238,7 +180,7 @@ class KafkaBroker:
                 "Use a fresh data dir."
             )
         if self._requested_port and self._requested_port != state.port:
-            state = _State(self._requested_port, state.controller_port, state.cluster_id)
+            state = replace(state, port=self._requested_port)  # the SASL port stays
             self._save_state(state)
         return state
 
@@ -388,13 +330,10 @@ class KafkaBroker:
             return None
 
     def _is_our_jvm(self, pid: int) -> bool:
-        if not _pid_alive(pid):
-            return False
         try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        except OSError:
-            return not Path("/proc/self").exists()  # no procfs: trust the pid file
-        args = [arg.decode(errors="replace") for arg in cmdline]
+            args = psutil.Process(pid).cmdline()  # gone, or a zombie (exited, not yet reaped): raises
+        except psutil.Error:
+            return False
         return "kafka.Kafka" in args and str(self.server_properties) in args
 
     def _current_pid(self) -> int | None:
@@ -445,7 +384,7 @@ class KafkaBroker:
                 ("SASL port", self.functions_host, state.sasl_port),
             )
             for name, host, port in ports:
-                if not _port_free(port, host):
+                if not port_free(port, host):
                     raise BrokerError(
                         f"{name} {host}:{port} of the broker in {self.data_dir} is already in use by another process"
                     )
@@ -481,63 +420,40 @@ class KafkaBroker:
         except ProcessLookupError:
             pass
 
-    def _wait_exit(self, pid: int, timeout: float) -> bool:
-        proc = self._proc
-        if proc is not None and proc.pid == pid:
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                return False
-            return True
-        deadline = time.monotonic() + timeout
-        while _pid_alive(pid):
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.1)
+    @staticmethod
+    def _wait_exit(pid: int, timeout: float) -> bool:
+        # Waits for (and reaps) a child of this process as well as a broker another process started.
+        try:
+            psutil.Process(pid).wait(timeout)
+        except psutil.NoSuchProcess:
+            pass
+        except psutil.TimeoutExpired:
+            return False
         return True
 
-    def _forget(self) -> None:
+    def _end(self, sig: signal.Signals, timeout: float) -> None:
+        pid = self._current_pid()
+        if pid is not None:
+            self._signal(pid, sig)
+            if not self._wait_exit(pid, timeout):
+                self._signal(pid, signal.SIGKILL)
+                if not self._wait_exit(pid, 10.0):
+                    raise BrokerTimeoutError(f"Kafka (pid {pid}) survived SIGKILL")
         self._proc = None
         self.pid_file.unlink(missing_ok=True)
 
     def stop(self, timeout: float = 30.0) -> None:
         """SIGTERM and wait for a clean (controlled) shutdown; SIGKILL after ``timeout``."""
-        pid = self._current_pid()
-        if pid is None:
-            self._forget()
-            return
-        self._signal(pid, signal.SIGTERM)
-        if not self._wait_exit(pid, timeout):
-            self._signal(pid, signal.SIGKILL)
-            if not self._wait_exit(pid, 10.0):
-                raise BrokerTimeoutError(f"Kafka (pid {pid}) survived SIGKILL")
-        self._forget()
+        self._end(signal.SIGTERM, timeout)
 
     def kill(self) -> None:
         """SIGKILL the broker (no clean shutdown) -- for chaos tests."""
-        pid = self._current_pid()
-        if pid is not None:
-            self._signal(pid, signal.SIGKILL)
-            if not self._wait_exit(pid, 10.0):
-                raise BrokerTimeoutError(f"Kafka (pid {pid}) survived SIGKILL")
-        self._forget()
+        self._end(signal.SIGKILL, 10.0)
 
     def restart(self, timeout: float = 60.0) -> str:
         """Clean stop, then start on the same data dir and ports."""
         self.stop()
         return self.start(timeout)
-
-    def __enter__(self) -> KafkaBroker:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def __repr__(self) -> str:
         return f"KafkaBroker(data_dir={str(self.data_dir)!r})"

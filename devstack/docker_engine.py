@@ -54,20 +54,10 @@ class Engine:
         tag = hashlib.sha256(str(self.data_dir.resolve()).encode()).hexdigest()[:10]
         self.run_dir = Path("/run") / f"devstack-docker-{tag}"
         self.socket = self.run_dir / "docker.sock"
+        self.host = f"unix://{self.socket}"  # DOCKER_HOST for clients of this engine (SAM CLI, the docker CLI)
+        self.pidfile = self.run_dir / "docker.pid"
+        self.log_file = self.data_dir / "dockerd.log"
         self._proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def host(self) -> str:
-        """The ``DOCKER_HOST`` value for clients of this engine (SAM CLI, the docker CLI)."""
-        return f"unix://{self.socket}"
-
-    @property
-    def pidfile(self) -> Path:
-        return self.run_dir / "docker.pid"
-
-    @property
-    def log_file(self) -> Path:
-        return self.data_dir / "dockerd.log"
 
     def env(self) -> dict[str, str]:
         return {**os.environ, "DOCKER_HOST": self.host}

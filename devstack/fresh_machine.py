@@ -38,6 +38,7 @@ from typing import IO
 
 from devstack import rootfs
 from devstack.broker_fetch import REPO_ROOT
+from devstack.ports import port_free
 
 README = REPO_ROOT / "README.md"
 PROJECT_DIR = "/root/notifications"
@@ -197,8 +198,6 @@ def run(
     if missing := missing_prerequisites():
         raise FreshMachineError("this machine lacks: " + "; ".join(missing))
     command = readme_run_command()
-    from devstack.stack import port_free  # noqa: PLC0415
-
     if not port_free(port := _api_port()):
         raise FreshMachineError(f"port {port} is taken here and the run shares this network: stop the stack on it")
     tarball = rootfs.tarball()

@@ -1,7 +1,6 @@
 """A local API Gateway HTTP API: HTTP requests in, payload-2.0 Lambda proxy events to the handler, responses out.
 
-One execution environment: invocations run one at a time, as Lambda runs one request per environment (the
-handler's module-level state, e.g. the Powertools resolver's current event, is not shared between requests).
+One execution environment (``devstack.threaded_server.FunctionServer``): invocations run one at a time.
 Several environments (processes) can serve one port with ``reuse_port`` (SO_REUSEPORT, Linux).
 Like API Gateway, a handler error answers 500 ``{"message": "Internal Server Error"}`` and a body over 10 MB
 answers 413.
@@ -11,9 +10,8 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import urlsplit
@@ -21,19 +19,18 @@ from urllib.parse import urlsplit
 from devstack.apigw import HttpResult, http_api_event, http_result
 from devstack.lambda_context import LocalLambdaContext
 from devstack.template_config import HttpRoute
-from devstack.threaded_server import ThreadedServer
+from devstack.threaded_server import FunctionServer, Handler, ThreadedServer
 
 log = logging.getLogger("devstack.api")
 
 MAX_PAYLOAD_BYTES = 10 * 1024 * 1024  # HTTP API quota
-Handler = Callable[[dict[str, Any], Any], Any]
 
 
 def _error(status: int, message: str) -> HttpResult:
     return HttpResult(status, {"content-type": "application/json"}, json.dumps({"message": message}).encode())
 
 
-class HttpApiServer:
+class HttpApiServer(FunctionServer):
     """Serves every method and path on 127.0.0.1:``port`` through ``handler`` (port 0 picks a free one), the
     function's ``routes`` (its HttpApi events in the template) giving each event its route key."""
 
@@ -47,28 +44,14 @@ class HttpApiServer:
         port: int = 3000,
         reuse_port: bool = False,
     ) -> None:
-        self._handler = handler
-        self._function_name = function_name
         self._routes = tuple(routes)
-        self._timeout = timeout_seconds
-        self._lock = threading.Lock()
         # Several execution environments behind one port: the kernel spreads connections.
-        self._http = ThreadedServer(_request_handler(self), port, name="http-api", reuse_port=reuse_port)
-
-    @property
-    def port(self) -> int:
-        return self._http.port
+        http = ThreadedServer(_request_handler(self), port, name="http-api", reuse_port=reuse_port)
+        super().__init__(handler, function_name, timeout_seconds, http)
 
     @property
     def url(self) -> str:
         return self._http.url()
-
-    def start(self) -> HttpApiServer:
-        self._http.start()
-        return self
-
-    def stop(self) -> None:
-        self._http.stop()
 
     def invoke(self, method: str, target: str, headers: dict[str, str], body: bytes | None) -> HttpResult:
         """What API Gateway answers for one request."""
@@ -76,14 +59,12 @@ class HttpApiServer:
         event = http_api_event(
             method, parts.path or "/", body=body, headers=headers, query=parts.query, routes=self._routes
         )
-        context = LocalLambdaContext(self._function_name, timeout_seconds=self._timeout)
-        with self._lock:
-            try:
-                response = self._handler(event, context)
-                result = http_result(json.loads(json.dumps(response)))
-            except Exception:
-                log.exception("%s failed", self._function_name)
-                return _error(500, "Internal Server Error")
+        context = LocalLambdaContext(self.function_name, timeout_seconds=self._timeout)
+        try:
+            result = http_result(json.loads(json.dumps(self._call(event, context))))
+        except Exception:
+            log.exception("%s failed", self.function_name)
+            return _error(500, "Internal Server Error")
         result.headers.setdefault("content-type", "application/json")
         result.headers["apigw-requestid"] = event["requestContext"]["requestId"]
         return result

@@ -21,22 +21,18 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler
-from typing import Any
+from typing import Any, Self
 
-from devstack.lambda_context import LocalLambdaContext
-from devstack.threaded_server import ThreadedServer
+from devstack.threaded_server import FunctionServer, Handler, ThreadedServer
 
 log = logging.getLogger("devstack.invoke")
 
 ASYNC_RETRIES = 2
 RETRY_ENV = "DEVSTACK_ASYNC_RETRY_SECONDS"
 
-Handler = Callable[[dict[str, Any], Any], Any]
 
-
-class InvokeServer:
+class InvokeServer(FunctionServer):
     def __init__(
         self,
         handler: Handler,
@@ -46,32 +42,25 @@ class InvokeServer:
         port: int = 0,
         retry_delay: float = 1.0,
     ) -> None:
-        self._handler = handler
-        self.function_name = function_name
-        self._timeout = timeout_seconds
+        http = ThreadedServer(_http_handler(self), port, name=f"invoke-{function_name}")
+        super().__init__(handler, function_name, timeout_seconds, http)
         self._retry_delay = retry_delay
-        self._lock = threading.Lock()  # one invocation at a time, as in one execution environment
         self._queue: queue.Queue[tuple[float, int, dict[str, Any]] | None] = queue.Queue()
         self._retries: list[threading.Timer] = []
         self.dead_letters: list[dict[str, Any]] = []
-        self._server = ThreadedServer(_http_handler(self), port, name=f"invoke-{function_name}")
         self._worker: threading.Thread | None = None
 
-    @property
-    def port(self) -> int:
-        return self._server.port
-
     def url(self) -> str:
-        return self._server.url(f"/2015-03-31/functions/{self.function_name}/invocations")
+        return self._http.url(f"/2015-03-31/functions/{self.function_name}/invocations")
 
-    def start(self) -> InvokeServer:
-        self._server.start()
+    def start(self) -> Self:
+        super().start()
         self._worker = threading.Thread(target=self._run_async, name="async-invocations", daemon=True)
         self._worker.start()
         return self
 
     def stop(self) -> None:
-        self._server.stop()
+        super().stop()
         for timer in self._retries:
             timer.cancel()
         self._queue.put(None)
@@ -81,8 +70,7 @@ class InvokeServer:
 
     def invoke(self, event: dict[str, Any]) -> Any:
         """One synchronous invocation; the handler's exception propagates."""
-        with self._lock:
-            return self._handler(event, LocalLambdaContext(self.function_name, timeout_seconds=self._timeout))
+        return self._call(event)
 
     def enqueue(self, event: dict[str, Any], attempt: int = 0) -> None:
         self._queue.put((time.monotonic(), attempt, event))

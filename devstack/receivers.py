@@ -47,9 +47,10 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
-from types import FrameType, TracebackType
+from types import FrameType
 from typing import Any
 
+from devstack.lifecycle import Lifecycle
 from devstack.threaded_server import HOST, ThreadedServer
 
 # ASCII digits only: str.isdigit() also takes "²" and other digits int() refuses, and int() refuses over 4300 digits.
@@ -118,7 +119,7 @@ def check_signature(
     return "invalid_signature"
 
 
-class DeliveryReceiver:
+class DeliveryReceiver(Lifecycle):
     def __init__(
         self,
         port: int = 0,
@@ -162,14 +163,6 @@ class DeliveryReceiver:
     def stop(self) -> None:
         self._stopping.set()  # releases requests held by answer_late
         self._http.stop()
-
-    def __enter__(self) -> DeliveryReceiver:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     @property
     def port(self) -> int:

@@ -34,7 +34,6 @@ import logging
 import os
 import select
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -48,6 +47,9 @@ from typing import IO, Any, Protocol
 from devstack import aws_resources, call_counts, dynamodb_local, permissions, standins
 from devstack.broker import KafkaBroker, ensure_topics, is_fetched, wait_until_ready
 from devstack.custom_resources import CustomResource
+from devstack.lifecycle import Lifecycle
+from devstack.ports import free_port, port_free, preferred_port
+from devstack.processes import Child
 from devstack.providers import SesStandIn, SnsDeliveryLogHook, lambda_invoker
 from devstack.receivers import DeliveryReceiver
 from devstack.template_config import DEFAULT_TEMPLATE, FunctionSpec, Template, load_template
@@ -146,27 +148,6 @@ class StackInfo:
             return None
 
 
-def free_port(host: str = HOST) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
-def port_free(port: int, host: str = HOST) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
-def preferred_port(port: int, host: str = HOST) -> int:
-    """``port`` if it is free on ``host``, else any free port (0 means any)."""
-    return port if port and port_free(port, host) else free_port(host)
-
-
 def channel_available(channel: str) -> bool:
     """True when the shared package has a sender module for the channel."""
     return importlib.util.find_spec(f"notifications.channels.{channel}") is not None
@@ -251,8 +232,10 @@ class EndpointSession:
         return self._session.client(service, endpoint_url=endpoint)  # type: ignore[call-overload]
 
 
-def _wait_ready_line(proc: subprocess.Popen[bytes], fd: int, timeout: float, what: str) -> dict[str, Any]:
+def _wait_ready_line(child: Child, fd: int, timeout: float, what: str) -> dict[str, Any]:
     """Read the one JSON line a child writes on its ready pipe."""
+    proc = child.process
+    assert proc is not None
     deadline = time.monotonic() + timeout
     data = b""
     with os.fdopen(fd, "rb", buffering=0) as pipe:
@@ -274,35 +257,27 @@ def _wait_ready_line(proc: subprocess.Popen[bytes], fd: int, timeout: float, wha
     return info
 
 
-def _spawn(args: Sequence[str], *, env: Mapping[str, str], log: IO[bytes]) -> tuple[subprocess.Popen[bytes], int]:
+def _spawn(args: Sequence[str], *, env: Mapping[str, str], log: IO[bytes], stop_timeout: float) -> tuple[Child, int]:
+    """``python <args> --ready-fd N`` started (not awaited) with the read end of its ready pipe."""
     read_fd, write_fd = os.pipe()
+    child = Child(
+        [sys.executable, *args, "--ready-fd", str(write_fd)],
+        cwd=str(REPO_ROOT),
+        envvars=dict(env),
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        timeout=stop_timeout,
+        popen_kwargs={"pass_fds": (write_fd,)},
+    )
     try:
-        proc = subprocess.Popen(
-            [sys.executable, *args, "--ready-fd", str(write_fd)],
-            env=dict(env),
-            cwd=REPO_ROOT,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            pass_fds=(write_fd,),
-        )
+        child.start()
     except BaseException:
         os.close(read_fd)
         raise
     finally:
         os.close(write_fd)
-    return proc, read_fd
-
-
-def _terminate(proc: subprocess.Popen[bytes], timeout: float) -> int:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-    return proc.returncode
+    return child, read_fd
 
 
 @dataclass
@@ -311,21 +286,25 @@ class _Worker:
     args: list[str]
     env: dict[str, str]
     log_path: Path
-    proc: subprocess.Popen[bytes] | None = None
+    child: Child | None = None
     ready_fd: int | None = None
     info: dict[str, Any] = field(default_factory=dict)
     restarts: int = 0
 
+    @property
+    def proc(self) -> subprocess.Popen[str] | None:
+        return None if self.child is None else self.child.process
+
     def spawn(self) -> None:
         with self.log_path.open("ab") as log:
-            self.proc, self.ready_fd = _spawn(self.args, env=self.env, log=log)
+            self.child, self.ready_fd = _spawn(self.args, env=self.env, log=log, stop_timeout=20)
 
     def wait_ready(self, timeout: float) -> dict[str, Any]:
-        assert self.proc is not None
+        assert self.child is not None
         assert self.ready_fd is not None
         fd, self.ready_fd = self.ready_fd, None
         try:
-            self.info = _wait_ready_line(self.proc, fd, timeout, self.spec.logical_id)
+            self.info = _wait_ready_line(self.child, fd, timeout, self.spec.logical_id)
         except StackError as exc:
             raise StackError(f"{exc}; see {self.log_path}") from None
         return self.info
@@ -340,7 +319,7 @@ class Part(Protocol):
     def stop(self) -> None: ...
 
 
-class LocalStack:
+class LocalStack(Lifecycle):
     """Start with :meth:`start`, stop with :meth:`stop` (also as a context manager)."""
 
     def __init__(self, config: StackConfig = StackConfig(), progress: Callable[[str], None] = print) -> None:
@@ -358,8 +337,8 @@ class LocalStack:
         self.info: StackInfo | None = None
         self.workers: dict[str, _Worker] = {}
         self._own_broker = False
-        self._moto: subprocess.Popen[bytes] | None = None
-        self._dynamodb: subprocess.Popen[bytes] | None = None
+        self._moto: Child | None = None
+        self._dynamodb: Child | None = None
         self._stopping = threading.Event()
         self._supervisor: threading.Thread | None = None
         self.permissions: permissions.Permissions | None = None
@@ -574,9 +553,8 @@ class LocalStack:
         port = preferred_port(self.config.moto_port, host)
         with (self.logs_dir / "moto.log").open("ab") as log:
             args = ["-m", "devstack.stack", "moto-server", "--host", host, "--port", str(port)]
-            proc, fd = _spawn(args, env=os.environ, log=log)
-        self._moto = proc
-        _wait_ready_line(proc, fd, 60, "moto server")
+            self._moto, fd = _spawn(args, env=os.environ, log=log, stop_timeout=10)
+        _wait_ready_line(self._moto, fd, 60, "moto server")
         endpoint = f"http://{host}:{port}"
         self.progress(f"aws: moto server at {endpoint} (SES, SNS, Secrets Manager)")
         return endpoint
@@ -594,16 +572,19 @@ class LocalStack:
         host = self.config.functions_host
         port = preferred_port(self.config.dynamodb_port, host)
         with (self.logs_dir / "dynamodb.log").open("ab") as log:
-            self._dynamodb = subprocess.Popen(
+            self._dynamodb = Child(
                 dynamodb_local.command(port, data, host),
-                cwd=REPO_ROOT,
+                cwd=str(REPO_ROOT),
+                envvars=dict(os.environ),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=log,
-            )
-        assert self._dynamodb.stdout is not None
-        info = _wait_ready_line(self._dynamodb, os.dup(self._dynamodb.stdout.fileno()), 60, "local DynamoDB")
-        self._dynamodb.stdout.close()
+                timeout=10,
+            ).start()
+        stdout = self._dynamodb.output()
+        assert stdout is not None
+        info = _wait_ready_line(self._dynamodb, os.dup(stdout.fileno()), 60, "local DynamoDB")
+        stdout.close()
         endpoint = f"http://{host}:{info['port']}"
         self.progress(f"aws: DynamoDB at {endpoint} (dynalite, data in {data})")
         return endpoint
@@ -736,9 +717,8 @@ class LocalStack:
     def _supervise(self) -> None:
         while not self._stopping.wait(0.5):
             for worker in list(self.workers.values()):
-                if self._stopping.is_set() or worker.proc is None or worker.proc.poll() is None:
+                if self._stopping.is_set() or worker.proc is None or (code := worker.proc.poll()) is None:
                     continue
-                code = worker.proc.returncode
                 worker.restarts += 1
                 self.progress(
                     f"functions: {worker.log_path.stem} exited (code {code}); starting a new execution environment"
@@ -768,10 +748,9 @@ class LocalStack:
     def processes(self) -> dict[str, int]:
         """Process ids of what runs: ``moto``, ``kafka`` (when started here) and every function environment."""
         found = {name: w.proc.pid for name, w in self.workers.items() if w.proc is not None}
-        if self._moto is not None:
-            found["moto"] = self._moto.pid
-        if self._dynamodb is not None:
-            found["dynamodb"] = self._dynamodb.pid
+        for name, child in (("moto", self._moto), ("dynamodb", self._dynamodb)):
+            if child is not None and child.process is not None:
+                found[name] = child.process.pid
         pid = self.broker.pid if self.broker is not None else None
         if pid is not None:
             found["kafka"] = pid
@@ -801,10 +780,10 @@ class LocalStack:
                     os.close(worker.ready_fd)
                     worker.ready_fd = None
                 if worker.proc is not None and worker.proc.poll() is None:
-                    worker.proc.send_signal(signal.SIGTERM)
+                    worker.proc.send_signal(signal.SIGTERM)  # all at once; each stop() below awaits its own
             for worker in self.workers.values():
-                if worker.proc is not None:
-                    _terminate(worker.proc, 20)
+                if worker.child is not None:
+                    worker.child.stop()
             self.workers.clear()
         for server in (self.viewer, self.slack, self.webhook):
             if server is not None:
@@ -814,11 +793,11 @@ class LocalStack:
         self._archive_access()
         if self._moto is not None:
             self.progress("stopping: moto server")
-            _terminate(self._moto, 10)
+            self._moto.stop()
             self._moto = None
         if self._dynamodb is not None:
             self.progress("stopping: DynamoDB (data kept)")
-            _terminate(self._dynamodb, 10)
+            self._dynamodb.stop()
             self._dynamodb = None
         if self.broker is not None and self._own_broker:
             self.progress("stopping: kafka (SIGTERM, data kept)")
@@ -839,13 +818,6 @@ class LocalStack:
                 provider.stop()
         self.ses = None
         self.sns = None
-
-    def __enter__(self) -> LocalStack:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 # --------------------------------------------------------------------------- moto server process

@@ -1,17 +1,23 @@
 """One lifecycle for the local HTTP servers (the API, the receivers): bind on 127.0.0.1 (or the ``host`` given: a
-Docker bridge's gateway for the servers `sam local invoke`'s containers call), serve from a thread, stop."""
+Docker bridge's gateway for the servers `sam local invoke`'s containers call), serve from a thread, stop; and one
+execution environment of a function behind such a server (the HTTP API, Lambda's Invoke API)."""
 
 from __future__ import annotations
 
 import socket
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from typing import Any, Self
+
+from devstack.lambda_context import LocalLambdaContext
+from devstack.lifecycle import Lifecycle
 
 HOST = "127.0.0.1"
+Handler = Callable[[dict[str, Any], Any], Any]
 
 
-class ThreadedServer:
+class ThreadedServer(Lifecycle):
     """A ``ThreadingHTTPServer`` on ``host``:``port`` (0 picks a free one) served by a daemon thread.
 
     ``reuse_port`` lets several processes serve one port (SO_REUSEPORT, Linux; the kernel spreads connections).
@@ -71,10 +77,32 @@ class ThreadedServer:
             self._thread.join()
             self._thread = None
 
-    def __enter__(self) -> ThreadedServer:
-        return self.start()
 
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
+class FunctionServer(Lifecycle):
+    """``handler`` served by ``http``, one invocation at a time, as Lambda runs one request per execution environment
+    (the handler's module-level state, e.g. the Powertools resolver's current event, is not shared between requests).
+    """
+
+    def __init__(self, handler: Handler, function_name: str, timeout_seconds: float, http: ThreadedServer) -> None:
+        self._handler = handler
+        self.function_name = function_name
+        self._timeout = timeout_seconds
+        self._lock = threading.Lock()
+        self._http = http
+
+    @property
+    def port(self) -> int:
+        return self._http.port
+
+    def start(self) -> Self:
+        self._http.start()
+        return self
+
+    def stop(self) -> None:
+        self._http.stop()
+
+    def _call(self, event: dict[str, Any], context: LocalLambdaContext | None = None) -> Any:
+        """The handler's answer to ``event``; its context's time runs from now unless ``context`` is given."""
+        context = context or LocalLambdaContext(self.function_name, timeout_seconds=self._timeout)
+        with self._lock:
+            return self._handler(event, context)

@@ -31,7 +31,8 @@ from typing import Any
 from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 from devstack import aws_resources
-from devstack.stack import EndpointSession, LocalStack, preferred_port
+from devstack.ports import preferred_port
+from devstack.stack import EndpointSession, LocalStack
 from devstack.threaded_server import ThreadedServer
 from notifications.contracts.status_view import ChannelStatus, NotificationStatus
 from viewer.feed import (

@@ -22,21 +22,21 @@ real runtime could not write.
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
-import socket
 import subprocess
-import time
 import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
+from mirakuru.exceptions import ProcessExitedWithError, TimeoutExpired
+
+from devstack.lifecycle import Lifecycle
+from devstack.ports import free_port
+from devstack.processes import ListeningChild
 from devstack.runtime.package import Build, PackagedFunction
 
 HOST = "127.0.0.1"
@@ -59,12 +59,6 @@ class Invocation:
     payload: Any
     init_duration_ms: float | None  # only on the first invocation of an execution environment
     duration_ms: float
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
 
 
 def lambda_environment(build: Build, function: PackagedFunction, opt: Path) -> dict[str, str]:
@@ -103,7 +97,7 @@ def _report(lines: str, request_id: str) -> dict[str, str]:
     raise EmulatorError(f"no REPORT line for request {request_id}")
 
 
-class EmulatedFunction:
+class EmulatedFunction(Lifecycle):
     """``with EmulatedFunction(build, function, env_vars, log_path=...) as fn: fn.invoke(event)``."""
 
     def __init__(
@@ -125,12 +119,13 @@ class EmulatedFunction:
             **env_vars,
         }
         self.port = 0
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._emulator: ListeningChild | None = None
         self._log_start = 0  # where this environment's lines begin in the log
         self._initialized = False
 
     def start(self, timeout: float = 30.0) -> EmulatedFunction:
-        self.port, api_port = _free_port(), _free_port()
+        self.port = free_port(HOST)
+        api_port = free_port(HOST, exclude=[self.port])
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log_start = self.log_path.stat().st_size if self.log_path.exists() else 0
         self._initialized = False
@@ -146,26 +141,27 @@ class EmulatedFunction:
             self.function.spec.handler,
         ]
         with self.log_path.open("ab") as log:
-            self._proc = subprocess.Popen(
+            # Its own process group: stop() ends the runtime with it.
+            self._emulator = ListeningChild(
                 command,
-                cwd=self.function.task_root,
-                env=self.environment,
+                HOST,
+                self.port,
+                cwd=str(self.function.task_root),
+                envvars=self.environment,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                start_new_session=True,  # its own process group: stop() ends the runtime with it
+                timeout=timeout,
             )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                raise EmulatorError(f"the emulator exited with code {self._proc.returncode}; see {self.log_path}")
             try:
-                socket.create_connection((HOST, self.port), timeout=0.5).close()
-                return self
-            except OSError:
-                time.sleep(0.05)
-        self.stop()
-        raise EmulatorError(f"the emulator did not listen on {HOST}:{self.port} within {timeout:.0f}s")
+                self._emulator.start()
+            except ProcessExitedWithError as exc:
+                raise EmulatorError(f"the emulator exited with code {exc.exit_code}; see {self.log_path}") from None
+            except TimeoutExpired:
+                raise EmulatorError(
+                    f"the emulator did not listen on {HOST}:{self.port} within {timeout:.0f}s"
+                ) from None
+        return self
 
     def invoke(self, event: Any) -> Invocation:
         """POST the event to the emulator's invoke endpoint; the answer and this invocation's REPORT figures."""
@@ -198,20 +194,6 @@ class EmulatedFunction:
         )
 
     def stop(self) -> None:
-        proc, self._proc = self._proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(5)
-
-    def __enter__(self) -> EmulatedFunction:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
-    ) -> None:
-        self.stop()
+        emulator, self._emulator = self._emulator, None
+        if emulator is not None:
+            emulator.stop()

@@ -12,9 +12,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from devstack import aws_resources
+from devstack.ports import free_port
 from devstack.receivers import DeliveryReceiver
 from devstack.runtime.emulator import HOST
-from devstack.stack import EndpointSession, free_port
+from devstack.stack import EndpointSession
 
 # Each local shop's webhook path verified with that shop's own key.
 PATH_KEYS = {f"/webhook/{shop}": [key] for shop, key in aws_resources.LOCAL_SHOPS.items()}

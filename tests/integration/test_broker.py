@@ -24,6 +24,7 @@ from devstack.broker import (
     ensure_topics,
     wait_until_ready,
 )
+from devstack.ports import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -150,6 +151,26 @@ def test_data_survives_stop_start_and_kill(tmp_path: Path) -> None:
         KafkaBroker(data_dir).stop()  # stops whichever instance is running (via the pid file)
     assert not KafkaBroker(data_dir).is_running()
     assert not (data_dir / "broker.pid").exists()
+
+
+def test_a_restart_on_another_client_port_keeps_the_functions_listener(tmp_path: Path) -> None:
+    # Given a broker that ran once and stopped (the stack moves it to a free port when its own port is taken)
+    data_dir = tmp_path / "kafka"
+    first = KafkaBroker(data_dir)
+    old_bootstrap = first.start()
+    sasl_bootstrap = first.sasl_bootstrap
+    first.stop()
+
+    # When it starts again on another client port
+    moved = KafkaBroker(data_dir, port=free_port(exclude=[first.port, first.controller_port]))
+    try:
+        bootstrap = moved.start()
+
+        # Then it serves there, and the functions' SASL listener is where it was
+        assert bootstrap == f"127.0.0.1:{moved.port}" != old_bootstrap
+        assert moved.sasl_bootstrap == sasl_bootstrap
+    finally:
+        moved.stop()
 
 
 def test_cli_start_status_stop(tmp_path: Path) -> None:

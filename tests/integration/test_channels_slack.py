@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import socket
 
 import pytest
 
 from devstack import aws_resources
+from devstack.ports import free_port
 from devstack.receivers import DeliveryReceiver
 from notifications.errors import PermanentDeliveryError, TransientDeliveryError
 from notifications.registry import Channel
@@ -94,9 +94,7 @@ def test_a_slow_answer_times_out_as_transient(slack):
 
 def test_nobody_listening_is_transient(moto_aws):
     # Given a Slack URL on a port nobody listens on
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     moto_aws.client("secretsmanager").put_secret_value(
         SecretId=aws_resources.destination_secret("slack"),
         SecretString=json.dumps({"url": f"http://127.0.0.1:{port}/slack"}),

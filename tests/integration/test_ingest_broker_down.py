@@ -3,20 +3,14 @@
 from __future__ import annotations
 
 import json
-import socket
 
 import ingest_handler
 
 from devstack.apigw import http_api_event, http_result
 from devstack.consume import read_topic
 from devstack.lambda_context import LocalLambdaContext
+from devstack.ports import free_port
 from tests.support import reset_runtime, sample_request
-
-
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _post(body: dict, key: str):
@@ -33,7 +27,7 @@ def test_unreachable_broker_answers_503_leaves_no_record_and_the_retry_is_accept
     kafka_bootstrap, moto_aws, monkeypatch, unique
 ):
     # Given a broker address nobody listens on
-    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", f"127.0.0.1:{_closed_port()}")
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", f"127.0.0.1:{free_port()}")
     monkeypatch.setenv("KAFKA_SEND_TIMEOUT_SECONDS", "2")
     reset_runtime()
     body, key = sample_request(), f"key-{unique}"
