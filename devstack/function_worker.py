@@ -174,34 +174,27 @@ def serve(
             thread.join()
         publisher.close()
         return 1 if failed else 0
+    served: dict[str, Any] = {
+        "function_name": spec.logical_id,
+        "timeout_seconds": spec.timeout_seconds,
+        "port": http_port or 0,
+    }
     if spec.http_routes:
-        api = HttpApiServer(
-            handler,
-            function_name=spec.logical_id,
-            timeout_seconds=spec.timeout_seconds,
-            port=http_port or 0,
-            reuse_port=reuse_port,
-        ).start()
-        _signal_ready(ready_fd, {"function": spec.logical_id, "port": api.port})
-        stop.wait()
-        api.stop()
-        return 0
-    if spec.async_events:
+        api = HttpApiServer(handler, **served, reuse_port=reuse_port).start()
+        stop_serving = api.stop
+        ready: dict[str, Any] = {"port": api.port}
+    elif spec.async_events:
         from devstack.invoke import RETRY_ENV, InvokeServer  # noqa: PLC0415
 
-        invoker = InvokeServer(
-            handler,
-            function_name=spec.logical_id,
-            timeout_seconds=spec.timeout_seconds,
-            port=http_port or 0,
-            retry_delay=float(os.environ.get(RETRY_ENV, "1.0")),
-        ).start()
-        _signal_ready(ready_fd, {"function": spec.logical_id, "invoke_url": invoker.url()})
-        stop.wait()
-        invoker.stop()
-        return 0
-    log.error("%s has no Kafka trigger, HTTP API or asynchronous event: nothing runs it locally", spec.logical_id)
-    return 2
+        invoker = InvokeServer(handler, **served, retry_delay=float(os.environ.get(RETRY_ENV, "1.0"))).start()
+        stop_serving, ready = invoker.stop, {"invoke_url": invoker.url()}
+    else:
+        log.error("%s has no Kafka trigger, HTTP API or asynchronous event: nothing runs it locally", spec.logical_id)
+        return 2
+    _signal_ready(ready_fd, {"function": spec.logical_id, **ready})
+    stop.wait()
+    stop_serving()
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

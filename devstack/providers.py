@@ -228,13 +228,21 @@ def _record(kind: str, mail: dict[str, Any], address: str) -> dict[str, Any]:
     return ses_events.delivery(mail)
 
 
+class _QuietHandler(BaseHTTPRequestHandler):
+    """HTTP/1.1 without an access log; ``body()`` reads the request's."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+    def body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+
 def _handler(stand_in: SesStandIn) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, format: str, *args: Any) -> None:
-            return
-
+    class Handler(_QuietHandler):
         def _answer(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
             data = json.dumps(body).encode()
             self.send_response(status)
@@ -251,8 +259,7 @@ def _handler(stand_in: SesStandIn) -> type[BaseHTTPRequestHandler]:
             self._answer(status, {"message": message}, {"x-amzn-ErrorType": code})
 
         def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length) if length else b""
+            raw = self.body()
             if self.path.split("?")[0] != SEND_EMAIL_PATH:
                 self._error(404, "NotFoundException", f"the local SES answers only SendEmail, not {self.path}")
                 return
@@ -336,15 +343,9 @@ class SnsDeliveryLogHook(_EventServer):
 def _sns_handler(hook: SnsDeliveryLogHook) -> type[BaseHTTPRequestHandler]:
     from urllib.parse import parse_qs  # noqa: PLC0415
 
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, format: str, *args: Any) -> None:
-            return
-
+    class Handler(_QuietHandler):
         def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else b""
+            body = self.body()
             headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
             url = hook.moto_url + self.path
             forward = urllib.request.Request(url, data=body, method="POST", headers=headers)  # noqa: S310

@@ -381,6 +381,7 @@ _ACTION_LABELS = {"sns": lambda action: "SNS:" + action.partition(":")[2]}
 # The awsJson protocols: the error type as the service sends it in "__type" (botocore keeps what follows "#").
 _JSON_ERROR_TYPES = {"secretsmanager": "AccessDeniedException"}
 _CORAL_ACCESS_DENIED = "com.amazon.coral.service#AccessDeniedException"
+_XML_DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>\n'
 
 
 class _Body:
@@ -455,32 +456,23 @@ def _query(service_model: ServiceModel, message: str, request_id: str) -> tuple[
     code = _ERROR_CODES.get(service_model.service_name, "AccessDenied")
     namespace = service_model.metadata.get("xmlNamespace")
     xmlns = f' xmlns="{escape(namespace)}"' if namespace else ""
-    body = (
-        f"<ErrorResponse{xmlns}><Error><Type>Sender</Type><Code>{code}</Code><Message>{escape(message)}</Message>"
-        f"</Error><RequestId>{request_id}</RequestId></ErrorResponse>"
-    )
+    error = f"<Error><Type>Sender</Type><Code>{code}</Code><Message>{escape(message)}</Message></Error>"
+    body = f"<ErrorResponse{xmlns}>{error}<RequestId>{request_id}</RequestId></ErrorResponse>"
     return 403, {"Content-Type": "text/xml"}, body.encode()
 
 
 def _rest_xml(service_model: ServiceModel, message: str, request_id: str) -> tuple[int, dict[str, str], bytes]:
     # Amazon S3 API Reference, "Error responses": "AccessDenied ... 403 Forbidden".
-    body = (
-        '<?xml version="1.0" encoding="UTF-8"?>\n'
-        f"<Error><Code>AccessDenied</Code><Message>{escape(message)}</Message>"
-        f"<RequestId>{request_id}</RequestId></Error>"
-    )
-    return 403, {"Content-Type": "application/xml"}, body.encode()
+    error = f"<Code>AccessDenied</Code><Message>{escape(message)}</Message><RequestId>{request_id}</RequestId>"
+    return 403, {"Content-Type": "application/xml"}, f"{_XML_DECLARATION}<Error>{error}</Error>".encode()
 
 
 def _ec2(service_model: ServiceModel, message: str, request_id: str) -> tuple[int, dict[str, str], bytes]:
     # Amazon EC2 API Reference, "Error codes": "UnauthorizedOperation ... You are not authorized to perform this
     # operation", HTTP 403.
-    text = f"You are not authorized to perform this operation. {message}"
-    body = (
-        '<?xml version="1.0" encoding="UTF-8"?>\n'
-        f"<Response><Errors><Error><Code>UnauthorizedOperation</Code><Message>{escape(text)}</Message></Error>"
-        f"</Errors><RequestID>{request_id}</RequestID></Response>"
-    )
+    text = escape(f"You are not authorized to perform this operation. {message}")
+    error = f"<Errors><Error><Code>UnauthorizedOperation</Code><Message>{text}</Message></Error></Errors>"
+    body = f"{_XML_DECLARATION}<Response>{error}<RequestID>{request_id}</RequestID></Response>"
     return 403, {"Content-Type": "text/xml;charset=UTF-8"}, body.encode()
 
 
