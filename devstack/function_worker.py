@@ -13,15 +13,9 @@ The process imports the function's handler from its ``CodeUri`` and runs what tr
 - with ``--invoke-events FILE``: one invocation per event of the file, then the process ends (the stack creates
   the template's custom resources this way, as CloudFormation invokes their function).
 
-Several processes of one function are several execution environments: Kafka-triggered ones share the mapping's
-consumer group (Kafka gives each its partitions), HTTP ones share the port.
-
-The environment is the function's (the local stack builds it: see ``devstack.stack``). Settings and clients are
-cached per process, exactly as per Lambda execution environment, which is why every function gets a process.
+Several processes of one function are several execution environments (docs/local-stack.md, "How functions run").
 When ready, one JSON line ``{"function": ..., "port": ...}`` is written to ``--ready-fd``. SIGTERM stops it
-cleanly (consumers leave their groups, nothing uncommitted is lost). Started by the stack (``--ready-fd``), SIGINT
-is left to the parent, which stops its workers in order; run by hand, Ctrl-C stops it. It also stops when its
-parent goes away.
+cleanly; started by the stack (``--ready-fd``), SIGINT is left to the parent; it also stops when its parent goes away.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["NO_VALUE", "IntrinsicError", "Physical", "Resolver"]
+__all__ = ["NO_VALUE", "SUB_VARIABLE", "IntrinsicError", "Physical", "Resolver", "parameter_defaults"]
 
 
 class IntrinsicError(ValueError):
@@ -34,7 +34,14 @@ class _NoValue:
 
 
 NO_VALUE = _NoValue()
-_SUB_VARIABLE = re.compile(r"\$\{([^}!][^}]*)\}")
+# A Fn::Sub variable: ${Name} or ${Resource.Attribute}; ${!Name} is the escape for a literal "${Name}".
+SUB_VARIABLE = re.compile(r"\$\{([^}!][^}]*)\}")
+
+
+def parameter_defaults(template: Mapping[str, Any]) -> dict[str, Any]:
+    """The Default of each of the template's parameters that has one."""
+    declared = template.get("Parameters") or {}
+    return {name: spec["Default"] for name, spec in declared.items() if isinstance(spec, dict) and "Default" in spec}
 
 
 @dataclass(frozen=True)
@@ -66,11 +73,7 @@ class Resolver:
 
     def __init__(self, template: Mapping[str, Any], parameters: Mapping[str, Any], physical: Physical) -> None:
         self._template = template
-        declared = template.get("Parameters") or {}
-        self._parameters: dict[str, Any] = {
-            name: spec["Default"] for name, spec in declared.items() if isinstance(spec, dict) and "Default" in spec
-        }
-        self._parameters.update(parameters)
+        self._parameters: dict[str, Any] = {**parameter_defaults(template), **parameters}
         self._physical = physical
         self._conditions: dict[str, bool] = {}
 
@@ -135,7 +138,7 @@ class Resolver:
                 return self._physical.attribute(logical_id, attribute)
             return str(self._fn_ref(name))
 
-        return _SUB_VARIABLE.sub(substitute, text).replace("${!", "${")
+        return SUB_VARIABLE.sub(substitute, text).replace("${!", "${")
 
     def _fn_join(self, argument: Any) -> str:
         delimiter, items = argument

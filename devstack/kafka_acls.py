@@ -24,6 +24,7 @@ The broker logs every authorization (``kafka.authorizer.logger``: allowed at DEB
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -203,15 +204,13 @@ def missing_required(
 def apply(admin_bootstrap: str, principals: Mapping[str, tuple[str | None, Sequence[Binding]]]) -> None:
     """Make the broker's credentials and ACLs for these principals exactly what is given (name -> (password, ACLs));
     a principal without a password (no Connect) has its SCRAM credential removed."""
-    from kafka.admin import KafkaAdminClient  # noqa: PLC0415
     from kafka.admin._users import (  # noqa: PLC0415
         ScramMechanism,
         UserScramCredentialDeletion,
         UserScramCredentialUpsertion,
     )
 
-    admin = KafkaAdminClient(bootstrap_servers=admin_bootstrap, client_id="devstack-acls")
-    try:
+    with _admin(admin_bootstrap) as admin:
         alterations: list[Any] = []
         for name, (password, _) in principals.items():
             if password is None:
@@ -224,19 +223,18 @@ def apply(admin_bootstrap: str, principals: Mapping[str, tuple[str | None, Seque
         if failed:
             raise AclError(f"SCRAM credentials refused: {failed}")
         _replace_acls(admin, principals.keys(), [b for _, acls in principals.values() for b in acls])
-    finally:
-        admin.close()
 
 
 def replace_acls(admin_bootstrap: str, principal: str, acls: Sequence[Binding]) -> None:
     """Make one principal's ACLs exactly ``acls`` (its credentials stay as they are)."""
+    with _admin(admin_bootstrap) as admin:
+        _replace_acls(admin, [principal], acls)
+
+
+def _admin(bootstrap: str) -> contextlib.closing[Any]:
     from kafka.admin import KafkaAdminClient  # noqa: PLC0415
 
-    admin = KafkaAdminClient(bootstrap_servers=admin_bootstrap, client_id="devstack-acls")
-    try:
-        _replace_acls(admin, [principal], acls)
-    finally:
-        admin.close()
+    return contextlib.closing(KafkaAdminClient(bootstrap_servers=bootstrap, client_id="devstack-acls"))
 
 
 def _replace_acls(admin: Any, principals: Iterable[str], acls: Sequence[Binding]) -> None:

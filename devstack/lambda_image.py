@@ -35,12 +35,9 @@ from pathlib import Path
 
 from devstack import rootfs
 from devstack.docker_engine import Engine, EngineError
+from devstack.runtime.toolchain import INSTALL_LOCKED, LOCK_FILE, RUNTIME_PACKAGES
+from devstack.runtime.toolchain import LAMBDA_PYTHON as PYTHON
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-LOCK_FILE = REPO_ROOT / "requirements.lock"
-INSTALL_LOCKED = REPO_ROOT / "layers" / "deps" / "install_locked.py"
-PYTHON = "3.13"  # template.yaml Globals: Runtime python3.13
-RUNTIME_PACKAGES = ("awslambdaric", "boto3")
 LABEL = "devstack.recipe"
 ARCHITECTURES = {"x86_64": ("x86_64", "manylinux2014_x86_64"), "aarch64": ("arm64", "manylinux2014_aarch64")}
 

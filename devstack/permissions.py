@@ -1,22 +1,12 @@
 """Only what the template allows: each local function runs with its role's permissions, on AWS and on Kafka.
 
-At start (``Permissions.prepare``) the stack reads every function's role from the translated template with the
-local resources' ARNs (``devstack.iam.roles``) and writes it to ``<data_dir>/access/roles.json``; then
-
-- **Kafka**: each function is the SCRAM principal ``User:<FunctionLogicalId>`` on the broker's SASL listener, with
-  the ACLs its ``kafka-cluster:*`` statements stand for (``devstack.kafka_acls``). Its credentials are a Secrets
-  Manager secret the function reads through the product's own SASL/SCRAM path (``KAFKA_SASL_SECRET_ARN``). That one
-  read is allowed outside the role: it stands in for MSK's IAM authentication, which signs with the role's own
-  credentials and reads no secret.
-- **AWS APIs**: each function process installs a guard on every botocore client (``devstack.iam.guard``): a call
-  is authorized like IAM does, against the role (``devstack.iam.policy``), with the ARNs AWS evaluates
-  (``devstack.iam.requests``); a denied one fails with the error AWS answers (``AccessDeniedException``,
-  SNS's ``AuthorizationError``), so the product's own error handling runs.
-
-Every authorization is recorded: each function process writes what it was allowed and denied to
-``<data_dir>/access/calls-<function>-<pid>.json``, the broker logs Kafka's (``kafka.authorizer.logger``), and
-``Report.collect`` joins both with the roles, statement by statement (the least-privilege report, ``python -m
-devstack.permissions report``, and docs/security.md's table).
+``Permissions.prepare`` writes every function's role (``devstack.iam.roles``) to ``<data_dir>/access/roles.json``,
+makes each function the SCRAM principal ``User:<FunctionLogicalId>`` with the ACLs of its ``kafka-cluster:*``
+statements (``devstack.kafka_acls``), and gives it a Kafka secret, the one read allowed outside the role (it stands
+in for MSK's IAM authentication). In each function process ``install_from_env`` guards every botocore client
+(``devstack.iam.guard``) and records what was allowed and denied; ``Report.collect`` joins that record and the
+broker's with the roles (``python -m devstack.permissions report``). The whole picture: docs/local-stack.md, "Only
+what the template allows".
 """
 
 from __future__ import annotations

@@ -22,7 +22,6 @@ import difflib
 import json
 import logging
 import os
-import re
 import shlex
 import shutil
 import subprocess
@@ -38,6 +37,7 @@ import boto3
 from moto.server import ThreadedMotoServer
 
 from devstack.iam.roles import translate, with_placeholder_code
+from devstack.intrinsics import SUB_VARIABLE
 from devstack.template_expansion import expand_template, load_yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,7 +57,6 @@ MAX_BODY_BYTES = 1_000_000
 # AWS doc "Pseudo parameters reference".
 _PSEUDO = ("AccountId", "NotificationARNs", "NoValue", "Partition", "Region", "StackId", "StackName", "URLSuffix")
 PSEUDO_PARAMETERS = frozenset(f"AWS::{name}" for name in _PSEUDO)
-_SUB_VARIABLE = re.compile(r"\$\{([^!}][^}]*)\}")  # ${Name} or ${Resource.Attribute}; ${!Name} is a literal
 
 
 class RehearsalError(RuntimeError):
@@ -286,7 +285,7 @@ def _references(value: Any, path: str) -> Iterator[tuple[str, str, Any]]:
             yield here, key, item.split(".", 1)[0] if isinstance(item, str) else item[0]
         elif key == "Fn::Sub":
             text, variables = (item, {}) if isinstance(item, str) else (item[0], item[1])
-            for name in _SUB_VARIABLE.findall(text if isinstance(text, str) else ""):
+            for name in SUB_VARIABLE.findall(text if isinstance(text, str) else ""):
                 if name not in variables:
                     yield here, key, name
         elif key == "Fn::If" and isinstance(item, list) and item:

@@ -18,7 +18,7 @@ import subprocess
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from devstack.runtime.toolchain import (
     CACHE_DIR,
@@ -35,8 +35,7 @@ from devstack.template_config import DEFAULT_TEMPLATE, FunctionSpec, TemplateErr
 _NO_BYTECODE = shutil.ignore_patterns("__pycache__", "*.pyc")
 
 
-@dataclass(frozen=True)
-class Layer:
+class Layer(NamedTuple):
     logical_id: str
     content_uri: Path
 
@@ -69,12 +68,10 @@ def host_platform() -> str:
 
 
 def _layer_id(value: Any, resources: Mapping[str, Any], function: str) -> str:
-    ref = resolve(value)
-    name = getattr(ref, "name", None)
-    layer_id = getattr(ref, "value", None)
-    if name != "Ref" or not isinstance(layer_id, str) or layer_id not in resources:
-        raise TemplateError(f"{function}: a layer must be !Ref to a layer of this template, got {value!r}")
-    return layer_id
+    match resolve(value):
+        case {"Ref": str(layer_id)} if layer_id in resources:
+            return layer_id
+    raise TemplateError(f"{function}: a layer must be !Ref to a layer of this template, got {value!r}")
 
 
 def function_layers(template: Path, function_ids: list[str]) -> dict[str, tuple[Layer, ...]]:
