@@ -1,25 +1,14 @@
 """Kafka ACLs from a function's ``kafka-cluster:*`` statements, so the local broker allows what MSK would.
 
-MSK's IAM access control actions are documented as the equivalents of Kafka ACL operations (MSK developer guide,
-"Semantics of IAM authorization policy actions and resources":
-https://docs.aws.amazon.com/msk/latest/developerguide/kafka-actions.html): ``kafka-cluster:WriteData`` is WRITE
-on the topic, ``ReadData`` READ, ``DescribeTopic`` DESCRIBE, ``AlterGroup`` READ on the group, ``DescribeGroup``
-DESCRIBE on it, ``WriteDataIdempotently`` IDEMPOTENT_WRITE on the cluster, and so on (``ACTIONS``). Resources are
-ARNs of the cluster, ``topic/<cluster name>/<cluster uuid>/<topic>``, ``group/...`` and ``transactional-id/...``
-(same page, "Authorization policy resources"); a trailing ``*`` is a PREFIXED ACL, a name alone LITERAL.
-``kafka-cluster:Connect`` has no ACL: without it the function gets no credentials at all, as MSK refuses its
-connection.
+The MSK developer guide gives each IAM action its Kafka ACL operation and resource ("Semantics of IAM authorization
+policy actions and resources", https://docs.aws.amazon.com/msk/latest/developerguide/kafka-actions.html: ``ACTIONS``
+and ``REQUIRED``); a resource ARN ending in ``*`` is a PREFIXED ACL, a name alone LITERAL. ``kafka-cluster:Connect``
+has no ACL: without it the function gets no SCRAM credential, as MSK refuses its connection. Kafka is more lenient
+than MSK in two documented ways, which ``missing_required`` closes: it implies DESCRIBE from READ/WRITE/DELETE/ALTER
+(``AclEntry``'s implied operations) and IDEMPOTENT_WRITE from WRITE on any topic (KIP-679).
 
-Locally each function is its own SCRAM principal ``User:<FunctionLogicalId>`` on the broker's SASL listener
-(``devstack.broker_process``); the stack's own admin work uses the plaintext listener as the broker's super user.
-Two documented differences from MSK's IAM semantics, both only more permissive locally, are closed by
-``missing_required`` (tests/integration/test_iam_enforcement.py checks every role): Kafka implies DESCRIBE from
-READ/WRITE/DELETE/ALTER (Kafka's ``AclEntry`` "implied operations") and IDEMPOTENT_WRITE from WRITE on any topic
-(KIP-679), while MSK requires each action it lists as "Required actions" and WriteDataIdempotently for an
-idempotent producer.
-
-The broker logs every authorization (``kafka.authorizer.logger``: allowed at DEBUG, denied at INFO), which
-``observed`` reads back as IAM actions on ARNs for the least-privilege report.
+``observed`` reads the broker's authorizer log (``kafka.authorizer.logger``) back as IAM actions on ARNs for the
+least-privilege report.
 """
 
 from __future__ import annotations

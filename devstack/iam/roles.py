@@ -99,7 +99,7 @@ def translate(
     result: dict[str, Any] = translator.translate(
         sam_template=document,
         parameter_values=dict(parameters or {}),
-        get_managed_policy_map=lambda: managed.ARNS,
+        get_managed_policy_map=managed.arns,
     )
     return result
 
