@@ -13,7 +13,9 @@ Webhooks secrets, ``whsec_`` + base64 of at least 32 bytes). The receivers tell 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -144,6 +146,21 @@ def create_push_endpoints(sns: Any, seed: Callable[[int], None]) -> list[str]:
             sns.create_platform_endpoint(PlatformApplicationArn=applications[platform], Token=token)["EndpointArn"]
         )
     return arns
+
+
+@contextmanager
+def moto_server(host: str = "127.0.0.1") -> Iterator[str]:
+    """moto's server in this process on a free port of ``host``, without a log line per request: its endpoint URL."""
+    from moto.server import ThreadedMotoServer  # noqa: PLC0415
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    server = ThreadedMotoServer(ip_address=host, port=0, verbose=False)
+    server.start()
+    try:
+        bound_host, port = server.get_host_and_port()
+        yield f"http://{bound_host}:{port}"
+    finally:
+        server.stop()
 
 
 def seed_moto_server(aws_endpoint: str) -> Callable[[int], None]:

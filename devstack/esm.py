@@ -511,14 +511,7 @@ class KafkaEventSourceMapping:
         if not letters:
             return True
         if topic is None or self._destination is None:
-            for letter in letters:
-                log.warning(
-                    "%s: discarded %s@%d (no on-failure destination): %s",
-                    self.trigger.function,
-                    letter.record.partition_id,
-                    letter.record.offset,
-                    letter.reason,
-                )
+            self._log_dead_letters(letters, "discarded (no on-failure destination)")
             return True
         now_ms = int(self._clock() * 1000)
         outgoing = [
@@ -543,16 +536,15 @@ class KafkaEventSourceMapping:
             log.error("%s: on-failure destination %s not acknowledged: %s", self.trigger.function, topic, errors[0])
             return False
         self.stats.dead_letters += len(letters)
-        for letter in letters:
-            log.warning(
-                "%s: %s@%d to %s: %s",
-                self.trigger.function,
-                letter.record.partition_id,
-                letter.record.offset,
-                topic,
-                letter.reason,
-            )
+        self._log_dead_letters(letters, f"to {topic}")
         return True
+
+    def _log_dead_letters(self, letters: Sequence[DeadLetter], fate: str) -> None:
+        for letter in letters:
+            record = letter.record
+            log.warning(
+                "%s: %s@%d %s: %s", self.trigger.function, record.partition_id, record.offset, fate, letter.reason
+            )
 
     def _apply(self, consumer: Any, records: Sequence[KafkaRecord], decision: Decision) -> None:
         from kafka import OffsetAndMetadata, TopicPartition  # noqa: PLC0415

@@ -18,6 +18,7 @@ What only AWS can check is listed in docs/deploy.md ("What is rehearsed before a
 from __future__ import annotations
 
 import argparse
+import contextlib
 import difflib
 import json
 import logging
@@ -34,8 +35,8 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-from moto.server import ThreadedMotoServer
 
+from devstack.aws_resources import moto_server
 from devstack.iam.roles import translate, with_placeholder_code
 from devstack.intrinsics import SUB_VARIABLE
 from devstack.template_expansion import expand_template, load_yaml
@@ -177,20 +178,17 @@ class LocalS3:
 
     def __init__(self, region: str) -> None:
         self.region = region
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self._running = contextlib.ExitStack()
         self.endpoint = ""
 
     def __enter__(self) -> LocalS3:
-        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's server would log every request
-        self._server.start()
-        host, port = self._server.get_host_and_port()
-        self.endpoint = f"http://{host}:{port}"
+        self.endpoint = self._running.enter_context(moto_server())
         location = {} if self.region == "us-east-1" else {"LocationConstraint": self.region}
         self.client().create_bucket(Bucket=BUCKET, CreateBucketConfiguration=location)
         return self
 
     def __exit__(self, *_: object) -> None:
-        self._server.stop()
+        self._running.close()
 
     def client(self) -> Any:
         return boto3.client(
