@@ -110,18 +110,10 @@ def install_from_env(function: str) -> CallCounts | None:
     directory = os.environ.get(ENV)
     if not directory or _installed is not None:
         return _installed
-    import botocore.session  # noqa: PLC0415
+    from devstack.iam.guard import on_new_clients  # noqa: PLC0415
 
     counts = CallCounts(Path(directory), function)
-    create_client = botocore.session.Session.create_client
-
-    @functools.wraps(create_client)
-    def counting_create_client(self: Any, *args: Any, **kwargs: Any) -> Any:
-        client = create_client(self, *args, **kwargs)
-        client.meta.events.register("before-call", counts.on_call)
-        return client
-
-    botocore.session.Session.create_client = counting_create_client  # type: ignore[method-assign]
+    on_new_clients(lambda client: client.meta.events.register("before-call", counts.on_call))
     Path(directory).mkdir(parents=True, exist_ok=True)
     counts.dump()
     atexit.register(counts.dump)

@@ -26,7 +26,7 @@ from botocore.model import OperationModel
 
 from devstack.iam.requests import Account, Authorization, UnknownOperation, authorizations, denial
 
-__all__ = ["Guard"]
+__all__ = ["Guard", "on_new_clients"]
 
 logger = logging.getLogger(__name__)
 
@@ -64,16 +64,7 @@ class Guard:
         with _patch_lock:
             if self._installed:
                 return
-            create_client = botocore.session.Session.create_client
-            guard = self
-
-            @functools.wraps(create_client)
-            def guarded_create_client(session: Any, *args: Any, **kwargs: Any) -> Any:
-                client = create_client(session, *args, **kwargs)
-                guard.attach(client)
-                return client
-
-            botocore.session.Session.create_client = guarded_create_client  # type: ignore[method-assign,assignment]
+            on_new_clients(self.attach)
             self._installed = True
 
     def attach(self, client: Any) -> None:
@@ -128,6 +119,19 @@ class Guard:
             return None
         model, authorization = found
         return denial(model.service_model, model, self.principal_arn, authorization)
+
+
+def on_new_clients(attach: Callable[[Any], None]) -> None:
+    """Call ``attach(client)`` on every botocore client created in this process from now on."""
+    create_client = botocore.session.Session.create_client
+
+    @functools.wraps(create_client)
+    def attached_create_client(session: Any, *args: Any, **kwargs: Any) -> Any:
+        client = create_client(session, *args, **kwargs)
+        attach(client)
+        return client
+
+    botocore.session.Session.create_client = attached_create_client  # type: ignore[method-assign,assignment]
 
 
 def _remember_params(params: Mapping[str, Any], context: dict[str, Any], **_: Any) -> None:
