@@ -19,7 +19,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from devstack.lambda_context import LocalLambdaContext
@@ -434,9 +434,7 @@ class KafkaEventSourceMapping:
 
     def _forget(self, partitions: set[Partition]) -> None:
         retries = {p: r for p, r in self._state.retries.items() if p not in partitions}
-        self._state = MappingState(
-            retries=retries, batch_limit=self._state.batch_limit, pending_halves=self._state.pending_halves
-        )
+        self._state = replace(self._state, retries=retries)
         for partition in partitions:
             self._paused_until.pop(partition, None)
 
