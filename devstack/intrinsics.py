@@ -1,17 +1,12 @@
 """CloudFormation's intrinsic functions and conditions, evaluated with the values of one deployment.
 
-The local stack reads what AWS would deploy from the translated template (``devstack.iam.roles``): each function's
-role with its policies, their resources as ARNs. Those are written with ``Ref``, ``Fn::GetAtt``, ``Fn::Sub``,
-``Fn::Join``, ``Fn::Split``, ``Fn::Select``, ``Fn::If`` (and the conditions ``Fn::Equals``, ``Fn::Not``,
-``Fn::And``, ``Fn::Or``, ``Condition``) and ``Fn::FindInMap``, which this module evaluates as the CloudFormation
-user guide's "Intrinsic function reference" documents them
-(https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/intrinsic-function-reference.html); a
-``Ref AWS::NoValue`` removes the property or list item it stands for. SAM CLI's own resolver
-(``samcli.lib.intrinsic_resolver``) refuses ``!If [cond, x, !Ref AWS::NoValue]``, which this template uses
-throughout, so it is not used here.
-
-What a resource's ``Ref`` and attributes are is the caller's (``Physical``): the local stack knows its table names,
-secret ARNs and so on.
+The roles the local stack reads from the translated template (``devstack.iam.roles``) are written with ``Ref``,
+``Fn::GetAtt``, ``Fn::Sub``, ``Fn::Join``, ``Fn::Split``, ``Fn::Select``, ``Fn::If``, ``Fn::FindInMap`` and the
+condition functions, evaluated here as the "Intrinsic function reference" documents them
+(https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/intrinsic-function-reference.html); ``Ref
+AWS::NoValue`` removes the property or item it stands for. SAM CLI's resolver (``samcli.lib.intrinsic_resolver``)
+refuses ``!If [cond, x, !Ref AWS::NoValue]``, which this template uses throughout. What a resource's ``Ref`` and
+attributes are is the caller's (``Physical``).
 """
 
 from __future__ import annotations

@@ -1,18 +1,12 @@
 """A deploy rehearsal per samconfig.toml environment: what `sam deploy --config-env ENV` does before CloudFormation.
 
-For every environment `sam deploy` can deploy (it has ``deploy.parameters``; an exact copy of another, as ``default``
-is of dev, is rehearsed once): ``sam validate --lint``; one ``sam build`` for all; ``sam package`` to a local S3
-(moto's server in this process, reached through ``AWS_ENDPOINT_URL_S3``); the packaged template expanded
-(``Fn::ForEach``, SAM CLI's processor: :mod:`devstack.template_expansion`) with the environment's parameter
-overrides and translated by SAM's transform (:func:`devstack.iam.roles.translate`); then the template checks
-CloudFormation makes before it creates anything, and a comparison with the reviewed snapshot
-``tests/template/snapshots/<env>.json``. Nothing reaches AWS: sam gets dummy credentials and moto's endpoint.
-
     .venv/bin/python -m devstack.rehearsal [--env dev ...] [--accept]
 
-AWS docs: "CloudFormation quotas" (cloudformation-limits.html), "Ref", "Fn::GetAtt", "Fn::Sub", "Fn::If",
-"DependsOn attribute", "Pseudo parameters reference" (CloudFormation User Guide / Template Reference).
-What only AWS can check is listed in docs/deploy.md ("What is rehearsed before a deploy").
+Lint, one build, ``sam package`` to moto's S3 in this process, the packaged template expanded and translated with
+the environment's overrides, CloudFormation's own checks (quotas, references: the CloudFormation User Guide's
+"CloudFormation quotas", https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/cloudformation-limits.html,
+and the pages of each intrinsic) and the reviewed snapshot ``tests/template/snapshots/<env>.json``, as
+docs/deploy.md ("What is rehearsed before a deploy") lists them. Nothing reaches AWS: sam gets dummy credentials.
 """
 
 from __future__ import annotations
