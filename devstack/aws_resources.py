@@ -13,7 +13,9 @@ Webhooks secrets, ``whsec_`` + base64 of at least 32 bytes). The receivers tell 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -112,11 +114,7 @@ def put_destinations(
 ) -> None:
     """``shop``'s Slack and webhook destination secrets (created, or given a new value)."""
     for channel, value in endpoints.destinations(shop, signing_key).items():
-        name = destination_secret(channel, shop)
-        try:
-            secrets.create_secret(Name=name, SecretString=json.dumps(value))
-        except secrets.exceptions.ResourceExistsException:
-            secrets.put_secret_value(SecretId=name, SecretString=json.dumps(value))
+        put_secret(secrets, destination_secret(channel, shop), json.dumps(value))
 
 
 def create_all(session: Any, endpoints: Endpoints = Endpoints()) -> None:
@@ -150,6 +148,21 @@ def create_push_endpoints(sns: Any, seed: Callable[[int], None]) -> list[str]:
     return arns
 
 
+@contextmanager
+def moto_server(host: str = "127.0.0.1") -> Iterator[str]:
+    """moto's server in this process on a free port of ``host``, without a log line per request: its endpoint URL."""
+    from moto.server import ThreadedMotoServer  # noqa: PLC0415
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    server = ThreadedMotoServer(ip_address=host, port=0, verbose=False)
+    server.start()
+    try:
+        bound_host, port = server.get_host_and_port()
+        yield f"http://{bound_host}:{port}"
+    finally:
+        server.stop()
+
+
 def seed_moto_server(aws_endpoint: str) -> Callable[[int], None]:
     """``seed`` for :func:`create_push_endpoints` on a moto server (its ``POST /moto-api/seed?a=<n>``)."""
     import urllib.request  # noqa: PLC0415
@@ -169,54 +182,45 @@ def seed_moto_in_process(value: int) -> None:
     mock_random.seed(value)
 
 
+def put_secret(secrets: Any, name: str, value: str) -> str:
+    """Create the secret ``name`` holding ``value``, or give an existing one that value; answers its ARN."""
+    try:
+        return str(secrets.create_secret(Name=name, SecretString=value)["ARN"])
+    except secrets.exceptions.ResourceExistsException:
+        return str(secrets.put_secret_value(SecretId=name, SecretString=value)["ARN"])
+
+
 def create_tables(ddb: Any) -> None:
     """The tables (a DynamoDB client of moto or of the local DynamoDB server); existing ones are kept."""
     existing = set(ddb.list_tables()["TableNames"])
-    if IDEMPOTENCY_TABLE not in existing:
+    # name, key attributes, TTL attribute, the key of a keys-only global secondary index (MESSAGE_INDEX)
+    tables: list[tuple[str, tuple[str, ...], str | None, str | None]] = [
+        (IDEMPOTENCY_TABLE, ("id",), "expiration", None),
+        (QUOTA_TABLE, ("counter",), "expires_at", None),
+        (STATUS_TABLE, ("notification_id", "channel"), STATUS_EXPIRES_ATTRIBUTE, "provider_message_id"),
+        (SUPPRESSION_TABLE, ("address_hash",), None, None),
+    ]
+    for name, key, ttl, index_key in tables:
+        if name in existing:
+            continue
+        index = {
+            "IndexName": MESSAGE_INDEX,
+            "KeySchema": _key_schema(index_key),
+            "Projection": {"ProjectionType": "KEYS_ONLY"},
+        }
         ddb.create_table(
-            TableName=IDEMPOTENCY_TABLE,
-            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+            TableName=name,
+            KeySchema=_key_schema(*key),
+            AttributeDefinitions=[{"AttributeName": a, "AttributeType": "S"} for a in (*key, index_key) if a],
             BillingMode="PAY_PER_REQUEST",
+            **({"GlobalSecondaryIndexes": [index]} if index_key else {}),
         )
-        _enable_ttl(ddb, IDEMPOTENCY_TABLE, "expiration")
-    if QUOTA_TABLE not in existing:
-        ddb.create_table(
-            TableName=QUOTA_TABLE,
-            KeySchema=[{"AttributeName": "counter", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "counter", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        _enable_ttl(ddb, QUOTA_TABLE, "expires_at")
-    if STATUS_TABLE not in existing:
-        ddb.create_table(
-            TableName=STATUS_TABLE,
-            KeySchema=[
-                {"AttributeName": "notification_id", "KeyType": "HASH"},
-                {"AttributeName": "channel", "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": "notification_id", "AttributeType": "S"},
-                {"AttributeName": "channel", "AttributeType": "S"},
-                {"AttributeName": "provider_message_id", "AttributeType": "S"},
-            ],
-            GlobalSecondaryIndexes=[
-                {
-                    "IndexName": MESSAGE_INDEX,
-                    "KeySchema": [{"AttributeName": "provider_message_id", "KeyType": "HASH"}],
-                    "Projection": {"ProjectionType": "KEYS_ONLY"},
-                }
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        _enable_ttl(ddb, STATUS_TABLE, STATUS_EXPIRES_ATTRIBUTE)
-    if SUPPRESSION_TABLE not in existing:
-        ddb.create_table(
-            TableName=SUPPRESSION_TABLE,
-            KeySchema=[{"AttributeName": "address_hash", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "address_hash", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        if ttl:
+            _enable_ttl(ddb, name, ttl)
+
+
+def _key_schema(*attributes: str | None) -> list[dict[str, str | None]]:
+    return [{"AttributeName": name, "KeyType": kind} for name, kind in zip(attributes, ("HASH", "RANGE"), strict=False)]
 
 
 def _enable_ttl(ddb: Any, table: str, attribute: str) -> None:

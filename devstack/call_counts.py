@@ -1,15 +1,10 @@
 """Counts of what one execution environment does: AWS calls by kind and handler invocations, for the benchmarks.
 
-With ``DEVSTACK_CALL_COUNTS=<dir>`` in its environment, a function process (``devstack.function_worker``)
-registers a botocore ``before-call`` handler on every client it creates (botocore's event system: "Event
-Reference" of the boto3 guide, https://boto3.amazonaws.com/v1/documentation/api/latest/guide/events.html) and
-times every invocation of its handler. It writes ``<dir>/<function>-<pid>.json`` every half second and at exit:
-
-    {"function": "IngestFunction", "pid": 123, "aws_calls": {"dynamodb.PutItem": 4, ...},
-     "invocations": 2, "invocation_seconds": 0.031}
-
-The counts are cumulative for the life of the process; a reader takes the difference of two snapshots.
-Nothing is installed without the variable: the functions run as they would in Lambda.
+With ``DEVSTACK_CALL_COUNTS=<dir>``, a function process counts every AWS call with a botocore ``before-call`` handler
+("Event Reference", https://boto3.amazonaws.com/v1/documentation/api/latest/guide/events.html), times its handler's
+invocations and writes the cumulative counts to ``<dir>/<function>-<pid>.json`` every half second and at exit
+(``{"function", "pid", "aws_calls": {"dynamodb.PutItem": 4, ...}, "invocations", "invocation_seconds"}``); a reader
+takes the difference of two snapshots. Without the variable nothing is installed.
 """
 
 from __future__ import annotations
@@ -110,18 +105,10 @@ def install_from_env(function: str) -> CallCounts | None:
     directory = os.environ.get(ENV)
     if not directory or _installed is not None:
         return _installed
-    import botocore.session  # noqa: PLC0415
+    from devstack.iam.guard import on_new_clients  # noqa: PLC0415
 
     counts = CallCounts(Path(directory), function)
-    create_client = botocore.session.Session.create_client
-
-    @functools.wraps(create_client)
-    def counting_create_client(self: Any, *args: Any, **kwargs: Any) -> Any:
-        client = create_client(self, *args, **kwargs)
-        client.meta.events.register("before-call", counts.on_call)
-        return client
-
-    botocore.session.Session.create_client = counting_create_client  # type: ignore[method-assign]
+    on_new_clients(lambda client: client.meta.events.register("before-call", counts.on_call))
     Path(directory).mkdir(parents=True, exist_ok=True)
     counts.dump()
     atexit.register(counts.dump)

@@ -1,32 +1,12 @@
 """A local Lambda event-source mapping for Kafka: polls topics and invokes a function with byte-exact MSK events.
 
-Behaviour follows the Lambda developer guide for Amazon MSK / self-managed Kafka triggers:
-
-- One consumer group per mapping (``ConsumerGroupId``); offsets are committed only after a batch was handled,
-  so a restarted mapping resumes where the last one stopped. ``StartingPosition`` applies only to a group without
-  committed offsets. Records of one partition reach the function in offset order.
-- A batch holds up to ``BatchSize`` records, gathered for at most ``MaximumBatchingWindowInSeconds`` after the
-  first record arrived.
-- A function error (raised exception, or a response Lambda cannot read) fails the whole batch: every partition of
-  it is retried from its first record. With ``BisectBatchOnFunctionError`` a failed batch of more than one record
-  is first split in two and each half is retried on its own (the first half first); splitting does not count as a
-  retry, a failing batch of one record does.
-- With ``ReportBatchItemFailures`` the function answers ``{"batchItemFailures": [{"itemIdentifier":
-  {"partition": "<topic>-<n>", "offset": <n>}}]}``. Each partition named there resumes from its lowest failed
-  offset: earlier records are committed, that record and every later one are redelivered. An empty or missing
-  list is success. An identifier that is missing, malformed, or names a partition or offset that was not in the
-  batch fails the whole batch.
-- ``MaximumRetryAttempts`` (-1 = infinite; capped at 10 when an on-failure destination is set) counts retries of
-  a partition from the same offset. When they are exhausted, the records that failed in the last attempt go to
-  the on-failure destination and the partition moves past the batch.
-- Records older than ``MaximumRecordAgeInSeconds`` are not sent to the function; they go to the destination.
-- A ``kafka://<topic>`` destination receives, per record, AWS's documented on-failure record: a JSON document with
-  ``requestContext`` (``condition``, ``approximateInvokeCount``), ``responseContext``, ``version``, ``timestamp``,
-  ``KafkaBatchInfo`` and the record itself in ``payload``, keyed by the record's key (built by
-  :mod:`devstack.on_failure`; https://docs.aws.amazon.com/lambda/latest/dg/kafka-on-failure-destination.html).
-  Without a destination such records are discarded, as Lambda does.
-- A partition that is retried waits before its retry (0.5 s, doubling, at most 10 s; none after a bisect). AWS
-  does not document its retry timing; this keeps a failing provider from being hammered locally.
+It behaves as the Lambda developer guide describes MSK triggers ("Configuring Amazon MSK event sources",
+https://docs.aws.amazon.com/lambda/latest/dg/with-msk-process.html; "Configuring error handling controls for Kafka
+event sources", https://docs.aws.amazon.com/lambda/latest/dg/kafka-retry-configurations.html; the on-failure record,
+:mod:`devstack.on_failure`); docs/local-stack.md ("The Kafka event-source mapping") lists what is read from the
+template and what the emulator chooses where AWS is silent. Details the guide leaves to the reader: a bisect is not
+a retry (a failing batch of one record is); the retries of a partition count from the same offset; the back-off
+(0.5 s, doubling, at most 10 s; none after a bisect) is the emulator's.
 
 The rules are pure functions (:func:`plan_batch`, :func:`read_response`, :func:`decide`) over records and the
 function's outcome; :class:`KafkaEventSourceMapping` only does the Kafka I/O around them.
@@ -39,7 +19,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from devstack.lambda_context import LocalLambdaContext
@@ -97,13 +77,6 @@ class FunctionResult:
 
 
 Outcome = FunctionError | FunctionResult
-
-
-@dataclass(frozen=True)
-class InvalidResponse:
-    """A ``batchItemFailures`` answer Lambda cannot apply: the whole batch counts as failed."""
-
-    reason: str
 
 
 @dataclass(frozen=True)
@@ -183,6 +156,13 @@ def plan_batch(rules: Rules, records: Sequence[KafkaRecord], now_ms: int) -> Bat
         invoke=tuple(r for r in records if r.timestamp >= oldest_allowed),
         expired=tuple(r for r in records if r.timestamp < oldest_allowed),
     )
+
+
+@dataclass(frozen=True)
+class InvalidResponse:
+    """A ``batchItemFailures`` answer Lambda cannot apply: the whole batch counts as failed."""
+
+    reason: str
 
 
 def _identifier(item: Any, names: Mapping[str, Partition], offsets: Mapping[Partition, set[int]]) -> Any:
@@ -367,15 +347,9 @@ def await_topic_metadata(
 ) -> None:
     """Wait (up to ``timeout``) until the consumer's metadata knows the partitions of every topic, then return.
 
-    A kafka-python group leader that assigns partitions while its metadata lacks a subscribed topic (right after
-    the topic was created) logs "No partition metadata for topic" and gives every member nothing, and the group
-    stays that way until a metadata refresh (dpkp/kafka-python#2377, https://github.com/dpkp/kafka-python/issues/2377;
-    librdkafka instead postpones the join until the metadata is there). The local stack creates its topics just before
-    starting the functions, so each consumer learns them after subscribing and before its first poll joins the
-    group. After subscribing, not before: kafka-python's leader compares the partitions it assigned with its
-    subscription's metadata as of the last update, and a fetch before the subscription leaves that view empty, so
-    the next update would start a needless rebalance. A lookup of a known topic asks the broker nothing. A topic
-    still unknown after ``timeout`` is left to the join (logged): the consumer picks it up on a later rebalance.
+    Called after subscribing and before the first poll joins the group: a kafka-python leader without a topic's
+    metadata assigns nothing to anyone (https://github.com/dpkp/kafka-python/issues/2377; docs/local-stack.md). A
+    lookup of a known topic asks the broker nothing; a topic still unknown after ``timeout`` is left to the join.
     """
     deadline = time.monotonic() + timeout
     missing = list(topics)
@@ -460,9 +434,7 @@ class KafkaEventSourceMapping:
 
     def _forget(self, partitions: set[Partition]) -> None:
         retries = {p: r for p, r in self._state.retries.items() if p not in partitions}
-        self._state = MappingState(
-            retries=retries, batch_limit=self._state.batch_limit, pending_halves=self._state.pending_halves
-        )
+        self._state = replace(self._state, retries=retries)
         for partition in partitions:
             self._paused_until.pop(partition, None)
 
@@ -537,14 +509,7 @@ class KafkaEventSourceMapping:
         if not letters:
             return True
         if topic is None or self._destination is None:
-            for letter in letters:
-                log.warning(
-                    "%s: discarded %s@%d (no on-failure destination): %s",
-                    self.trigger.function,
-                    letter.record.partition_id,
-                    letter.record.offset,
-                    letter.reason,
-                )
+            self._log_dead_letters(letters, "discarded (no on-failure destination)")
             return True
         now_ms = int(self._clock() * 1000)
         outgoing = [
@@ -569,16 +534,15 @@ class KafkaEventSourceMapping:
             log.error("%s: on-failure destination %s not acknowledged: %s", self.trigger.function, topic, errors[0])
             return False
         self.stats.dead_letters += len(letters)
-        for letter in letters:
-            log.warning(
-                "%s: %s@%d to %s: %s",
-                self.trigger.function,
-                letter.record.partition_id,
-                letter.record.offset,
-                topic,
-                letter.reason,
-            )
+        self._log_dead_letters(letters, f"to {topic}")
         return True
+
+    def _log_dead_letters(self, letters: Sequence[DeadLetter], fate: str) -> None:
+        for letter in letters:
+            record = letter.record
+            log.warning(
+                "%s: %s@%d %s: %s", self.trigger.function, record.partition_id, record.offset, fate, letter.reason
+            )
 
     def _apply(self, consumer: Any, records: Sequence[KafkaRecord], decision: Decision) -> None:
         from kafka import OffsetAndMetadata, TopicPartition  # noqa: PLC0415

@@ -13,15 +13,9 @@ The process imports the function's handler from its ``CodeUri`` and runs what tr
 - with ``--invoke-events FILE``: one invocation per event of the file, then the process ends (the stack creates
   the template's custom resources this way, as CloudFormation invokes their function).
 
-Several processes of one function are several execution environments: Kafka-triggered ones share the mapping's
-consumer group (Kafka gives each its partitions), HTTP ones share the port.
-
-The environment is the function's (the local stack builds it: see ``devstack.stack``). Settings and clients are
-cached per process, exactly as per Lambda execution environment, which is why every function gets a process.
+Several processes of one function are several execution environments (docs/local-stack.md, "How functions run").
 When ready, one JSON line ``{"function": ..., "port": ...}`` is written to ``--ready-fd``. SIGTERM stops it
-cleanly (consumers leave their groups, nothing uncommitted is lost). Started by the stack (``--ready-fd``), SIGINT
-is left to the parent, which stops its workers in order; run by hand, Ctrl-C stops it. It also stops when its
-parent goes away.
+cleanly; started by the stack (``--ready-fd``), SIGINT is left to the parent; it also stops when its parent goes away.
 """
 
 from __future__ import annotations
@@ -174,35 +168,27 @@ def serve(
             thread.join()
         publisher.close()
         return 1 if failed else 0
+    served: dict[str, Any] = {
+        "function_name": spec.logical_id,
+        "timeout_seconds": spec.timeout_seconds,
+        "port": http_port or 0,
+    }
     if spec.http_routes:
-        api = HttpApiServer(
-            handler,
-            function_name=spec.logical_id,
-            routes=spec.http_routes,
-            timeout_seconds=spec.timeout_seconds,
-            port=http_port or 0,
-            reuse_port=reuse_port,
-        ).start()
-        _signal_ready(ready_fd, {"function": spec.logical_id, "port": api.port})
-        stop.wait()
-        api.stop()
-        return 0
-    if spec.async_events:
+        api = HttpApiServer(handler, **served, routes=spec.http_routes, reuse_port=reuse_port).start()
+        stop_serving = api.stop
+        ready: dict[str, Any] = {"port": api.port}
+    elif spec.async_events:
         from devstack.invoke import RETRY_ENV, InvokeServer  # noqa: PLC0415
 
-        invoker = InvokeServer(
-            handler,
-            function_name=spec.logical_id,
-            timeout_seconds=spec.timeout_seconds,
-            port=http_port or 0,
-            retry_delay=float(os.environ.get(RETRY_ENV, "1.0")),
-        ).start()
-        _signal_ready(ready_fd, {"function": spec.logical_id, "invoke_url": invoker.url()})
-        stop.wait()
-        invoker.stop()
-        return 0
-    log.error("%s has no Kafka trigger, HTTP API or asynchronous event: nothing runs it locally", spec.logical_id)
-    return 2
+        invoker = InvokeServer(handler, **served, retry_delay=float(os.environ.get(RETRY_ENV, "1.0"))).start()
+        stop_serving, ready = invoker.stop, {"invoke_url": invoker.url()}
+    else:
+        log.error("%s has no Kafka trigger, HTTP API or asynchronous event: nothing runs it locally", spec.logical_id)
+        return 2
+    _signal_ready(ready_fd, {"function": spec.logical_id, **ready})
+    stop.wait()
+    stop_serving()
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

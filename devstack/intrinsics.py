@@ -1,17 +1,12 @@
 """CloudFormation's intrinsic functions and conditions, evaluated with the values of one deployment.
 
-The local stack reads what AWS would deploy from the translated template (``devstack.iam.roles``): each function's
-role with its policies, their resources as ARNs. Those are written with ``Ref``, ``Fn::GetAtt``, ``Fn::Sub``,
-``Fn::Join``, ``Fn::Split``, ``Fn::Select``, ``Fn::If`` (and the conditions ``Fn::Equals``, ``Fn::Not``,
-``Fn::And``, ``Fn::Or``, ``Condition``) and ``Fn::FindInMap``, which this module evaluates as the CloudFormation
-user guide's "Intrinsic function reference" documents them
-(https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/intrinsic-function-reference.html); a
-``Ref AWS::NoValue`` removes the property or list item it stands for. SAM CLI's own resolver
-(``samcli.lib.intrinsic_resolver``) refuses ``!If [cond, x, !Ref AWS::NoValue]``, which this template uses
-throughout, so it is not used here.
-
-What a resource's ``Ref`` and attributes are is the caller's (``Physical``): the local stack knows its table names,
-secret ARNs and so on.
+The roles the local stack reads from the translated template (``devstack.iam.roles``) are written with ``Ref``,
+``Fn::GetAtt``, ``Fn::Sub``, ``Fn::Join``, ``Fn::Split``, ``Fn::Select``, ``Fn::If``, ``Fn::FindInMap`` and the
+condition functions, evaluated here as the "Intrinsic function reference" documents them
+(https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/intrinsic-function-reference.html); ``Ref
+AWS::NoValue`` removes the property or item it stands for. SAM CLI's resolver (``samcli.lib.intrinsic_resolver``)
+refuses ``!If [cond, x, !Ref AWS::NoValue]``, which this template uses throughout. What a resource's ``Ref`` and
+attributes are is the caller's (``Physical``).
 """
 
 from __future__ import annotations
@@ -21,7 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["NO_VALUE", "IntrinsicError", "Physical", "Resolver"]
+__all__ = ["NO_VALUE", "SUB_VARIABLE", "IntrinsicError", "Physical", "Resolver", "parameter_defaults"]
 
 
 class IntrinsicError(ValueError):
@@ -34,7 +29,14 @@ class _NoValue:
 
 
 NO_VALUE = _NoValue()
-_SUB_VARIABLE = re.compile(r"\$\{([^}!][^}]*)\}")
+# A Fn::Sub variable: ${Name} or ${Resource.Attribute}; ${!Name} is the escape for a literal "${Name}".
+SUB_VARIABLE = re.compile(r"\$\{([^}!][^}]*)\}")
+
+
+def parameter_defaults(template: Mapping[str, Any]) -> dict[str, Any]:
+    """The Default of each of the template's parameters that has one."""
+    declared = template.get("Parameters") or {}
+    return {name: spec["Default"] for name, spec in declared.items() if isinstance(spec, dict) and "Default" in spec}
 
 
 @dataclass(frozen=True)
@@ -66,11 +68,7 @@ class Resolver:
 
     def __init__(self, template: Mapping[str, Any], parameters: Mapping[str, Any], physical: Physical) -> None:
         self._template = template
-        declared = template.get("Parameters") or {}
-        self._parameters: dict[str, Any] = {
-            name: spec["Default"] for name, spec in declared.items() if isinstance(spec, dict) and "Default" in spec
-        }
-        self._parameters.update(parameters)
+        self._parameters: dict[str, Any] = {**parameter_defaults(template), **parameters}
         self._physical = physical
         self._conditions: dict[str, bool] = {}
 
@@ -135,7 +133,7 @@ class Resolver:
                 return self._physical.attribute(logical_id, attribute)
             return str(self._fn_ref(name))
 
-        return _SUB_VARIABLE.sub(substitute, text).replace("${!", "${")
+        return SUB_VARIABLE.sub(substitute, text).replace("${!", "${")
 
     def _fn_join(self, argument: Any) -> str:
         delimiter, items = argument

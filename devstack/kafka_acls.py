@@ -1,29 +1,19 @@
 """Kafka ACLs from a function's ``kafka-cluster:*`` statements, so the local broker allows what MSK would.
 
-MSK's IAM access control actions are documented as the equivalents of Kafka ACL operations (MSK developer guide,
-"Semantics of IAM authorization policy actions and resources":
-https://docs.aws.amazon.com/msk/latest/developerguide/kafka-actions.html): ``kafka-cluster:WriteData`` is WRITE
-on the topic, ``ReadData`` READ, ``DescribeTopic`` DESCRIBE, ``AlterGroup`` READ on the group, ``DescribeGroup``
-DESCRIBE on it, ``WriteDataIdempotently`` IDEMPOTENT_WRITE on the cluster, and so on (``ACTIONS``). Resources are
-ARNs of the cluster, ``topic/<cluster name>/<cluster uuid>/<topic>``, ``group/...`` and ``transactional-id/...``
-(same page, "Authorization policy resources"); a trailing ``*`` is a PREFIXED ACL, a name alone LITERAL.
-``kafka-cluster:Connect`` has no ACL: without it the function gets no credentials at all, as MSK refuses its
-connection.
+The MSK developer guide gives each IAM action its Kafka ACL operation and resource ("Semantics of IAM authorization
+policy actions and resources", https://docs.aws.amazon.com/msk/latest/developerguide/kafka-actions.html: ``ACTIONS``
+and ``REQUIRED``); a resource ARN ending in ``*`` is a PREFIXED ACL, a name alone LITERAL. ``kafka-cluster:Connect``
+has no ACL: without it the function gets no SCRAM credential, as MSK refuses its connection. Kafka is more lenient
+than MSK in two documented ways, which ``missing_required`` closes: it implies DESCRIBE from READ/WRITE/DELETE/ALTER
+(``AclEntry``'s implied operations) and IDEMPOTENT_WRITE from WRITE on any topic (KIP-679).
 
-Locally each function is its own SCRAM principal ``User:<FunctionLogicalId>`` on the broker's SASL listener
-(``devstack.broker_process``); the stack's own admin work uses the plaintext listener as the broker's super user.
-Two documented differences from MSK's IAM semantics, both only more permissive locally, are closed by
-``missing_required`` (tests/integration/test_iam_enforcement.py checks every role): Kafka implies DESCRIBE from
-READ/WRITE/DELETE/ALTER (Kafka's ``AclEntry`` "implied operations") and IDEMPOTENT_WRITE from WRITE on any topic
-(KIP-679), while MSK requires each action it lists as "Required actions" and WriteDataIdempotently for an
-idempotent producer.
-
-The broker logs every authorization (``kafka.authorizer.logger``: allowed at DEBUG, denied at INFO), which
-``observed`` reads back as IAM actions on ARNs for the least-privilege report.
+``observed`` reads the broker's authorizer log (``kafka.authorizer.logger``) back as IAM actions on ARNs for the
+least-privilege report.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -203,15 +193,13 @@ def missing_required(
 def apply(admin_bootstrap: str, principals: Mapping[str, tuple[str | None, Sequence[Binding]]]) -> None:
     """Make the broker's credentials and ACLs for these principals exactly what is given (name -> (password, ACLs));
     a principal without a password (no Connect) has its SCRAM credential removed."""
-    from kafka.admin import KafkaAdminClient  # noqa: PLC0415
     from kafka.admin._users import (  # noqa: PLC0415
         ScramMechanism,
         UserScramCredentialDeletion,
         UserScramCredentialUpsertion,
     )
 
-    admin = KafkaAdminClient(bootstrap_servers=admin_bootstrap, client_id="devstack-acls")
-    try:
+    with _admin(admin_bootstrap) as admin:
         alterations: list[Any] = []
         for name, (password, _) in principals.items():
             if password is None:
@@ -224,19 +212,18 @@ def apply(admin_bootstrap: str, principals: Mapping[str, tuple[str | None, Seque
         if failed:
             raise AclError(f"SCRAM credentials refused: {failed}")
         _replace_acls(admin, principals.keys(), [b for _, acls in principals.values() for b in acls])
-    finally:
-        admin.close()
 
 
 def replace_acls(admin_bootstrap: str, principal: str, acls: Sequence[Binding]) -> None:
     """Make one principal's ACLs exactly ``acls`` (its credentials stay as they are)."""
+    with _admin(admin_bootstrap) as admin:
+        _replace_acls(admin, [principal], acls)
+
+
+def _admin(bootstrap: str) -> contextlib.closing[Any]:
     from kafka.admin import KafkaAdminClient  # noqa: PLC0415
 
-    admin = KafkaAdminClient(bootstrap_servers=admin_bootstrap, client_id="devstack-acls")
-    try:
-        _replace_acls(admin, [principal], acls)
-    finally:
-        admin.close()
+    return contextlib.closing(KafkaAdminClient(bootstrap_servers=bootstrap, client_id="devstack-acls"))
 
 
 def _replace_acls(admin: Any, principals: Iterable[str], acls: Sequence[Binding]) -> None:

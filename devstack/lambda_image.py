@@ -2,24 +2,15 @@
 
     python -m devstack.lambda_image      # builds it into the private engine (cached), prints its name
 
-SAM CLI runs a function in ``public.ecr.aws/lambda/python:3.13-<arch>`` plus its own emulator and the layers
-(it writes that Dockerfile itself). This module makes an image of that name from Debian packages, with the file
-layout of AWS's image ("AWS base images for Lambda", https://docs.aws.amazon.com/lambda/latest/dg/python-image.html;
-the runtime's environment: "Defined runtime environment variables",
-https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars.html#configuration-envvars-runtime):
-
-- the root file system of :mod:`devstack.rootfs` (Debian trixie minbase: its ``python3`` is 3.13, the runtime's);
-- ``/var/lang/bin/python3.13`` (the runtime's Python), ``/var/task`` (the function's code), ``/opt`` (the layers);
-- ``/var/runtime``: what Lambda's Python runtime ships besides the standard library, ``awslambdaric`` and boto3
-  (with botocore, s3transfer, ...) from ``requirements.lock`` with their hashes, and ``/var/runtime/bootstrap``,
-  which SAM's emulator starts: the runtime interface client with the handler, on the runtime's module search path
-  (task root, then the layers' ``python/lib/python3.13/site-packages`` and ``python``:
-  https://docs.aws.amazon.com/lambda/latest/dg/python-package.html#python-package-searchpath).
-
-Only the machine's own architecture is built (``docker import`` records the engine's architecture; an arm64 root
-on x86_64 would also need QEMU's binfmt handlers): ``samconfig.toml``'s ``local`` environment builds x86_64
-functions for that reason (docs/deploy.md). The image carries the hash of its recipe in a label, so it is rebuilt
-only when the root, the lock or the bootstrap changes.
+SAM CLI runs a function in ``public.ecr.aws/lambda/python:3.13-<arch>`` plus its own emulator and the layers. This
+module makes an image of that name with the file layout of AWS's image ("AWS base images for Lambda",
+https://docs.aws.amazon.com/lambda/latest/dg/python-image.html): the root of :mod:`devstack.rootfs` (Debian trixie,
+whose ``python3`` is 3.13), ``/var/lang/bin/python3.13``, ``/var/task``, ``/opt``, and ``/var/runtime`` with
+``awslambdaric`` and boto3 from ``requirements.lock`` and the ``bootstrap`` SAM's emulator starts, on the runtime's
+module search path (https://docs.aws.amazon.com/lambda/latest/dg/python-package.html#python-package-searchpath) and
+environment (https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars.html#configuration-envvars-runtime).
+Only the machine's own architecture is built (docs/deploy.md); a label carries the hash of the recipe, so the image
+is rebuilt only when the root, the lock or the bootstrap changes.
 """
 
 from __future__ import annotations
@@ -35,12 +26,9 @@ from pathlib import Path
 
 from devstack import rootfs
 from devstack.docker_engine import Engine, EngineError
+from devstack.runtime.toolchain import INSTALL_LOCKED, LOCK_FILE, RUNTIME_PACKAGES
+from devstack.runtime.toolchain import LAMBDA_PYTHON as PYTHON
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-LOCK_FILE = REPO_ROOT / "requirements.lock"
-INSTALL_LOCKED = REPO_ROOT / "layers" / "deps" / "install_locked.py"
-PYTHON = "3.13"  # template.yaml Globals: Runtime python3.13
-RUNTIME_PACKAGES = ("awslambdaric", "boto3")
 LABEL = "devstack.recipe"
 ARCHITECTURES = {"x86_64": ("x86_64", "manylinux2014_x86_64"), "aarch64": ("arm64", "manylinux2014_aarch64")}
 

@@ -1,22 +1,12 @@
 """Only what the template allows: each local function runs with its role's permissions, on AWS and on Kafka.
 
-At start (``Permissions.prepare``) the stack reads every function's role from the translated template with the
-local resources' ARNs (``devstack.iam.roles``) and writes it to ``<data_dir>/access/roles.json``; then
-
-- **Kafka**: each function is the SCRAM principal ``User:<FunctionLogicalId>`` on the broker's SASL listener, with
-  the ACLs its ``kafka-cluster:*`` statements stand for (``devstack.kafka_acls``). Its credentials are a Secrets
-  Manager secret the function reads through the product's own SASL/SCRAM path (``KAFKA_SASL_SECRET_ARN``). That one
-  read is allowed outside the role: it stands in for MSK's IAM authentication, which signs with the role's own
-  credentials and reads no secret.
-- **AWS APIs**: each function process installs a guard on every botocore client (``devstack.iam.guard``): a call
-  is authorized like IAM does, against the role (``devstack.iam.policy``), with the ARNs AWS evaluates
-  (``devstack.iam.requests``); a denied one fails with the error AWS answers (``AccessDeniedException``,
-  SNS's ``AuthorizationError``), so the product's own error handling runs.
-
-Every authorization is recorded: each function process writes what it was allowed and denied to
-``<data_dir>/access/calls-<function>-<pid>.json``, the broker logs Kafka's (``kafka.authorizer.logger``), and
-``Report.collect`` joins both with the roles, statement by statement (the least-privilege report, ``python -m
-devstack.permissions report``, and docs/security.md's table).
+``Permissions.prepare`` writes every function's role (``devstack.iam.roles``) to ``<data_dir>/access/roles.json``,
+makes each function the SCRAM principal ``User:<FunctionLogicalId>`` with the ACLs of its ``kafka-cluster:*``
+statements (``devstack.kafka_acls``), and gives it a Kafka secret, the one read allowed outside the role (it stands
+in for MSK's IAM authentication). In each function process ``install_from_env`` guards every botocore client
+(``devstack.iam.guard``) and records what was allowed and denied; ``Report.collect`` joins that record and the
+broker's with the roles (``python -m devstack.permissions report``). The whole picture: docs/local-stack.md, "Only
+what the template allows".
 """
 
 from __future__ import annotations
@@ -35,7 +25,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import TypeAdapter
+
 from devstack import kafka_acls
+from devstack.aws_resources import put_secret
 from devstack.iam.policy import Statement, evaluate
 from devstack.iam.roles import Role
 from devstack.intrinsics import Physical, Resolver
@@ -118,18 +111,7 @@ def local_physical(names: Mapping[str, str], configuration_set: str, template: P
     return physical_ids({**names, "EmailConfigurationSet": configuration_set}, template=template)
 
 
-def _statement(data: Mapping[str, Any]) -> Statement:
-    conditions = {op: {k: tuple(v) for k, v in keys.items()} for op, keys in data.get("conditions", {}).items()}
-    return Statement(
-        source=data["source"],
-        sid=data.get("sid"),
-        effect=data["effect"],
-        actions=tuple(data.get("actions", ())),
-        not_actions=tuple(data.get("not_actions", ())),
-        resources=tuple(data.get("resources", ())),
-        not_resources=tuple(data.get("not_resources", ())),
-        conditions=conditions,
-    )
+_STATEMENTS = TypeAdapter(tuple[Statement, ...])
 
 
 def write_roles(path: Path, roles: Mapping[str, Role], account: Mapping[str, Any]) -> None:
@@ -147,7 +129,7 @@ def read_roles(path: Path) -> tuple[dict[str, Role], dict[str, Any]]:
     data = json.loads(path.read_text())
     account = data["account"]
     roles = {
-        fid: Role(fid, r["name"], account["account_id"], tuple(_statement(s) for s in r["statements"]))
+        fid: Role(fid, r["name"], account["account_id"], _STATEMENTS.validate_python(r["statements"]))
         for fid, r in data["roles"].items()
     }
     return roles, account
@@ -197,12 +179,7 @@ class Permissions:
         for function, role in roles.items():
             password = secrets.token_urlsafe(24)
             value = json.dumps({"username": function, "password": password})
-            name = KAFKA_SECRET_PREFIX + function
-            try:
-                arn = secretsmanager.create_secret(Name=name, SecretString=value)["ARN"]
-            except secretsmanager.exceptions.ResourceExistsException:
-                arn = secretsmanager.put_secret_value(SecretId=name, SecretString=value)["ARN"]
-            self.kafka_secrets[function] = arn
+            self.kafka_secrets[function] = put_secret(secretsmanager, KAFKA_SECRET_PREFIX + function, value)
             connects = kafka_acls.can_connect(role.statements, CLUSTER_ARN)
             acls = kafka_acls.bindings(f"User:{function}", role.statements, CLUSTER_ARN)
             principals[function] = (password if connects else None, acls)
@@ -223,7 +200,7 @@ class Permissions:
         self.document, self.resolver = deployment(
             self.physical, self.parameters, template=template, region=REGION, account_id=ACCOUNT_ID
         )
-        return roles_in(self.document, self.resolver, ACCOUNT_ID)
+        return roles_in(self.document, self.resolver)
 
     def roles_of(self, template: Path) -> dict[str, Role]:
         """Every function's role as another template (a copy under test) would give it in this stack."""
@@ -339,6 +316,9 @@ def install_from_env(function: str) -> Any:
     return guard
 
 
+_CALLS = TypeAdapter(list[Call])
+
+
 # -- the report --------------------------------------------------------------------------------------------------
 
 
@@ -352,11 +332,7 @@ class Report:
     @classmethod
     def collect(cls, directory: Path, broker_logs: Iterable[Path] = ()) -> Report:
         """One stack's record (its ``access`` folder, or an ``archive`` of it) and its broker's authorizer log."""
-        calls = {
-            Call(**{**item, "context": tuple(tuple(pair) for pair in item["context"])})
-            for path in directory.glob("calls-*.json")
-            for item in json.loads(path.read_text())
-        }
+        calls = {call for path in directory.glob("calls-*.json") for call in _CALLS.validate_json(path.read_text())}
         calls.update(
             Call(o.principal, o.action, o.resource, o.allowed) for o in kafka_acls.observed(broker_logs, CLUSTER_ARN)
         )

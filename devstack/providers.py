@@ -1,33 +1,13 @@
-"""A local Amazon SES v2 for the local stack: it keeps each message as received and reports on it as SES would.
+"""Local stand-ins of the email and SMS providers, reporting on each message as AWS would.
 
-The email sender's ``SendEmail`` (REST-JSON, ``POST /v2/email/outbound-emails``, botocore's ``sesv2`` model) reaches
-this server through ``AWS_ENDPOINT_URL_SESV2`` (botocore's service-specific endpoint variable). Each message is kept
-(subject, text and HTML bodies, recipients, tags) and answered with a message id like SES's. When the message names
-the configuration set the stand-in publishes for, the stand-in then does what SES's EventBridge event destination
-and the EventBridge rule do in AWS: it invokes the feedback function asynchronously (Lambda's Invoke API with
-``X-Amz-Invocation-Type: Event``) with the EventBridge event of each SES event
-(https://docs.aws.amazon.com/ses/latest/dg/monitoring-eventbridge.html), shortly after the send.
-
-Which events follow a message: the SES mailbox simulator's addresses, with an optional ``+label`` (such as
-``bounce+order-17@simulator.amazonses.com``), as the SES documentation describes them
-(https://docs.aws.amazon.com/ses/latest/dg/send-an-email-from-console.html#send-email-simulator):
-
-- ``success@simulator.amazonses.com``: Delivery
-- ``bounce@simulator.amazonses.com``: Bounce (Permanent, General: the address does not exist)
-- ``ooto@simulator.amazonses.com``: Delivery (the out-of-office answer is not an SES event)
-- ``complaint@simulator.amazonses.com``: Delivery, then Complaint (the recipient marked it as spam)
-- ``suppressionlist@simulator.amazonses.com``: Bounce (Permanent, OnAccountSuppressionList)
-
-Any other address: Delivery.
-
-Read API (for the local viewer and tests), on the stand-in's own port:
-
-- ``GET /_local/ses/messages`` -> ``{"messages": [message, ...]}``, oldest first (at most ``MAX_MESSAGES`` kept);
-- ``GET /_local/ses/messages/<message id>`` -> one message, 404 when unknown;
-
-where a message is ``{"message_id", "received_at" (ISO-8601 UTC), "from", "to": [...], "subject", "text",
-"html", "tags": {name: value}, "configuration_set", "events": [{"type", "at", "delivered_to_function"}]}``. In the
-stack's own process :meth:`SesStandIn.messages` answers the same list.
+The local SES v2 answers the email sender's ``SendEmail`` (``POST /v2/email/outbound-emails``, reached through
+``AWS_ENDPOINT_URL_SESV2``), keeps each message, and does what SES's EventBridge event destination and rule do in
+AWS (https://docs.aws.amazon.com/ses/latest/dg/monitoring-eventbridge.html): it invokes the feedback function
+asynchronously with each SES event, as the mailbox simulator's addresses have them
+(https://docs.aws.amazon.com/ses/latest/dg/send-an-email-from-console.html#send-email-simulator). The local SNS
+passes every call on to moto's and reports each SMS published as SNS's delivery-status logs do. What a message
+holds, the read API (``/_local/ses/messages``) and the events per address: docs/local-stack.md, "Emails and
+provider feedback".
 """
 
 from __future__ import annotations
@@ -66,7 +46,7 @@ Invoker = Callable[[dict[str, Any]], bool]
 
 
 def simulated_events(address: str) -> list[str]:
-    """The SES event types a message to ``address`` produces (see the module docstring)."""
+    """The SES event types a message to ``address`` produces (the mailbox simulator's, else Delivery)."""
     match = _SIMULATOR.match(address.strip())
     box = match.group("box").lower() if match else "success"
     return {
@@ -228,13 +208,21 @@ def _record(kind: str, mail: dict[str, Any], address: str) -> dict[str, Any]:
     return ses_events.delivery(mail)
 
 
+class _QuietHandler(BaseHTTPRequestHandler):
+    """HTTP/1.1 without an access log; ``body()`` reads the request's."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+    def body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+
 def _handler(stand_in: SesStandIn) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, format: str, *args: Any) -> None:
-            return
-
+    class Handler(_QuietHandler):
         def _answer(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
             data = json.dumps(body).encode()
             self.send_response(status)
@@ -251,8 +239,7 @@ def _handler(stand_in: SesStandIn) -> type[BaseHTTPRequestHandler]:
             self._answer(status, {"message": message}, {"x-amzn-ErrorType": code})
 
         def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length) if length else b""
+            raw = self.body()
             if self.path.split("?")[0] != SEND_EMAIL_PATH:
                 self._error(404, "NotFoundException", f"the local SES answers only SendEmail, not {self.path}")
                 return
@@ -336,15 +323,9 @@ class SnsDeliveryLogHook(_EventServer):
 def _sns_handler(hook: SnsDeliveryLogHook) -> type[BaseHTTPRequestHandler]:
     from urllib.parse import parse_qs  # noqa: PLC0415
 
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, format: str, *args: Any) -> None:
-            return
-
+    class Handler(_QuietHandler):
         def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else b""
+            body = self.body()
             headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
             url = hook.moto_url + self.path
             forward = urllib.request.Request(url, data=body, method="POST", headers=headers)  # noqa: S310

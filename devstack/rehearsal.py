@@ -1,28 +1,22 @@
 """A deploy rehearsal per samconfig.toml environment: what `sam deploy --config-env ENV` does before CloudFormation.
 
-For every environment `sam deploy` can deploy (it has ``deploy.parameters``; an exact copy of another, as ``default``
-is of dev, is rehearsed once): ``sam validate --lint``; one ``sam build`` for all; ``sam package`` to a local S3
-(moto's server in this process, reached through ``AWS_ENDPOINT_URL_S3``); the packaged template expanded
-(``Fn::ForEach``, SAM CLI's processor: :mod:`devstack.template_expansion`) with the environment's parameter
-overrides and translated by SAM's transform (:func:`devstack.iam.roles.translate`); then the template checks
-CloudFormation makes before it creates anything, and a comparison with the reviewed snapshot
-``tests/template/snapshots/<env>.json``. Nothing reaches AWS: sam gets dummy credentials and moto's endpoint.
-
     .venv/bin/python -m devstack.rehearsal [--env dev ...] [--accept]
 
-AWS docs: "CloudFormation quotas" (cloudformation-limits.html), "Ref", "Fn::GetAtt", "Fn::Sub", "Fn::If",
-"DependsOn attribute", "Pseudo parameters reference" (CloudFormation User Guide / Template Reference).
-What only AWS can check is listed in docs/deploy.md ("What is rehearsed before a deploy").
+Lint, one build, ``sam package`` to moto's S3 in this process, the packaged template expanded and translated with
+the environment's overrides, CloudFormation's own checks (quotas, references: the CloudFormation User Guide's
+"CloudFormation quotas", https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/cloudformation-limits.html,
+and the pages of each intrinsic) and the reviewed snapshot ``tests/template/snapshots/<env>.json``, as
+docs/deploy.md ("What is rehearsed before a deploy") lists them. Nothing reaches AWS: sam gets dummy credentials.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import difflib
 import json
 import logging
 import os
-import re
 import shlex
 import shutil
 import subprocess
@@ -35,9 +29,10 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-from moto.server import ThreadedMotoServer
 
+from devstack.aws_resources import moto_server
 from devstack.iam.roles import translate, with_placeholder_code
+from devstack.intrinsics import SUB_VARIABLE
 from devstack.template_expansion import expand_template, load_yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,7 +52,6 @@ MAX_BODY_BYTES = 1_000_000
 # AWS doc "Pseudo parameters reference".
 _PSEUDO = ("AccountId", "NotificationARNs", "NoValue", "Partition", "Region", "StackId", "StackName", "URLSuffix")
 PSEUDO_PARAMETERS = frozenset(f"AWS::{name}" for name in _PSEUDO)
-_SUB_VARIABLE = re.compile(r"\$\{([^!}][^}]*)\}")  # ${Name} or ${Resource.Attribute}; ${!Name} is a literal
 
 
 class RehearsalError(RuntimeError):
@@ -178,20 +172,17 @@ class LocalS3:
 
     def __init__(self, region: str) -> None:
         self.region = region
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self._running = contextlib.ExitStack()
         self.endpoint = ""
 
     def __enter__(self) -> LocalS3:
-        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's server would log every request
-        self._server.start()
-        host, port = self._server.get_host_and_port()
-        self.endpoint = f"http://{host}:{port}"
+        self.endpoint = self._running.enter_context(moto_server())
         location = {} if self.region == "us-east-1" else {"LocationConstraint": self.region}
         self.client().create_bucket(Bucket=BUCKET, CreateBucketConfiguration=location)
         return self
 
     def __exit__(self, *_: object) -> None:
-        self._server.stop()
+        self._running.close()
 
     def client(self) -> Any:
         return boto3.client(
@@ -286,7 +277,7 @@ def _references(value: Any, path: str) -> Iterator[tuple[str, str, Any]]:
             yield here, key, item.split(".", 1)[0] if isinstance(item, str) else item[0]
         elif key == "Fn::Sub":
             text, variables = (item, {}) if isinstance(item, str) else (item[0], item[1])
-            for name in _SUB_VARIABLE.findall(text if isinstance(text, str) else ""):
+            for name in SUB_VARIABLE.findall(text if isinstance(text, str) else ""):
                 if name not in variables:
                     yield here, key, name
         elif key == "Fn::If" and isinstance(item, list) and item:

@@ -2,19 +2,12 @@
 
     python -m devstack.rootfs        # builds it once (about 1.5 min, 220 MB), prints the tarball's path
 
-The root is ``debootstrap --variant=minbase --include=python3,make trixie`` from Debian's mirror: what a new
-Debian machine has before anyone installed anything by hand. Trixie because its ``python3`` is 3.13, Lambda's
-runtime version, so the same root can serve as the base of a python3.13 container image.
-
-The host's extra CA certificates (``/usr/local/share/ca-certificates/*.crt``) are copied in: behind a
-TLS-inspecting proxy nothing in the root could reach PyPI, npm or Maven Central without them. Minbase has no
-``ca-certificates`` yet; Debian's ``ca-certificates`` package, pulled in later by the JRE (``make tools``), runs
-``update-ca-certificates``, which adds every certificate of that folder to the system store that pip, npm and
-Java read.
-
-The tarball is cached in ``.cache/rootfs/`` under a name carrying the hash of the recipe (and of the copied
-certificates), so changing either builds a new one; it is built in a temporary folder beside it and renamed into
-place, so an interrupted build leaves nothing that looks finished.
+``debootstrap --variant=minbase --include=python3,make trixie``: what a new Debian machine has before anyone
+installed anything by hand; trixie's ``python3`` is 3.13, Lambda's runtime version, so the root also serves as the
+base of a python3.13 image. The host's extra CA certificates (``/usr/local/share/ca-certificates/*.crt``) are
+copied in, so that behind a TLS-inspecting proxy the JRE's ``ca-certificates`` (``make tools``) adds them to the
+store pip, npm and Java read. The tarball's name in ``.cache/rootfs/`` carries the hash of the recipe and of the
+certificates; it is built beside it and renamed into place, so an interrupted build leaves nothing finished-looking.
 """
 
 from __future__ import annotations
@@ -44,14 +37,7 @@ class RootfsError(RuntimeError):
 
 
 def debootstrap_command(target: Path) -> list[str]:
-    return [
-        "debootstrap",
-        f"--variant={VARIANT}",
-        f"--include={','.join(INCLUDE)}",
-        SUITE,
-        str(target),
-        MIRROR,
-    ]
+    return ["debootstrap", f"--variant={VARIANT}", f"--include={','.join(INCLUDE)}", SUITE, str(target), MIRROR]
 
 
 def _host_certificates() -> list[Path]:

@@ -19,8 +19,9 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
+from devstack.intrinsics import NO_VALUE
 from devstack.template_expansion import TemplateError, expand_template, load_yaml
 
 __all__ = [
@@ -50,22 +51,6 @@ RETRIES_WITH_DESTINATION = 10
 StartingPosition = Literal["TRIM_HORIZON", "LATEST"]
 
 
-@dataclass(frozen=True)
-class Intrinsic:
-    """A CloudFormation intrinsic function, e.g. ``!Ref X`` is ``Intrinsic("Ref", "X")``."""
-
-    name: str
-    value: Any
-
-
-class _NoValue:
-    def __repr__(self) -> str:
-        return "AWS::NoValue"
-
-
-NO_VALUE = _NoValue()
-
-
 def expanded_template(path: Path = DEFAULT_TEMPLATE, parameters: Mapping[str, str] | None = None) -> dict[str, Any]:
     """``template.yaml`` with its ``Fn::ForEach`` loops expanded (see :func:`expand_template`)."""
     return expand_template(load_yaml(path), parameters)
@@ -90,29 +75,25 @@ def channel_names(path: Path = DEFAULT_TEMPLATE) -> tuple[str, ...]:
     return tuple(names)
 
 
-def _intrinsic(value: Any) -> Intrinsic | None:
-    """The intrinsic function in ``value`` (long form: ``{"Fn::If": ...}``, ``{"Ref": ...}``), else None."""
-    if isinstance(value, Intrinsic):
-        return value
+def _intrinsic(value: Any) -> tuple[str, Any] | None:
+    """(name, argument) of the intrinsic function ``value`` is (``{"Fn::If": x}``: ``("If", x)``), else None."""
     if isinstance(value, dict) and len(value) == 1:
-        (key, inner), *_ = value.items()
-        if key == "Ref":
-            return Intrinsic("Ref", inner)
-        if isinstance(key, str) and key.startswith("Fn::"):
-            return Intrinsic(key[4:], inner)
+        ((key, argument),) = value.items()
+        if key == "Ref" or (isinstance(key, str) and key.startswith("Fn::")):
+            return key.removeprefix("Fn::"), argument
     return None
 
 
 def resolve(value: Any) -> Any:
     """Resolve ``!If`` (first branch that is not NoValue) and ``!Ref AWS::NoValue``; other intrinsics stay."""
-    function = _intrinsic(value)
-    if function is not None:
-        if function.name == "Ref" and function.value == "AWS::NoValue":
+    match _intrinsic(value):
+        case ("Ref", "AWS::NoValue"):
             return NO_VALUE
-        if function.name == "If" and isinstance(function.value, list) and len(function.value) == 3:
-            chosen = resolve(function.value[1])
-            return chosen if chosen is not NO_VALUE else resolve(function.value[2])
-        return function
+        case ("If", [_, first, second]):
+            chosen = resolve(first)
+            return chosen if chosen is not NO_VALUE else resolve(second)
+        case (_, _):
+            return value  # computed: left as it is
     if isinstance(value, dict):
         return {k: v for k, v in ((k, resolve(v)) for k, v in value.items()) if v is not NO_VALUE}
     if isinstance(value, list):
@@ -162,8 +143,7 @@ class KafkaTrigger:
         return self.maximum_retry_attempts
 
 
-@dataclass(frozen=True)
-class HttpRoute:
+class HttpRoute(NamedTuple):
     method: str
     path: str
 
@@ -273,14 +253,14 @@ def _trigger(name: str, function: str, props: Mapping[str, Any]) -> KafkaTrigger
 
 def _function_target(value: Any, functions: Sequence[str]) -> str | None:
     """The logical id a mapping's FunctionName points at (``!Ref Fn``, ``!GetAtt Fn.Arn`` or the id itself)."""
-    function = _intrinsic(value)
-    if function is not None:
-        if function.name == "Ref" and isinstance(function.value, str):
-            return function.value if function.value in functions else None
-        if function.name == "GetAtt" and isinstance(function.value, list) and function.value:
-            return str(function.value[0]) if function.value[0] in functions else None
-        return None
-    return value if isinstance(value, str) and value in functions else None
+    match _intrinsic(value):
+        case ("Ref", target) | ("GetAtt", [target, *_]):
+            pass
+        case None:
+            target = value
+        case _:
+            return None
+    return target if isinstance(target, str) and target in functions else None
 
 
 def _variables(properties: Mapping[str, Any]) -> Mapping[str, Any]:

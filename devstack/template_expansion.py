@@ -10,7 +10,6 @@ transform resolves without parameter values: ``Fn::FindInMap`` with literal keys
 from __future__ import annotations
 
 import copy
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,8 @@ from samcli.lib.cfn_language_extensions.resolvers import (  # type: ignore[impor
     FnRefResolver,
     IntrinsicResolver,
 )
+
+from devstack.intrinsics import SUB_VARIABLE, parameter_defaults
 
 
 class TemplateError(ValueError):
@@ -68,7 +69,6 @@ def load_yaml(path: Path) -> dict[str, Any]:
 
 LANGUAGE_EXTENSIONS = "AWS::LanguageExtensions"
 _EXPANDED_SECTIONS = ("Conditions", "Resources", "Outputs")  # where Fn::ForEach may appear (AWS doc: Fn::ForEach)
-_SUB_VARIABLE = re.compile(r"\$\{([^!}][^}]*)\}")  # ${Name}; ${!Name} is the escape for a literal "${Name}"
 
 
 def _transforms(data: Mapping[str, Any]) -> list[Any]:
@@ -82,15 +82,6 @@ def _has_for_each(value: Any) -> bool:
     return isinstance(value, list) and any(map(_has_for_each, value))
 
 
-def _parameter_values(data: Mapping[str, Any], overrides: Mapping[str, str]) -> dict[str, Any]:
-    """Defaults, then overrides: what a ``Ref`` to a parameter (e.g. a ForEach collection) stands for here."""
-    parameters = data.get("Parameters") or {}
-    values = {
-        name: spec["Default"] for name, spec in parameters.items() if isinstance(spec, dict) and "Default" in spec
-    }
-    return {**values, **overrides}
-
-
 def _simplify_sub(value: Any) -> Any:
     """``Fn::Sub`` with its literal variables written in; a plain string once no variable is left."""
     template, variables = (value, {}) if isinstance(value, str) else (value[0], dict(value[1]))
@@ -100,8 +91,8 @@ def _simplify_sub(value: Any) -> Any:
         if isinstance(literal, str) and "${" not in literal:
             template = template.replace("${" + name + "}", literal)
             del variables[name]
-    used = {name: variables[name] for name in _SUB_VARIABLE.findall(template) if name in variables}
-    if not _SUB_VARIABLE.search(template):
+    used = {name: variables[name] for name in SUB_VARIABLE.findall(template) if name in variables}
+    if not SUB_VARIABLE.search(template):
         return template.replace("${!", "${")
     return {"Fn::Sub": [template, used] if used else template}
 
@@ -149,7 +140,7 @@ def expand_template(data: Mapping[str, Any], parameters: Mapping[str, str] | Non
             raise TemplateError(f"Fn::ForEach needs the {LANGUAGE_EXTENSIONS} transform")
         return copy.deepcopy(dict(data))
     context = TemplateProcessingContext(
-        fragment=copy.deepcopy(dict(data)), parameter_values=_parameter_values(data, parameters or {})
+        fragment=copy.deepcopy(dict(data)), parameter_values={**parameter_defaults(data), **(parameters or {})}
     )
     collections = IntrinsicResolver(context)
     collections.register_resolver(FnRefResolver)

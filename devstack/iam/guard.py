@@ -1,30 +1,15 @@
 """Authorizes every AWS call of this process against an IAM decision, and answers a denied one as AWS does.
 
-Reproduced: IAM's authorization of each API request before the service acts on it (IAM User Guide, "Policy
-evaluation logic", https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic.html: a
-request is allowed only when every authorization it needs is), and the service's answer to a denied request (see
-``devstack.iam.requests.denial``). The product code is not changed and cannot tell: a denied call fails inside
-botocore exactly where an answer from AWS would, so its ``ClientError`` and the product's handling of it are real.
-
-How, with botocore's event system ("Events" in the boto3 guide,
-https://boto3.amazonaws.com/v1/documentation/api/latest/guide/events.html), on every client created once
-``install`` has run (as ``devstack.call_counts`` does, by wrapping ``botocore.session.Session.create_client``):
-
-* ``before-parameter-build``: keeps a reference to the call's API parameters in the call's request context (the
-  dict botocore passes along one call: ``before-call`` and the prepared request's ``context``);
-* ``before-call`` (parameters validated and serialized; once per API call, not per attempt): maps the call to its
-  authorizations (``devstack.iam.requests.authorizations``), decides each, reports each to ``on_call`` and, when one
-  is denied, notes the denial in the context. A call with no mapping is denied (``UnknownOperation``);
-* ``before-send`` (each attempt, where the HTTP request would leave): returns the service's denial response. botocore
-  takes a response returned here instead of sending (``Endpoint._do_get_response``), parses it with the service's
-  own parser, runs its retry handler on it (an access denial is not retryable in the legacy, standard or adaptive
-  mode: "Retries" in the boto3 guide, https://boto3.amazonaws.com/v1/documentation/api/latest/guide/retries.html)
-  and raises the ``ClientError``.
-
-The handlers are registered first (``register_first``): for a denied call the guard's answer is the one botocore
-takes. botocore still calls every other ``before-send`` handler (``emit`` does not stop at a response) and drops
-their answers, so an in-process mock answering there (moto's ``mock_aws``) still acts on a denied request, a write
-included; the local stack's moto and DynamoDB servers are reached over HTTP, which a denied call never is.
+A request is allowed only when every authorization it needs is (IAM User Guide, "Policy evaluation logic",
+https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic.html); a denied one gets the
+service's own denial (``devstack.iam.requests.denial``), which botocore parses, does not retry ("Retries",
+https://boto3.amazonaws.com/v1/documentation/api/latest/guide/retries.html) and raises as the ``ClientError`` AWS's
+answer would be: the product code is not changed and cannot tell. The guard is three handlers of botocore's event
+system ("Events", https://boto3.amazonaws.com/v1/documentation/api/latest/guide/events.html), registered first on
+every client created once ``install`` has run: ``before-parameter-build`` keeps the API parameters,
+``before-call`` decides once per call, ``before-send`` answers each attempt of a denied call instead of sending it.
+botocore still runs the other ``before-send`` handlers and drops their answers, so an in-process ``mock_aws`` acts on
+a denied request; the local stack's servers are reached over HTTP, which a denied call never is.
 """
 
 from __future__ import annotations
@@ -41,7 +26,7 @@ from botocore.model import OperationModel
 
 from devstack.iam.requests import Account, Authorization, UnknownOperation, authorizations, denial
 
-__all__ = ["Guard"]
+__all__ = ["Guard", "on_new_clients"]
 
 logger = logging.getLogger(__name__)
 
@@ -79,16 +64,7 @@ class Guard:
         with _patch_lock:
             if self._installed:
                 return
-            create_client = botocore.session.Session.create_client
-            guard = self
-
-            @functools.wraps(create_client)
-            def guarded_create_client(session: Any, *args: Any, **kwargs: Any) -> Any:
-                client = create_client(session, *args, **kwargs)
-                guard.attach(client)
-                return client
-
-            botocore.session.Session.create_client = guarded_create_client  # type: ignore[method-assign,assignment]
+            on_new_clients(self.attach)
             self._installed = True
 
     def attach(self, client: Any) -> None:
@@ -143,6 +119,19 @@ class Guard:
             return None
         model, authorization = found
         return denial(model.service_model, model, self.principal_arn, authorization)
+
+
+def on_new_clients(attach: Callable[[Any], None]) -> None:
+    """Call ``attach(client)`` on every botocore client created in this process from now on."""
+    create_client = botocore.session.Session.create_client
+
+    @functools.wraps(create_client)
+    def attached_create_client(session: Any, *args: Any, **kwargs: Any) -> Any:
+        client = create_client(session, *args, **kwargs)
+        attach(client)
+        return client
+
+    botocore.session.Session.create_client = attached_create_client  # type: ignore[method-assign,assignment]
 
 
 def _remember_params(params: Mapping[str, Any], context: dict[str, Any], **_: Any) -> None:

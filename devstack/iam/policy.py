@@ -1,34 +1,18 @@
 """Identity-based IAM policy evaluation: may this role make this AWS call?
 
-The local stack authorizes every AWS call a Lambda function makes against that function's role policies (from
-template.yaml): :func:`statements` turns a policy document into :class:`Statement` objects, :func:`evaluate`
-decides one request (action, resource ARN, request context) against them, the way the IAM User Guide documents it
-for identity-based policies in one account:
+:func:`statements` turns a policy document into :class:`Statement` objects, :func:`evaluate` decides one request
+(action, resource ARN, request context) against them, as the IAM User Guide documents it for identity-based policies
+in one account (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic.html and the
+pages on each element): an explicit ``Deny`` wins, else a matching ``Allow`` allows, else the request is implicitly
+denied; actions match case-insensitively, ARNs case-sensitively, both with ``*`` and ``?``; a ``Condition``'s
+operators AND, keys AND, values OR (NOR when negated), key names case-insensitive; a key missing from the request
+fails a condition except for negated operators, ``...IfExists``, ``ForAllValues:`` and ``Null``. Supported
+operators: String(Not)Equals(IgnoreCase), String(Not)Like, Arn(Not)Equals, Arn(Not)Like, Bool, Null, each (but
+Null) with ``IfExists`` or ``ForAnyValue:``/``ForAllValues:``.
 
-- an explicit ``Deny`` in any statement wins; otherwise any matching ``Allow`` allows; otherwise the request is
-  implicitly denied (reference_policies_evaluation-logic.html,
-  reference_policies_evaluation-logic_policy-eval-denyallow.html,
-  reference_policies_evaluation-logic_policy-eval-basics.html);
-- ``Action``/``NotAction``: ``service:Name`` matched case-insensitively, ``*`` and ``?`` wildcards
-  (reference_policies_elements_action.html, reference_policies_elements_notaction.html);
-- ``Resource``/``NotResource``: ARNs matched case-sensitively over the whole string, ``*`` and ``?`` wildcards
-  (reference_policies_elements_resource.html, reference_policies_elements_notresource.html);
-- ``Condition``: operators AND, keys in one operator AND, values for one key OR (NOR for negated operators); condition
-  key names are case-insensitive; a key missing from the request makes a condition false, except for the negated
-  operators, ``...IfExists`` and ``ForAllValues:`` (true; ``ForAnyValue:`` stays false) and ``Null``
-  (reference_policies_elements_condition.html,
-  reference_policies_elements_condition_operators.html,
-  reference_policies_condition-logic-multiple-context-keys-or-values.html,
-  reference_policies_condition-single-vs-multi-valued-context-keys.html). Supported operators: String(Not)Equals,
-  String(Not)EqualsIgnoreCase, String(Not)Like, Arn(Not)Equals, Arn(Not)Like, Bool, Null, each (but Null) with
-  ``IfExists`` or with ``ForAnyValue:``/``ForAllValues:``.
-
-All pages are under https://docs.aws.amazon.com/IAM/latest/UserGuide/.
-
-Not evaluated: resource-based policies, Organizations SCPs and RCPs, permissions boundaries, session policies,
-cross-account requests. Rejected with :class:`PolicyError` rather than evaluated wrongly: ``Principal`` (identity
-policies have none), policy variables (``${aws:username}``), numeric/date/IP/binary condition operators, a set
-operator combined with ``IfExists``, and a multivalued request context key under an operator without a set operator.
+Not evaluated: resource-based policies, SCPs and RCPs, permissions boundaries, session policies, cross-account
+requests. Rejected with :class:`PolicyError` rather than evaluated wrongly: ``Principal``, policy variables,
+numeric/date/IP/binary operators, a set operator with ``IfExists``, and a multivalued key without a set operator.
 """
 
 from __future__ import annotations

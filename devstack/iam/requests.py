@@ -23,6 +23,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from email.utils import parseaddr
+from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 from xml.sax.saxutils import escape
@@ -112,39 +113,27 @@ def _dynamodb_keys(params: Mapping[str, Any], *names: str) -> dict[str, str]:
     return {f"dynamodb:{name}": str(params[name]) for name in names if params.get(name) is not None}
 
 
-def _dynamodb_item(operation: str) -> Callable[[Mapping[str, Any], Account], list[Authorization]]:
-    def mapper(params: Mapping[str, Any], account: Account) -> list[Authorization]:
-        context = _dynamodb_keys(params, "ReturnValues", "ReturnConsumedCapacity")
-        return [Authorization(f"dynamodb:{operation}", _table_arn(params["TableName"], account), context)]
-
-    return mapper
+def _dynamodb_item(operation: str, params: Mapping[str, Any], account: Account) -> list[Authorization]:
+    context = _dynamodb_keys(params, "ReturnValues", "ReturnConsumedCapacity")
+    return [Authorization(f"dynamodb:{operation}", _table_arn(params["TableName"], account), context)]
 
 
-def _dynamodb_read(operation: str) -> Callable[[Mapping[str, Any], Account], list[Authorization]]:
+def _dynamodb_read(operation: str, params: Mapping[str, Any], account: Account) -> list[Authorization]:
     """Query and Scan: on the index when IndexName is given, else on the table."""
-
-    def mapper(params: Mapping[str, Any], account: Account) -> list[Authorization]:
-        resource = _table_arn(params["TableName"], account)
-        if params.get("IndexName"):
-            resource = f"{resource}/index/{params['IndexName']}"
-        context = _dynamodb_keys(params, "Select", "ReturnConsumedCapacity")
-        return [Authorization(f"dynamodb:{operation}", resource, context)]
-
-    return mapper
+    resource = _table_arn(params["TableName"], account)
+    if params.get("IndexName"):
+        resource = f"{resource}/index/{params['IndexName']}"
+    context = _dynamodb_keys(params, "Select", "ReturnConsumedCapacity")
+    return [Authorization(f"dynamodb:{operation}", resource, context)]
 
 
-def _dynamodb_batch(operation: str) -> Callable[[Mapping[str, Any], Account], list[Authorization]]:
+def _dynamodb_batch(operation: str, params: Mapping[str, Any], account: Account) -> list[Authorization]:
     """BatchGetItem and BatchWriteItem: their own action, once for each table in RequestItems (the reference
     lists both with the table resource type; the batch is denied when any table is)."""
-
-    def mapper(params: Mapping[str, Any], account: Account) -> list[Authorization]:
-        context = _dynamodb_keys(params, "ReturnConsumedCapacity")
-        return [
-            Authorization(f"dynamodb:{operation}", _table_arn(table, account), context)
-            for table in params["RequestItems"]
-        ]
-
-    return mapper
+    context = _dynamodb_keys(params, "ReturnConsumedCapacity")
+    return [
+        Authorization(f"dynamodb:{operation}", _table_arn(table, account), context) for table in params["RequestItems"]
+    ]
 
 
 # DynamoDB Developer Guide, "Using IAM with DynamoDB transactions"
@@ -162,31 +151,23 @@ _TRANSACT_ACTIONS = {
 }
 
 
-def _dynamodb_transaction(operation: str, kinds: Sequence[str]) -> Callable[..., list[Authorization]]:
-    def mapper(params: Mapping[str, Any], account: Account) -> list[Authorization]:
-        found: list[Authorization] = []
-        for item in params["TransactItems"]:
-            [kind] = [name for name in item if name in kinds]
-            context = {"dynamodb:EnclosingOperation": operation}
-            context.update(_dynamodb_keys(params, "ReturnConsumedCapacity"))
-            found.append(Authorization(_TRANSACT_ACTIONS[kind], _table_arn(item[kind]["TableName"], account), context))
-        return found
-
-    return mapper
+def _dynamodb_transaction(
+    operation: str, kinds: Sequence[str], params: Mapping[str, Any], account: Account
+) -> list[Authorization]:
+    found: list[Authorization] = []
+    for item in params["TransactItems"]:
+        [kind] = [name for name in item if name in kinds]
+        context = {"dynamodb:EnclosingOperation": operation, **_dynamodb_keys(params, "ReturnConsumedCapacity")}
+        found.append(Authorization(_TRANSACT_ACTIONS[kind], _table_arn(item[kind]["TableName"], account), context))
+    return found
 
 
-def _dynamodb_table(operation: str) -> Callable[[Mapping[str, Any], Account], list[Authorization]]:
-    def mapper(params: Mapping[str, Any], account: Account) -> list[Authorization]:
-        return [Authorization(f"dynamodb:{operation}", _table_arn(params["TableName"], account))]
-
-    return mapper
+def _dynamodb_table(operation: str, params: Mapping[str, Any], account: Account) -> list[Authorization]:
+    return [Authorization(f"dynamodb:{operation}", _table_arn(params["TableName"], account))]
 
 
-def _no_resource(action: str) -> Callable[[Mapping[str, Any], Account], list[Authorization]]:
-    def mapper(params: Mapping[str, Any], account: Account) -> list[Authorization]:
-        return [Authorization(action, "*")]
-
-    return mapper
+def _no_resource(action: str, params: Mapping[str, Any], account: Account) -> list[Authorization]:
+    return [Authorization(action, "*")]
 
 
 # --- Secrets Manager -------------------------------------------------------------------------------------------
@@ -214,11 +195,8 @@ def _secret_arn(secret_id: str, account: Account) -> str:
     return account.arn("secretsmanager", f"secret:{secret_id}")
 
 
-def _secret(operation: str) -> Callable[[Mapping[str, Any], Account], list[Authorization]]:
-    def mapper(params: Mapping[str, Any], account: Account) -> list[Authorization]:
-        return [Authorization(f"secretsmanager:{operation}", _secret_arn(params["SecretId"], account))]
-
-    return mapper
+def _secret(operation: str, params: Mapping[str, Any], account: Account) -> list[Authorization]:
+    return [Authorization(f"secretsmanager:{operation}", _secret_arn(params["SecretId"], account))]
 
 
 # --- SES v2 ----------------------------------------------------------------------------------------------------
@@ -332,19 +310,17 @@ _Mapper = Callable[[Mapping[str, Any], Account], list[Authorization]]
 
 _MAPPERS: dict[str, dict[str, _Mapper]] = {
     "dynamodb": {
-        **{op: _dynamodb_item(op) for op in ("GetItem", "PutItem", "UpdateItem", "DeleteItem")},
-        "Query": _dynamodb_read("Query"),
-        "Scan": _dynamodb_read("Scan"),
-        "BatchGetItem": _dynamodb_batch("BatchGetItem"),
-        "BatchWriteItem": _dynamodb_batch("BatchWriteItem"),
-        "TransactWriteItems": _dynamodb_transaction(
-            "TransactWriteItems", ("Put", "Update", "Delete", "ConditionCheck")
+        **{op: partial(_dynamodb_item, op) for op in ("GetItem", "PutItem", "UpdateItem", "DeleteItem")},
+        **{op: partial(_dynamodb_read, op) for op in ("Query", "Scan")},
+        **{op: partial(_dynamodb_batch, op) for op in ("BatchGetItem", "BatchWriteItem")},
+        "TransactWriteItems": partial(
+            _dynamodb_transaction, "TransactWriteItems", ("Put", "Update", "Delete", "ConditionCheck")
         ),
-        "TransactGetItems": _dynamodb_transaction("TransactGetItems", ("Get",)),
-        "DescribeTable": _dynamodb_table("DescribeTable"),
-        "ListTables": _no_resource("dynamodb:ListTables"),
+        "TransactGetItems": partial(_dynamodb_transaction, "TransactGetItems", ("Get",)),
+        "DescribeTable": partial(_dynamodb_table, "DescribeTable"),
+        "ListTables": partial(_no_resource, "dynamodb:ListTables"),
     },
-    "secretsmanager": {op: _secret(op) for op in ("GetSecretValue", "DescribeSecret", "PutSecretValue")},
+    "secretsmanager": {op: partial(_secret, op) for op in ("GetSecretValue", "DescribeSecret", "PutSecretValue")},
     "sesv2": {"SendEmail": _ses_send_email},
     "sns": {"Publish": _sns_publish, "SetSMSAttributes": _sns_set_sms_attributes},
     "sqs": {"SendMessage": _sqs_send, "SendMessageBatch": _sqs_send},
@@ -381,6 +357,7 @@ _ACTION_LABELS = {"sns": lambda action: "SNS:" + action.partition(":")[2]}
 # The awsJson protocols: the error type as the service sends it in "__type" (botocore keeps what follows "#").
 _JSON_ERROR_TYPES = {"secretsmanager": "AccessDeniedException"}
 _CORAL_ACCESS_DENIED = "com.amazon.coral.service#AccessDeniedException"
+_XML_DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>\n'
 
 
 class _Body:
@@ -455,32 +432,23 @@ def _query(service_model: ServiceModel, message: str, request_id: str) -> tuple[
     code = _ERROR_CODES.get(service_model.service_name, "AccessDenied")
     namespace = service_model.metadata.get("xmlNamespace")
     xmlns = f' xmlns="{escape(namespace)}"' if namespace else ""
-    body = (
-        f"<ErrorResponse{xmlns}><Error><Type>Sender</Type><Code>{code}</Code><Message>{escape(message)}</Message>"
-        f"</Error><RequestId>{request_id}</RequestId></ErrorResponse>"
-    )
+    error = f"<Error><Type>Sender</Type><Code>{code}</Code><Message>{escape(message)}</Message></Error>"
+    body = f"<ErrorResponse{xmlns}>{error}<RequestId>{request_id}</RequestId></ErrorResponse>"
     return 403, {"Content-Type": "text/xml"}, body.encode()
 
 
 def _rest_xml(service_model: ServiceModel, message: str, request_id: str) -> tuple[int, dict[str, str], bytes]:
     # Amazon S3 API Reference, "Error responses": "AccessDenied ... 403 Forbidden".
-    body = (
-        '<?xml version="1.0" encoding="UTF-8"?>\n'
-        f"<Error><Code>AccessDenied</Code><Message>{escape(message)}</Message>"
-        f"<RequestId>{request_id}</RequestId></Error>"
-    )
-    return 403, {"Content-Type": "application/xml"}, body.encode()
+    error = f"<Code>AccessDenied</Code><Message>{escape(message)}</Message><RequestId>{request_id}</RequestId>"
+    return 403, {"Content-Type": "application/xml"}, f"{_XML_DECLARATION}<Error>{error}</Error>".encode()
 
 
 def _ec2(service_model: ServiceModel, message: str, request_id: str) -> tuple[int, dict[str, str], bytes]:
     # Amazon EC2 API Reference, "Error codes": "UnauthorizedOperation ... You are not authorized to perform this
     # operation", HTTP 403.
-    text = f"You are not authorized to perform this operation. {message}"
-    body = (
-        '<?xml version="1.0" encoding="UTF-8"?>\n'
-        f"<Response><Errors><Error><Code>UnauthorizedOperation</Code><Message>{escape(text)}</Message></Error>"
-        f"</Errors><RequestID>{request_id}</RequestID></Response>"
-    )
+    text = escape(f"You are not authorized to perform this operation. {message}")
+    error = f"<Errors><Error><Code>UnauthorizedOperation</Code><Message>{text}</Message></Error></Errors>"
+    body = f"{_XML_DECLARATION}<Response>{error}<RequestID>{request_id}</RequestID></Response>"
     return 403, {"Content-Type": "text/xml;charset=UTF-8"}, body.encode()
 
 

@@ -99,7 +99,7 @@ def translate(
     result: dict[str, Any] = translator.translate(
         sam_template=document,
         parameter_values=dict(parameters or {}),
-        get_managed_policy_map=lambda: managed.ARNS,
+        get_managed_policy_map=managed.arns,
     )
     return result
 
@@ -118,22 +118,15 @@ def deployment(
     return document, Resolver(document, {**parameters, **pseudo}, physical)
 
 
-def roles(
-    physical: Physical,
-    parameters: Mapping[str, Any],
-    *,
-    template: Path = DEFAULT_TEMPLATE,
-    region: str = "us-east-1",
-    account_id: str = "123456789012",
-) -> dict[str, Role]:
-    """Every function's role, by function logical id."""
-    document, resolver = deployment(physical, parameters, template=template, region=region, account_id=account_id)
-    return roles_in(document, resolver, account_id)
+def roles(physical: Physical, parameters: Mapping[str, Any], **where: Any) -> dict[str, Role]:
+    """Every function's role, by function logical id (``where``: ``deployment``'s template, region, account_id)."""
+    return roles_in(*deployment(physical, parameters, **where))
 
 
-def roles_in(document: Mapping[str, Any], resolver: Resolver, account_id: str) -> dict[str, Role]:
+def roles_in(document: Mapping[str, Any], resolver: Resolver) -> dict[str, Role]:
     """Every function's role in a translated template (``deployment``), by function logical id."""
     resources: Mapping[str, Any] = document["Resources"]
+    account_id = str(resolver.resolve({"Ref": "AWS::AccountId"}))
     managed_by_arn: dict[str, str] = {}  # a template managed policy's ARN -> its logical id
     for logical_id, resource in resources.items():
         if resource.get("Type") == "AWS::IAM::ManagedPolicy":

@@ -18,7 +18,7 @@ import subprocess
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from devstack.runtime.toolchain import (
     CACHE_DIR,
@@ -26,6 +26,7 @@ from devstack.runtime.toolchain import (
     LOCK_FILE,
     RuntimePython,
     build_rie,
+    cached,
     digest,
     runtime_python,
     runtime_venv,
@@ -35,8 +36,7 @@ from devstack.template_config import DEFAULT_TEMPLATE, FunctionSpec, TemplateErr
 _NO_BYTECODE = shutil.ignore_patterns("__pycache__", "*.pyc")
 
 
-@dataclass(frozen=True)
-class Layer:
+class Layer(NamedTuple):
     logical_id: str
     content_uri: Path
 
@@ -63,18 +63,11 @@ class Build:
         return self.functions[logical_id]
 
 
-def host_platform() -> str:
-    """The pip platform tag of this machine, for the deps layer's wheels."""
-    return f"manylinux2014_{platform.machine()}"
-
-
 def _layer_id(value: Any, resources: Mapping[str, Any], function: str) -> str:
-    ref = resolve(value)
-    name = getattr(ref, "name", None)
-    layer_id = getattr(ref, "value", None)
-    if name != "Ref" or not isinstance(layer_id, str) or layer_id not in resources:
-        raise TemplateError(f"{function}: a layer must be !Ref to a layer of this template, got {value!r}")
-    return layer_id
+    match resolve(value):
+        case {"Ref": str(layer_id)} if layer_id in resources:
+            return layer_id
+    raise TemplateError(f"{function}: a layer must be !Ref to a layer of this template, got {value!r}")
 
 
 def function_layers(template: Path, function_ids: list[str]) -> dict[str, tuple[Layer, ...]]:
@@ -99,48 +92,35 @@ def function_layers(template: Path, function_ids: list[str]) -> dict[str, tuple[
 
 def build_layer(layer: Layer, python: RuntimePython, cache: Path = CACHE_DIR) -> Path:
     """``make build-<LayerId>`` into a cached artifacts dir (the layer's /opt content)."""
-    target = host_platform()
+    target = f"manylinux2014_{platform.machine()}"  # the pip platform tag of this machine, for the deps' wheels
     key = digest(layer.content_uri, LOCK_FILE, INSTALL_LOCKED, str(python.path), python.version, target)
-    out = cache / "layers" / f"{layer.logical_id}-{key}"
-    if (out / ".complete").is_file():
-        return out / "artifacts"
-    shutil.rmtree(out, ignore_errors=True)
-    out.mkdir(parents=True)
-    variables = {"ARTIFACTS_DIR": out / "artifacts", "PYTHON": python.path, "PYTHON_VERSION": python.version}
-    variables["PLATFORM"] = target
-    done = subprocess.run(
-        ["make", "--no-print-directory", "-C", str(layer.content_uri), f"build-{layer.logical_id}"]
-        + [f"{name}={value}" for name, value in variables.items()],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    (out / "build.log").write_text(done.stdout + done.stderr)
-    if done.returncode != 0:
-        raise RuntimeError(f"make build-{layer.logical_id} failed (see {out / 'build.log'}):\n{done.stderr[-3000:]}")
-    (out / ".complete").touch()
-    return out / "artifacts"
+
+    def make(out: Path) -> None:
+        out.mkdir(parents=True)
+        variables = {"ARTIFACTS_DIR": out / "artifacts", "PYTHON": python.path, "PYTHON_VERSION": python.version}
+        command = ["make", "--no-print-directory", "-C", str(layer.content_uri), f"build-{layer.logical_id}"]
+        command += [f"{name}={value}" for name, value in {**variables, "PLATFORM": target}.items()]
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        (log := out / "build.log").write_text(done.stdout + done.stderr)
+        if done.returncode != 0:
+            raise RuntimeError(f"make build-{layer.logical_id} failed (see {log}):\n{done.stderr[-3000:]}")
+
+    return cached(cache / "layers" / f"{layer.logical_id}-{key}", make) / "artifacts"
 
 
 def _merged(name: str, sources: list[Path], cache: Path, *, without_pyc: bool = False) -> Path:
     """One /opt from several layer artifact dirs, later layers over earlier ones (as Lambda extracts them)."""
-    out = cache / "opt" / f"{name}-{'nopyc' if without_pyc else 'built'}"
-    if (out / ".complete").is_file():
-        return out / "opt"
-    shutil.rmtree(out, ignore_errors=True)
-    for source in sources:
-        shutil.copytree(source, out / "opt", dirs_exist_ok=True, ignore=_NO_BYTECODE if without_pyc else None)
-    (out / ".complete").touch()
-    return out / "opt"
+
+    def make(out: Path) -> None:
+        for source in sources:
+            shutil.copytree(source, out / "opt", dirs_exist_ok=True, ignore=_NO_BYTECODE if without_pyc else None)
+
+    return cached(cache / "opt" / f"{name}-{'nopyc' if without_pyc else 'built'}", make) / "opt"
 
 
 def _task_root(code_uri: Path, cache: Path) -> Path:
     out = cache / "task" / f"{code_uri.name}-{digest(code_uri)}"
-    if not (out / ".complete").is_file():
-        shutil.rmtree(out, ignore_errors=True)
-        shutil.copytree(code_uri, out / "task", ignore=_NO_BYTECODE)
-        (out / ".complete").touch()
-    return out / "task"
+    return cached(out, lambda out: shutil.copytree(code_uri, out / "task", ignore=_NO_BYTECODE)) / "task"
 
 
 def build(template: Path = DEFAULT_TEMPLATE, cache: Path = CACHE_DIR, progress: Callable[[str], None] = print) -> Build:

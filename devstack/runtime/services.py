@@ -6,13 +6,11 @@ calling process, so a test can read what SES and SNS received from moto's backen
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 from devstack import aws_resources
-from devstack.ports import free_port
 from devstack.receivers import DeliveryReceiver
 from devstack.runtime.emulator import HOST
 from devstack.stack import EndpointSession
@@ -33,22 +31,16 @@ class Services:
 def aws_services() -> Iterator[Services]:
     """A moto server with the project's resources, their secrets pointing at two local receivers, and the push
     endpoints of the local stack."""
-    from moto.server import ThreadedMotoServer  # noqa: PLC0415
-
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no access log line per AWS call
-    port = free_port()
-    server = ThreadedMotoServer(ip_address=HOST, port=port, verbose=False)
-    server.start()
-    try:
-        with DeliveryReceiver() as slack, DeliveryReceiver(path_keys=PATH_KEYS) as webhook:
-            endpoint = f"http://{HOST}:{port}"
-            aws_resources.create_all(
-                EndpointSession(endpoint),
-                aws_resources.Endpoints(slack_base_url=slack.url("/slack"), webhook_base_url=webhook.url("/webhook")),
-            )
-            push = aws_resources.create_push_endpoints(
-                EndpointSession(endpoint).client("sns"), aws_resources.seed_moto_server(endpoint)
-            )
-            yield Services(aws_endpoint=endpoint, slack=slack, webhook=webhook, push_endpoints=push)
-    finally:
-        server.stop()
+    with (
+        aws_resources.moto_server(HOST) as endpoint,
+        DeliveryReceiver() as slack,
+        DeliveryReceiver(path_keys=PATH_KEYS) as webhook,
+    ):
+        aws_resources.create_all(
+            EndpointSession(endpoint),
+            aws_resources.Endpoints(slack_base_url=slack.url("/slack"), webhook_base_url=webhook.url("/webhook")),
+        )
+        push = aws_resources.create_push_endpoints(
+            EndpointSession(endpoint).client("sns"), aws_resources.seed_moto_server(endpoint)
+        )
+        yield Services(aws_endpoint=endpoint, slack=slack, webhook=webhook, push_endpoints=push)

@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -140,21 +141,25 @@ def build_rie(cache: Path = CACHE_DIR) -> Path:
     return binary
 
 
+def cached(out: Path, make: Callable[[Path], object]) -> Path:
+    """``out`` as ``make(out)`` fills it, made once: ``.complete`` marks a finished one (others are made again)."""
+    if not (out / ".complete").is_file():
+        shutil.rmtree(out, ignore_errors=True)
+        make(out)
+        (out / ".complete").touch()
+    return out
+
+
 def runtime_venv(python: RuntimePython, cache: Path = CACHE_DIR) -> Path:
     """A virtualenv of the runtime's Python with awslambdaric and boto3 from the lock (hash-checked)."""
-    venv = cache / f"venv-python{python.version}-{digest(str(python.path), LOCK_FILE, INSTALL_LOCKED)}"
-    if (venv / ".complete").is_file():
-        return venv
-    shutil.rmtree(venv, ignore_errors=True)
-    subprocess.run([str(python.path), "-m", "venv", str(venv)], check=True)
-    install = [str(venv / "bin" / "python"), str(INSTALL_LOCKED), "--lock", str(LOCK_FILE), *RUNTIME_PACKAGES]
-    done = subprocess.run(
-        [*install, "--", "--quiet", "--only-binary=:all:"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise ToolchainError(f"installing {', '.join(RUNTIME_PACKAGES)} into {venv} failed:\n{done.stderr[-3000:]}")
-    (venv / ".complete").touch()
-    return venv
+
+    def make(venv: Path) -> None:
+        subprocess.run([str(python.path), "-m", "venv", str(venv)], check=True)
+        install = [str(venv / "bin" / "python"), str(INSTALL_LOCKED), "--lock", str(LOCK_FILE), *RUNTIME_PACKAGES]
+        options = ["--", "--quiet", "--only-binary=:all:"]
+        done = subprocess.run([*install, *options], capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            packages = ", ".join(RUNTIME_PACKAGES)
+            raise ToolchainError(f"installing {packages} into {venv} failed:\n{done.stderr[-3000:]}")
+
+    return cached(cache / f"venv-python{python.version}-{digest(str(python.path), LOCK_FILE, INSTALL_LOCKED)}", make)

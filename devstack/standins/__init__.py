@@ -1,19 +1,8 @@
 """Local stand-ins of channel providers the local stack has none of: ``devstack/standins/<channel>.py``, optional.
 
-The local stack already stands in for SES (``devstack.providers``), SNS and Secrets Manager (moto) and HTTP
-endpoints (``devstack.receivers``). A channel whose sender needs more locally (a secret, a platform application,
-an endpoint) adds a module named after it with::
-
-    def prepare(local: Local) -> Prepared:
-        ...  # create what the sender needs: local.aws.client("secretsmanager"), local.receiver_url("/<channel>")
-        return Prepared(
-            environment={"<X>_SECRET_ID": "..."},  # the sender's environment locally, for the template's values
-            parameters={"<X>SecretArn": "arn:..."},  # the template's parameters locally (its role names them)
-        )
-
-The stack calls it once the local AWS and receivers run and before the functions start, gives the environment to
-that channel's sender function (also in ``env-vars.json`` for ``sam local invoke``) and the parameters to the
-template as the local stack deploys it (``devstack.permissions.local_parameters``: the sender's role).
+Such a module defines ``prepare(local: Local) -> Prepared``: it creates what its channel's sender needs locally
+(``local.aws.client(...)``, ``local.receiver_url("/<channel>")``) and answers the sender's local environment and
+the template parameters its role names. The stack calls it before the functions start (docs/adding-a-channel.md).
 """
 
 from __future__ import annotations
