@@ -203,7 +203,15 @@ def test_a_disabled_or_deleted_endpoint_is_permanent_and_named_in_the_reason(cod
 
 @pytest.mark.parametrize(
     "code",
-    ["InvalidParameter", "InvalidParameterValue", "AuthorizationError", "KMSDisabled", "KMSAccessDenied"],
+    # ParameterValueInvalid: the code botocore's model gives InvalidParameterValue (channels/sns.py, shared with SMS)
+    [
+        "InvalidParameter",
+        "InvalidParameterValue",
+        "ParameterValueInvalid",
+        "AuthorizationError",
+        "KMSDisabled",
+        "KMSAccessDenied",
+    ],
 )
 def test_other_sns_rejections_are_permanent(code):
     with pytest.raises(PermanentDeliveryError) as caught:

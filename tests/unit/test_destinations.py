@@ -4,7 +4,11 @@ refuses (422) a channel the caller has no destination for; moto's Secrets Manage
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,6 +27,7 @@ from tests.security.callers import new_caller, post
 from tests.support import MemoryPublisher, caller_id, sample_request
 
 OTHER = "other-shop"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class FakePost:
@@ -285,3 +290,17 @@ def test_channels_default_to_the_customers_addresses_whatever_destinations_the_c
     accepted = post(aws_resources.LOCAL_CALLER, body)
     assert accepted.status == 202
     assert accepted.json()["channels"] == sorted(c.value for c in Channel if address_of(c))
+
+
+def test_ingest_imports_no_secret_reading_at_init():
+    # Given a fresh interpreter with the ingest function's code, as Lambda starts an execution environment
+    path = os.pathsep.join(str(ROOT / part) for part in ("functions/ingest", "layers/shared/python"))
+    senders_only = ("aws_lambda_powertools.utilities.parameters", "boto3")
+    probe = f"import sys, ingest_handler; print(sorted(m for m in sys.modules if m.startswith({senders_only})))"
+
+    # When it imports the handler (the init phase)
+    env = {**os.environ, "PYTHONPATH": path}
+    loaded = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
+
+    # Then Powertools' parameters utility and boto3 are not loaded: only a sender reads destination secrets
+    assert loaded.stdout.strip() == "[]"

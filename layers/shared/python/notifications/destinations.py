@@ -11,6 +11,9 @@ the channel's (Slack ``{"url"}``, webhook ``{"url", "signing_keys"}``). Operator
   callers existed) has no destination: it is dead-lettered with that reason, never sent to somebody's destination.
 - Ingest never reads a secret's value: ``SecretsManagerDirectory`` asks DescribeSecret whether the caller's secret
   exists and is not scheduled for deletion (``DeletedDate``), and keeps the answer ``max_age`` seconds.
+
+Ingest imports this module (``DestinationSettings``, the directory) at init: what only a sender uses, Powertools'
+parameters utility and boto3 with it, is imported on first use.
 """
 
 from __future__ import annotations
@@ -21,13 +24,15 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel, StringConstraints
 
-from notifications.channels.secret import CachedSecret, SecretSource
 from notifications.env import EnvModel
 from notifications.errors import NotificationError, PermanentDeliveryError
+
+if TYPE_CHECKING:
+    from notifications.channels.secret import CachedSecret, SecretSource
 
 S = TypeVar("S", bound=BaseModel)
 
@@ -107,6 +112,9 @@ class CallerDestinations(Generic[S]):
         with self._lock:
             secret = self._secrets.get(caller)
             if secret is None:
+                # Powertools' parameters utility (and boto3 with it) loads here, in a sender, never in ingest.
+                from notifications.channels.secret import CachedSecret  # noqa: PLC0415
+
                 name = secret_name(self._prefix, self._channel, caller)
                 missing = f"caller {caller} has no {self._channel} destination (secret {name})"
                 secret = CachedSecret(self._source_factory(), name, self._model, max_age=self._max_age, missing=missing)

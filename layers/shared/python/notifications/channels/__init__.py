@@ -10,6 +10,10 @@ A channel package holds everything the channel is:
 - ``sender.py`` holds the provider adapter and ``create(settings, channel_settings) -> ChannelSender``; only the
   sender function of that channel imports it.
 - ``templates/<locale>/`` holds its texts.
+
+Beside them, what several channels share: ``base`` (the sender protocol, the recipient, rendering), ``sns`` (SNS
+``Publish`` and its errors), ``http`` (an HTTPS POST and its answer), ``destination_sender`` (a POST to each caller's
+own destination) and ``secret`` (a secret read through Powertools and cached).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""What a channel's sender module builds on: the sender protocol, its receipt, and template rendering.
+"""What a channel's sender module builds on: the sender protocol, its receipt, the recipient, template rendering.
 
 A sender module (``notifications.channels.<name>.sender``) provides the provider call and the classification of
 provider errors into ``TransientDeliveryError`` (retried) and ``PermanentDeliveryError`` (dead-lettered), and a
@@ -7,16 +7,19 @@ provider errors into ``TransientDeliveryError`` (retried) and ``PermanentDeliver
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from jinja2 import FileSystemLoader, StrictUndefined, select_autoescape
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+from pydantic import TypeAdapter, ValidationError
 
 from notifications.contracts.envelopes import ChannelMessage
-from notifications.registry import Channel
+from notifications.errors import PermanentDeliveryError
+from notifications.registry import Channel, spec
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,37 @@ class PreparesBatches(Protocol):
     def prepare(self, messages: Sequence[ChannelMessage]) -> None:
         """Called with the batch's messages before any of them is sent, and with ``()`` once the batch is done."""
         ...
+
+
+@cache
+def _address_type(channel: Channel) -> TypeAdapter[str]:
+    address = spec(channel).address
+    if address is None:
+        raise TypeError(f"the {channel} channel delivers to operator configuration, not to a customer address")
+    return TypeAdapter(address.annotation)
+
+
+def recipient(
+    channel: Channel,
+    message: ChannelMessage,
+    label: str,
+    *,
+    refusal: Callable[[str], str | None] | None = None,
+    noun: str = "address",
+) -> str:
+    """The message's recipient as the channel's address type (its ``AddressKind``) reads it: canonical form.
+
+    A permanent error ``invalid <label> recipient`` when it is no such address, and ``<label> recipient refused:
+    <noun> <reason>`` when ``refusal`` gives a reason not to send to it (ingest checks it too; this catches a record
+    queued before, or settings changed meanwhile)."""
+    try:
+        address = _address_type(channel).validate_python(message.recipient or "")
+    except ValidationError as exc:
+        raise PermanentDeliveryError(f"invalid {label} recipient") from exc
+    reason = None if refusal is None else refusal(address)
+    if reason is not None:
+        raise PermanentDeliveryError(f"{label} recipient refused: {noun} {reason}", provider_code="refused")
+    return address
 
 
 # The channel packages: a template is ``<channel>/templates/<locale>/<name>`` below it.

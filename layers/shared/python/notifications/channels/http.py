@@ -34,6 +34,7 @@ from email.utils import parsedate_to_datetime
 from typing import Literal
 from urllib.parse import SplitResult, urlsplit
 
+from notifications.destinations import DestinationSettings
 from notifications.errors import PermanentDeliveryError, TransientDeliveryError
 
 _MAX_ANSWER_BYTES = 64 * 1024
@@ -53,6 +54,13 @@ class HttpAnswer:
 
 # The deployment environment (template parameter Environment); only dev may deliver to non-public addresses.
 DeployEnvironment = Literal["dev", "staging", "prod"]
+
+
+class HttpChannelSettings(DestinationSettings):
+    """The settings of a channel posting to each caller's own destination (Slack, webhook)."""
+
+    # Only dev may post to loopback or private addresses (template parameter Environment).
+    environment: DeployEnvironment = "prod"
 
 
 def allows_private_targets(environment: DeployEnvironment) -> bool:

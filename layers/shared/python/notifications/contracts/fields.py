@@ -91,23 +91,15 @@ def _visible(value: str) -> str:
 
 Money = Annotated[str, Field(strict=True, json_schema_extra={"pattern": _MONEY.pattern}), AfterValidator(_money)]
 Currency = Annotated[str, Field(strict=True, json_schema_extra={"enum": sorted(ISO_4217)}), AfterValidator(_currency)]
-# Free text: NFC, no control/format/line-break characters, stripped, 1-200 characters (the limit applies after NFC),
-# something visible among them.
-Text = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
-    Field(json_schema_extra={"pattern": _TEXT_PATTERN}),
-    BeforeValidator(_clean_text),
-    AfterValidator(_visible),
+# What free text and names share: stripped, 1-200 characters (the limit applies after NFC), something visible among
+# them. Each adds its characters' rule (a BeforeValidator, so it runs first) and that rule's pattern for the document.
+_Printable = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), AfterValidator(_visible)
 ]
+# Free text: NFC, no control/format/line-break characters.
+Text = Annotated[_Printable, Field(json_schema_extra={"pattern": _TEXT_PATTERN}), BeforeValidator(_clean_text)]
 # A person's or a product's name: Text that may also hold the zero-width (non-)joiner.
-Name = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
-    Field(json_schema_extra={"pattern": _NAME_PATTERN}),
-    BeforeValidator(_clean_name),
-    AfterValidator(_visible),
-]
+Name = Annotated[_Printable, Field(json_schema_extra={"pattern": _NAME_PATTERN}), BeforeValidator(_clean_name)]
 # How many of an item: a positive whole number (2.0 counts as 2), at most 10,000.
 Quantity = Annotated[int, Field(strict=True, gt=0, le=10_000), BeforeValidator(_whole)]
 Locale = Literal["en", "de"]

@@ -6,11 +6,10 @@ from collections.abc import Collection, Sequence
 from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
-from pydantic import BaseModel, ValidationError
 
 from notifications import aws, feedback
-from notifications.channels.base import Receipt, render
-from notifications.channels.email import Email, EmailSettings
+from notifications.channels.base import Receipt, recipient, render
+from notifications.channels.email import EmailSettings
 from notifications.contracts.envelopes import ChannelMessage
 from notifications.errors import PermanentDeliveryError, TransientDeliveryError
 from notifications.observability import logger
@@ -36,10 +35,6 @@ _PERMANENT = frozenset(
 # A suppressed address (it bounced permanently or complained: notifications.suppression) is a permanent failure
 # with this reason, not a send.
 SUPPRESSED = "suppressed"
-
-
-class EmailRecipient(BaseModel):
-    address: Email
 
 
 class Suppressions(Protocol):
@@ -77,16 +72,13 @@ class EmailSender:
         self._checked = {address: address in suppressed for address in addresses}
 
     def send(self, message: ChannelMessage) -> Receipt:
-        try:
-            recipient = EmailRecipient(address=message.recipient or "")
-        except ValidationError as exc:
-            raise PermanentDeliveryError("invalid email recipient") from exc
-        if self._is_suppressed(message.recipient or "", recipient.address):
+        address = recipient(self.channel, message, "email")
+        if self._is_suppressed(message.recipient or "", address):
             raise PermanentDeliveryError(SUPPRESSED)
         locale = message.locale
         request: dict[str, Any] = {
             "FromEmailAddress": self._from,
-            "Destination": {"ToAddresses": [recipient.address]},
+            "Destination": {"ToAddresses": [address]},
             "Content": {
                 "Simple": {
                     "Subject": {"Data": render(self.channel, locale, "subject.txt", message), "Charset": "UTF-8"},

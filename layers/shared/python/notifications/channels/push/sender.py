@@ -33,37 +33,18 @@ Errors (https://docs.aws.amazon.com/sns/latest/api/API_Publish.html#API_Publish_
 from __future__ import annotations
 
 import json
+from functools import partial
 from typing import Any
-
-from pydantic import BaseModel, ValidationError
 
 from notifications import aws
 from notifications.channels import sns
-from notifications.channels.base import Receipt, render
-from notifications.channels.push import PushEndpoint, PushSettings, foreign_endpoint, platform_of
+from notifications.channels.base import Receipt, recipient, render
+from notifications.channels.push import PushSettings, foreign_endpoint, platform_of
 from notifications.contracts.envelopes import ChannelMessage
 from notifications.errors import PermanentDeliveryError
 from notifications.registry import Channel
 from notifications.settings import SenderSettings
 
-_THROTTLED = frozenset({"Throttled", "Throttling", "ThrottlingException", "KMSThrottling"})
-_PERMANENT = frozenset(
-    {
-        "EndpointDisabled",
-        "NotFound",
-        "PlatformApplicationDisabled",
-        "InvalidParameter",
-        "InvalidParameterValue",
-        "ValidationException",
-        "AuthorizationError",
-        "InvalidSecurity",
-        "KMSDisabled",
-        "KMSInvalidState",
-        "KMSNotFound",
-        "KMSOptInRequired",
-        "KMSAccessDenied",
-    }
-)
 # What a permanent error says about the endpoint: the reason the channel's status records.
 ENDPOINT_STATES = {
     "EndpointDisabled": "push endpoint disabled: the push service reported its device token invalid "
@@ -94,34 +75,25 @@ def apns_payload(title: str, body: str, data: dict[str, str]) -> dict[str, Any]:
 PLATFORMS = {"GCM": fcm_payload, "APNS": apns_payload, "APNS_SANDBOX": apns_payload}
 
 
-class PushRecipient(BaseModel):
-    endpoint: PushEndpoint
-
-
 class PushSender:
     channel = Channel("push")
 
     def __init__(self, config: PushSettings, sns: Any) -> None:
         self._config = config
+        self._refusal = partial(foreign_endpoint, settings=config)
         self._sns = sns
 
     def request(self, message: ChannelMessage) -> dict[str, Any]:
         """The SNS ``Publish`` arguments for ``message``."""
-        try:
-            recipient = PushRecipient(endpoint=message.recipient or "")
-        except ValidationError as exc:
-            raise PermanentDeliveryError("invalid push recipient") from exc
-        reason = foreign_endpoint(recipient.endpoint, self._config)
-        if reason is not None:  # checked at ingest too; a record already queued, or settings changed meanwhile
-            raise PermanentDeliveryError(f"push recipient refused: endpoint {reason}", provider_code="refused")
-        platform = platform_of(recipient.endpoint)
+        endpoint = recipient(self.channel, message, "push", refusal=self._refusal, noun="endpoint")
+        platform = platform_of(endpoint)
         title = render(self.channel, message.locale, "title.txt", message)
         body = render(self.channel, message.locale, "body.txt", message)
         data = {"notification_id": str(message.notification_id), "order_id": message.purchase.order_id}
         payload = PLATFORMS[platform](title, body, data)
         structured = {"default": body, platform: json.dumps(payload, ensure_ascii=False, separators=(",", ":"))}
         return {
-            "TargetArn": recipient.endpoint,
+            "TargetArn": endpoint,
             "MessageStructure": "json",
             "Message": json.dumps(structured, ensure_ascii=False, separators=(",", ":")),
             "MessageAttributes": {
@@ -132,7 +104,7 @@ class PushSender:
     def send(self, message: ChannelMessage) -> Receipt:
         request = self.request(message)
         try:
-            return sns.publish(self._sns, request, permanent=_PERMANENT, throttled=_THROTTLED)
+            return sns.publish(self._sns, request)
         except PermanentDeliveryError as error:
             if error.provider_code not in ENDPOINT_STATES:
                 raise

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from notifications.channels.http import DeployEnvironment
-from notifications.destinations import DestinationSettings
+from notifications.channels.http import HttpChannelSettings
 from notifications.registry import ChannelSpec
 
 
-class SlackSettings(DestinationSettings):
-    # Each caller's destination (notifications.destinations): the secret
-    # ``<destination_secret_prefix>/slack/<caller id>``, ``{"url": "https://hooks.slack.com/..."}``.
-    # Only dev may post to loopback or private addresses (template parameter Environment).
-    environment: DeployEnvironment = "prod"
+class SlackSettings(HttpChannelSettings):
+    """Each caller's destination (notifications.destinations) is the secret
+    ``<destination_secret_prefix>/slack/<caller id>``, ``{"url": "https://hooks.slack.com/..."}``."""
 
 
 CHANNEL = ChannelSpec(settings=SlackSettings)

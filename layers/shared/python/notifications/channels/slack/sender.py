@@ -9,15 +9,13 @@ Texts come from ``templates/<locale>/``: ``header.txt`` (plain text), ``body.mrk
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict
-
-from notifications.channels import http
 from notifications.channels.base import Receipt, escape_mrkdwn, render
+from notifications.channels.destination_sender import Destination, DestinationSender
+from notifications.channels.http import HttpAnswer
 from notifications.channels.slack import SlackSettings
 from notifications.contracts.envelopes import ChannelMessage
-from notifications.destinations import CallerDestinations, caller_destinations
 from notifications.registry import Channel
 from notifications.settings import SenderSettings
 
@@ -26,12 +24,8 @@ _HEADER_MAX = 150
 _TEXT_MAX = 3000
 
 
-class SlackTarget(BaseModel):
-    """The secret's content."""
-
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
-    url: Annotated[str, AfterValidator(http.check_url_form)]
+class SlackTarget(Destination):
+    """The secret's content: the incoming webhook's URL."""
 
 
 def _cut(text: str, limit: int) -> str:
@@ -60,36 +54,17 @@ def slack_message(message: ChannelMessage) -> dict[str, Any]:
     }
 
 
-class SlackSender:
+class SlackSender(DestinationSender[SlackTarget]):
     channel = Channel("slack")
+    destination = SlackTarget
 
-    def __init__(
-        self,
-        settings: SenderSettings,
-        targets: CallerDestinations[SlackTarget],
-        post: http.Post = http.post,
-        *,
-        allow_private: bool = False,
-    ) -> None:
-        self._timeout = settings.provider_timeout_seconds
-        self._targets = targets
-        self._post = post
-        self._allow_private = allow_private
+    def body(self, message: ChannelMessage) -> bytes:
+        return json.dumps(slack_message(message), ensure_ascii=False).encode()
 
-    def send(self, message: ChannelMessage) -> Receipt:
-        target = self._targets.of(message.caller)  # the caller's own channel, never another's
-        body = json.dumps(slack_message(message), ensure_ascii=False).encode()
-
-        def deliver(destination: SlackTarget) -> Receipt:
-            answer = self._post(
-                destination.url, body, {}, timeout=self._timeout, provider="slack", allow_private=self._allow_private
-            )
-            # Incoming webhooks answer "ok" and no message id; Slack's request id is what support can trace.
-            return Receipt(provider_message_id=answer.headers.get("x-slack-req-id"))
-
-        return target.call(deliver)
+    def receipt(self, answer: HttpAnswer) -> Receipt:
+        # Incoming webhooks answer "ok" and no message id; Slack's request id is what support can trace.
+        return Receipt(provider_message_id=answer.headers.get("x-slack-req-id"))
 
 
 def create(settings: SenderSettings, config: SlackSettings) -> SlackSender:
-    targets = caller_destinations(config, SlackSender.channel.value, SlackTarget)
-    return SlackSender(settings, targets, allow_private=http.allows_private_targets(config.environment))
+    return SlackSender.create(settings, config)

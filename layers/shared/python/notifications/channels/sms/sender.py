@@ -13,17 +13,15 @@ a permanent error and never reaches SNS.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Literal
-
-from pydantic import BaseModel, ValidationError
 
 from notifications import aws
 from notifications.channels import sns
-from notifications.channels.base import Receipt, render
-from notifications.channels.sms import Phone, SmsSettings
+from notifications.channels.base import Receipt, recipient, render
+from notifications.channels.sms import SmsSettings
 from notifications.channels.sms.numbers import refusal
 from notifications.contracts.envelopes import ChannelMessage
-from notifications.errors import PermanentDeliveryError
 from notifications.registry import Channel
 from notifications.settings import SenderSettings
 
@@ -38,27 +36,6 @@ Encoding = Literal["GSM-7", "UCS-2"]
 _SINGLE = {"GSM-7": 160, "UCS-2": 70}
 _PART = {"GSM-7": 153, "UCS-2": 67}
 _ELLIPSIS = {"GSM-7": "...", "UCS-2": "…"}
-
-# SNS Publish errors (botocore's service model); everything else, 5xx and BotoCoreError are retried.
-# Throttling: SNS ``Throttled`` (https://docs.aws.amazon.com/sns/latest/api/API_Publish.html#API_Publish_Errors)
-_THROTTLED = frozenset({"Throttled", "Throttling", "ThrottlingException"})
-_PERMANENT = frozenset(
-    {
-        "InvalidParameter",
-        "InvalidParameterValue",
-        "ParameterValueInvalid",
-        "ValidationException",
-        "NotFound",
-        "EndpointDisabled",
-        "AuthorizationError",
-        "InvalidSecurity",
-        "KMSDisabled",
-        "KMSInvalidState",
-        "KMSNotFound",
-        "KMSOptInRequired",
-        "KMSAccessDenied",
-    }
-)
 
 
 def sms_encoding(text: str) -> Encoding:
@@ -115,36 +92,26 @@ def fit_sms(text: str, max_parts: int) -> SmsText:
     return SmsText(cut, encoding, sms_parts(cut, encoding), truncated=True)
 
 
-class SmsRecipient(BaseModel):
-    number: Phone
-
-
 class SmsSender:
     channel = Channel("sms")
 
     def __init__(self, config: SmsSettings, sns: Any) -> None:
         self._sender_id = config.sms_sender_id
         self._max_parts = config.sms_max_parts
-        self._allowed_countries = config.sms_allowed_countries
+        self._refusal = partial(refusal, allowed_countries=config.sms_allowed_countries)
         self._sns = sns
 
     def request(self, message: ChannelMessage) -> dict[str, Any]:
         """The SNS ``Publish`` arguments for ``message``."""
-        try:
-            recipient = SmsRecipient(number=message.recipient or "")
-        except ValidationError as exc:
-            raise PermanentDeliveryError("invalid SMS recipient") from exc
-        reason = refusal(recipient.number, self._allowed_countries)
-        if reason is not None:
-            raise PermanentDeliveryError(f"SMS recipient refused: number {reason}", provider_code="refused")
+        number = recipient(self.channel, message, "SMS", refusal=self._refusal, noun="number")
         text = fit_sms(render(self.channel, message.locale, "message.txt", message), self._max_parts)
         attributes = {"AWS.SNS.SMS.SMSType": {"DataType": "String", "StringValue": "Transactional"}}
         if self._sender_id:
             attributes["AWS.SNS.SMS.SenderID"] = {"DataType": "String", "StringValue": self._sender_id}
-        return {"PhoneNumber": recipient.number, "Message": text.text, "MessageAttributes": attributes}
+        return {"PhoneNumber": number, "Message": text.text, "MessageAttributes": attributes}
 
     def send(self, message: ChannelMessage) -> Receipt:
-        return sns.publish(self._sns, self.request(message), permanent=_PERMANENT, throttled=_THROTTLED)
+        return sns.publish(self._sns, self.request(message))
 
 
 def create(settings: SenderSettings, config: SmsSettings) -> SmsSender:

@@ -29,15 +29,16 @@ from collections.abc import Callable, Sequence
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr
+from pydantic import AfterValidator, ConfigDict, Field, SecretStr
 
 from notifications.channels import http
-from notifications.channels.base import Receipt, render
+from notifications.channels.base import render
+from notifications.channels.destination_sender import Destination, DestinationSender
 from notifications.channels.webhook import WebhookSettings
 from notifications.contracts.api import Purchase
 from notifications.contracts.envelopes import ChannelMessage
 from notifications.contracts.fields import Contract, Locale
-from notifications.destinations import CallerDestinations, caller_destinations
+from notifications.destinations import CallerDestinations
 from notifications.registry import Channel
 from notifications.settings import SenderSettings
 
@@ -66,12 +67,9 @@ def _signing_key(secret: SecretStr) -> SecretStr:
     return secret
 
 
-class WebhookTarget(BaseModel):
+class WebhookTarget(Destination):
     """The secret's content: where to post, and the keys to sign with (two while a new key is rolled out)."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
-    url: Annotated[str, AfterValidator(http.check_url_form)]
     signing_keys: Annotated[list[Annotated[SecretStr, AfterValidator(_signing_key)]], Field(min_length=1, max_length=3)]
 
     def keys(self) -> list[bytes]:
@@ -114,8 +112,9 @@ def signature(keys: Sequence[bytes], message_id: str, timestamp: int, body: byte
     return " ".join("v1," + base64.b64encode(hmac.new(key, content, hashlib.sha256).digest()).decode() for key in keys)
 
 
-class WebhookSender:
+class WebhookSender(DestinationSender[WebhookTarget]):
     channel = Channel("webhook")
+    destination = WebhookTarget
 
     def __init__(
         self,
@@ -126,37 +125,22 @@ class WebhookSender:
         *,
         allow_private: bool = False,
     ) -> None:
-        self._timeout = settings.provider_timeout_seconds
-        self._targets = targets
-        self._post = post
+        super().__init__(settings, targets, post, allow_private=allow_private)
         self._clock = clock
-        self._allow_private = allow_private
 
-    def send(self, message: ChannelMessage) -> Receipt:
-        target = self._targets.of(message.caller)  # the caller's own endpoint and keys, never another's
-        body = WebhookPayload.of(message).model_dump_json(by_alias=True).encode()
+    def body(self, message: ChannelMessage) -> bytes:
+        return WebhookPayload.of(message).model_dump_json(by_alias=True).encode()
 
-        def deliver(destination: WebhookTarget) -> Receipt:
-            timestamp, message_id = int(self._clock()), message.delivery_key
-            headers = {
-                ID_HEADER: message_id,
-                TIMESTAMP_HEADER: str(timestamp),
-                SIGNATURE_HEADER: signature(destination.keys(), message_id, timestamp, body),
-                IDEMPOTENCY_HEADER: message_id,
-            }
-            self._post(
-                destination.url,
-                body,
-                headers,
-                timeout=self._timeout,
-                provider="webhook",
-                allow_private=self._allow_private,
-            )
-            return Receipt(provider_message_id=None)
-
-        return target.call(deliver)
+    def headers(self, message: ChannelMessage, destination: WebhookTarget, body: bytes) -> dict[str, str]:
+        """Signed now, with the destination's keys: a retry with a rotated key signs again."""
+        timestamp, message_id = int(self._clock()), message.delivery_key
+        return {
+            ID_HEADER: message_id,
+            TIMESTAMP_HEADER: str(timestamp),
+            SIGNATURE_HEADER: signature(destination.keys(), message_id, timestamp, body),
+            IDEMPOTENCY_HEADER: message_id,
+        }
 
 
 def create(settings: SenderSettings, config: WebhookSettings) -> WebhookSender:
-    targets = caller_destinations(config, WebhookSender.channel.value, WebhookTarget)
-    return WebhookSender(settings, targets, allow_private=http.allows_private_targets(config.environment))
+    return WebhookSender.create(settings, config)
