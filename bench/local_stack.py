@@ -59,7 +59,7 @@ def machine_busy_seconds() -> float:
 
 
 BENCHMARK = "benchmark clients"
-STACK_PROCESS = "stack process (local SES, SNS hook, receivers, viewer feed)"
+STACK_PROCESS = "stack process (local SES, SNS hook, receivers)"
 
 
 def cpu_group(name: str) -> str:
@@ -239,7 +239,7 @@ def drive(stack: LocalStack, count: int, concurrency: int, rate: float, timeout:
         group = cpu_group(name)
         run.cpu[group] = run.cpu.get(group, 0.0) + cpu_seconds(pid) - cpu_before[name]
     # This process is the benchmark's clients and reader of the logs (their threads' CPU, counted above) and the
-    # stack itself: the local SES, the SNS hook, the Slack and webhook receivers and the viewer's feed.
+    # stack itself: the local SES, the SNS hook, the Slack and webhook receivers.
     run.cpu[BENCHMARK] = run.client_cpu
     run.cpu[STACK_PROCESS] = time.process_time() - own_before - run.client_cpu
     others = machine_busy_seconds() - busy_before - sum(run.cpu.values())

@@ -214,7 +214,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     if args.ready_fd is not None:
-        # Started by the local stack: Ctrl-C reaches the whole process group, and the stack stops us in order.
+        # Started by the local stack (in a process group of our own: devstack.processes): the stack stops us in
+        # order, with SIGTERM; a SIGINT sent to us alone is not a stop.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     else:
         signal.signal(signal.SIGINT, on_signal)
