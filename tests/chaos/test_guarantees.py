@@ -7,7 +7,7 @@
 
 Then, per notification and requested channel, the receivers are counted: delivered at least once (expect every
 one) and delivered more than once (expect none). The same run's logs are searched for every customer address
-(the PII check). ``CHAOS_NOTIFICATIONS`` sets the count (default 3000).
+(the PII check). ``CHAOS_NOTIFICATIONS`` sets the count (default 2000).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from devstack.stack import LocalStack
 from notifications.registry import Channel
 from tests.support import access_archive, isolated_stack_config, sample_request
 
-COUNT = int(os.environ.get("CHAOS_NOTIFICATIONS", "3000"))
+COUNT = int(os.environ.get("CHAOS_NOTIFICATIONS", "2000"))
 CHANNELS = [channel.value for channel in Channel]
 CLIENTS = 8
 FAULT_RATE = 0.3

@@ -1,6 +1,6 @@
 """A fair share of a channel's rate between callers, against the real broker: caller A posts ten times caller B's
-volume on a webhook channel limited to 20 messages per second, and B's messages still arrive within twice the time
-they take alone; A's all arrive, nothing is dead-lettered, nothing is sent twice.
+volume on a webhook channel limited to 20 messages per second, and B's messages still arrive within 2.5 times the
+time they take alone and before A is half done; A's all arrive, nothing is dead-lettered, nothing is sent twice.
 
 The sender is the webhook sender function (``sender_handler``) behind the local event-source mapping, with the
 template's trigger settings (batch size, batching window, partial batch responses); the provider stand-in is the
@@ -141,9 +141,11 @@ def test_a_caller_posting_ten_times_the_volume_does_not_hold_up_the_other(kafka_
         f"B alone {b_alone:.2f} s, B next to A {b_with_a:.2f} s, A's last {a_done:.2f} s, yields {len(written) - len(callers)}"
     )
 
-    # Then B's messages all arrived within twice the time they took alone
-
-    assert b_with_a <= 2 * b_alone
+    # Then B's messages all arrived long before A's: without the fair share B's last record waits behind A's in the
+    # partition and arrives with A's last (about 4-5 times B's time alone); with it, within 2.5 times its time alone
+    # (1.5-1.6 times on a quiet machine: the margin is for a loaded one, where B's short time alone varies most)
+    assert b_with_a <= 2.5 * b_alone
+    assert b_with_a <= a_done / 2
     # And every message of A arrived too, each exactly once (no second request, no repeated idempotency key)
     arrived = Counter(d.headers.get("idempotency-key") for d in receiver.deliveries())
     assert set(arrived) == set(both) and set(arrived.values()) == {1}
