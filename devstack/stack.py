@@ -420,7 +420,7 @@ class LocalStack(Lifecycle):
         )
         if self.config.viewer:
             self.start_viewer()
-        (self.data_dir / "stack.json").write_text(json.dumps(asdict(self.info), indent=2) + "\n")
+        self._write_info()
         self._supervisor = threading.Thread(target=self._supervise, name="supervisor", daemon=True)
         self._supervisor.start()
         if self.config.functions:
@@ -621,7 +621,13 @@ class LocalStack(Lifecycle):
             self.viewer = importlib.import_module("viewer").start(self)
             self.progress(f"viewer: {self.viewer.url} (notifications, what each provider received, dead letters)")
             self.info.viewer_url = self.viewer.url
+            self._write_info()
         return self.info.viewer_url
+
+    def _write_info(self) -> None:
+        """``stack.json``: where everything listens (``StackInfo.read``), the viewer's address once it runs."""
+        assert self.info is not None
+        (self.data_dir / "stack.json").write_text(json.dumps(asdict(self.info), indent=2) + "\n")
 
     def _log_delivery(self, delivery: Any) -> None:
         with (self.logs_dir / "receivers.log").open("a") as log:
